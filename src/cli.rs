@@ -1,0 +1,175 @@
+//! Command-line interface: argument parsing and the offline commands.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::keyfile::load_public_keys;
+use crate::paysera::{
+    build_payment_request, Environment, KeySet, Policy, Project, RequestParams, Verifier,
+    SPEC_VERSION,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "payhook",
+    version,
+    about = "A strict, durable receiver for Paysera payment callbacks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify and decode one callback offline; prints its fields as JSON.
+    Verify(VerifyArgs),
+    /// Print a signed payment URL for the given request fields.
+    PaymentUrl(PaymentUrlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The gateway project id the callback must belong to.
+    #[arg(long, env = "PAYSERA_PROJECT_ID")]
+    pub project_id: Option<u64>,
+    /// The project password (needed for ss1, encrypted callbacks and legacy _ss1).
+    #[arg(long, env = "PAYSERA_PROJECT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// PEM file(s) with the gateway's public key: PUBLIC KEY, RSA PUBLIC KEY or
+    /// CERTIFICATE (default: Paysera's production key, compiled in).
+    #[arg(
+        long = "public-key",
+        env = "PAYSERA_PUBLIC_KEY_FILE",
+        value_delimiter = ','
+    )]
+    pub public_keys: Vec<PathBuf>,
+    /// Accept a callback without RSA signature on a valid ss1 (legacy: _ss1v2/_ss1).
+    #[arg(long)]
+    pub accept_ss1: bool,
+    /// Require every signature present to verify, ss1 included.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the SHA-256 fingerprint of each configured key.
+    #[arg(long)]
+    pub show_key: bool,
+    /// The callback's query string, or its whole URL; `-` reads it from stdin.
+    pub query_or_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PaymentUrlArgs {
+    #[arg(long, env = "PAYSERA_PROJECT_ID")]
+    pub project_id: u64,
+    #[arg(long, env = "PAYSERA_PROJECT_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Use the gateway's sandbox instead of production.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Print {"data", "sign", "url"} instead of the bare URL.
+    #[arg(long)]
+    pub json: bool,
+    /// The `version` the request states.
+    #[arg(long = "spec-version", default_value = SPEC_VERSION)]
+    pub spec_version: String,
+    /// Request fields as key=value, in the order they go into `data`.
+    #[arg(value_parser = parse_key_value, required = true)]
+    pub fields: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+/// Exit codes: 0 accepted, 1 rejected, 2 usage or configuration error.
+pub fn verify(args: VerifyArgs) -> ExitCode {
+    let keys = if args.public_keys.is_empty() {
+        KeySet::paysera_production()
+    } else {
+        match load_public_keys(&args.public_keys) {
+            Ok(keys) => keys,
+            Err(e) => return usage_error(&e.to_string()),
+        }
+    };
+    if args.show_key {
+        for key in keys.keys() {
+            println!("rsa-{} sha256:{}", key.bits(), key.fingerprint());
+        }
+        if args.query_or_url.is_none() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let Some(project_id) = args.project_id else {
+        return usage_error("--project-id (or PAYSERA_PROJECT_ID) is required");
+    };
+    let input = match args.query_or_url.as_deref() {
+        None => return usage_error("give the callback's query string or URL (or - for stdin)"),
+        Some("-") => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return usage_error(&format!("cannot read stdin: {e}"));
+            }
+            text
+        }
+        Some(text) => text.to_string(),
+    };
+    let project = Project::new(project_id, args.password.map(SecretString::from));
+    let policy = Policy {
+        accept_ss1: args.accept_ss1,
+        strict: args.strict,
+    };
+    let verifier = match Verifier::new(vec![project], keys, policy) {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    match verifier.verify(&RequestParams::from_query_or_url(&input)) {
+        Ok(callback) => match serde_json::to_string(callback.fields()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(&format!("cannot print fields: {e}")),
+        },
+        Err(e) if e.is_configuration() => usage_error(&e.to_string()),
+        Err(e) => {
+            eprintln!("rejected: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn payment_url(args: PaymentUrlArgs) -> ExitCode {
+    let request = match build_payment_request(
+        args.project_id,
+        &args.password,
+        &args.fields,
+        &args.spec_version,
+    ) {
+        Ok(r) => r,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let env = if args.sandbox {
+        Environment::Sandbox
+    } else {
+        Environment::Production
+    };
+    let url = request.url(env);
+    if args.json {
+        let out = serde_json::json!({"data": request.data, "sign": request.sign, "url": url});
+        println!("{out}");
+    } else {
+        println!("{url}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,292 @@
+//! A callback whose authenticity has been proven, with its fields typed.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use sha2::{Digest, Sha256};
+
+use super::{Amount, Currency, Status};
+
+/// How the callback proved it came from the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// `ss1`: MD5 of `data` and the project password (only under `accept_ss1`).
+    Ss1,
+    /// `ss2`: RSA PKCS#1 v1.5 with SHA-1 over `data`.
+    Ss2,
+    /// `ss3`: RSA PKCS#1 v1.5 with SHA-256 over `data`.
+    Ss3,
+    /// Encrypted `data` that AES-256-GCM authenticated with the project password.
+    Aes256Gcm,
+    /// Legacy 1.x `_ss2`: RSA with SHA-1 over the `wp_` values.
+    LegacySs2,
+    /// Legacy 1.5 `_ss1v2` (only under `accept_ss1`).
+    LegacySs1v2,
+    /// Legacy 1.2–1.4 `_ss1` (only under `accept_ss1`).
+    LegacySs1,
+}
+
+impl Proof {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proof::Ss1 => "ss1",
+            Proof::Ss2 => "ss2",
+            Proof::Ss3 => "ss3",
+            Proof::Aes256Gcm => "aes-256-gcm",
+            Proof::LegacySs2 => "_ss2",
+            Proof::LegacySs1v2 => "_ss1v2",
+            Proof::LegacySs1 => "_ss1",
+        }
+    }
+
+    pub fn is_legacy(self) -> bool {
+        matches!(
+            self,
+            Proof::LegacySs2 | Proof::LegacySs1v2 | Proof::LegacySs1
+        )
+    }
+}
+
+/// Macro (bank, card…) or micro (SMS keyword) payment, as the library tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    Macro,
+    Micro,
+}
+
+impl PaymentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentKind::Macro => "macro",
+            PaymentKind::Micro => "micro",
+        }
+    }
+}
+
+/// A decoded field: text, or (only from hostile or odd input) a PHP array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    Text(String),
+    List(Fields),
+}
+
+/// Every decoded field in the order received, unknown ones included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(String, FieldValue)>);
+
+impl Fields {
+    pub fn new(entries: Vec<(String, FieldValue)>) -> Self {
+        Fields(entries)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&FieldValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets a field, keeping its position when it already exists (PHP assignment).
+    pub fn set(&mut self, name: &str, value: FieldValue) {
+        match self.0.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.get(name)? {
+            FieldValue::Text(t) => Some(t),
+            FieldValue::List(_) => None,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FieldValue)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            match v {
+                FieldValue::Text(t) => map.serialize_entry(k, t)?,
+                FieldValue::List(l) => map.serialize_entry(k, l)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// A field the gateway defines held a value of the wrong shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field {field} is malformed: {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+/// A callback proven authentic by the protocol core; nothing else can make one.
+#[derive(Debug, Clone)]
+pub struct VerifiedCallback {
+    project_id: String,
+    proof: Proof,
+    kind: PaymentKind,
+    fields: Fields,
+    content: Vec<u8>,
+    orderid: Option<String>,
+    status: Option<Status>,
+    test: bool,
+    amount: Option<Amount>,
+    currency: Option<Currency>,
+    payamount: Option<Amount>,
+    paycurrency: Option<Currency>,
+    refund_amount: Option<Amount>,
+    refund_currency: Option<Currency>,
+}
+
+impl VerifiedCallback {
+    /// Types the fields the gateway defines; `content` is the verified bytes that
+    /// identify this callback (the decoded or decrypted query, or the legacy values).
+    pub(crate) fn new(
+        project_id: String,
+        proof: Proof,
+        kind: PaymentKind,
+        fields: Fields,
+        content: Vec<u8>,
+    ) -> Result<Self, FieldError> {
+        Ok(Self {
+            orderid: text_field(&fields, "orderid")?.map(str::to_string),
+            status: parsed(&fields, "status", Status::parse, "not a status code")?,
+            test: match text_field(&fields, "test")? {
+                None | Some("") | Some("0") => false,
+                Some("1") => true,
+                Some(_) => {
+                    return Err(FieldError {
+                        field: "test",
+                        reason: "neither 0 nor 1",
+                    })
+                }
+            },
+            amount: amount(&fields, "amount")?,
+            currency: currency(&fields, "currency")?,
+            payamount: amount(&fields, "payamount")?,
+            paycurrency: currency(&fields, "paycurrency")?,
+            refund_amount: amount(&fields, "refund_amount")?,
+            refund_currency: currency(&fields, "refund_currency")?,
+            project_id,
+            proof,
+            kind,
+            fields,
+            content,
+        })
+    }
+
+    /// The configured project this callback belongs to.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    pub fn proof(&self) -> Proof {
+        self.proof
+    }
+    pub fn kind(&self) -> PaymentKind {
+        self.kind
+    }
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+    pub fn orderid(&self) -> Option<&str> {
+        self.orderid.as_deref()
+    }
+    pub fn status(&self) -> Option<Status> {
+        self.status
+    }
+    pub fn is_test(&self) -> bool {
+        self.test
+    }
+    pub fn amount(&self) -> Option<Amount> {
+        self.amount
+    }
+    pub fn currency(&self) -> Option<&Currency> {
+        self.currency.as_ref()
+    }
+    pub fn payamount(&self) -> Option<Amount> {
+        self.payamount
+    }
+    pub fn paycurrency(&self) -> Option<&Currency> {
+        self.paycurrency.as_ref()
+    }
+    pub fn refund_amount(&self) -> Option<Amount> {
+        self.refund_amount
+    }
+    pub fn refund_currency(&self) -> Option<&Currency> {
+        self.refund_currency.as_ref()
+    }
+    /// The verified bytes the identity is computed over.
+    pub fn content(&self) -> &[u8] {
+        &self.content
+    }
+
+    /// Project plus SHA-256 of the verified content: the same callback delivered
+    /// again (a retry, a re-trigger, a replay) has the same identity.
+    pub fn identity(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.project_id.as_bytes());
+        h.update([0]);
+        h.update(&self.content);
+        h.finalize().into()
+    }
+}
+
+fn text_field<'a>(fields: &'a Fields, name: &'static str) -> Result<Option<&'a str>, FieldError> {
+    match fields.get(name) {
+        None => Ok(None),
+        Some(FieldValue::Text(t)) => Ok(Some(t)),
+        Some(FieldValue::List(_)) => Err(FieldError {
+            field: name,
+            reason: "an array, not a value",
+        }),
+    }
+}
+
+/// An empty value counts as absent (the gateway sends `lang=` and the like).
+fn parsed<T, E>(
+    fields: &Fields,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, E>,
+    reason: &'static str,
+) -> Result<Option<T>, FieldError> {
+    match text_field(fields, name)? {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text).map(Some).map_err(|_| FieldError {
+            field: name,
+            reason,
+        }),
+    }
+}
+
+fn amount(fields: &Fields, name: &'static str) -> Result<Option<Amount>, FieldError> {
+    parsed(
+        fields,
+        name,
+        Amount::parse,
+        "not a whole number of minor units",
+    )
+}
+
+fn currency(fields: &Fields, name: &'static str) -> Result<Option<Currency>, FieldError> {
+    parsed(
+        fields,
+        name,
+        Currency::parse,
+        "not a three-letter currency code",
+    )
+}

@@ -1,0 +1,118 @@
+//! Why a callback was not accepted, precisely enough to act on.
+
+use crate::domain::FieldError;
+
+/// The signature (or proof) a rejection is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureParam {
+    Ss1,
+    Ss2,
+    Ss3,
+    LegacySs1,
+    LegacySs1v2,
+    LegacySs2,
+}
+
+impl std::fmt::Display for SignatureParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SignatureParam::Ss1 => "ss1",
+            SignatureParam::Ss2 => "ss2",
+            SignatureParam::Ss3 => "ss3",
+            SignatureParam::LegacySs1 => "_ss1",
+            SignatureParam::LegacySs1v2 => "_ss1v2",
+            SignatureParam::LegacySs2 => "_ss2",
+        })
+    }
+}
+
+/// The small fixed set rejections are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectClass {
+    Signature,
+    Decoding,
+    Project,
+    Malformed,
+}
+
+impl RejectClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectClass::Signature => "signature",
+            RejectClass::Decoding => "decoding",
+            RejectClass::Project => "project",
+            RejectClass::Malformed => "malformed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    #[error("missing data")]
+    MissingData,
+    #[error("parameter {0} is not a single value")]
+    NotAValue(String),
+    #[error("bad base64 in {0}")]
+    BadBase64(&'static str),
+    #[error("no RSA signature (ss2 or ss3); ss1 alone is not accepted")]
+    NoRsaSignature,
+    #[error("legacy callback has no _ss2 signature; _ss1 alone is not accepted")]
+    NoLegacyRsaSignature,
+    #[error("no signature to check")]
+    NoSignature,
+    #[error("{0} signature does not verify")]
+    SignatureMismatch(SignatureParam),
+    #[error("decryption failed")]
+    DecryptionFailed,
+    #[error("projectid missing")]
+    ProjectMissing,
+    #[error("projectid {0} is not configured")]
+    ProjectNotConfigured(String),
+    #[error("field {0} is not valid UTF-8")]
+    NotUtf8(String),
+    #[error(transparent)]
+    Malformed(#[from] FieldError),
+    /// Not the callback's fault: the check needs a password nobody configured.
+    #[error("the project password is needed to check {0}")]
+    PasswordNeeded(&'static str),
+}
+
+impl CallbackError {
+    pub fn class(&self) -> RejectClass {
+        use CallbackError::*;
+        match self {
+            MissingData | NotAValue(_) | Malformed(_) => RejectClass::Malformed,
+            BadBase64(_) | NotUtf8(_) => RejectClass::Decoding,
+            NoRsaSignature | NoLegacyRsaSignature | NoSignature | SignatureMismatch(_)
+            | DecryptionFailed | PasswordNeeded(_) => RejectClass::Signature,
+            ProjectMissing | ProjectNotConfigured(_) => RejectClass::Project,
+        }
+    }
+
+    /// A configuration problem on our side rather than a bad callback.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, CallbackError::PasswordNeeded(_))
+    }
+}
+
+/// Shortens and escapes text that came from the request before it goes into a
+/// message, so a hostile value cannot flood or forge a log line.
+pub(crate) fn printable(bytes: &[u8]) -> String {
+    const MAX: usize = 40;
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > MAX {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,633 @@
+//! Throw-away PostgreSQL for integration tests.
+//!
+//! Every test binary gets at most one private cluster, started lazily by the
+//! first test that asks for a database and shared by all tests of that process
+//! (cargo runs them on parallel threads; nextest runs one process per test, so
+//! there each test gets its own cluster). Tests isolate themselves by taking a
+//! brand-new database from [`fresh_database`] instead of sharing one.
+//!
+//! If `TEST_DATABASE_URL` is set, databases are created on that server instead
+//! and no cluster is started (unless a test calls [`cluster`] explicitly).
+//!
+//! Nothing here skips silently: a missing binary or a failed `initdb` panics
+//! with the tool's output and the server log, so a red CI run explains itself.
+#![allow(dead_code)]
+
+use std::env;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{self, Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+/// Environment variable naming an existing server to create test databases on.
+pub const EXTERNAL_URL_VAR: &str = "TEST_DATABASE_URL";
+
+/// The superuser `initdb` creates; also the OS account used when we are root.
+const SUPERUSER: &str = "postgres";
+
+/// Seconds `pg_ctl -w` waits for the server before giving up.
+const PG_CTL_TIMEOUT_SECS: &str = "60";
+
+/// Alias kept for callers that think of the cluster as a handle.
+pub type ClusterHandle = Cluster;
+
+/// Returns the URL of a brand-new, empty database that no other test uses.
+///
+/// Created on `TEST_DATABASE_URL`'s server when that is set, otherwise on this
+/// process's private cluster (started on first use).
+pub fn fresh_database() -> String {
+    let name = unique_database_name();
+    match external_url() {
+        Some(base) => {
+            // The URL's own database is only a place to run CREATE DATABASE from.
+            let sql = format!("CREATE DATABASE \"{name}\"");
+            if let Err(err) = psql(&base, &sql) {
+                panic!("cannot create test database {name} on {EXTERNAL_URL_VAR}: {err}");
+            }
+            url_with_database(&base, &name)
+        }
+        None => {
+            let cluster = cluster();
+            cluster.create_database(&name);
+            cluster.url(&name)
+        }
+    }
+}
+
+/// Alias of [`fresh_database`]: every call yields a new empty database.
+pub fn database_url() -> String {
+    fresh_database()
+}
+
+/// TCP address of the server [`fresh_database`] creates databases on; feed it
+/// to a chaos proxy as the upstream.
+pub fn server_addr() -> SocketAddr {
+    match external_url() {
+        Some(url) => resolve_url_addr(&url)
+            .unwrap_or_else(|err| panic!("cannot resolve {EXTERNAL_URL_VAR}: {err}")),
+        None => cluster().addr(),
+    }
+}
+
+/// The process-wide private cluster, started on first call.
+///
+/// Always a local cluster, even when `TEST_DATABASE_URL` is set, because only a
+/// cluster we own can be stopped and started again.
+pub fn cluster() -> &'static Cluster {
+    // The outcome is cached, failure included: otherwise every test of the
+    // binary would retry a doomed multi-second initdb and repeat the same panic.
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    match CLUSTER.get_or_init(Cluster::boot) {
+        Ok(cluster) => cluster,
+        Err(msg) => panic!("test PostgreSQL cluster unavailable:\n{msg}"),
+    }
+}
+
+/// Runs `sql` with `psql` against `url` and returns stdout, tuples only and
+/// unaligned (so `select 1` yields `"1"`); `Err` carries psql's stderr.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let psql = psql_binary()?;
+    let output = Command::new(psql)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        // A dead or black-holed server must fail a test, not hang it.
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| format!("cannot run {}: {err}", psql.display()))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "psql exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Returns `url` pointing at database `name` instead (host, credentials and
+/// query parameters kept).
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let parts = UrlParts::parse(url).unwrap_or_else(|| panic!("not a postgres:// URL: {url:?}"));
+    format!("{}{}/{name}{}", parts.prefix, parts.hostport, parts.query)
+}
+
+/// Returns `url` with host and port replaced by `addr`, e.g. to route a test's
+/// connection through a chaos proxy.
+pub fn url_via(url: &str, addr: SocketAddr) -> String {
+    let parts = UrlParts::parse(url).unwrap_or_else(|| panic!("not a postgres:// URL: {url:?}"));
+    format!("{}{addr}{}{}", parts.prefix, parts.path, parts.query)
+}
+
+/// A private PostgreSQL cluster in a temporary directory, living as long as
+/// the test process.
+///
+/// [`Cluster::stop`] and [`Cluster::start`] exist for outage tests, but they
+/// take the server away from *every* test of the binary. Prefer a chaos proxy
+/// between the code under test and the server; if a test really must stop the
+/// cluster, give it a test binary of its own.
+pub struct Cluster {
+    port: u16,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    bins: Binaries,
+    /// `runuser` when we are root, because initdb and pg_ctl refuse to run as root.
+    runuser: Option<PathBuf>,
+    /// Serialises stop/start so concurrent calls cannot interleave pg_ctl runs.
+    lifecycle: Mutex<()>,
+    /// Held for its lifetime only: statics are never dropped, so the directory
+    /// is removed by the watchdog, not by `TempDir`'s destructor.
+    _dir: tempfile::TempDir,
+    _watchdog: Child,
+}
+
+impl Cluster {
+    /// TCP port the server listens on (127.0.0.1 only).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Loopback address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The cluster's data directory (`PGDATA`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The server log, worth attaching to a failure message.
+    pub fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+
+    /// URL of database `name` on this cluster as the trusted superuser.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Creates database `name` (must be a plain identifier), panicking on failure.
+    pub fn create_database(&self, name: &str) {
+        let sql = format!("CREATE DATABASE \"{name}\"");
+        if let Err(err) = psql(&self.url("postgres"), &sql) {
+            panic!("cannot create test database {name}: {err}");
+        }
+    }
+
+    /// Stops the server (fast shutdown, waits until it is down); affects every
+    /// test in this binary.
+    pub fn stop(&self) {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cmd = self.pg_ctl();
+        cmd.args(["-m", "fast", "-w", "-t", PG_CTL_TIMEOUT_SECS, "stop"]);
+        if let Err(err) = run(&mut cmd) {
+            panic!("pg_ctl stop failed: {err}\n{}", self.log_tail());
+        }
+    }
+
+    /// Starts the server again on the same port and data directory, waiting
+    /// until it accepts connections.
+    pub fn start(&self) {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(err) = self.pg_ctl_start() {
+            panic!("pg_ctl start failed: {err}\n{}", self.log_tail());
+        }
+    }
+
+    fn boot() -> Result<Cluster, String> {
+        let started = Instant::now();
+        let bins = Binaries::locate()?;
+        let as_root = running_as_root()?;
+        let runuser = if as_root {
+            Some(find_in_path("runuser").ok_or(
+                "running as root, which initdb refuses, and `runuser` (util-linux) \
+                 is not on PATH to switch to the postgres user",
+            )?)
+        } else {
+            None
+        };
+
+        // /tmp rather than $TMPDIR: as root the directory is handed to the
+        // postgres user, who must be able to traverse its parent, and the Unix
+        // socket inside must stay under the ~107-byte sun_path limit.
+        let parent = if Path::new("/tmp").is_dir() {
+            PathBuf::from("/tmp")
+        } else {
+            env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("payhook-pg-")
+            .tempdir_in(&parent)
+            .map_err(|err| format!("cannot create temp dir in {}: {err}", parent.display()))?;
+        if as_root {
+            let mut chown = Command::new("chown");
+            chown.arg(SUPERUSER).arg(dir.path());
+            run(&mut chown).map_err(|err| {
+                format!("cannot hand {} to {SUPERUSER}: {err}", dir.path().display())
+            })?;
+        }
+
+        let data_dir = dir.path().join("data");
+        let mut cluster = Cluster {
+            port: 0,
+            socket_dir: dir.path().to_path_buf(),
+            log_file: dir.path().join("postgres.log"),
+            // Spawned before initdb so that whatever gets created, even by a
+            // start that later fails, is torn down when the process exits.
+            _watchdog: spawn_watchdog(dir.path(), &data_dir, &bins, runuser.as_deref())?,
+            data_dir,
+            bins,
+            runuser,
+            lifecycle: Mutex::new(()),
+            _dir: dir,
+        };
+
+        let mut initdb = cluster.as_postgres(&cluster.bins.initdb);
+        initdb
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(&cluster.data_dir);
+        run(&mut initdb).map_err(|err| format!("initdb failed: {err}"))?;
+
+        // The free port is only free until someone else binds it; retry with a
+        // new one if we lost that race instead of failing the whole binary.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            cluster.port = free_port()?;
+            match cluster.pg_ctl_start() {
+                Ok(()) => break,
+                Err(err) => {
+                    let log = cluster.log_tail();
+                    if attempts < 3 && log.contains("could not bind") {
+                        continue;
+                    }
+                    return Err(format!("pg_ctl start failed: {err}\n{log}"));
+                }
+            }
+        }
+        eprintln!(
+            "test PostgreSQL {} on 127.0.0.1:{} ready in {:.1?} (data {})",
+            cluster.bins.dir.display(),
+            cluster.port,
+            started.elapsed(),
+            cluster.data_dir.display()
+        );
+        Ok(cluster)
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        // pg_ctl hands -o to /bin/sh; the socket dir is quoted although
+        // tempfile's names contain no shell metacharacters.
+        let options = format!(
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            self.port,
+            self.socket_dir.display()
+        );
+        let mut cmd = self.pg_ctl();
+        cmd.arg("-l").arg(&self.log_file).args([
+            "-w",
+            "-t",
+            PG_CTL_TIMEOUT_SECS,
+            "-o",
+            &options,
+            "start",
+        ]);
+        run(&mut cmd).map(drop)
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut cmd = self.as_postgres(&self.bins.pg_ctl);
+        cmd.arg("-D").arg(&self.data_dir);
+        cmd
+    }
+
+    /// A command for a server tool, run as the postgres user when we are root.
+    fn as_postgres(&self, program: &Path) -> Command {
+        let mut cmd = match &self.runuser {
+            Some(runuser) => {
+                let mut cmd = Command::new(runuser);
+                cmd.args(["-u", SUPERUSER, "--"]).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
+        // The postgres user may not be allowed into the test's working
+        // directory, and tools that chdir back to it would then fail.
+        cmd.current_dir(&self.socket_dir);
+        cmd
+    }
+
+    /// The end of the server log, labelled, for failure messages.
+    fn log_tail(&self) -> String {
+        const MAX: usize = 8000;
+        match fs::read(&self.log_file) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let mut start = text.len().saturating_sub(MAX);
+                while !text.is_char_boundary(start) {
+                    start += 1;
+                }
+                format!("--- {} ---\n{}", self.log_file.display(), &text[start..])
+            }
+            Err(err) => format!("(no server log at {}: {err})", self.log_file.display()),
+        }
+    }
+}
+
+/// Server binaries of one PostgreSQL installation: pg_ctl starts the
+/// `postgres` next to itself, so initdb must come from the same directory.
+struct Binaries {
+    dir: PathBuf,
+    initdb: PathBuf,
+    pg_ctl: PathBuf,
+}
+
+impl Binaries {
+    fn locate() -> Result<Binaries, String> {
+        let pg_ctl = find_executable("pg_ctl")?;
+        // Follow symlinks such as /usr/local/bin/pg_ctl -> .../15/bin/pg_ctl.
+        let real = fs::canonicalize(&pg_ctl)
+            .map_err(|err| format!("cannot resolve {}: {err}", pg_ctl.display()))?;
+        let dir = real
+            .parent()
+            .ok_or_else(|| format!("{} has no parent directory", real.display()))?
+            .to_path_buf();
+        let initdb = dir.join("initdb");
+        if !is_executable(&initdb) {
+            return Err(format!(
+                "found {} but no initdb beside it in {}",
+                pg_ctl.display(),
+                dir.display()
+            ));
+        }
+        Ok(Binaries {
+            dir,
+            initdb,
+            pg_ctl: real,
+        })
+    }
+}
+
+/// Finds a PostgreSQL program: `PATH` first, then the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian keeps server tools off PATH).
+fn find_executable(name: &str) -> Result<PathBuf, String> {
+    find_in_path(name)
+        .or_else(|| newest_versioned(name))
+        .ok_or_else(|| {
+            format!(
+                "PostgreSQL program `{name}` not found on PATH nor in /usr/lib/postgresql/*/bin; \
+                 install PostgreSQL (e.g. apt-get install postgresql) or set {EXTERNAL_URL_VAR}"
+            )
+        })
+}
+
+/// `name` from the newest `/usr/lib/postgresql/<version>/bin` that has it.
+fn newest_versioned(name: &str) -> Option<PathBuf> {
+    let mut versions: Vec<(Vec<u32>, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry
+                .file_name()
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            Some((version, entry.path().join("bin").join(name)))
+        })
+        .filter(|(_, path)| is_executable(path))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, path)| path)
+}
+
+/// The psql client, located once.
+///
+/// Debian's /usr/bin/psql is `pg_wrapper`, a Perl script that costs several
+/// times psql's own start-up; every fresh database pays it, so it is skipped
+/// for the newest real psql, which is the one the wrapper would pick anyway.
+fn psql_binary() -> Result<&'static Path, String> {
+    static PSQL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PSQL.get_or_init(|| {
+        let psql = find_executable("psql")?;
+        let is_wrapper = fs::canonicalize(&psql)
+            .is_ok_and(|real| real.file_name().is_some_and(|name| name == "pg_wrapper"));
+        if is_wrapper {
+            if let Some(real) = newest_versioned("psql") {
+                return Ok(real);
+            }
+        }
+        Ok(psql)
+    });
+    found.as_deref().map_err(Clone::clone)
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+fn running_as_root() -> Result<bool, String> {
+    let output = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|err| format!("cannot run `id -u` to learn whether we are root: {err}"))?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
+/// Asks the kernel for a loopback port nobody uses right now.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|err| format!("cannot bind a loopback port: {err}"))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|err| format!("cannot read the bound port: {err}"))
+}
+
+/// Starts a shell that outlives us just long enough to stop the server and
+/// delete the directory once this process is gone.
+///
+/// Statics are never dropped, so no destructor of ours runs at exit; polling
+/// the pid also covers a process killed by a signal. The watchdog gets its own
+/// process group so that Ctrl-C on `cargo test` does not kill it before it has
+/// cleaned up, and null stdio so that nothing reading the test's output waits
+/// for it.
+fn spawn_watchdog(
+    dir: &Path,
+    data_dir: &Path,
+    bins: &Binaries,
+    runuser: Option<&Path>,
+) -> Result<Child, String> {
+    const SCRIPT: &str = r#"pid=$1; dir=$2; shift 2
+while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+"$@" >/dev/null 2>&1
+rm -rf "$dir""#;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(SCRIPT)
+        .arg("payhook-pg-watchdog")
+        .arg(process::id().to_string())
+        .arg(dir);
+    if let Some(runuser) = runuser {
+        cmd.arg(runuser).args(["-u", SUPERUSER, "--"]);
+    }
+    cmd.arg(&bins.pg_ctl)
+        .arg("-D")
+        .arg(data_dir)
+        .args(["-m", "immediate", "stop"])
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    cmd.spawn()
+        .map_err(|err| format!("cannot start the cluster's cleanup watchdog (sh): {err}"))
+}
+
+/// Runs `cmd` to completion; a non-zero exit becomes an error with its output.
+fn run(cmd: &mut Command) -> Result<Output, String> {
+    let shown = format!("{cmd:?}");
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| format!("cannot run {shown}: {err}"))?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(format!(
+            "{shown} exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout).trim_end(),
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        ))
+    }
+}
+
+fn external_url() -> Option<String> {
+    env::var(EXTERNAL_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// Unique across threads (counter), processes (pid) and, for a shared
+/// external server, runs that reuse a pid (random suffix).
+fn unique_database_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t_{}_{}_{:08x}",
+        process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    )
+}
+
+fn resolve_url_addr(url: &str) -> Result<SocketAddr, String> {
+    let parts = UrlParts::parse(url).ok_or_else(|| format!("not a postgres:// URL: {url:?}"))?;
+    let host = parts.host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!(
+            "{url:?} names no TCP host (unix sockets cannot be proxied)"
+        ));
+    }
+    let port = match parts.port {
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|err| format!("bad port in {url:?}: {err}"))?,
+        None => 5432,
+    };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot resolve {host}:{port}: {err}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port} resolves to no address"))
+}
+
+/// Just enough of a `postgres://[user[:pw]@]host[:port][/db][?query]` URL to
+/// swap its database or address; multi-host URLs are not supported.
+struct UrlParts<'a> {
+    /// Scheme, `://` and user info including `@`.
+    prefix: &'a str,
+    /// `host[:port]` as written.
+    hostport: &'a str,
+    /// Host, IPv6 literals keeping their brackets.
+    host: &'a str,
+    port: Option<&'a str>,
+    /// `/db` or empty.
+    path: &'a str,
+    /// `?…` or empty.
+    query: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    fn parse(url: &'a str) -> Option<UrlParts<'a>> {
+        let scheme_end = url.find("://")? + 3;
+        let scheme = &url[..scheme_end];
+        if scheme != "postgres://" && scheme != "postgresql://" {
+            return None;
+        }
+        let rest = &url[scheme_end..];
+        let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_len);
+        let (path, query) = tail.split_at(tail.find('?').unwrap_or(tail.len()));
+        // Passwords may contain '@' only percent-encoded, so the last '@' ends
+        // the user info.
+        let hostport_start = authority.rfind('@').map_or(0, |at| at + 1);
+        let prefix = &url[..scheme_end + hostport_start];
+        let hostport = &authority[hostport_start..];
+        let (host, port) = if hostport.starts_with('[') {
+            let close = hostport.find(']')?;
+            let port = hostport[close + 1..].strip_prefix(':');
+            (&hostport[..=close], port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (hostport, None),
+            }
+        };
+        Some(UrlParts {
+            prefix,
+            hostport,
+            host,
+            port,
+            path,
+            query,
+        })
+    }
+}
