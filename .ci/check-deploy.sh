@@ -71,176 +71,182 @@ def prometheusrule_doc():
         "spec": {"groups": rules["groups"]},
     }
 
-if mode == "write-prometheusrule":
-    class Dumper(yaml.SafeDumper): pass
-    def str_rep(d, s):
-        style = "|" if "\n" in s else None
-        return d.represent_scalar("tag:yaml.org,2002:str", s, style=style)
-    Dumper.add_representer(str, str_rep)
-    out = D / "k8s/prometheusrule.yaml"
-    out.write_text(
-        "# GENERATED from deploy/prometheus/alert-rules.yml - do not edit.\n"
-        "# Regenerate: bash .ci/check-deploy.sh --write-prometheusrule\n"
-        "# (CI fails if the two drift apart.) Your Prometheus resource's\n"
-        "# ruleSelector must match its labels.\n"
-        + yaml.dump(prometheusrule_doc(), Dumper=Dumper, sort_keys=False, width=100))
-    print(f"wrote {out}")
+def run():
+    if mode == "write-prometheusrule":
+        class Dumper(yaml.SafeDumper): pass
+        def str_rep(d, s):
+            style = "|" if "\n" in s else None
+            return d.represent_scalar("tag:yaml.org,2002:str", s, style=style)
+        Dumper.add_representer(str, str_rep)
+        out = D / "k8s/prometheusrule.yaml"
+        out.write_text(
+            "# GENERATED from deploy/prometheus/alert-rules.yml - do not edit.\n"
+            "# Regenerate: bash .ci/check-deploy.sh --write-prometheusrule\n"
+            "# (CI fails if the two drift apart.) Your Prometheus resource's\n"
+            "# ruleSelector must match its labels.\n"
+            + yaml.dump(prometheusrule_doc(), Dumper=Dumper, sort_keys=False, width=100))
+        print(f"wrote {out}")
 
-elif mode == "yaml":
-    files = sorted(p for p in D.rglob("*") if p.suffix in (".yml", ".yaml"))
-    for p in files:
-        try:
-            n = len(load_all(p))
-            print(f"parsed {p} ({n} document{'s' if n != 1 else ''})")
-        except yaml.YAMLError as e:
-            err(f"{p}: {e}")
-    if not files: err("no YAML files found under deploy/")
+    elif mode == "yaml":
+        files = sorted(p for p in D.rglob("*") if p.suffix in (".yml", ".yaml"))
+        for p in files:
+            try:
+                n = len(load_all(p))
+                print(f"parsed {p} ({n} document{'s' if n != 1 else ''})")
+            except yaml.YAMLError as e:
+                err(f"{p}: {e}")
+        if not files: err("no YAML files found under deploy/")
 
-elif mode == "alert-coverage":
-    rules = yaml.safe_load((D / "prometheus/alert-rules.yml").read_text())
-    tests = yaml.safe_load((D / "prometheus/alert-rules.test.yml").read_text())
-    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    firing, quiet = set(), set()
-    for t in tests["tests"]:
-        for c in t.get("alert_rule_test", []):
-            (firing if c.get("exp_alerts") else quiet).add(c["alertname"])
-    for a in sorted(alerts - firing): err(f"alert {a} has no test case where it fires")
-    if not quiet: err("no test case asserts that an alert stays quiet")
-    for a in sorted((firing | quiet) - alerts): err(f"test refers to unknown alert {a}")
-    for g in rules["groups"]:
-        for r in g["rules"]:
-            if "alert" not in r: continue
-            sev = r.get("labels", {}).get("severity")
-            if sev not in ("page", "ticket"): err(f"{r['alert']}: severity must be page or ticket, not {sev!r}")
-            for k in ("summary", "description", "runbook"):
-                if not r.get("annotations", {}).get(k): err(f"{r['alert']}: missing annotation {k}")
-    print(f"{len(alerts)} alerts, all fire in a test; {len(quiet)} alerts also tested quiet")
+    elif mode == "alert-coverage":
+        rules = yaml.safe_load((D / "prometheus/alert-rules.yml").read_text())
+        tests = yaml.safe_load((D / "prometheus/alert-rules.test.yml").read_text())
+        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+        firing, quiet = set(), set()
+        for t in tests["tests"]:
+            for c in t.get("alert_rule_test", []):
+                (firing if c.get("exp_alerts") else quiet).add(c["alertname"])
+        for a in sorted(alerts - firing): err(f"alert {a} has no test case where it fires")
+        if not quiet: err("no test case asserts that an alert stays quiet")
+        for a in sorted((firing | quiet) - alerts): err(f"test refers to unknown alert {a}")
+        for g in rules["groups"]:
+            for r in g["rules"]:
+                if "alert" not in r: continue
+                sev = r.get("labels", {}).get("severity")
+                if sev not in ("page", "ticket"): err(f"{r['alert']}: severity must be page or ticket, not {sev!r}")
+                for k in ("summary", "description", "runbook"):
+                    if not r.get("annotations", {}).get(k): err(f"{r['alert']}: missing annotation {k}")
+        print(f"{len(alerts)} alerts, all fire in a test; {len(quiet)} alerts also tested quiet")
 
-elif mode == "metric-names":
-    # Catch typos: every payhook_* name used must be one payhook exports.
-    known = {"payhook_callbacks_total", "payhook_callbacks_rejected_total",
-             "payhook_callback_duration_seconds", "payhook_fulfilments_total",
-             "payhook_alerts_sent_total", "payhook_alerts_failed_total",
-             "payhook_db_errors_total", "payhook_build_info",
-             "payhook_orders_missing_callback"}
-    suffixes = ("_bucket", "_sum", "_count")
-    files = [D / "prometheus/alert-rules.yml", D / "prometheus/alert-rules.test.yml",
-             D / "grafana/dashboard.json", D / "k8s/prometheusrule.yaml"]
-    for p in files:
-        for name in sorted(set(re.findall(r"\bpayhook_[a-z0-9_]+", p.read_text()))):
-            base = next((name[: -len(s)] for s in suffixes if name.endswith(s)), name)
-            if name not in known and base not in known:
-                err(f"{p}: unknown metric {name}")
-    print(f"payhook_* names in {len(files)} files match the exported metrics")
+    elif mode == "metric-names":
+        # Catch typos: every payhook_* name used must be one payhook exports.
+        known = {"payhook_callbacks_total", "payhook_callbacks_rejected_total",
+                 "payhook_callback_duration_seconds", "payhook_fulfilments_total",
+                 "payhook_alerts_sent_total", "payhook_alerts_failed_total",
+                 "payhook_db_errors_total", "payhook_build_info",
+                 "payhook_orders_missing_callback"}
+        suffixes = ("_bucket", "_sum", "_count")
+        files = [D / "prometheus/alert-rules.yml", D / "prometheus/alert-rules.test.yml",
+                 D / "grafana/dashboard.json", D / "k8s/prometheusrule.yaml"]
+        for p in files:
+            for name in sorted(set(re.findall(r"\bpayhook_[a-z0-9_]+", p.read_text()))):
+                base = next((name[: -len(s)] for s in suffixes if name.endswith(s)), name)
+                if name not in known and base not in known:
+                    err(f"{p}: unknown metric {name}")
+        print(f"payhook_* names in {len(files)} files match the exported metrics")
 
-elif mode == "prometheusrule-sync":
-    p = D / "k8s/prometheusrule.yaml"
-    if not p.exists():
-        err(f"{p} missing; run: bash .ci/check-deploy.sh --write-prometheusrule")
-    elif yaml.safe_load(p.read_text()) != prometheusrule_doc():
-        err(f"{p} differs from alert-rules.yml; run: bash .ci/check-deploy.sh --write-prometheusrule")
+    elif mode == "prometheusrule-sync":
+        p = D / "k8s/prometheusrule.yaml"
+        if not p.exists():
+            err(f"{p} missing; run: bash .ci/check-deploy.sh --write-prometheusrule")
+        elif yaml.safe_load(p.read_text()) != prometheusrule_doc():
+            err(f"{p} differs from alert-rules.yml; run: bash .ci/check-deploy.sh --write-prometheusrule")
+        else:
+            print(f"{p} matches alert-rules.yml")
+
+    elif mode == "k8s":
+        kinds = {}
+        for p in sorted((D / "k8s").glob("*.yaml")):
+            for doc in load_all(p):
+                if doc.get("kind") == "Kustomization":
+                    for r in doc.get("resources", []):
+                        if not (D / "k8s" / r).exists(): err(f"{p}: resource {r} does not exist")
+                    continue
+                for k in ("apiVersion", "kind", "metadata"):
+                    if k not in doc: err(f"{p}: document without {k}")
+                if not doc.get("metadata", {}).get("name"): err(f"{p}: {doc.get('kind')} without metadata.name")
+                kinds.setdefault(doc.get("kind"), []).append(doc)
+        for k in ("Deployment", "Service", "ServiceMonitor", "PodDisruptionBudget", "Secret", "ConfigMap", "PrometheusRule"):
+            if k not in kinds: err(f"no {k} in deploy/k8s")
+        if errors: raise SystemExit("\n".join(errors))
+        dep = kinds["Deployment"][0]
+        spec = dep["spec"]["template"]["spec"]
+        sel = dep["spec"]["selector"]["matchLabels"]
+        tmpl = dep["spec"]["template"]["metadata"]["labels"]
+        if any(tmpl.get(k) != v for k, v in sel.items()): err("Deployment selector does not match template labels")
+        ctr = {c["name"]: c for c in spec["containers"]}["payhook"]
+        ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
+        if ports != {"http": 8080, "admin": 8081}: err(f"container ports {ports}")
+        if ctr["readinessProbe"]["httpGet"]["path"] != "/readyz": err("readinessProbe is not /readyz")
+        if ctr["livenessProbe"]["httpGet"]["path"] != "/healthz": err("livenessProbe is not /healthz")
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c.get("securityContext", {})
+            if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False):
+                err(f"container {c['name']}: needs readOnlyRootFilesystem and no privilege escalation")
+            mounts = {m["name"] for m in c.get("volumeMounts", [])}
+            vols = {v["name"] for v in spec.get("volumes", [])}
+            if mounts - vols: err(f"container {c['name']}: mounts undefined volumes {mounts - vols}")
+            refs = {e.get("secretRef", e.get("configMapRef", {})).get("name") for e in c.get("envFrom", [])}
+            names = {d["metadata"]["name"] for d in kinds["Secret"] + kinds["ConfigMap"]}
+            if refs - names: err(f"container {c['name']}: envFrom refers to unknown {refs - names}")
+        if not spec["securityContext"].get("runAsNonRoot"): err("pod securityContext.runAsNonRoot not set")
+        for svc in kinds["Service"]:
+            if any(svc["spec"]["selector"].get(k) != v for k, v in svc["spec"]["selector"].items() if k in tmpl) \
+               or not set(svc["spec"]["selector"]) <= set(tmpl):
+                err(f"Service {svc['metadata']['name']} selector does not match the pods")
+            for port in svc["spec"]["ports"]:
+                if port["targetPort"] not in ports: err(f"Service {svc['metadata']['name']}: unknown targetPort {port['targetPort']}")
+        sm = kinds["ServiceMonitor"][0]["spec"]
+        admin = [s for s in kinds["Service"] if all(s["metadata"].get("labels", {}).get(k) == v for k, v in sm["selector"]["matchLabels"].items())]
+        if len(admin) != 1: err(f"ServiceMonitor selects {len(admin)} Services, expected 1")
+        elif sm["endpoints"][0]["port"] not in {p["name"] for p in admin[0]["spec"]["ports"]}: err("ServiceMonitor port not on the selected Service")
+        elif admin[0]["metadata"]["labels"].get(sm.get("jobLabel")) != "payhook": err("ServiceMonitor would not produce job=\"payhook\"")
+        pdb = kinds["PodDisruptionBudget"][0]["spec"]
+        if any(tmpl.get(k) != v for k, v in pdb["selector"]["matchLabels"].items()): err("PDB selector does not match the pods")
+        for s in kinds["Secret"]:
+            for k, v in s.get("stringData", {}).items():
+                if "CHANGE-ME" not in v: err(f"secret.example value {k} is not a CHANGE-ME placeholder")
+        print("k8s: " + ", ".join(f"{k} x{len(v)}" for k, v in sorted(kinds.items())) + "; selectors, ports, probes, securityContext consistent")
+
+    elif mode == "compose":
+        c = yaml.safe_load((D / "docker-compose.yml").read_text())
+        svcs = c.get("services", {})
+        for s in ("postgres", "payhook", "prometheus"):
+            if s not in svcs: err(f"compose: service {s} missing")
+        if errors: raise SystemExit("\n".join(errors))
+        ph = svcs["payhook"]
+        ctx = (D / ph["build"]["context"]).resolve()
+        if not (ctx / ph["build"]["dockerfile"]).is_file(): err("compose: payhook build dockerfile not found")
+        if ph["depends_on"]["postgres"]["condition"] != "service_healthy": err("compose: payhook must wait for postgres healthy")
+        if "healthcheck" not in svcs["postgres"]: err("compose: postgres has no healthcheck")
+        if not any(str(p).startswith("127.0.0.1:") and str(p).endswith(":8081") for p in ph["ports"]):
+            err("compose: admin port 8081 must be published on 127.0.0.1 only")
+        for v in svcs["prometheus"].get("volumes", []):
+            src = v.split(":")[0]
+            if src.startswith(".") and not (D / src).exists(): err(f"compose: prometheus mount source {src} missing")
+        print(f"compose: services {', '.join(svcs)}; build context, dependencies, ports and mounts consistent")
+
+    elif mode == "grafana":
+        d = json.loads((D / "grafana/dashboard.json").read_text())
+        ids = [p["id"] for p in d["panels"]]
+        if len(ids) != len(set(ids)): err("grafana: duplicate panel ids")
+        dsvars = {v["name"] for v in d["templating"]["list"] if v["type"] == "datasource"}
+        for p in d["panels"]:
+            if p["type"] == "row": continue
+            uid = p.get("datasource", {}).get("uid", "")
+            if uid.strip("${}") not in dsvars: err(f"grafana: panel {p['title']!r} does not use the datasource variable")
+            if not p.get("targets"): err(f"grafana: panel {p['title']!r} has no queries")
+        print(f"grafana: schemaVersion {d['schemaVersion']}, {len(ids)} panels, datasource via ${next(iter(dsvars))}")
+
+    elif mode == "dockerfile":
+        text = (D / "Dockerfile").read_text()
+        lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.lstrip().startswith("#")]
+        froms = [l for l in lines if l.upper().startswith("FROM ")]
+        users = [l.split(None, 1)[1] for l in lines if l.upper().startswith("USER ")]
+        if len(froms) < 2: err(f"Dockerfile: {len(froms)} FROM stage(s), expected a multi-stage build")
+        if not users: err("Dockerfile: no USER")
+        elif users[-1].split(":")[0] in ("root", "0"): err("Dockerfile: final USER is root")
+        if not any(l.upper().startswith("HEALTHCHECK ") for l in lines): err("Dockerfile: no HEALTHCHECK")
+        exposed = {w for l in lines if l.upper().startswith("EXPOSE ") for w in l.split()[1:]}
+        if not {"8080", "8081"} <= exposed: err(f"Dockerfile: EXPOSE {sorted(exposed)}, expected 8080 8081")
+        print(f"Dockerfile: {len(froms)} stages, USER {users[-1] if users else '-'}, HEALTHCHECK, EXPOSE {' '.join(sorted(exposed))}")
+
     else:
-        print(f"{p} matches alert-rules.yml")
+        raise SystemExit(f"unknown mode {mode}")
 
-elif mode == "k8s":
-    kinds = {}
-    for p in sorted((D / "k8s").glob("*.yaml")):
-        for doc in load_all(p):
-            if doc.get("kind") == "Kustomization":
-                for r in doc.get("resources", []):
-                    if not (D / "k8s" / r).exists(): err(f"{p}: resource {r} does not exist")
-                continue
-            for k in ("apiVersion", "kind", "metadata"):
-                if k not in doc: err(f"{p}: document without {k}")
-            if not doc.get("metadata", {}).get("name"): err(f"{p}: {doc.get('kind')} without metadata.name")
-            kinds.setdefault(doc.get("kind"), []).append(doc)
-    for k in ("Deployment", "Service", "ServiceMonitor", "PodDisruptionBudget", "Secret", "ConfigMap", "PrometheusRule"):
-        if k not in kinds: err(f"no {k} in deploy/k8s")
-    if errors: raise SystemExit("\n".join(errors))
-    dep = kinds["Deployment"][0]
-    spec = dep["spec"]["template"]["spec"]
-    sel = dep["spec"]["selector"]["matchLabels"]
-    tmpl = dep["spec"]["template"]["metadata"]["labels"]
-    if any(tmpl.get(k) != v for k, v in sel.items()): err("Deployment selector does not match template labels")
-    ctr = {c["name"]: c for c in spec["containers"]}["payhook"]
-    ports = {p["name"]: p["containerPort"] for p in ctr["ports"]}
-    if ports != {"http": 8080, "admin": 8081}: err(f"container ports {ports}")
-    if ctr["readinessProbe"]["httpGet"]["path"] != "/readyz": err("readinessProbe is not /readyz")
-    if ctr["livenessProbe"]["httpGet"]["path"] != "/healthz": err("livenessProbe is not /healthz")
-    for c in spec["containers"] + spec.get("initContainers", []):
-        sc = c.get("securityContext", {})
-        if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False):
-            err(f"container {c['name']}: needs readOnlyRootFilesystem and no privilege escalation")
-        mounts = {m["name"] for m in c.get("volumeMounts", [])}
-        vols = {v["name"] for v in spec.get("volumes", [])}
-        if mounts - vols: err(f"container {c['name']}: mounts undefined volumes {mounts - vols}")
-        refs = {e.get("secretRef", e.get("configMapRef", {})).get("name") for e in c.get("envFrom", [])}
-        names = {d["metadata"]["name"] for d in kinds["Secret"] + kinds["ConfigMap"]}
-        if refs - names: err(f"container {c['name']}: envFrom refers to unknown {refs - names}")
-    if not spec["securityContext"].get("runAsNonRoot"): err("pod securityContext.runAsNonRoot not set")
-    for svc in kinds["Service"]:
-        if any(svc["spec"]["selector"].get(k) != v for k, v in svc["spec"]["selector"].items() if k in tmpl) \
-           or not set(svc["spec"]["selector"]) <= set(tmpl):
-            err(f"Service {svc['metadata']['name']} selector does not match the pods")
-        for port in svc["spec"]["ports"]:
-            if port["targetPort"] not in ports: err(f"Service {svc['metadata']['name']}: unknown targetPort {port['targetPort']}")
-    sm = kinds["ServiceMonitor"][0]["spec"]
-    admin = [s for s in kinds["Service"] if all(s["metadata"].get("labels", {}).get(k) == v for k, v in sm["selector"]["matchLabels"].items())]
-    if len(admin) != 1: err(f"ServiceMonitor selects {len(admin)} Services, expected 1")
-    elif sm["endpoints"][0]["port"] not in {p["name"] for p in admin[0]["spec"]["ports"]}: err("ServiceMonitor port not on the selected Service")
-    elif admin[0]["metadata"]["labels"].get(sm.get("jobLabel")) != "payhook": err("ServiceMonitor would not produce job=\"payhook\"")
-    pdb = kinds["PodDisruptionBudget"][0]["spec"]
-    if any(tmpl.get(k) != v for k, v in pdb["selector"]["matchLabels"].items()): err("PDB selector does not match the pods")
-    for s in kinds["Secret"]:
-        for k, v in s.get("stringData", {}).items():
-            if "CHANGE-ME" not in v: err(f"secret.example value {k} is not a CHANGE-ME placeholder")
-    print("k8s: " + ", ".join(f"{k} x{len(v)}" for k, v in sorted(kinds.items())) + "; selectors, ports, probes, securityContext consistent")
-
-elif mode == "compose":
-    c = yaml.safe_load((D / "docker-compose.yml").read_text())
-    svcs = c.get("services", {})
-    for s in ("postgres", "payhook", "prometheus"):
-        if s not in svcs: err(f"compose: service {s} missing")
-    if errors: raise SystemExit("\n".join(errors))
-    ph = svcs["payhook"]
-    ctx = (D / ph["build"]["context"]).resolve()
-    if not (ctx / ph["build"]["dockerfile"]).is_file(): err("compose: payhook build dockerfile not found")
-    if ph["depends_on"]["postgres"]["condition"] != "service_healthy": err("compose: payhook must wait for postgres healthy")
-    if "healthcheck" not in svcs["postgres"]: err("compose: postgres has no healthcheck")
-    if not any(str(p).startswith("127.0.0.1:") and str(p).endswith(":8081") for p in ph["ports"]):
-        err("compose: admin port 8081 must be published on 127.0.0.1 only")
-    for v in svcs["prometheus"].get("volumes", []):
-        src = v.split(":")[0]
-        if src.startswith(".") and not (D / src).exists(): err(f"compose: prometheus mount source {src} missing")
-    print(f"compose: services {', '.join(svcs)}; build context, dependencies, ports and mounts consistent")
-
-elif mode == "grafana":
-    d = json.loads((D / "grafana/dashboard.json").read_text())
-    ids = [p["id"] for p in d["panels"]]
-    if len(ids) != len(set(ids)): err("grafana: duplicate panel ids")
-    dsvars = {v["name"] for v in d["templating"]["list"] if v["type"] == "datasource"}
-    for p in d["panels"]:
-        if p["type"] == "row": continue
-        uid = p.get("datasource", {}).get("uid", "")
-        if uid.strip("${}") not in dsvars: err(f"grafana: panel {p['title']!r} does not use the datasource variable")
-        if not p.get("targets"): err(f"grafana: panel {p['title']!r} has no queries")
-    print(f"grafana: schemaVersion {d['schemaVersion']}, {len(ids)} panels, datasource via ${next(iter(dsvars))}")
-
-elif mode == "dockerfile":
-    text = (D / "Dockerfile").read_text()
-    lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.lstrip().startswith("#")]
-    froms = [l for l in lines if l.upper().startswith("FROM ")]
-    users = [l.split(None, 1)[1] for l in lines if l.upper().startswith("USER ")]
-    if len(froms) < 2: err(f"Dockerfile: {len(froms)} FROM stage(s), expected a multi-stage build")
-    if not users: err("Dockerfile: no USER")
-    elif users[-1].split(":")[0] in ("root", "0"): err("Dockerfile: final USER is root")
-    if not any(l.upper().startswith("HEALTHCHECK ") for l in lines): err("Dockerfile: no HEALTHCHECK")
-    exposed = {w for l in lines if l.upper().startswith("EXPOSE ") for w in l.split()[1:]}
-    if not {"8080", "8081"} <= exposed: err(f"Dockerfile: EXPOSE {sorted(exposed)}, expected 8080 8081")
-    print(f"Dockerfile: {len(froms)} stages, USER {users[-1] if users else '-'}, HEALTHCHECK, EXPOSE {' '.join(sorted(exposed))}")
-
-else:
-    raise SystemExit(f"unknown mode {mode}")
+try:
+    run()
+except (OSError, yaml.YAMLError, json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
+    err(f"{type(e).__name__}: {e}")
 
 if errors:
     print("\n".join(errors))
@@ -295,7 +301,11 @@ if command -v systemd-analyze >/dev/null; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   sed 's#/usr/local/bin/payhook#/bin/true#g' "$D/systemd/payhook.service" >"$tmp/payhook.service"
-  check "systemd-analyze verify $D/systemd/payhook.service" systemd-analyze verify "$tmp/payhook.service"
+  # verify exits 0 on bad values ("Failed to parse ..., ignoring"), so any
+  # diagnostic about the unit counts as a failure.
+  check "systemd-analyze verify $D/systemd/payhook.service" \
+    bash -c 'out=$(systemd-analyze verify "$1" 2>&1) || { echo "$out"; exit 1; }
+             if grep -q "payhook.service" <<<"$out"; then echo "$out"; exit 1; fi' _ "$tmp/payhook.service"
   if systemd-analyze security --help 2>/dev/null | grep -q -- --offline; then
     # --threshold is in tenths: 20 = an overall exposure of 2.0 ("OK").
     check -q "systemd-analyze security: exposure <= 2.0" \

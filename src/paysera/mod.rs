@@ -5,6 +5,7 @@
 pub mod base64url;
 mod current;
 mod error;
+pub mod gateway;
 mod keys;
 mod legacy;
 pub mod php;
