@@ -26,6 +26,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the callback service (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
     /// Verify and decode one callback offline; prints its fields as JSON.
     Verify(VerifyArgs),
     /// Print a signed payment URL for the given request fields.
@@ -167,6 +171,78 @@ pub fn payment_url(args: PaymentUrlArgs) -> ExitCode {
         println!("{url}");
     }
     ExitCode::SUCCESS
+}
+
+/// Loads settings, logging a bad key as one line (exit 2).
+fn settings() -> Result<crate::config::Settings, ExitCode> {
+    crate::config::Settings::from_env().map_err(|e| usage_error(&e.to_string()))
+}
+
+pub fn serve() -> ExitCode {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    crate::telemetry::init(settings.log_format);
+    if settings.demo {
+        announce_demo(&settings);
+    }
+    tracing::info!(config = %settings.summary(), "starting payhook {}", env!("CARGO_PKG_VERSION"));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let app = match crate::startup::Application::build(settings).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "start-up failed");
+                eprintln!("error: start-up failed: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn announce_demo(settings: &crate::config::Settings) {
+    let dir = crate::demo::demo_dir(&settings.data_dir);
+    eprintln!(
+        "\n*** DEMO MODE: no PAYSERA_PROJECT_ID configured. ***\n\
+         payhook is using a throw-away gateway key pair and project {} from {}.\n\
+         It accepts only callbacks signed by that demo key: NOT Paysera's. Listening on {} (admin {}).\n\
+         Admin token: {}/admin-token. Send it demo callbacks with: cargo run --release -- simulate\n",
+        crate::demo::DEMO_PROJECT_ID,
+        dir.display(),
+        settings.bind,
+        settings.admin_bind,
+        dir.display(),
+    );
+}
+
+pub fn migrate() -> ExitCode {
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = crate::store::Store::connect(&settings.database, 1, settings.db_acquire_timeout)
+        .and_then(|store| store.migrate());
+    match result {
+        Ok(applied) => {
+            println!("{applied} migration(s) applied");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn usage_error(message: &str) -> ExitCode {

@@ -1,6 +1,12 @@
 //! payhook: a strict, durable receiver for Paysera payment callbacks.
 
 pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod keyfile;
 pub mod paysera;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

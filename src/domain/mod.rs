@@ -7,3 +7,8 @@ mod status;
 pub use callback::{FieldError, FieldValue, Fields, PaymentKind, Proof, VerifiedCallback};
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use status::{Status, StatusError};
+mod decision;
+
+pub use decision::{
+    decide, Decision, Flag, OrderChange, OrderCheck, OrderState, OrderView, Outcome, Rules,
+};

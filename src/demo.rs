@@ -1,0 +1,75 @@
+//! Demo mode: with no gateway configured, payhook makes a throw-away gateway of
+//! its own (project, password, RSA key pair, admin token) in its data directory,
+//! so `payhook simulate` can send it callbacks signed the way Paysera signs them.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use crate::paysera::gateway::GatewaySigner;
+
+pub const DEMO_PROJECT_ID: u64 = 100_001;
+
+pub struct DemoMaterial {
+    pub project_id: u64,
+    pub password: SecretString,
+    pub admin_token: SecretString,
+    pub gateway_public_pem: String,
+    pub gateway_private_pem: String,
+}
+
+pub fn demo_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("demo")
+}
+
+/// Creates the demo material once, then reuses it.
+pub fn prepare(data_dir: &Path) -> std::io::Result<DemoMaterial> {
+    let dir = demo_dir(data_dir);
+    fs::create_dir_all(&dir)?;
+    let password = read_or_create(&dir.join("project-password"), || {
+        hex::encode(rand::random::<[u8; 16]>())
+    })?;
+    let admin_token = read_or_create(&dir.join("admin-token"), || {
+        hex::encode(rand::random::<[u8; 16]>())
+    })?;
+    let private_path = dir.join("gateway-private.pem");
+    let private_pem = if private_path.exists() {
+        fs::read_to_string(&private_path)?
+    } else {
+        let signer = GatewaySigner::generate(&password).map_err(std::io::Error::other)?;
+        let pem = signer.private_key_pem().map_err(std::io::Error::other)?;
+        write_private(&private_path, &pem)?;
+        pem
+    };
+    let signer = GatewaySigner::from_pem(&private_pem, &password).map_err(std::io::Error::other)?;
+    Ok(DemoMaterial {
+        project_id: DEMO_PROJECT_ID,
+        password: SecretString::from(password),
+        admin_token: SecretString::from(admin_token),
+        gateway_public_pem: signer.public_key_pem().map_err(std::io::Error::other)?,
+        gateway_private_pem: private_pem,
+    })
+}
+
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result<String> {
+    if path.exists() {
+        return Ok(fs::read_to_string(path)?.trim().to_string());
+    }
+    let value = make();
+    write_private(path, &value)?;
+    Ok(value)
+}
+
+/// Secrets are written readable by the owner only.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}

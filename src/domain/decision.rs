@@ -1,0 +1,261 @@
+//! What a verified callback means for its order: the one list of outcomes that
+//! storage, HTTP answers, metrics and alerts all use.
+
+use super::{Amount, Currency, PaymentKind, Status, VerifiedCallback};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Rejected,
+    Duplicate,
+    SmsReceived,
+    TestIgnored,
+    NotPaid,
+    Pending,
+    Info,
+    Refunded,
+    UnknownOrder,
+    PaidAgain,
+    AmountMismatch,
+    CurrencyMismatch,
+    Fulfilled,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 13] = [
+        Outcome::Rejected,
+        Outcome::Duplicate,
+        Outcome::SmsReceived,
+        Outcome::TestIgnored,
+        Outcome::NotPaid,
+        Outcome::Pending,
+        Outcome::Info,
+        Outcome::Refunded,
+        Outcome::UnknownOrder,
+        Outcome::PaidAgain,
+        Outcome::AmountMismatch,
+        Outcome::CurrencyMismatch,
+        Outcome::Fulfilled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Rejected => "rejected",
+            Outcome::Duplicate => "duplicate",
+            Outcome::SmsReceived => "sms_received",
+            Outcome::TestIgnored => "test_ignored",
+            Outcome::NotPaid => "not_paid",
+            Outcome::Pending => "pending",
+            Outcome::Info => "info",
+            Outcome::Refunded => "refunded",
+            Outcome::UnknownOrder => "unknown_order",
+            Outcome::PaidAgain => "paid_again",
+            Outcome::AmountMismatch => "amount_mismatch",
+            Outcome::CurrencyMismatch => "currency_mismatch",
+            Outcome::Fulfilled => "fulfilled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// Whether the gateway is told `OK` (and so stops retrying).
+    pub fn answers_ok(self) -> bool {
+        !matches!(self, Outcome::Rejected | Outcome::UnknownOrder)
+    }
+}
+
+/// How far a paid callback is checked against the shop's expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderCheck {
+    /// A paid order must be registered, and amount and currency must match.
+    Registered,
+    /// No expectation: fulfilment is recorded as amount-unchecked.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub allow_test_payments: bool,
+    pub order_check: OrderCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderState {
+    AwaitingPayment,
+    Paid,
+    NeedsReview,
+    Refunded,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::AwaitingPayment => "awaiting_payment",
+            OrderState::Paid => "paid",
+            OrderState::NeedsReview => "needs_review",
+            OrderState::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OrderState> {
+        [
+            OrderState::AwaitingPayment,
+            OrderState::Paid,
+            OrderState::NeedsReview,
+            OrderState::Refunded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// The order as stored, read under the transaction's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderView {
+    /// `None` when no expectation was registered (only with `OrderCheck::None`).
+    pub expected: Option<(Amount, Currency)>,
+    pub state: OrderState,
+    pub fulfilled: bool,
+}
+
+/// Something operators should hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// The buyer paid an already paid order: refund needed.
+    PaidAgain,
+    /// A status 0 arrived for a paid order; the order stays paid.
+    PaidOrderUnpaid,
+    AmountMismatch,
+    CurrencyMismatch,
+    UnknownOrder,
+    TestRefused,
+}
+
+impl Flag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::PaidAgain => "paid_again",
+            Flag::PaidOrderUnpaid => "paid_order_unpaid",
+            Flag::AmountMismatch => "amount_mismatch",
+            Flag::CurrencyMismatch => "currency_mismatch",
+            Flag::UnknownOrder => "unknown_order",
+            Flag::TestRefused => "test_refused",
+        }
+    }
+}
+
+/// What to do with the order; storage carries it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderChange {
+    None,
+    /// Record a fulfilment and mark the order paid; `checked` is false when no
+    /// expectation was compared.
+    Fulfil {
+        checked: bool,
+    },
+    SetState(OrderState),
+    /// Record a refund of this many minor units (when stated) and mark refunded.
+    Refund(Option<Amount>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub change: OrderChange,
+    pub flag: Option<Flag>,
+}
+
+impl Decision {
+    fn new(outcome: Outcome) -> Self {
+        Decision {
+            outcome,
+            reason: None,
+            change: OrderChange::None,
+            flag: None,
+        }
+    }
+
+    fn because(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    fn change(mut self, change: OrderChange) -> Self {
+        self.change = change;
+        self
+    }
+
+    fn flag(mut self, flag: Flag) -> Self {
+        self.flag = Some(flag);
+        self
+    }
+}
+
+/// Decides a callback that is not a duplicate, in the documented order.
+pub fn decide(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Rules) -> Decision {
+    if callback.kind() == PaymentKind::Micro {
+        return Decision::new(Outcome::SmsReceived);
+    }
+    if callback.is_test() && !rules.allow_test_payments {
+        return Decision::new(Outcome::TestIgnored)
+            .because("test payment while test payments are not allowed")
+            .flag(Flag::TestRefused);
+    }
+    let paid = order.is_some_and(|o| o.fulfilled || o.state == OrderState::Paid);
+    match callback.status() {
+        Some(Status::Paid) => decide_paid(callback, order, rules),
+        Some(Status::NotExecuted) if paid => Decision::new(Outcome::NotPaid)
+            .because("status 0 for an order already paid; the order stays paid")
+            .flag(Flag::PaidOrderUnpaid),
+        Some(Status::NotExecuted) => Decision::new(Outcome::NotPaid),
+        Some(Status::Accepted) => Decision::new(Outcome::Pending),
+        Some(Status::Refunded) => {
+            let change = if order.is_some() {
+                OrderChange::Refund(callback.refund_amount().or(callback.amount()))
+            } else {
+                OrderChange::None
+            };
+            Decision::new(Outcome::Refunded).change(change)
+        }
+        Some(status) => Decision::new(Outcome::Info).because(format!("status {status}")),
+        None => Decision::new(Outcome::Info).because("no status"),
+    }
+}
+
+fn decide_paid(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Rules) -> Decision {
+    let expected = order.and_then(|o| o.expected.as_ref());
+    if rules.order_check == OrderCheck::Registered && expected.is_none() {
+        return Decision::new(Outcome::UnknownOrder)
+            .because("order is not registered")
+            .flag(Flag::UnknownOrder);
+    }
+    if order.is_some_and(|o| o.fulfilled) {
+        return Decision::new(Outcome::PaidAgain)
+            .because("order already paid by another callback; refund needed")
+            .flag(Flag::PaidAgain);
+    }
+    let Some((amount, currency)) = expected else {
+        return Decision::new(Outcome::Fulfilled)
+            .because("amount not checked")
+            .change(OrderChange::Fulfil { checked: false });
+    };
+    if callback.amount() != Some(*amount) {
+        let got = callback
+            .amount()
+            .map_or("none".to_string(), |a| a.to_string());
+        return Decision::new(Outcome::AmountMismatch)
+            .because(format!("amount {got}, expected {amount}"))
+            .change(OrderChange::SetState(OrderState::NeedsReview))
+            .flag(Flag::AmountMismatch);
+    }
+    if callback.currency() != Some(currency) {
+        let got = callback.currency().map_or("none", |c| c.as_str());
+        return Decision::new(Outcome::CurrencyMismatch)
+            .because(format!("currency {got}, expected {currency}"))
+            .change(OrderChange::SetState(OrderState::NeedsReview))
+            .flag(Flag::CurrencyMismatch);
+    }
+    Decision::new(Outcome::Fulfilled).change(OrderChange::Fulfil { checked: true })
+}

@@ -1,0 +1,284 @@
+//! The admin API (JSON, bearer token): create payments, register orders, look
+//! orders and callbacks up. Amounts are integers in minor units.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use super::error::AdminError;
+use super::AppState;
+use crate::config::ProjectSettings;
+use crate::domain::{Amount, Currency, Outcome};
+use crate::paysera::{build_payment_request, Environment, SPEC_VERSION};
+use crate::store::Registration;
+
+/// Present in a handler's arguments: the request carried the admin token.
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = AdminError;
+    type Future = Ready<Result<Admin, AdminError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ok = req
+            .app_data::<web::Data<AppState>>()
+            .zip(
+                req.headers()
+                    .get("Authorization")
+                    .and_then(|v| v.to_str().ok()),
+            )
+            .and_then(|(state, header)| {
+                let token = header.strip_prefix("Bearer ")?;
+                let expected = state.admin_token.expose_secret().as_bytes();
+                Some(bool::from(token.as_bytes().ct_eq(expected)))
+            })
+            .unwrap_or(false);
+        ready(if ok {
+            Ok(Admin)
+        } else {
+            Err(AdminError::Unauthorized)
+        })
+    }
+}
+
+fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectSettings, AdminError> {
+    match requested {
+        None => state
+            .projects
+            .first()
+            .ok_or_else(|| AdminError::BadRequest("no project configured".into())),
+        Some(id) => state
+            .projects
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| AdminError::BadRequest(format!("project_id {id} is not configured"))),
+    }
+}
+
+fn amount_of(value: Option<&Value>) -> Result<Amount, AdminError> {
+    value
+        .and_then(Value::as_i64)
+        .and_then(|a| Amount::from_minor(a).ok())
+        .ok_or_else(|| {
+            AdminError::Invalid("amount must be a whole number of minor units, e.g. 1250".into())
+        })
+}
+
+fn currency_of(value: Option<&Value>) -> Result<Currency, AdminError> {
+    value
+        .and_then(Value::as_str)
+        .and_then(|c| Currency::parse(c).ok())
+        .filter(|c| c.as_str().bytes().all(|b| b.is_ascii_uppercase()))
+        .ok_or_else(|| {
+            AdminError::Invalid("currency must be three upper-case letters, e.g. EUR".into())
+        })
+}
+
+async fn register(
+    state: &web::Data<AppState>,
+    project: &ProjectSettings,
+    orderid: String,
+    amount: Amount,
+    currency: Currency,
+) -> Result<Registration, AdminError> {
+    let store = state.store.clone();
+    let project_id = project.id.to_string();
+    web::block(move || store.register_order(&project_id, &orderid, amount, &currency, None))
+        .await
+        .map_err(|e| AdminError::Unavailable(crate::store::StoreError::Unavailable(e.to_string())))?
+        .map_err(AdminError::from)
+}
+
+fn conflict(registration: Registration) -> Result<bool, AdminError> {
+    match registration {
+        Registration::Created => Ok(true),
+        Registration::Unchanged => Ok(false),
+        Registration::Conflict { amount, currency } => Err(AdminError::Conflict(format!(
+            "order already registered with amount {} {}",
+            amount.map_or("-".into(), |a| a.to_string()),
+            currency.unwrap_or_default()
+        ))),
+    }
+}
+
+/// `POST /api/v1/payments`: validate the request fields, register the order,
+/// return the signed payment URL.
+pub async fn create_payment(
+    _: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, AdminError> {
+    let mut fields = body.into_inner();
+    let project_id = match fields.remove("project_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| AdminError::Invalid("project_id must be a number".into()))?,
+        ),
+    };
+    let sandbox = matches!(fields.remove("sandbox"), Some(Value::Bool(true)));
+    let project = project(&state, project_id)?.clone();
+    let amount = amount_of(fields.get("amount"))?;
+    let currency = currency_of(fields.get("currency"))?;
+    let orderid = match fields.get("orderid") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(AdminError::Invalid(
+                "'orderid' is required but missing.".into(),
+            ))
+        }
+    };
+
+    // The well-known fields first, then the rest in name order.
+    const FIRST: [&str; 6] = [
+        "orderid",
+        "amount",
+        "currency",
+        "accepturl",
+        "cancelurl",
+        "callbackurl",
+    ];
+    let mut names: Vec<&String> = fields.keys().collect();
+    names.sort_by_key(|k| {
+        (
+            FIRST.iter().position(|f| f == k).unwrap_or(FIRST.len()),
+            k.to_string(),
+        )
+    });
+    let mut params = Vec::with_capacity(names.len());
+    for name in names {
+        let text = match &fields[name] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+            Value::Null => continue,
+            _ => {
+                return Err(AdminError::Invalid(format!(
+                    "'{name}' must be a string or a number"
+                )))
+            }
+        };
+        params.push((name.clone(), text));
+    }
+    let signed = build_payment_request(
+        project.id,
+        project.password.expose_secret(),
+        &params,
+        SPEC_VERSION,
+    )
+    .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let created = conflict(register(&state, &project, orderid, amount, currency).await?)?;
+    let env = if sandbox {
+        Environment::Sandbox
+    } else {
+        Environment::Production
+    };
+    let reply =
+        serde_json::json!({"url": signed.url(env), "data": signed.data, "sign": signed.sign});
+    Ok(if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    }
+    .json(reply))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    amount: Value,
+    currency: Value,
+    project_id: Option<u64>,
+}
+
+/// `PUT /api/v1/orders/{orderid}`: register an expectation only.
+pub async fn put_order(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Expectation>,
+) -> Result<HttpResponse, AdminError> {
+    let orderid = path.into_inner();
+    if orderid.is_empty() || orderid.len() > 40 {
+        return Err(AdminError::Invalid("orderid must be 1 to 40 bytes".into()));
+    }
+    let project = project(&state, body.project_id)?.clone();
+    let amount = amount_of(Some(&body.amount))?;
+    let currency = currency_of(Some(&body.currency))?;
+    let created =
+        conflict(register(&state, &project, orderid.clone(), amount, currency.clone()).await?)?;
+    let reply = serde_json::json!({
+        "orderid": orderid, "amount": amount, "currency": currency, "project_id": project.id,
+    });
+    Ok(if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    }
+    .json(reply))
+}
+
+#[derive(Deserialize)]
+pub struct ProjectQuery {
+    project_id: Option<u64>,
+}
+
+/// `GET /api/v1/orders/{orderid}`
+pub async fn get_order(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ProjectQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let project = project(&state, query.project_id)?.id.to_string();
+    let orderid = path.into_inner();
+    let store = state.store.clone();
+    let order = web::block(move || store.order(&project, &orderid))
+        .await
+        .map_err(|e| {
+            AdminError::Unavailable(crate::store::StoreError::Unavailable(e.to_string()))
+        })??;
+    order
+        .map(|o| HttpResponse::Ok().json(o))
+        .ok_or(AdminError::NotFound)
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    outcome: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/callbacks?outcome=...&limit=...`, newest first.
+pub async fn list_callbacks(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let outcome = match query.outcome.as_deref() {
+        None | Some("") => None,
+        Some(name) => Some(
+            Outcome::parse(name)
+                .ok_or_else(|| AdminError::BadRequest(format!("unknown outcome {name:?}")))?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(AdminError::BadRequest(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let store = state.store.clone();
+    let rows = web::block(move || store.callbacks(outcome, limit))
+        .await
+        .map_err(|e| {
+            AdminError::Unavailable(crate::store::StoreError::Unavailable(e.to_string()))
+        })??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
+}

@@ -1,0 +1,89 @@
+//! Every error on the request path, mapped once to an HTTP answer: the client
+//! sees a short reason, the log sees the detail, nobody sees a secret.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::paysera::CallbackError;
+use crate::store::StoreError;
+
+/// Why a callback was not answered `OK`.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackHttpError {
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("unknown order")]
+    UnknownOrder,
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("not configured")]
+    Misconfigured(#[source] CallbackError),
+}
+
+impl ResponseError for CallbackHttpError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CallbackHttpError::Rejected(_) => StatusCode::BAD_REQUEST,
+            CallbackHttpError::UnknownOrder => StatusCode::CONFLICT,
+            CallbackHttpError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .content_type("text/plain; charset=utf-8")
+            .body(self.to_string())
+    }
+}
+
+/// Errors of the admin API, answered as `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError::Unavailable(e)
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AdminError::NotFound => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AdminError::Unavailable(e) = self {
+            tracing::error!(error = %e, "admin request failed on the database");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, AdminError::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,26 @@
+//! `/healthz`: the process answers. `/readyz`: it can take callbacks now.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+
+use super::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if !state.accepting.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable().body("shutting down");
+    }
+    let store = state.store.clone();
+    match web::block(move || store.ready()).await {
+        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable().body("database not ready")
+        }
+        Err(_) => HttpResponse::ServiceUnavailable().body("busy"),
+    }
+}

@@ -1,0 +1,190 @@
+//! Builds the service: database, verifier, the public and the admin listener.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::error::InternalError;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use crate::config::Settings;
+use crate::http::{admin, callback, health, AppState, MAX_CALLBACK_BYTES};
+use crate::paysera::Verifier;
+use crate::store::Store;
+
+pub struct Application {
+    port: u16,
+    admin_port: u16,
+    public: Server,
+    admin: Server,
+    state: AppState,
+}
+
+/// Stops a running application the way a SIGTERM does.
+#[derive(Clone)]
+pub struct StopHandle {
+    accepting: Arc<AtomicBool>,
+    public: ServerHandle,
+    admin: ServerHandle,
+}
+
+impl StopHandle {
+    /// Readiness turns 503 first; then in-flight requests finish and listeners close.
+    pub async fn stop(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+        tokio::join!(self.public.stop(true), self.admin.stop(true));
+    }
+}
+
+fn bad_input(message: String) -> actix_web::Error {
+    InternalError::from_response(
+        message.clone(),
+        HttpResponse::BadRequest().json(serde_json::json!({ "error": message })),
+    )
+    .into()
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db = settings.database.clone();
+        let (pool_size, acquire) = (settings.db_pool_size, settings.db_acquire_timeout);
+        let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
+            let store = Store::connect(&db, pool_size, acquire)?;
+            let applied = store.migrate()?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+            Ok(store)
+        })
+        .await??;
+
+        let verifier = Verifier::new(
+            settings.verifier_projects(),
+            settings.keys.clone(),
+            settings.policy,
+        )?;
+        for key in verifier.keys().keys() {
+            tracing::info!(bits = key.bits(), sha256 = %key.fingerprint(), "gateway public key");
+        }
+        let state = AppState {
+            verifier: Arc::new(verifier),
+            store,
+            rules: settings.rules,
+            sms_reply: settings.sms_reply.clone(),
+            admin_token: settings.admin_token.clone(),
+            projects: Arc::new(settings.projects.clone()),
+            accepting: Arc::new(AtomicBool::new(true)),
+        };
+
+        let public_listener = TcpListener::bind(settings.bind)?;
+        let admin_listener = TcpListener::bind(settings.admin_bind)?;
+        let port = public_listener.local_addr()?.port();
+        let admin_port = admin_listener.local_addr()?.port();
+        let shutdown = settings.shutdown_timeout.as_secs().max(1);
+
+        let data = web::Data::new(state.clone());
+        let public_data = data.clone();
+        let public = HttpServer::new(move || {
+            App::new()
+                .app_data(public_data.clone())
+                .app_data(web::PayloadConfig::new(MAX_CALLBACK_BYTES))
+                .route("/paysera/callback", web::get().to(callback::receive))
+                .route("/paysera/callback", web::post().to(callback::receive))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+        })
+        .listen(public_listener)?
+        .disable_signals()
+        .shutdown_timeout(shutdown)
+        .run();
+
+        let admin_data = data.clone();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_data.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(64 * 1024)
+                        .error_handler(|e, _| bad_input(format!("invalid JSON body: {e}"))),
+                )
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| bad_input(format!("invalid query: {e}"))),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|e, _| bad_input(format!("invalid path: {e}"))),
+                )
+                .service(
+                    web::scope("/api/v1")
+                        .route("/payments", web::post().to(admin::create_payment))
+                        .route("/orders/{orderid}", web::put().to(admin::put_order))
+                        .route("/orders/{orderid}", web::get().to(admin::get_order))
+                        .route("/callbacks", web::get().to(admin::list_callbacks)),
+                )
+        })
+        .listen(admin_listener)?
+        .disable_signals()
+        .shutdown_timeout(shutdown)
+        .run();
+
+        Ok(Application {
+            port,
+            admin_port,
+            public,
+            admin,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            accepting: self.state.accepting.clone(),
+            public: self.public.handle(),
+            admin: self.admin.handle(),
+        }
+    }
+
+    /// Serves until both listeners stop; SIGTERM or Ctrl-C starts a graceful stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested: readiness off, finishing in-flight callbacks");
+            stop.stop().await;
+        });
+        let (a, b) = tokio::join!(self.public, self.admin);
+        a.and(b)
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,319 @@
+//! One transaction per callback: the duplicate guard, the order under lock, the
+//! decision, the stored row, the fulfilment and the outbox, committed together
+//! before anything is answered.
+
+use diesel::prelude::*;
+
+use super::models::{NewCallback, NewFulfilment, NewOrder, NewOutbox, OrderRow};
+use super::schema::{answered, callbacks, fulfilments, orders, outbox};
+use super::{dispatch, now_millis, Conn, Store, StoreError};
+use crate::domain::{
+    decide, Amount, Currency, Decision, Flag, OrderChange, OrderCheck, OrderState, OrderView,
+    Outcome, PaymentKind, Rules, Status, VerifiedCallback,
+};
+
+/// What the HTTP layer knows about the request, stored beside the callback.
+#[derive(Debug, Clone)]
+pub struct CallbackMeta {
+    pub method: String,
+    pub raw_query: String,
+    pub remote_addr: Option<String>,
+}
+
+/// What became of a stored callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub callback_id: i64,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub flag: Option<Flag>,
+}
+
+impl Store {
+    /// Stores a callback that failed verification, with the reason.
+    pub fn record_rejected(&self, meta: &CallbackMeta, reason: &str) -> Result<i64, StoreError> {
+        let now = now_millis();
+        self.with_conn(|mut conn| {
+            let row = NewCallback {
+                received_at: now,
+                project_id: None,
+                orderid: None,
+                identity: None,
+                outcome: Outcome::Rejected.as_str(),
+                reason: Some(reason),
+                http_status: 400,
+                method: &meta.method,
+                raw_query: &meta.raw_query,
+                remote_addr: meta.remote_addr.as_deref(),
+            };
+            Ok(insert_callback(&mut conn, &row)?)
+        })
+    }
+
+    /// Decides and stores a verified callback in one transaction.
+    pub fn process(
+        &self,
+        callback: &VerifiedCallback,
+        meta: &CallbackMeta,
+        rules: Rules,
+    ) -> Result<Processed, StoreError> {
+        self.transaction(|conn| process_in(conn, callback, meta, rules))
+    }
+}
+
+fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i64> {
+    dispatch!(conn, c => diesel::insert_into(callbacks::table)
+        .values(row)
+        .returning(callbacks::id)
+        .get_result(c))
+}
+
+fn process_in(
+    conn: &mut Conn<'_>,
+    callback: &VerifiedCallback,
+    meta: &CallbackMeta,
+    rules: Rules,
+) -> QueryResult<Processed> {
+    let now = now_millis();
+    let project = callback.project_id();
+    let identity = hex::encode(callback.identity());
+    let orderid = callback.orderid();
+
+    // The guard: only one transaction at a time can hold an identity; a second
+    // one waits here until the first commits, then sees the conflict.
+    let fresh = dispatch!(conn, c => diesel::insert_into(answered::table)
+        .values((answered::identity.eq(&identity), answered::answered_at.eq(now)))
+        .on_conflict_do_nothing()
+        .execute(c))?
+        == 1;
+
+    let decision = if !fresh {
+        Decision {
+            outcome: Outcome::Duplicate,
+            reason: None,
+            change: OrderChange::None,
+            flag: None,
+        }
+    } else if callback.kind() == PaymentKind::Macro && orderid.is_none() {
+        Decision {
+            outcome: Outcome::Rejected,
+            reason: Some("orderid missing".into()),
+            change: OrderChange::None,
+            flag: None,
+        }
+    } else {
+        let order = match orderid {
+            Some(orderid) if callback.kind() == PaymentKind::Macro => {
+                if rules.order_check == OrderCheck::None && callback.status() == Some(Status::Paid)
+                {
+                    ensure_order_row(conn, project, orderid, now)?;
+                }
+                lock_order(conn, project, orderid)?
+            }
+            _ => None,
+        };
+        decide(callback, order.as_ref().map(order_view).as_ref(), rules)
+    };
+
+    let outcome = decision.outcome;
+    let http_status = match outcome {
+        Outcome::Rejected => 400,
+        Outcome::UnknownOrder => 409,
+        _ => 200,
+    };
+    let callback_id = insert_callback(
+        conn,
+        &NewCallback {
+            received_at: now,
+            project_id: Some(project),
+            orderid,
+            identity: Some(&identity),
+            outcome: outcome.as_str(),
+            reason: decision.reason.as_deref(),
+            http_status,
+            method: &meta.method,
+            raw_query: &meta.raw_query,
+            remote_addr: meta.remote_addr.as_deref(),
+        },
+    )?;
+
+    if let Some(orderid) = orderid {
+        apply_change(conn, callback, &decision, orderid, callback_id, now)?;
+    }
+    if fresh && !outcome.answers_ok() {
+        // Not answered OK: the gateway will retry, and the retry is decided afresh.
+        dispatch!(conn, c => diesel::delete(answered::table.find(&identity)).execute(c))?;
+    }
+    if notifies_shop(outcome) {
+        let payload = notification(callback, outcome, callback_id).to_string();
+        dispatch!(conn, c => diesel::insert_into(outbox::table)
+            .values(&NewOutbox {
+                kind: outcome.as_str(),
+                project_id: project,
+                orderid,
+                callback_id,
+                payload: &payload,
+                next_attempt_at: now,
+                created_at: now,
+            })
+            .execute(c))?;
+    }
+    Ok(Processed {
+        callback_id,
+        outcome,
+        reason: decision.reason,
+        flag: decision.flag,
+    })
+}
+
+fn order_view(row: &OrderRow) -> OrderView {
+    let expected = match (row.amount, row.currency.as_deref()) {
+        (Some(a), Some(c)) => Amount::from_minor(a).ok().zip(Currency::parse(c).ok()),
+        _ => None,
+    };
+    OrderView {
+        expected,
+        state: OrderState::parse(&row.state).unwrap_or(OrderState::NeedsReview),
+        fulfilled: row.fulfilled_at.is_some(),
+    }
+}
+
+/// Without registered orders there is still one row per order to lock, so two
+/// paid callbacks for it cannot both fulfil.
+fn ensure_order_row(
+    conn: &mut Conn<'_>,
+    project: &str,
+    orderid: &str,
+    now: i64,
+) -> QueryResult<()> {
+    let row = NewOrder {
+        project_id: project,
+        orderid,
+        amount: None,
+        currency: None,
+        state: OrderState::AwaitingPayment.as_str(),
+        return_token: None,
+        created_at: now,
+        updated_at: now,
+    };
+    dispatch!(conn, c => diesel::insert_into(orders::table)
+        .values(&row)
+        .on_conflict((orders::project_id, orders::orderid))
+        .do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// The order row, locked for the rest of the transaction (SQLite's immediate
+/// transaction already holds the database's write lock).
+fn lock_order(conn: &mut Conn<'_>, project: &str, orderid: &str) -> QueryResult<Option<OrderRow>> {
+    macro_rules! this_order {
+        () => {
+            orders::table
+                .filter(orders::project_id.eq(project))
+                .filter(orders::orderid.eq(orderid))
+                .select(OrderRow::as_select())
+        };
+    }
+    match conn {
+        Conn::Pg(c) => this_order!().for_update().first(&mut **c).optional(),
+        Conn::Sqlite(c) => this_order!().first(&mut **c).optional(),
+    }
+}
+
+fn apply_change(
+    conn: &mut Conn<'_>,
+    callback: &VerifiedCallback,
+    decision: &Decision,
+    orderid: &str,
+    callback_id: i64,
+    now: i64,
+) -> QueryResult<()> {
+    let project = callback.project_id();
+    let this_order = orders::table
+        .filter(orders::project_id.eq(project))
+        .filter(orders::orderid.eq(orderid));
+    match &decision.change {
+        OrderChange::None => {}
+        OrderChange::Fulfil { checked } => {
+            let row = NewFulfilment {
+                project_id: project,
+                orderid,
+                callback_id,
+                amount: callback.amount().map(Amount::minor_units),
+                currency: callback.currency().map(Currency::as_str),
+                amount_checked: *checked,
+                created_at: now,
+            };
+            dispatch!(conn, c => diesel::insert_into(fulfilments::table).values(&row).execute(c))?;
+            dispatch!(conn, c => diesel::update(this_order)
+                .set((
+                    orders::state.eq(OrderState::Paid.as_str()),
+                    orders::fulfilled_at.eq(now),
+                    orders::updated_at.eq(now),
+                ))
+                .execute(c))?;
+        }
+        OrderChange::SetState(state) => {
+            dispatch!(conn, c => diesel::update(this_order)
+                .set((orders::state.eq(state.as_str()), orders::updated_at.eq(now)))
+                .execute(c))?;
+        }
+        OrderChange::Refund(amount) => {
+            let refunded = amount.map(Amount::minor_units).unwrap_or(0);
+            dispatch!(conn, c => diesel::update(this_order)
+                .set((
+                    orders::state.eq(OrderState::Refunded.as_str()),
+                    orders::refunded_amount
+                        .eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+                            "COALESCE(refunded_amount, 0) + ",
+                        )
+                        .bind::<diesel::sql_types::BigInt, _>(refunded)),
+                    orders::updated_at.eq(now),
+                ))
+                .execute(c))?;
+        }
+    }
+    if let Some(flag) = decision
+        .flag
+        .filter(|f| matches!(f, Flag::PaidAgain | Flag::PaidOrderUnpaid))
+    {
+        dispatch!(conn, c => diesel::update(this_order)
+            .set((orders::flag.eq(flag.as_str()), orders::updated_at.eq(now)))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+fn notifies_shop(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Fulfilled
+            | Outcome::PaidAgain
+            | Outcome::AmountMismatch
+            | Outcome::CurrencyMismatch
+            | Outcome::Refunded
+    )
+}
+
+/// What the shop is told: the decision and the gateway's figures, no personal data.
+fn notification(
+    callback: &VerifiedCallback,
+    outcome: Outcome,
+    callback_id: i64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "event": outcome.as_str(),
+        "project_id": callback.project_id(),
+        "orderid": callback.orderid(),
+        "status": callback.status().map(|s| s.code()),
+        "test": callback.is_test(),
+        "amount": callback.amount().map(Amount::minor_units),
+        "currency": callback.currency().map(Currency::as_str),
+        "payamount": callback.payamount().map(Amount::minor_units),
+        "paycurrency": callback.paycurrency().map(Currency::as_str),
+        "refund_amount": callback.refund_amount().map(Amount::minor_units),
+        "requestid": callback.fields().text("requestid"),
+        "callback_id": callback_id,
+    })
+}

@@ -1,0 +1,120 @@
+//! Rows as diesel reads and writes them.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::{callbacks, fulfilments, orders, outbox};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = orders)]
+pub(crate) struct OrderRow {
+    pub project_id: String,
+    pub orderid: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub state: String,
+    pub flag: Option<String>,
+    pub refunded_amount: Option<i64>,
+    pub fulfilled_at: Option<i64>,
+    pub returned_at: Option<i64>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = orders)]
+pub(crate) struct NewOrder<'a> {
+    pub project_id: &'a str,
+    pub orderid: &'a str,
+    pub amount: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub state: &'a str,
+    pub return_token: Option<&'a str>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = callbacks)]
+pub(crate) struct NewCallback<'a> {
+    pub received_at: i64,
+    pub project_id: Option<&'a str>,
+    pub orderid: Option<&'a str>,
+    pub identity: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub http_status: i32,
+    pub method: &'a str,
+    pub raw_query: &'a str,
+    pub remote_addr: Option<&'a str>,
+}
+
+/// A stored callback as the admin API lists it.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = callbacks)]
+pub struct CallbackRow {
+    pub id: i64,
+    #[serde(serialize_with = "as_rfc3339")]
+    pub received_at: i64,
+    pub project_id: Option<String>,
+    pub orderid: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub http_status: i32,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = fulfilments)]
+pub(crate) struct NewFulfilment<'a> {
+    pub project_id: &'a str,
+    pub orderid: &'a str,
+    pub callback_id: i64,
+    pub amount: Option<i64>,
+    pub currency: Option<&'a str>,
+    pub amount_checked: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub(crate) struct NewOutbox<'a> {
+    pub kind: &'a str,
+    pub project_id: &'a str,
+    pub orderid: Option<&'a str>,
+    pub callback_id: i64,
+    pub payload: &'a str,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}
+
+/// An order as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderDetails {
+    pub project_id: String,
+    pub orderid: String,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub state: String,
+    pub flag: Option<String>,
+    pub refunded_amount: Option<i64>,
+    #[serde(serialize_with = "opt_as_rfc3339")]
+    pub fulfilled_at: Option<i64>,
+    #[serde(serialize_with = "opt_as_rfc3339")]
+    pub returned_at: Option<i64>,
+    pub callbacks: Vec<CallbackRow>,
+}
+
+pub(crate) fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+fn as_rfc3339<S: serde::Serializer>(millis: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*millis))
+}
+
+fn opt_as_rfc3339<S: serde::Serializer>(millis: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match millis {
+        Some(m) => s.serialize_str(&rfc3339(*m)),
+        None => s.serialize_none(),
+    }
+}

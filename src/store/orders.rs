@@ -1,0 +1,141 @@
+//! Orders: what the shop expects to be paid, and what the admin API reads.
+
+use diesel::prelude::*;
+
+use super::models::{CallbackRow, NewOrder, OrderDetails, OrderRow};
+use super::schema::{callbacks, orders};
+use super::{dispatch, now_millis, Conn, Store, StoreError};
+use crate::domain::{Amount, Currency, OrderState, Outcome};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    Created,
+    /// The same expectation was registered before: nothing changed.
+    Unchanged,
+    /// A different expectation exists for this order: nothing changed.
+    Conflict {
+        amount: Option<i64>,
+        currency: Option<String>,
+    },
+}
+
+impl Store {
+    /// Registers what an order must be paid; idempotent for identical values.
+    pub fn register_order(
+        &self,
+        project: &str,
+        orderid: &str,
+        amount: Amount,
+        currency: &Currency,
+        return_token: Option<&str>,
+    ) -> Result<Registration, StoreError> {
+        let now = now_millis();
+        self.transaction(|conn| {
+            let row = NewOrder {
+                project_id: project,
+                orderid,
+                amount: Some(amount.minor_units()),
+                currency: Some(currency.as_str()),
+                state: OrderState::AwaitingPayment.as_str(),
+                return_token,
+                created_at: now,
+                updated_at: now,
+            };
+            let inserted = dispatch!(conn, c => diesel::insert_into(orders::table)
+                .values(&row)
+                .on_conflict((orders::project_id, orders::orderid))
+                .do_nothing()
+                .execute(c))?;
+            if inserted == 1 {
+                return Ok(Registration::Created);
+            }
+            let existing =
+                find_order(conn, project, orderid)?.ok_or(diesel::result::Error::NotFound)?;
+            match (existing.amount, existing.currency.as_deref()) {
+                (Some(a), Some(c)) if a == amount.minor_units() && c == currency.as_str() => {
+                    Ok(Registration::Unchanged)
+                }
+                // A row made by a paid callback without expectation (order check
+                // `none`) takes the expectation if it has none yet.
+                (None, None) => {
+                    let this = orders::table
+                        .filter(orders::project_id.eq(project))
+                        .filter(orders::orderid.eq(orderid));
+                    dispatch!(conn, c => diesel::update(this)
+                        .set((
+                            orders::amount.eq(amount.minor_units()),
+                            orders::currency.eq(currency.as_str()),
+                            orders::updated_at.eq(now),
+                        ))
+                        .execute(c))?;
+                    Ok(Registration::Created)
+                }
+                (amount, currency) => Ok(Registration::Conflict {
+                    amount,
+                    currency: currency.map(str::to_string),
+                }),
+            }
+        })
+    }
+
+    /// The order and every callback received for it, oldest first.
+    pub fn order(&self, project: &str, orderid: &str) -> Result<Option<OrderDetails>, StoreError> {
+        self.with_conn(|mut conn| {
+            let Some(row) = find_order(&mut conn, project, orderid)? else {
+                return Ok(None);
+            };
+            let callbacks: Vec<CallbackRow> = dispatch!(&mut conn, c => callbacks::table
+                .filter(callbacks::project_id.eq(project))
+                .filter(callbacks::orderid.eq(orderid))
+                .order(callbacks::id.asc())
+                .select(CallbackRow::as_select())
+                .load(c))?;
+            Ok(Some(OrderDetails {
+                project_id: row.project_id,
+                orderid: row.orderid,
+                amount: row.amount,
+                currency: row.currency,
+                state: row.state,
+                flag: row.flag,
+                refunded_amount: row.refunded_amount,
+                fulfilled_at: row.fulfilled_at,
+                returned_at: row.returned_at,
+                callbacks,
+            }))
+        })
+    }
+
+    /// Stored callbacks, newest first.
+    pub fn callbacks(
+        &self,
+        outcome: Option<Outcome>,
+        limit: i64,
+    ) -> Result<Vec<CallbackRow>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => {
+                let mut query = callbacks::table
+                    .order(callbacks::id.desc())
+                    .limit(limit)
+                    .select(CallbackRow::as_select())
+                    .into_boxed();
+                if let Some(outcome) = outcome {
+                    query = query.filter(callbacks::outcome.eq(outcome.as_str()));
+                }
+                query.load(c)?
+            }))
+        })
+    }
+}
+
+pub(super) fn find_order(
+    conn: &mut Conn<'_>,
+    project: &str,
+    orderid: &str,
+) -> QueryResult<Option<OrderRow>> {
+    dispatch!(conn, c => orders::table
+        .filter(orders::project_id.eq(project))
+        .filter(orders::orderid.eq(orderid))
+        .select(OrderRow::as_select())
+        .first(c)
+        .optional())
+}

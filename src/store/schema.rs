@@ -1,0 +1,71 @@
+// Shared by both backends: only types both map the same way (BIGINT, TEXT,
+// INTEGER, BOOLEAN). SQLite's INTEGER PRIMARY KEY reads back as BigInt.
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        project_id -> Text,
+        orderid -> Text,
+        amount -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        state -> Text,
+        flag -> Nullable<Text>,
+        refunded_amount -> Nullable<BigInt>,
+        fulfilled_at -> Nullable<BigInt>,
+        return_token -> Nullable<Text>,
+        returned_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    callbacks (id) {
+        id -> BigInt,
+        received_at -> BigInt,
+        project_id -> Nullable<Text>,
+        orderid -> Nullable<Text>,
+        identity -> Nullable<Text>,
+        outcome -> Text,
+        reason -> Nullable<Text>,
+        http_status -> Integer,
+        method -> Text,
+        raw_query -> Text,
+        remote_addr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    answered (identity) {
+        identity -> Text,
+        answered_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    fulfilments (id) {
+        id -> BigInt,
+        project_id -> Text,
+        orderid -> Text,
+        callback_id -> BigInt,
+        amount -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        amount_checked -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        project_id -> Text,
+        orderid -> Nullable<Text>,
+        callback_id -> BigInt,
+        payload -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        delivered_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
