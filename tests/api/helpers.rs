@@ -1,0 +1,278 @@
+//! Starts the real service on port 0 against its own fresh database (a new
+//! PostgreSQL database in the suite's throw-away cluster, or a new SQLite file)
+//! and talks HTTP to it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use payhook::config::Settings;
+use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::startup::{Application, StopHandle};
+
+use crate::support::postgres;
+
+pub const PROJECT: u64 = 123;
+pub const PASSWORD: &str = "pass-1f2e3d";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub fn vectors_dir() -> PathBuf {
+    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
+    assert!(
+        dir.join("current").is_dir(),
+        "shared vectors not found at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The gateway, as far as tests are concerned: signs with the shared test key.
+pub fn gateway() -> &'static GatewaySigner {
+    static SIGNER: OnceLock<GatewaySigner> = OnceLock::new();
+    SIGNER.get_or_init(|| {
+        let pem = std::fs::read_to_string(vectors_dir().join("current/private.pem")).unwrap();
+        GatewaySigner::from_pem(&pem, PASSWORD).unwrap()
+    })
+}
+
+/// A paid macro callback's fields for an order, in the gateway's order.
+pub fn paid_fields(orderid: &str, amount: &str, currency: &str) -> Vec<(String, String)> {
+    [
+        ("projectid", "123"),
+        ("orderid", orderid),
+        ("lang", "LIT"),
+        ("amount", amount),
+        ("currency", currency),
+        ("payment", "hanza"),
+        ("country", "LT"),
+        ("status", "1"),
+        ("test", "0"),
+        ("payamount", amount),
+        ("paycurrency", currency),
+        ("version", "1.6"),
+        ("requestid", "987654321"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn with(mut fields: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
+    match fields.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => fields.push((key.to_string(), value.to_string())),
+    }
+    fields
+}
+
+pub fn sign(fields: &[(String, String)], form: CallbackForm) -> String {
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    gateway().callback_query(&pairs, form)
+}
+
+pub struct TestApp {
+    pub backend: Backend,
+    pub base: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub stop: StopHandle,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// `overrides` are environment settings on top of the test defaults.
+    pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Postgres => tokio::task::spawn_blocking(postgres::fresh_database)
+                .await
+                .unwrap(),
+            Backend::Sqlite => format!("sqlite:{}", dir.path().join("payhook.sqlite3").display()),
+        };
+        Self::spawn_on(backend, &database_url, dir, overrides).await
+    }
+
+    /// Another instance on an existing database (several instances, one PostgreSQL).
+    pub async fn spawn_on(
+        backend: Backend,
+        database_url: &str,
+        dir: tempfile::TempDir,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
+        let mut env: HashMap<String, String> = [
+            ("PAYSERA_PROJECT_ID", PROJECT.to_string()),
+            ("PAYSERA_PROJECT_PASSWORD", PASSWORD.to_string()),
+            (
+                "PAYSERA_PUBLIC_KEY_FILE",
+                vectors_dir()
+                    .join("current/public.pem")
+                    .display()
+                    .to_string(),
+            ),
+            ("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("PAYHOOK_BIND", "127.0.0.1:0".to_string()),
+            ("PAYHOOK_ADMIN_BIND", "127.0.0.1:0".to_string()),
+            ("PAYHOOK_DATA_DIR", dir.path().display().to_string()),
+            ("PAYHOOK_SHUTDOWN_TIMEOUT", "5s".to_string()),
+            ("DATABASE_URL", database_url.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in overrides {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
+        let app = Application::build(settings)
+            .await
+            .expect("application starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let admin = format!("http://127.0.0.1:{}", app.admin_port());
+        let stop = app.stop_handle();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            backend,
+            base,
+            admin,
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            database_url: database_url.to_string(),
+            stop,
+            _dir: dir,
+        }
+    }
+
+    pub async fn get_callback(&self, query: &str) -> Reply {
+        let response = self
+            .client
+            .get(format!("{}/paysera/callback?{query}", self.base))
+            .send()
+            .await
+            .expect("callback request");
+        Reply {
+            status: response.status().as_u16(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn post_callback(&self, body: &str) -> Reply {
+        let response = self
+            .client
+            .post(format!("{}/paysera/callback", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("callback request");
+        Reply {
+            status: response.status().as_u16(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn register(&self, orderid: &str, amount: i64, currency: &str) {
+        let response = self
+            .client
+            .put(format!("{}/api/v1/orders/{orderid}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"amount": amount, "currency": currency}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "register {orderid}: {}",
+            response.status()
+        );
+    }
+
+    pub async fn order(&self, orderid: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/orders/{orderid}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "order {orderid}");
+        response.json().await.unwrap()
+    }
+
+    /// Runs a `SELECT count(*) AS n …` directly on the app's database.
+    pub fn count(&self, sql: &str) -> i64 {
+        let sql = diesel::sql_query(sql);
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = PgConnection::establish(&self.database_url).unwrap();
+                sql.get_result::<Count>(&mut c).unwrap().n
+            }
+            Backend::Sqlite => {
+                let path = self.database_url.trim_start_matches("sqlite:");
+                let mut c = SqliteConnection::establish(path).unwrap();
+                sql.get_result::<Count>(&mut c).unwrap().n
+            }
+        }
+    }
+
+    pub fn fulfilments(&self, orderid: &str) -> i64 {
+        self.count(&format!(
+            "SELECT count(*) AS n FROM fulfilments WHERE orderid = '{orderid}'"
+        ))
+    }
+
+    /// The outcomes stored for an order, oldest first, as the admin API shows them.
+    pub async fn outcomes(&self, orderid: &str) -> Vec<String> {
+        self.order(orderid).await["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["outcome"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// One test body, run against both backends.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(crate::helpers::Backend::Postgres).await }) *
+        }
+        mod sqlite_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(crate::helpers::Backend::Sqlite).await }) *
+        }
+    };
+}
+pub(crate) use both_backends;
