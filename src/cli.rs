@@ -30,6 +30,8 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Play the gateway against payhook in demo mode (run it in another terminal).
+    Simulate(SimulateArgs),
     /// Verify and decode one callback offline; prints its fields as JSON.
     Verify(VerifyArgs),
     /// Print a signed payment URL for the given request fields.
@@ -63,6 +65,19 @@ pub struct VerifyArgs {
     pub show_key: bool,
     /// The callback's query string, or its whole URL; `-` reads it from stdin.
     pub query_or_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// payhook's public listener.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// payhook's admin listener.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    pub admin_url: String,
+    /// The data directory the demo service uses (its demo gateway lives there).
+    #[arg(long, env = "PAYHOOK_DATA_DIR", default_value = "./payhook-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +239,23 @@ fn announce_demo(settings: &crate::config::Settings) {
         settings.admin_bind,
         dir.display(),
     );
+}
+
+pub fn simulate(args: SimulateArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
+    };
+    let target = crate::simulate::Target {
+        url: args.url.trim_end_matches('/'),
+        admin_url: args.admin_url.trim_end_matches('/'),
+        data_dir: &args.data_dir,
+    };
+    match runtime.block_on(crate::simulate::run(target)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => usage_error(&format!("{e:#}")),
+    }
 }
 
 pub fn migrate() -> ExitCode {

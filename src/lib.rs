@@ -7,6 +7,7 @@ pub mod domain;
 pub mod http;
 pub mod keyfile;
 pub mod paysera;
+pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Serve) => cli::serve(),
         Some(Command::Migrate) => cli::migrate(),
+        Some(Command::Simulate(args)) => cli::simulate(args),
         Some(Command::Verify(args)) => cli::verify(args),
         Some(Command::PaymentUrl(args)) => cli::payment_url(args),
     }

@@ -1,0 +1,172 @@
+//! `payhook simulate`: plays the gateway against a payhook running in demo mode.
+//! Registers a demo order and sends it callbacks signed with the demo gateway
+//! key — paid, duplicate, tampered, wrong amount, test — printing each answer.
+
+use std::path::Path;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+
+use crate::demo;
+use crate::paysera::gateway::{CallbackForm, GatewaySigner};
+
+pub struct Target<'a> {
+    pub url: &'a str,
+    pub admin_url: &'a str,
+    pub data_dir: &'a Path,
+}
+
+struct Scenario {
+    name: &'static str,
+    orderid: String,
+    amount: &'static str,
+    test: &'static str,
+    tamper: bool,
+    expect: &'static str,
+}
+
+pub async fn run(target: Target<'_>) -> anyhow::Result<bool> {
+    let dir = demo::demo_dir(target.data_dir);
+    anyhow::ensure!(
+        dir.join("gateway-private.pem").exists(),
+        "no demo gateway in {}: start payhook in demo mode first (cargo run --release)",
+        dir.display()
+    );
+    let material = demo::prepare(target.data_dir).context("reading the demo gateway")?;
+    let signer = GatewaySigner::from_pem(
+        &material.gateway_private_pem,
+        material.password.expose_secret(),
+    )?;
+    let token = material.admin_token.expose_secret().to_string();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let order = format!("DEMO-{stamp}");
+    let second = format!("DEMO-{stamp}-B");
+    for id in [&order, &second] {
+        let created = client
+            .post(format!("{}/api/v1/payments", target.admin_url))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "orderid": id, "amount": 1250, "currency": "EUR",
+                "accepturl": "https://shop.example/thanks",
+                "cancelurl": "https://shop.example/cancel",
+                "callbackurl": format!("{}/paysera/callback", target.url),
+            }))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", target.admin_url))?;
+        let status = created.status();
+        let body: serde_json::Value = created.json().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "registering {id}: {status} {body}");
+        println!(
+            "registered {id}: 12.50 EUR, buyer would go to {}",
+            body["url"].as_str().unwrap_or("?")
+        );
+    }
+
+    let scenarios = [
+        Scenario {
+            name: "paid",
+            orderid: order.clone(),
+            amount: "1250",
+            test: "0",
+            tamper: false,
+            expect: "200 OK",
+        },
+        Scenario {
+            name: "duplicate",
+            orderid: order.clone(),
+            amount: "1250",
+            test: "0",
+            tamper: false,
+            expect: "200 OK",
+        },
+        Scenario {
+            name: "tampered",
+            orderid: order.clone(),
+            amount: "1",
+            test: "0",
+            tamper: true,
+            expect: "400",
+        },
+        Scenario {
+            name: "wrong amount",
+            orderid: second.clone(),
+            amount: "999",
+            test: "0",
+            tamper: false,
+            expect: "200 OK",
+        },
+        Scenario {
+            name: "test payment",
+            orderid: second.clone(),
+            amount: "1250",
+            test: "1",
+            tamper: false,
+            expect: "200 OK",
+        },
+    ];
+    let mut all_as_expected = true;
+    for s in &scenarios {
+        let project = material.project_id.to_string();
+        let fields = [
+            ("projectid", project.as_str()),
+            ("orderid", s.orderid.as_str()),
+            ("amount", s.amount),
+            ("currency", "EUR"),
+            ("payment", "demo"),
+            ("country", "LT"),
+            ("status", "1"),
+            ("test", s.test),
+            ("payamount", s.amount),
+            ("paycurrency", "EUR"),
+            ("version", "1.6"),
+            ("requestid", if s.test == "1" { "2" } else { "1" }),
+        ];
+        let mut query = signer.callback_query(&fields, CallbackForm::AllSignatures);
+        if s.tamper {
+            // Sign one thing and send another, as a forger would.
+            let honest = signer.callback_query(
+                &fields.map(|(k, v)| if k == "amount" { (k, "1250") } else { (k, v) }),
+                CallbackForm::AllSignatures,
+            );
+            let data = honest.split('&').next().unwrap_or_default().to_string();
+            let forged = query.split('&').next().unwrap_or_default().to_string();
+            query = honest.replacen(&data, &forged, 1);
+        }
+        let reply = client
+            .get(format!("{}/paysera/callback?{query}", target.url))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach payhook at {}", target.url))?;
+        let status = reply.status().as_u16();
+        let body = reply.text().await.unwrap_or_default();
+        let answer = format!("{status} {body}");
+        let ok = answer.starts_with(s.expect);
+        all_as_expected &= ok;
+        println!(
+            "{:<13} -> {answer:<50} {}",
+            s.name,
+            if ok { "" } else { "(unexpected)" }
+        );
+    }
+
+    for id in [&order, &second] {
+        let order: serde_json::Value = client
+            .get(format!("{}/api/v1/orders/{id}", target.admin_url))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let outcomes: Vec<&str> = order["callbacks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c["outcome"].as_str()).collect())
+            .unwrap_or_default();
+        println!("order {id}: state {} after {outcomes:?}", order["state"]);
+    }
+    Ok(all_as_expected)
+}
