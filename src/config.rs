@@ -8,6 +8,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use lettre::message::Mailbox;
+
+use crate::alerts::{EmailSettings, Mailer};
 use crate::domain::{OrderCheck, Rules};
 use crate::keyfile::load_public_keys;
 use crate::paysera::{KeySet, Policy, Project};
@@ -58,6 +61,10 @@ pub struct Settings {
     pub log_pii: bool,
     pub public_url: Option<String>,
     pub shutdown_timeout: Duration,
+    /// `None`: no `SMTP_URL`, alerts are off.
+    pub email: Option<EmailSettings>,
+    pub alert_min_interval: Duration,
+    pub missed_callback_after: Duration,
 }
 
 impl Settings {
@@ -80,7 +87,8 @@ impl Settings {
         format!(
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
              allow_test_payments={} accept_ss1={} strict_signatures={} order_check={} \
-             sms_reply={} data_dir={} demo={} public_url={}",
+             sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
+             missed_callback_after={}s",
             self.bind,
             self.admin_bind,
             self.database,
@@ -98,6 +106,12 @@ impl Settings {
             self.data_dir.display(),
             self.demo,
             self.public_url.as_deref().unwrap_or("-"),
+            match &self.email {
+                Some(e) => format!("e-mail to {} address(es)", e.to.len()),
+                None => "off".to_string(),
+            },
+            self.alert_min_interval.as_secs(),
+            self.missed_callback_after.as_secs(),
         )
     }
 
@@ -204,6 +218,9 @@ impl Settings {
                 .get("PAYHOOK_PUBLIC_URL")
                 .map(|u| u.trim_end_matches('/').to_string()),
             shutdown_timeout: env.duration("PAYHOOK_SHUTDOWN_TIMEOUT", "25s")?,
+            email: email_settings(&env)?,
+            alert_min_interval: env.duration("ALERT_MIN_INTERVAL", "10m")?,
+            missed_callback_after: env.duration("MISSED_CALLBACK_AFTER", "15m")?,
         })
     }
 }
@@ -289,6 +306,35 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     n.checked_mul(unit_ms).map(Duration::from_millis)
+}
+
+fn email_settings(env: &Env<'_>) -> Result<Option<EmailSettings>, ConfigError> {
+    let Some(url) = env.secret("SMTP_URL")? else {
+        return Ok(None);
+    };
+    let mailbox = |key: &str, text: &str| -> Result<Mailbox, ConfigError> {
+        text.trim()
+            .parse::<Mailbox>()
+            .map_err(|e| bad(key, format!("{text:?} is not an e-mail address: {e}")))
+    };
+    let from = env
+        .get("ALERT_EMAIL_FROM")
+        .ok_or_else(|| bad("ALERT_EMAIL_FROM", "required with SMTP_URL"))?;
+    let to = env
+        .get("ALERT_EMAIL_TO")
+        .ok_or_else(|| bad("ALERT_EMAIL_TO", "required with SMTP_URL"))?;
+    let settings = EmailSettings {
+        smtp_url: url,
+        from: mailbox("ALERT_EMAIL_FROM", &from)?,
+        to: to
+            .split(',')
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| mailbox("ALERT_EMAIL_TO", a))
+            .collect::<Result<_, _>>()?,
+    };
+    // Checked now, so a typo stops start-up instead of every alert.
+    Mailer::new(&settings).map_err(|e| bad("SMTP_URL", e.to_string()))?;
+    Ok(Some(settings))
 }
 
 fn parse_database(url: Option<String>, data_dir: &Path) -> Result<DatabaseConfig, ConfigError> {

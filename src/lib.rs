@@ -1,11 +1,13 @@
 //! payhook: a strict, durable receiver for Paysera payment callbacks.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod keyfile;
+pub mod metrics;
 pub mod paysera;
 pub mod simulate;
 pub mod startup;

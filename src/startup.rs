@@ -8,8 +8,10 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::InternalError;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
+use crate::alerts::{Alerter, Mailer};
 use crate::config::Settings;
 use crate::http::{admin, callback, health, AppState, MAX_CALLBACK_BYTES};
+use crate::metrics::Metrics;
 use crate::paysera::Verifier;
 use crate::store::Store;
 
@@ -67,6 +69,21 @@ impl Application {
         for key in verifier.keys().keys() {
             tracing::info!(bits = key.bits(), sha256 = %key.fingerprint(), "gateway public key");
         }
+        let metrics = Metrics::new();
+        let alerter = match &settings.email {
+            Some(email) => {
+                tracing::info!(recipients = email.to.len(), "e-mail alerts on");
+                Alerter::start(
+                    Mailer::new(email)?,
+                    settings.alert_min_interval,
+                    metrics.clone(),
+                )
+            }
+            None => {
+                tracing::info!("e-mail alerts off (no SMTP_URL)");
+                Alerter::disabled(metrics.clone())
+            }
+        };
         let state = AppState {
             verifier: Arc::new(verifier),
             store,
@@ -75,6 +92,10 @@ impl Application {
             admin_token: settings.admin_token.clone(),
             projects: Arc::new(settings.projects.clone()),
             accepting: Arc::new(AtomicBool::new(true)),
+            metrics,
+            alerter,
+            log_pii: settings.log_pii,
+            public_url: settings.public_url.clone(),
         };
 
         let public_listener = TcpListener::bind(settings.bind)?;
@@ -116,6 +137,7 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|e, _| bad_input(format!("invalid path: {e}"))),
                 )
+                .route("/metrics", web::get().to(health::metrics))
                 .service(
                     web::scope("/api/v1")
                         .route("/payments", web::post().to(admin::create_payment))

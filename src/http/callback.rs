@@ -1,5 +1,6 @@
 //! `GET|POST /paysera/callback`: verify, decide and store in one blocking step,
-//! then answer. `OK` is written only after the transaction committed.
+//! then answer. `OK` is written only after the transaction committed. Every
+//! callback ends in one report: one log line, the metrics, and any alert.
 
 use std::time::Instant;
 
@@ -8,14 +9,21 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::CallbackHttpError;
 use super::AppState;
-use crate::domain::{Outcome, PaymentKind};
-use crate::paysera::RequestParams;
+use crate::alerts::{Alert, AlertKind};
+use crate::domain::{Flag, Outcome, PaymentKind, VerifiedCallback};
+use crate::metrics::ERROR_OUTCOME;
+use crate::paysera::{RejectClass, RequestParams};
 use crate::store::{CallbackMeta, Processed, StoreError};
 
 enum Step {
-    Rejected(String),
+    /// A body that is not a form: stored as rejected, answered 415.
+    NotAForm,
+    Rejected {
+        reason: String,
+        class: RejectClass,
+    },
     Misconfigured(crate::paysera::CallbackError),
-    Done(Processed, PaymentKind),
+    Done(Processed, Box<VerifiedCallback>),
 }
 
 pub async fn receive(
@@ -24,72 +32,229 @@ pub async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, CallbackHttpError> {
     let started = Instant::now();
-    if !body.is_empty() && !is_form(&req) {
-        return Err(CallbackHttpError::UnsupportedMediaType);
-    }
+    let request_id = request_id(&req);
     let query = req.query_string().to_string();
+    let form = body.is_empty() || is_form(&req);
     let meta = CallbackMeta {
         method: req.method().to_string(),
-        raw_query: raw_request(&query, &body),
+        raw_query: raw_request(&query, if form { &body } else { b"" }),
         remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
     };
 
     let worker_state = state.clone();
     let step = web::block(move || -> Result<Step, StoreError> {
+        if !form {
+            worker_state
+                .store
+                .record_rejected(&meta, "unsupported content type")?;
+            return Ok(Step::NotAForm);
+        }
         let params = RequestParams::parse(query.as_bytes(), &body);
         match worker_state.verifier.verify(&params) {
             Err(e) if e.is_configuration() => Ok(Step::Misconfigured(e)),
             Err(e) => {
                 let reason = e.to_string();
                 worker_state.store.record_rejected(&meta, &reason)?;
-                Ok(Step::Rejected(reason))
+                Ok(Step::Rejected {
+                    reason,
+                    class: e.class(),
+                })
             }
             Ok(callback) => {
                 let processed = worker_state
                     .store
                     .process(&callback, &meta, worker_state.rules)?;
-                Ok(Step::Done(processed, callback.kind()))
+                Ok(Step::Done(processed, Box::new(callback)))
             }
         }
     })
     .await
-    .map_err(|e| CallbackHttpError::Unavailable(StoreError::Unavailable(e.to_string())))?;
+    .unwrap_or_else(|e| Err(StoreError::Unavailable(e.to_string())));
 
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = Report::new(&step, &request_id);
+    report.record(&state, started);
+    answer(step, &state)
+}
+
+fn answer(
+    step: Result<Step, StoreError>,
+    state: &AppState,
+) -> Result<HttpResponse, CallbackHttpError> {
     match step {
-        Err(e) => {
-            tracing::error!(error = %e, elapsed_ms, "callback not stored; answered 503");
-            Err(CallbackHttpError::Unavailable(e))
-        }
-        Ok(Step::Misconfigured(e)) => {
-            tracing::error!(error = %e, "callback cannot be checked: configuration");
-            Err(CallbackHttpError::Misconfigured(e))
-        }
-        Ok(Step::Rejected(reason)) => {
-            tracing::warn!(outcome = "rejected", %reason, elapsed_ms, "callback");
-            Err(CallbackHttpError::Rejected(reason))
-        }
-        Ok(Step::Done(p, kind)) => {
-            tracing::info!(
-                outcome = p.outcome.as_str(),
-                reason = p.reason.as_deref().unwrap_or(""),
-                callback_id = p.callback_id,
-                elapsed_ms,
-                "callback"
-            );
-            match p.outcome {
-                Outcome::Rejected => Err(CallbackHttpError::Rejected(p.reason.unwrap_or_default())),
-                Outcome::UnknownOrder => Err(CallbackHttpError::UnknownOrder),
-                Outcome::SmsReceived | Outcome::Duplicate if kind == PaymentKind::Micro => {
-                    Ok(plain(match &state.sms_reply {
-                        Some(reply) => format!("OK {reply}"),
-                        None => "NOSMS".to_string(),
-                    }))
-                }
-                _ => Ok(plain("OK".to_string())),
+        Err(e) => Err(CallbackHttpError::Unavailable(e)),
+        Ok(Step::Misconfigured(e)) => Err(CallbackHttpError::Misconfigured(e)),
+        Ok(Step::NotAForm) => Err(CallbackHttpError::UnsupportedMediaType),
+        Ok(Step::Rejected { reason, .. }) => Err(CallbackHttpError::Rejected(reason)),
+        Ok(Step::Done(p, callback)) => match p.outcome {
+            Outcome::Rejected => Err(CallbackHttpError::Rejected(p.reason.unwrap_or_default())),
+            Outcome::UnknownOrder => Err(CallbackHttpError::UnknownOrder),
+            Outcome::SmsReceived | Outcome::Duplicate if callback.kind() == PaymentKind::Micro => {
+                Ok(plain(match &state.sms_reply {
+                    Some(reply) => format!("OK {reply}"),
+                    None => "NOSMS".to_string(),
+                }))
             }
+            _ => Ok(plain("OK".to_string())),
+        },
+    }
+}
+
+/// What one callback came to, for the log line, the metrics and the alerts.
+struct Report<'a> {
+    request_id: &'a str,
+    outcome: &'static str,
+    reject_class: Option<RejectClass>,
+    reason: Option<String>,
+    project: Option<&'a str>,
+    orderid: Option<&'a str>,
+    alert: Option<AlertKind>,
+    callback: Option<&'a VerifiedCallback>,
+    error: Option<String>,
+}
+
+impl<'a> Report<'a> {
+    fn new(step: &'a Result<Step, StoreError>, request_id: &'a str) -> Report<'a> {
+        let blank = Report {
+            request_id,
+            outcome: ERROR_OUTCOME,
+            reject_class: None,
+            reason: None,
+            project: None,
+            orderid: None,
+            alert: None,
+            callback: None,
+            error: None,
+        };
+        match step {
+            Err(e) => Report {
+                error: Some(e.to_string()),
+                alert: Some(AlertKind::DatabaseError),
+                ..blank
+            },
+            Ok(Step::Misconfigured(e)) => Report {
+                error: Some(e.to_string()),
+                ..blank
+            },
+            Ok(Step::NotAForm) => Report {
+                outcome: Outcome::Rejected.as_str(),
+                reject_class: Some(RejectClass::Malformed),
+                reason: Some("unsupported content type".into()),
+                ..blank
+            },
+            Ok(Step::Rejected { reason, class }) => Report {
+                outcome: Outcome::Rejected.as_str(),
+                reject_class: Some(*class),
+                reason: Some(reason.clone()),
+                alert: (*class == RejectClass::Signature).then_some(AlertKind::SignatureRejected),
+                ..blank
+            },
+            Ok(Step::Done(p, callback)) => Report {
+                outcome: p.outcome.as_str(),
+                reject_class: (p.outcome == Outcome::Rejected).then_some(RejectClass::Malformed),
+                reason: p.reason.clone(),
+                project: Some(callback.project_id()),
+                orderid: callback.orderid(),
+                alert: p.flag.map(alert_for),
+                callback: Some(callback),
+                ..blank
+            },
         }
     }
+
+    fn record(&self, state: &AppState, started: Instant) {
+        let seconds = started.elapsed().as_secs_f64();
+        state.metrics.callback(self.outcome, seconds);
+        if let Some(class) = self.reject_class {
+            state.metrics.rejected(class);
+        }
+        let pii = |name: &str| {
+            self.callback
+                .filter(|_| state.log_pii)
+                .and_then(|c| c.fields().text(name))
+                .unwrap_or("")
+        };
+        let line = |level: tracing::Level| match level {
+            tracing::Level::ERROR => tracing::error!(
+                request_id = self.request_id,
+                outcome = self.outcome,
+                error = self.error.as_deref().unwrap_or(""),
+                duration_ms = seconds * 1000.0,
+                "callback not stored; answered 503"
+            ),
+            tracing::Level::WARN => tracing::warn!(
+                request_id = self.request_id,
+                project = self.project.unwrap_or(""),
+                orderid = self.orderid.unwrap_or(""),
+                outcome = self.outcome,
+                reason = self.reason.as_deref().unwrap_or(""),
+                duration_ms = seconds * 1000.0,
+                p_email = pii("p_email"),
+                "callback"
+            ),
+            _ => tracing::info!(
+                request_id = self.request_id,
+                project = self.project.unwrap_or(""),
+                orderid = self.orderid.unwrap_or(""),
+                outcome = self.outcome,
+                reason = self.reason.as_deref().unwrap_or(""),
+                duration_ms = seconds * 1000.0,
+                p_email = pii("p_email"),
+                name = pii("name"),
+                surename = pii("surename"),
+                "callback"
+            ),
+        };
+        line(if self.error.is_some() {
+            tracing::Level::ERROR
+        } else if self.alert.is_some() || self.reject_class.is_some() {
+            tracing::Level::WARN
+        } else {
+            tracing::Level::INFO
+        });
+
+        if let Some(kind) = self.alert {
+            let summary = match (kind, self.orderid) {
+                (AlertKind::SignatureRejected, _) => {
+                    format!(
+                        "callback rejected: {}",
+                        self.reason.as_deref().unwrap_or("")
+                    )
+                }
+                (AlertKind::DatabaseError, _) => {
+                    "a callback could not be stored (answered 503)".into()
+                }
+                (_, Some(orderid)) => format!("order {orderid}: {}", self.outcome),
+                (_, None) => self.outcome.to_string(),
+            };
+            let reason = self.reason.as_deref().or(self.error.as_deref());
+            state.alerter.raise(
+                Alert::new(kind, summary, self.outcome)
+                    .order(self.orderid)
+                    .reason(reason),
+            );
+        }
+    }
+}
+
+fn alert_for(flag: Flag) -> AlertKind {
+    match flag {
+        Flag::PaidAgain => AlertKind::PaidAgain,
+        Flag::PaidOrderUnpaid => AlertKind::PaidOrderUnpaid,
+        Flag::AmountMismatch => AlertKind::AmountMismatch,
+        Flag::CurrencyMismatch => AlertKind::CurrencyMismatch,
+        Flag::UnknownOrder => AlertKind::UnknownOrder,
+        Flag::TestRefused => AlertKind::TestRefused,
+    }
+}
+
+/// The caller's `X-Request-Id` when it is sane, else a fresh one.
+fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("X-Request-Id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()))
 }
 
 fn plain(body: String) -> HttpResponse {

@@ -24,3 +24,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => HttpResponse::ServiceUnavailable().body("busy"),
     }
 }
+
+/// Prometheus text format, on the admin listener.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let (content_type, body) = state.metrics.render();
+    HttpResponse::Ok().content_type(content_type).body(body)
+}

@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use secrecy::SecretString;
 
+use crate::alerts::Alerter;
 use crate::config::ProjectSettings;
 use crate::domain::Rules;
+use crate::metrics::Metrics;
 use crate::paysera::Verifier;
 use crate::store::Store;
 
@@ -26,6 +28,12 @@ pub struct AppState {
     pub projects: Arc<Vec<ProjectSettings>>,
     /// Cleared when shutdown starts, so `/readyz` turns 503 first.
     pub accepting: Arc<AtomicBool>,
+    pub metrics: Metrics,
+    pub alerter: Alerter,
+    /// Log buyer personal data (e-mail, names) in the callback line.
+    pub log_pii: bool,
+    /// Where buyers are sent back through payhook (`PAYHOOK_PUBLIC_URL`).
+    pub public_url: Option<String>,
 }
 
 /// Most callbacks are under 2 KiB; the gateway's GET query is at most a few KiB.

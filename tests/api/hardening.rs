@@ -80,7 +80,7 @@ async fn hostile_callbacks_get_a_short_4xx() {
     assert!(reply.body.contains("amount"), "{}", reply.body);
     assert_eq!(
         app.count("SELECT count(*) AS n FROM callbacks WHERE outcome = 'rejected'"),
-        9
+        10
     );
 }
 

@@ -1,2 +1,3 @@
 pub mod postgres;
 pub mod proxy;
+pub mod smtp;

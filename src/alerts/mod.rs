@@ -1,0 +1,248 @@
+//! E-mail alerts: raised on the request path without waiting, sent in the
+//! background, at most one e-mail per kind per `ALERT_MIN_INTERVAL`.
+
+mod email;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+pub use email::{EmailSettings, Mailer};
+
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    SignatureRejected,
+    AmountMismatch,
+    CurrencyMismatch,
+    PaidAgain,
+    PaidOrderUnpaid,
+    UnknownOrder,
+    TestRefused,
+    DatabaseError,
+    MissedCallback,
+    NotificationDead,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 10] = [
+        AlertKind::SignatureRejected,
+        AlertKind::AmountMismatch,
+        AlertKind::CurrencyMismatch,
+        AlertKind::PaidAgain,
+        AlertKind::PaidOrderUnpaid,
+        AlertKind::UnknownOrder,
+        AlertKind::TestRefused,
+        AlertKind::DatabaseError,
+        AlertKind::MissedCallback,
+        AlertKind::NotificationDead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::SignatureRejected => "signature_rejected",
+            AlertKind::AmountMismatch => "amount_mismatch",
+            AlertKind::CurrencyMismatch => "currency_mismatch",
+            AlertKind::PaidAgain => "paid_again",
+            AlertKind::PaidOrderUnpaid => "paid_order_unpaid",
+            AlertKind::UnknownOrder => "unknown_order",
+            AlertKind::TestRefused => "test_refused",
+            AlertKind::DatabaseError => "database_error",
+            AlertKind::MissedCallback => "missed_callback",
+            AlertKind::NotificationDead => "notification_dead",
+        }
+    }
+
+    /// What an operator should do about it, for the e-mail body.
+    fn advice(self) -> &'static str {
+        match self {
+            AlertKind::SignatureRejected => "A callback failed verification. Repeated ones mean a forger, a wrong public key (key rotation?) or a proxy altering requests.",
+            AlertKind::AmountMismatch | AlertKind::CurrencyMismatch => "The payment does not match the registered order; the order is in state needs_review and was not fulfilled.",
+            AlertKind::PaidAgain => "The buyer paid an order that was already paid: refund the second payment.",
+            AlertKind::PaidOrderUnpaid => "The gateway reported 'not executed' for an order payhook already saw paid; the order stays paid. Check the payment in the gateway's panel.",
+            AlertKind::UnknownOrder => "A paid callback names an order nobody registered; payhook answered 409 so the gateway retries. Register the order (PUT /api/v1/orders/{orderid}) or check the shop's integration.",
+            AlertKind::TestRefused => "A test payment arrived while test payments are not allowed; nothing was fulfilled.",
+            AlertKind::DatabaseError => "payhook could not store a callback and answered 503; the gateway will retry. Check the database.",
+            AlertKind::MissedCallback => "The buyer came back from the gateway but no paid callback arrived: check callbackurl, firewalls and that payhook is reachable.",
+            AlertKind::NotificationDead => "A notification to the shop could not be delivered after every retry.",
+        }
+    }
+}
+
+/// One thing that went wrong, with how to look it up.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub summary: String,
+    pub orderid: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Alert {
+    pub fn new(kind: AlertKind, summary: impl Into<String>, outcome: &str) -> Alert {
+        Alert {
+            kind,
+            summary: summary.into(),
+            orderid: None,
+            outcome: outcome.to_string(),
+            reason: None,
+            at: chrono::Utc::now(),
+        }
+    }
+
+    pub fn order(mut self, orderid: Option<&str>) -> Alert {
+        self.orderid = orderid.map(str::to_string);
+        self
+    }
+
+    pub fn reason(mut self, reason: Option<&str>) -> Alert {
+        self.reason = reason.map(str::to_string);
+        self
+    }
+
+    pub fn subject(&self) -> String {
+        let summary: String = self
+            .summary
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(120)
+            .collect();
+        format!("[payhook] {}: {summary}", self.kind.as_str())
+    }
+
+    pub fn body(&self, held_back: u32) -> String {
+        let mut body = format!(
+            "{}\n\nWhat happened: {}\nOutcome: {}\n",
+            self.kind.advice(),
+            self.summary,
+            self.outcome
+        );
+        if let Some(orderid) = &self.orderid {
+            body.push_str(&format!("Order: {orderid}\n"));
+        }
+        if let Some(reason) = &self.reason {
+            body.push_str(&format!("Reason: {reason}\n"));
+        }
+        body.push_str(&format!(
+            "Time: {}\n\nLook it up (admin listener):\n",
+            self.at.to_rfc3339()
+        ));
+        if let Some(orderid) = &self.orderid {
+            body.push_str(&format!("  GET /api/v1/orders/{orderid}\n"));
+        }
+        body.push_str(&format!(
+            "  GET /api/v1/callbacks?outcome={}\n",
+            self.outcome
+        ));
+        if held_back > 0 {
+            body.push_str(&format!(
+                "\n{held_back} more {} alert(s) were held back since the last e-mail of this kind.\n",
+                self.kind.as_str()
+            ));
+        }
+        body
+    }
+}
+
+/// Raises alerts from anywhere; cheap to clone; never blocks the caller.
+#[derive(Clone)]
+pub struct Alerter {
+    tx: Option<mpsc::Sender<Alert>>,
+    metrics: Metrics,
+}
+
+/// Alerts waiting to be sent beyond this are dropped and counted as failed:
+/// a flood must not eat memory.
+const QUEUE: usize = 1024;
+
+impl Alerter {
+    pub fn disabled(metrics: Metrics) -> Alerter {
+        Alerter { tx: None, metrics }
+    }
+
+    /// Starts the sender task on the current tokio runtime.
+    pub fn start(mailer: Mailer, min_interval: Duration, metrics: Metrics) -> Alerter {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(rx, mailer, min_interval, metrics.clone()));
+        Alerter {
+            tx: Some(tx),
+            metrics,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    pub fn raise(&self, alert: Alert) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(alert).is_err() {
+            self.metrics.alert_failed();
+            tracing::warn!("alert queue full; alert dropped");
+        }
+    }
+}
+
+#[derive(Default)]
+struct KindState {
+    last_sent: Option<Instant>,
+    held: u32,
+    latest_held: Option<Alert>,
+}
+
+async fn run(mut rx: mpsc::Receiver<Alert>, mailer: Mailer, interval: Duration, metrics: Metrics) {
+    let mut kinds: HashMap<AlertKind, KindState> = HashMap::new();
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(1).min(interval.max(Duration::from_millis(100))));
+    loop {
+        tokio::select! {
+            received = rx.recv() => {
+                let Some(alert) = received else { return };
+                let state = kinds.entry(alert.kind).or_default();
+                if state.last_sent.is_none_or(|t| t.elapsed() >= interval) {
+                    let held = std::mem::take(&mut state.held);
+                    state.latest_held = None;
+                    state.last_sent = Some(Instant::now());
+                    deliver(&mailer, &metrics, &alert, held).await;
+                } else {
+                    state.held += 1;
+                    state.latest_held = Some(alert);
+                }
+            }
+            _ = tick.tick() => {
+                // Held-back alerts are not forgotten: once the interval has passed,
+                // the latest one goes out saying how many it stands for.
+                for state in kinds.values_mut() {
+                    if state.held > 0 && state.last_sent.is_none_or(|t| t.elapsed() >= interval) {
+                        if let Some(alert) = state.latest_held.take() {
+                            let held = std::mem::take(&mut state.held) - 1;
+                            state.last_sent = Some(Instant::now());
+                            deliver(&mailer, &metrics, &alert, held).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn deliver(mailer: &Mailer, metrics: &Metrics, alert: &Alert, held: u32) {
+    match mailer.send(&alert.subject(), &alert.body(held)).await {
+        Ok(()) => {
+            metrics.alert_sent(alert.kind);
+            tracing::info!(
+                kind = alert.kind.as_str(),
+                held_back = held,
+                "alert e-mail sent"
+            );
+        }
+        Err(e) => {
+            metrics.alert_failed();
+            tracing::error!(kind = alert.kind.as_str(), error = %e, "alert e-mail failed");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`. Labels are
+//! bounded (outcomes, reject classes, alert kinds), never an order id.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::alerts::AlertKind;
+use crate::domain::Outcome;
+use crate::paysera::RejectClass;
+
+/// The label of callbacks answered 503 and not stored.
+pub const ERROR_OUTCOME: &str = "error";
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    callbacks: IntCounterVec,
+    rejected: IntCounterVec,
+    duration: Histogram,
+    fulfilments: IntCounter,
+    alerts_sent: IntCounterVec,
+    alerts_failed: IntCounter,
+    db_errors: IntCounter,
+    missing_callback: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let callbacks = IntCounterVec::new(
+            Opts::new("payhook_callbacks_total", "Callbacks received, by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "payhook_callbacks_rejected_total",
+                "Rejected callbacks, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "payhook_callback_duration_seconds",
+                "Time from request to answer, every callback whatever its outcome",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )
+        .expect("valid metric");
+        let fulfilments =
+            IntCounter::new("payhook_fulfilments_total", "Orders fulfilled").expect("valid metric");
+        let alerts_sent = IntCounterVec::new(
+            Opts::new("payhook_alerts_sent_total", "Alert e-mails sent, by kind"),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let alerts_failed = IntCounter::new(
+            "payhook_alerts_failed_total",
+            "Alert e-mails that could not be sent",
+        )
+        .expect("valid metric");
+        let db_errors = IntCounter::new(
+            "payhook_db_errors_total",
+            "Database errors on the request path (callbacks answered 503)",
+        )
+        .expect("valid metric");
+        let missing_callback = IntGauge::new(
+            "payhook_orders_missing_callback",
+            "Orders whose buyer returned but which have no paid callback after MISSED_CALLBACK_AFTER",
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new("payhook_build_info", "payhook's version"),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        // Every label value exists from the start, so increase() sees the first event.
+        for outcome in Outcome::ALL {
+            callbacks.with_label_values(&[outcome.as_str()]);
+        }
+        callbacks.with_label_values(&[ERROR_OUTCOME]);
+        for class in [
+            RejectClass::Signature,
+            RejectClass::Decoding,
+            RejectClass::Project,
+            RejectClass::Malformed,
+        ] {
+            rejected.with_label_values(&[class.as_str()]);
+        }
+        for kind in AlertKind::ALL {
+            alerts_sent.with_label_values(&[kind.as_str()]);
+        }
+
+        for collector in [
+            Box::new(callbacks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rejected.clone()),
+            Box::new(duration.clone()),
+            Box::new(fulfilments.clone()),
+            Box::new(alerts_sent.clone()),
+            Box::new(alerts_failed.clone()),
+            Box::new(db_errors.clone()),
+            Box::new(missing_callback.clone()),
+            Box::new(build_info),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric registered once");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics registered once");
+
+        Metrics {
+            registry,
+            callbacks,
+            rejected,
+            duration,
+            fulfilments,
+            alerts_sent,
+            alerts_failed,
+            db_errors,
+            missing_callback,
+        }
+    }
+
+    pub fn callback(&self, outcome: &str, seconds: f64) {
+        self.callbacks.with_label_values(&[outcome]).inc();
+        self.duration.observe(seconds);
+        if outcome == Outcome::Fulfilled.as_str() {
+            self.fulfilments.inc();
+        }
+        if outcome == ERROR_OUTCOME {
+            self.db_errors.inc();
+        }
+    }
+
+    pub fn rejected(&self, class: RejectClass) {
+        self.rejected.with_label_values(&[class.as_str()]).inc();
+    }
+
+    pub fn alert_sent(&self, kind: AlertKind) {
+        self.alerts_sent.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    pub fn alert_failed(&self) {
+        self.alerts_failed.inc();
+    }
+
+    pub fn set_missing_callbacks(&self, n: i64) {
+        self.missing_callback.set(n);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> (String, String) {
+        let encoder = TextEncoder::new();
+        let mut out = Vec::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        (
+            encoder.format_type().to_string(),
+            String::from_utf8(out).unwrap_or_default(),
+        )
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,378 @@
+//! Operators' view: exact metric values after a scenario, alert e-mails over
+//! real SMTP, rate limiting.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use payhook::paysera::gateway::CallbackForm;
+
+use crate::helpers::{paid_fields, sign, with, Backend, TestApp};
+use crate::support::smtp::{subject, SmtpSink};
+use crate::support::{postgres, proxy::ChaosProxy};
+
+/// `name{labels} value` lines of the exposition, keyed by everything before the value.
+async fn scrape(app: &TestApp) -> HashMap<String, f64> {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn sms() -> Vec<(String, String)> {
+    [
+        ("projectid", "123"),
+        ("to", "1679"),
+        ("sms", "KEY hi"),
+        ("from", "370600"),
+        ("id", "77"),
+        ("amount", "100"),
+        ("currency", "EUR"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_outcome_is_counted_exactly() {
+    let direct = tokio::task::spawn_blocking(postgres::fresh_database)
+        .await
+        .unwrap();
+    let proxy = ChaosProxy::start(postgres::server_addr()).unwrap();
+    let app = TestApp::spawn_on(
+        Backend::Postgres,
+        &postgres::url_via(&direct, proxy.addr()),
+        tempfile::tempdir().unwrap(),
+        &[],
+    )
+    .await;
+    for (id, amount) in [
+        ("M-1", 1250),
+        ("M-2", 1250),
+        ("M-3", 1250),
+        ("M-4", 1250),
+        ("M-5", 1250),
+    ] {
+        app.register(id, amount, "EUR").await;
+    }
+    let paid = paid_fields("M-1", "1250", "EUR");
+    let expect: Vec<(&str, String, u16)> = vec![
+        ("fulfilled", sign(&paid, CallbackForm::Ss2), 200),
+        ("duplicate", sign(&paid, CallbackForm::Ss2), 200),
+        (
+            "paid_again",
+            sign(&with(paid.clone(), "requestid", "2"), CallbackForm::Ss2),
+            200,
+        ),
+        (
+            "not_paid",
+            sign(
+                &with(paid_fields("M-2", "1250", "EUR"), "status", "0"),
+                CallbackForm::Ss2,
+            ),
+            200,
+        ),
+        (
+            "pending",
+            sign(
+                &with(paid_fields("M-2", "1250", "EUR"), "status", "2"),
+                CallbackForm::Ss2,
+            ),
+            200,
+        ),
+        (
+            "info",
+            sign(
+                &with(paid_fields("M-2", "1250", "EUR"), "status", "3"),
+                CallbackForm::Ss2,
+            ),
+            200,
+        ),
+        (
+            "refunded",
+            sign(
+                &with(paid_fields("M-5", "1250", "EUR"), "status", "5"),
+                CallbackForm::Ss2,
+            ),
+            200,
+        ),
+        (
+            "test_ignored",
+            sign(
+                &with(paid_fields("M-2", "1250", "EUR"), "test", "1"),
+                CallbackForm::Ss2,
+            ),
+            200,
+        ),
+        ("sms_received", sign(&sms(), CallbackForm::Ss2), 200),
+        (
+            "unknown_order",
+            sign(&paid_fields("NOPE", "1", "EUR"), CallbackForm::Ss2),
+            409,
+        ),
+        (
+            "amount_mismatch",
+            sign(&paid_fields("M-3", "1", "EUR"), CallbackForm::Ss2),
+            200,
+        ),
+        (
+            "currency_mismatch",
+            sign(&paid_fields("M-4", "1250", "USD"), CallbackForm::Ss2),
+            200,
+        ),
+        (
+            "fulfilled",
+            sign(&paid_fields("M-2", "1250", "EUR"), CallbackForm::Ss3),
+            200,
+        ),
+    ];
+    for (outcome, query, status) in &expect {
+        let reply = app.get_callback(query).await;
+        assert_eq!(reply.status, *status, "{outcome}: {}", reply.body);
+    }
+    let rejections = [
+        (
+            "signature",
+            sign(&paid, CallbackForm::Ss2).replacen("data=c", "data=d", 1),
+        ),
+        ("signature", "data=QUJD&ss3=".to_string()),
+        ("decoding", "data=!!!".to_string()),
+        (
+            "project",
+            sign(&with(paid.clone(), "projectid", "999"), CallbackForm::Ss2),
+        ),
+        ("malformed", "data[]=1".to_string()),
+        (
+            "malformed",
+            sign(&with(paid.clone(), "amount", "12.50"), CallbackForm::Ss2),
+        ),
+    ];
+    for (_, query) in &rejections {
+        assert_eq!(app.get_callback(query).await.status, 400, "{query}");
+    }
+    // The database goes away: one callback answered 503, counted as error.
+    proxy.break_networking();
+    assert_eq!(app.get_callback(&expect[0].1).await.status, 503);
+    proxy.restore_networking();
+
+    let m = scrape(&app).await;
+    let count = |key: &str| {
+        m.get(key)
+            .copied()
+            .unwrap_or_else(|| panic!("no metric {key}"))
+    };
+    let mut want: HashMap<&str, f64> = HashMap::new();
+    for (outcome, _, _) in &expect {
+        *want.entry(outcome).or_default() += 1.0;
+    }
+    want.insert("rejected", rejections.len() as f64);
+    want.insert("error", 1.0);
+    for outcome in [
+        "rejected",
+        "duplicate",
+        "sms_received",
+        "test_ignored",
+        "not_paid",
+        "pending",
+        "info",
+        "refunded",
+        "unknown_order",
+        "paid_again",
+        "amount_mismatch",
+        "currency_mismatch",
+        "fulfilled",
+        "error",
+    ] {
+        let got = count(&format!("payhook_callbacks_total{{outcome=\"{outcome}\"}}"));
+        assert_eq!(got, want[outcome], "outcome {outcome}");
+    }
+    for (reason, n) in [
+        ("signature", 2.0),
+        ("decoding", 1.0),
+        ("project", 1.0),
+        ("malformed", 2.0),
+    ] {
+        assert_eq!(
+            count(&format!(
+                "payhook_callbacks_rejected_total{{reason=\"{reason}\"}}"
+            )),
+            n,
+            "{reason}"
+        );
+    }
+    let total = (expect.len() + rejections.len() + 1) as f64;
+    assert_eq!(count("payhook_callback_duration_seconds_count"), total);
+    assert_eq!(
+        count("payhook_callback_duration_seconds_bucket{le=\"+Inf\"}"),
+        total
+    );
+    assert_eq!(count("payhook_fulfilments_total"), 2.0);
+    assert_eq!(count("payhook_db_errors_total"), 1.0);
+    assert_eq!(count("payhook_alerts_failed_total"), 0.0);
+    assert_eq!(
+        count("payhook_alerts_sent_total{kind=\"paid_again\"}"),
+        0.0,
+        "alerts are off"
+    );
+    assert_eq!(
+        count(&format!(
+            "payhook_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        1.0
+    );
+    assert!(m.contains_key("process_resident_memory_bytes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alerts_arrive_by_email_and_bursts_are_held_back() {
+    let smtp = SmtpSink::start();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("SMTP_URL", &smtp.url()),
+            ("ALERT_EMAIL_FROM", "payhook <payhook@shop.example>"),
+            ("ALERT_EMAIL_TO", "ops@shop.example, owner@shop.example"),
+            ("ALERT_MIN_INTERVAL", "10m"),
+        ],
+    )
+    .await;
+    app.register("A-1", 1250, "EUR").await;
+    let cheap = sign(&paid_fields("A-1", "1", "EUR"), CallbackForm::Ss2);
+    assert_eq!(
+        app.get_callback(&cheap).await.body,
+        "OK",
+        "alerts never delay or change the answer"
+    );
+    let mismatch = &smtp.wait_for(1, Duration::from_secs(10))[0];
+    assert_eq!(
+        subject(mismatch),
+        "[payhook] amount_mismatch: order A-1: amount_mismatch"
+    );
+    for expected in [
+        "X-Envelope-To: ops@shop.example, owner@shop.example",
+        "Order: A-1",
+        "Reason: amount 1, expected 1250",
+        "GET /api/v1/orders/A-1",
+        "needs_review",
+    ] {
+        assert!(
+            mismatch.contains(expected),
+            "missing {expected:?} in:\n{mismatch}"
+        );
+    }
+
+    let forged =
+        sign(&paid_fields("A-1", "1250", "EUR"), CallbackForm::Ss3).replacen("data=c", "data=d", 1);
+    let burst = futures::future::join_all((0..20).map(|_| app.get_callback(&forged))).await;
+    assert!(burst.iter().all(|r| r.status == 400));
+    let messages = smtp.wait_for(2, Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let messages_after = smtp.messages();
+    assert_eq!(
+        messages_after.len(),
+        messages.len(),
+        "20 rejections must send one e-mail, not 20"
+    );
+    let signature = &messages_after[1];
+    assert_eq!(
+        subject(signature),
+        "[payhook] signature_rejected: callback rejected: ss3 signature does not verify"
+    );
+    assert!(
+        signature.contains("GET /api/v1/callbacks?outcome=rejected"),
+        "{signature}"
+    );
+
+    let m = scrape(&app).await;
+    assert_eq!(
+        m["payhook_alerts_sent_total{kind=\"signature_rejected\"}"],
+        1.0
+    );
+    assert_eq!(
+        m["payhook_alerts_sent_total{kind=\"amount_mismatch\"}"],
+        1.0
+    );
+    assert_eq!(m["payhook_alerts_failed_total"], 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn held_back_alerts_are_summarised_after_the_interval() {
+    let smtp = SmtpSink::start();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("SMTP_URL", &smtp.url()),
+            ("ALERT_EMAIL_FROM", "payhook@shop.example"),
+            ("ALERT_EMAIL_TO", "ops@shop.example"),
+            ("ALERT_MIN_INTERVAL", "2s"),
+        ],
+    )
+    .await;
+    for i in 0..5 {
+        assert_eq!(
+            app.get_callback(&format!("data=QUJD&ss2=x{i}"))
+                .await
+                .status,
+            400
+        );
+    }
+    let messages = smtp.wait_for(2, Duration::from_secs(10));
+    assert_eq!(messages.len(), 2);
+    assert!(
+        messages[1].contains("3 more signature_rejected alert(s) were held back"),
+        "{}",
+        messages[1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_mail_server_is_counted_never_fatal() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("SMTP_URL", &format!("smtp://127.0.0.1:{closed}")),
+            ("ALERT_EMAIL_FROM", "payhook@shop.example"),
+            ("ALERT_EMAIL_TO", "ops@shop.example"),
+        ],
+    )
+    .await;
+    assert_eq!(app.get_callback("data=QUJD&ss2=AAAA").await.status, 400);
+    let mut failed = 0.0;
+    for _ in 0..100 {
+        failed = scrape(&app).await["payhook_alerts_failed_total"];
+        if failed > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed, 1.0);
+    app.register("A-1", 1, "EUR").await;
+    let reply = app
+        .get_callback(&sign(&paid_fields("A-1", "1", "EUR"), CallbackForm::Ss2))
+        .await;
+    assert_eq!(reply.body, "OK");
+}
