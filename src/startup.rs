@@ -10,7 +10,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 
 use crate::alerts::{Alerter, Mailer};
 use crate::config::Settings;
-use crate::http::{admin, callback, health, AppState, MAX_CALLBACK_BYTES};
+use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
 use crate::metrics::Metrics;
 use crate::paysera::Verifier;
 use crate::store::Store;
@@ -84,6 +84,14 @@ impl Application {
                 Alerter::disabled(metrics.clone())
             }
         };
+        if settings.public_url.is_some() {
+            crate::alerts::spawn_scanner(
+                store.clone(),
+                settings.missed_callback_after,
+                metrics.clone(),
+                alerter.clone(),
+            );
+        }
         let state = AppState {
             verifier: Arc::new(verifier),
             store,
@@ -112,6 +120,10 @@ impl Application {
                 .app_data(web::PayloadConfig::new(MAX_CALLBACK_BYTES))
                 .route("/paysera/callback", web::get().to(callback::receive))
                 .route("/paysera/callback", web::post().to(callback::receive))
+                .route(
+                    "/paysera/return/{token}",
+                    web::get().to(return_url::buyer_returned),
+                )
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
         })

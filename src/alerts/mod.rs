@@ -2,6 +2,7 @@
 //! background, at most one e-mail per kind per `ALERT_MIN_INTERVAL`.
 
 mod email;
+mod missed;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub use email::{EmailSettings, Mailer};
+pub use missed::spawn_scanner;
 
 use crate::metrics::Metrics;
 

@@ -85,13 +85,17 @@ async fn register(
     orderid: String,
     amount: Amount,
     currency: Currency,
-) -> Result<Registration, AdminError> {
+    return_to: Option<(String, String)>,
+) -> Result<(Registration, Option<String>), AdminError> {
     let store = state.store.clone();
     let project_id = project.id.to_string();
-    web::block(move || store.register_order(&project_id, &orderid, amount, &currency, None))
-        .await
-        .map_err(|e| AdminError::Unavailable(crate::store::StoreError::Unavailable(e.to_string())))?
-        .map_err(AdminError::from)
+    web::block(move || {
+        let return_to = return_to.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
+        store.register_order(&project_id, &orderid, amount, &currency, return_to)
+    })
+    .await
+    .map_err(|e| AdminError::Unavailable(crate::store::StoreError::Unavailable(e.to_string())))?
+    .map_err(AdminError::from)
 }
 
 fn conflict(registration: Registration) -> Result<bool, AdminError> {
@@ -166,14 +170,39 @@ pub async fn create_payment(
         };
         params.push((name.clone(), text));
     }
-    let signed = build_payment_request(
-        project.id,
-        project.password.expose_secret(),
-        &params,
-        SPEC_VERSION,
-    )
-    .map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let created = conflict(register(&state, &project, orderid, amount, currency).await?)?;
+    let sign = |params: &[(String, String)]| {
+        build_payment_request(
+            project.id,
+            project.password.expose_secret(),
+            params,
+            SPEC_VERSION,
+        )
+        .map_err(|e| AdminError::Invalid(e.to_string()))
+    };
+    let mut signed = sign(&params)?;
+
+    // With a public URL, the buyer comes back through payhook, so a buyer who
+    // returned without any paid callback following can be noticed.
+    let shop_accept = params
+        .iter()
+        .find(|(k, _)| k == "accepturl")
+        .map(|(_, v)| v.clone());
+    let return_to = state
+        .public_url
+        .as_ref()
+        .and(shop_accept)
+        .map(|url| (hex::encode(rand::random::<[u8; 16]>()), url));
+    let (registration, token) =
+        register(&state, &project, orderid, amount, currency, return_to).await?;
+    let created = conflict(registration)?;
+    if let (Some(public), Some(token)) = (&state.public_url, token) {
+        for (k, v) in params.iter_mut() {
+            if k == "accepturl" {
+                *v = format!("{public}/paysera/return/{token}");
+            }
+        }
+        signed = sign(&params)?;
+    }
     let env = if sandbox {
         Environment::Sandbox
     } else {
@@ -211,8 +240,16 @@ pub async fn put_order(
     let project = project(&state, body.project_id)?.clone();
     let amount = amount_of(Some(&body.amount))?;
     let currency = currency_of(Some(&body.currency))?;
-    let created =
-        conflict(register(&state, &project, orderid.clone(), amount, currency.clone()).await?)?;
+    let (registration, _) = register(
+        &state,
+        &project,
+        orderid.clone(),
+        amount,
+        currency.clone(),
+        None,
+    )
+    .await?;
+    let created = conflict(registration)?;
     let reply = serde_json::json!({
         "orderid": orderid, "amount": amount, "currency": currency, "project_id": project.id,
     });

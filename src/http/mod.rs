@@ -4,6 +4,7 @@ pub mod admin;
 pub mod callback;
 pub mod error;
 pub mod health;
+pub mod return_url;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -193,6 +193,7 @@ fn ensure_order_row(
         currency: None,
         state: OrderState::AwaitingPayment.as_str(),
         return_token: None,
+        accept_url: None,
         created_at: now,
         updated_at: now,
     };

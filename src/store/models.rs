@@ -17,6 +17,7 @@ pub(crate) struct OrderRow {
     pub refunded_amount: Option<i64>,
     pub fulfilled_at: Option<i64>,
     pub returned_at: Option<i64>,
+    pub return_token: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -28,6 +29,7 @@ pub(crate) struct NewOrder<'a> {
     pub currency: Option<&'a str>,
     pub state: &'a str,
     pub return_token: Option<&'a str>,
+    pub accept_url: Option<&'a str>,
     pub created_at: i64,
     pub updated_at: i64,
 }

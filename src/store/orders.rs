@@ -21,14 +21,16 @@ pub enum Registration {
 
 impl Store {
     /// Registers what an order must be paid; idempotent for identical values.
+    /// `return_to` is a fresh return token and the shop's accept URL, for buyers
+    /// who come back through payhook; an existing order keeps its token.
     pub fn register_order(
         &self,
         project: &str,
         orderid: &str,
         amount: Amount,
         currency: &Currency,
-        return_token: Option<&str>,
-    ) -> Result<Registration, StoreError> {
+        return_to: Option<(&str, &str)>,
+    ) -> Result<(Registration, Option<String>), StoreError> {
         let now = now_millis();
         self.transaction(|conn| {
             let row = NewOrder {
@@ -37,7 +39,8 @@ impl Store {
                 amount: Some(amount.minor_units()),
                 currency: Some(currency.as_str()),
                 state: OrderState::AwaitingPayment.as_str(),
-                return_token,
+                return_token: return_to.map(|(token, _)| token),
+                accept_url: return_to.map(|(_, url)| url),
                 created_at: now,
                 updated_at: now,
             };
@@ -47,13 +50,14 @@ impl Store {
                 .do_nothing()
                 .execute(c))?;
             if inserted == 1 {
-                return Ok(Registration::Created);
+                return Ok((Registration::Created, return_to.map(|(t, _)| t.to_string())));
             }
             let existing =
                 find_order(conn, project, orderid)?.ok_or(diesel::result::Error::NotFound)?;
+            let token = existing.return_token.clone();
             match (existing.amount, existing.currency.as_deref()) {
                 (Some(a), Some(c)) if a == amount.minor_units() && c == currency.as_str() => {
-                    Ok(Registration::Unchanged)
+                    Ok((Registration::Unchanged, token))
                 }
                 // A row made by a paid callback without expectation (order check
                 // `none`) takes the expectation if it has none yet.
@@ -68,13 +72,65 @@ impl Store {
                             orders::updated_at.eq(now),
                         ))
                         .execute(c))?;
-                    Ok(Registration::Created)
+                    Ok((Registration::Created, token))
                 }
-                (amount, currency) => Ok(Registration::Conflict {
-                    amount,
-                    currency: currency.map(str::to_string),
-                }),
+                (amount, currency) => Ok((
+                    Registration::Conflict {
+                        amount,
+                        currency: currency.map(str::to_string),
+                    },
+                    None,
+                )),
             }
+        })
+    }
+
+    /// A buyer came back through payhook: remembers when (the first time) and
+    /// returns the shop's accept URL to send them on to.
+    pub fn mark_returned(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let now = now_millis();
+        self.with_conn(|mut conn| {
+            dispatch!(&mut conn, c => diesel::update(
+                orders::table
+                    .filter(orders::return_token.eq(token))
+                    .filter(orders::returned_at.is_null()),
+            )
+            .set(orders::returned_at.eq(now))
+            .execute(c))?;
+            Ok(dispatch!(&mut conn, c => orders::table
+                .filter(orders::return_token.eq(token))
+                .select(orders::accept_url)
+                .first::<Option<String>>(c)
+                .optional())?
+            .flatten())
+        })
+    }
+
+    /// Orders whose buyer returned before `cutoff` and which still wait for a
+    /// paid callback: how many there are, and those not alerted yet, claimed
+    /// atomically so that only one instance alerts each.
+    pub fn missed_callbacks(
+        &self,
+        cutoff: i64,
+    ) -> Result<(i64, Vec<(String, String)>), StoreError> {
+        let now = now_millis();
+        self.with_conn(|mut conn| {
+            macro_rules! missing {
+                () => {
+                    orders::table
+                        .filter(orders::returned_at.le(cutoff))
+                        .filter(orders::fulfilled_at.is_null())
+                        .filter(orders::state.eq(OrderState::AwaitingPayment.as_str()))
+                };
+            }
+            let count: i64 = dispatch!(&mut conn, c => missing!().count().get_result(c))?;
+            let claimed: Vec<(String, String)> = dispatch!(&mut conn, c => diesel::update(
+                missing!().filter(orders::missed_alerted_at.is_null()),
+            )
+            .set(orders::missed_alerted_at.eq(now))
+            .returning((orders::project_id, orders::orderid))
+            .get_results(c))?;
+            Ok((count, claimed))
         })
     }
 

@@ -16,6 +16,8 @@ diesel::table! {
         returned_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        accept_url -> Nullable<Text>,
+        missed_alerted_at -> Nullable<BigInt>,
     }
 }
 

@@ -376,3 +376,93 @@ async fn a_dead_mail_server_is_counted_never_fatal() {
         .await;
     assert_eq!(reply.body, "OK");
 }
+
+async fn missed_callback_is_noticed(backend: Backend) {
+    let smtp = SmtpSink::start();
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("PAYHOOK_PUBLIC_URL", "https://pay.shop.example/"),
+            ("MISSED_CALLBACK_AFTER", "1s"),
+            ("SMTP_URL", &smtp.url()),
+            ("ALERT_EMAIL_FROM", "payhook@shop.example"),
+            ("ALERT_EMAIL_TO", "ops@shop.example"),
+        ],
+    )
+    .await;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut tokens = Vec::new();
+    for id in ["R-1", "R-2"] {
+        let reply: serde_json::Value = app
+            .client
+            .post(format!("{}/api/v1/payments", app.admin))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .json(&serde_json::json!({
+                "orderid": id, "amount": 500, "currency": "EUR",
+                "accepturl": "https://shop.example/thanks?o=1", "cancelurl": "https://shop.example/c",
+                "callbackurl": "https://pay.shop.example/paysera/callback",
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let query = payhook::paysera::base64url::decode(reply["data"].as_str().unwrap().as_bytes())
+            .unwrap();
+        let fields = payhook::paysera::php::parse_str(&query);
+        let Some(payhook::paysera::php::Value::Str(accept)) = fields.get(b"accepturl") else {
+            panic!("no accepturl")
+        };
+        let accept = String::from_utf8(accept.clone()).unwrap();
+        let token = accept
+            .strip_prefix("https://pay.shop.example/paysera/return/")
+            .unwrap_or_else(|| panic!("accepturl not rewritten: {accept}"))
+            .to_string();
+        tokens.push(token);
+    }
+    // Both buyers come back (the gateway appends its signed parameters); only R-2 gets paid.
+    for token in &tokens {
+        let r = no_redirects
+            .get(format!(
+                "{}/paysera/return/{token}?data=abc&ss1=def",
+                app.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(
+            r.headers()["location"],
+            "https://shop.example/thanks?o=1&data=abc&ss1=def"
+        );
+    }
+    let unknown = no_redirects
+        .get(format!("{}/paysera/return/{}", app.base, "0".repeat(32)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        app.get_callback(&sign(&paid_fields("R-2", "500", "EUR"), CallbackForm::Ss2))
+            .await
+            .body,
+        "OK"
+    );
+    assert!(app.order("R-1").await["returned_at"].is_string());
+
+    let messages = smtp.wait_for(1, Duration::from_secs(15));
+    assert_eq!(
+        subject(&messages[0]),
+        "[payhook] missed_callback: order R-1: buyer returned, no paid callback after 1s"
+    );
+    assert!(messages[0].contains("callbackurl"), "{}", messages[0]);
+    assert_eq!(scrape(&app).await["payhook_orders_missing_callback"], 1.0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(smtp.messages().len(), 1, "one alert per missed order");
+}
+
+crate::helpers::both_backends!(missed_callback_is_noticed);

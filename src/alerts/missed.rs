@@ -1,0 +1,47 @@
+//! Missed callbacks: the gateway gives up after about a day, so a buyer who came
+//! back while no paid callback followed is the usual sign of a wrong
+//! `callbackurl`, a firewall or a dead receiver. Scanned from the shared
+//! database, so every instance reports the same gauge and only one alerts.
+
+use std::time::Duration;
+
+use super::{Alert, AlertKind, Alerter};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub fn spawn_scanner(store: Store, after: Duration, metrics: Metrics, alerter: Alerter) {
+    let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let cutoff = chrono::Utc::now().timestamp_millis() - after.as_millis() as i64;
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.missed_callbacks(cutoff)).await {
+                Ok(Ok((count, claimed))) => {
+                    metrics.set_missing_callbacks(count);
+                    for (project, orderid) in claimed {
+                        tracing::warn!(
+                            project,
+                            orderid,
+                            "buyer returned but no paid callback arrived"
+                        );
+                        alerter.raise(
+                            Alert::new(
+                                AlertKind::MissedCallback,
+                                format!(
+                                    "order {orderid}: buyer returned, no paid callback after {}s",
+                                    after.as_secs()
+                                ),
+                                "missed_callback",
+                            )
+                            .order(Some(&orderid)),
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "missed-callback scan failed"),
+                Err(e) => tracing::warn!(error = %e, "missed-callback scan panicked"),
+            }
+        }
+    });
+}
