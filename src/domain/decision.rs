@@ -259,3 +259,130 @@ fn decide_paid(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Ru
     }
     Decision::new(Outcome::Fulfilled).change(OrderChange::Fulfil { checked: true })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FieldValue, Fields, Proof};
+
+    fn callback(pairs: &[(&str, &str)]) -> VerifiedCallback {
+        let fields = Fields::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), FieldValue::Text(v.to_string())))
+                .collect(),
+        );
+        let kind = if fields.contains("sms") {
+            PaymentKind::Micro
+        } else {
+            PaymentKind::Macro
+        };
+        VerifiedCallback::new("1".into(), Proof::Ss2, kind, fields, vec![]).unwrap()
+    }
+
+    fn paid(extra: &[(&'static str, &'static str)]) -> VerifiedCallback {
+        let mut pairs = vec![
+            ("orderid", "A"),
+            ("status", "1"),
+            ("amount", "100"),
+            ("currency", "EUR"),
+        ];
+        for (k, v) in extra {
+            pairs.retain(|(pk, _)| pk != k);
+            pairs.push((k, v));
+        }
+        callback(&pairs)
+    }
+
+    const STRICT: Rules = Rules {
+        allow_test_payments: false,
+        order_check: OrderCheck::Registered,
+    };
+
+    fn order(fulfilled: bool) -> OrderView {
+        OrderView {
+            expected: Some((
+                Amount::parse("100").unwrap(),
+                Currency::parse("EUR").unwrap(),
+            )),
+            state: if fulfilled {
+                OrderState::Paid
+            } else {
+                OrderState::AwaitingPayment
+            },
+            fulfilled,
+        }
+    }
+
+    #[test]
+    fn outcomes_in_the_documented_order() {
+        let open = order(false);
+        let done = order(true);
+        let cases: Vec<(VerifiedCallback, Option<&OrderView>, Outcome)> = vec![
+            (
+                callback(&[("to", "1"), ("from", "2"), ("sms", "x"), ("test", "1")]),
+                None,
+                Outcome::SmsReceived,
+            ),
+            (paid(&[("test", "1")]), Some(&open), Outcome::TestIgnored),
+            (paid(&[("status", "0")]), Some(&open), Outcome::NotPaid),
+            (paid(&[("status", "2")]), None, Outcome::Pending),
+            (paid(&[("status", "3")]), None, Outcome::Info),
+            (paid(&[("status", "4")]), None, Outcome::Info),
+            (paid(&[("status", "9")]), None, Outcome::Info),
+            (paid(&[("status", "5")]), None, Outcome::Refunded),
+            (paid(&[]), None, Outcome::UnknownOrder),
+            (paid(&[]), Some(&done), Outcome::PaidAgain),
+            (
+                paid(&[("amount", "99")]),
+                Some(&open),
+                Outcome::AmountMismatch,
+            ),
+            (
+                paid(&[("currency", "USD")]),
+                Some(&open),
+                Outcome::CurrencyMismatch,
+            ),
+            (paid(&[]), Some(&open), Outcome::Fulfilled),
+        ];
+        for (cb, order, want) in cases {
+            assert_eq!(
+                decide(&cb, order, STRICT).outcome,
+                want,
+                "{:?}",
+                cb.fields()
+            );
+        }
+    }
+
+    #[test]
+    fn a_paid_order_never_goes_back_and_checks_can_be_relaxed() {
+        let d = decide(&paid(&[("status", "0")]), Some(&order(true)), STRICT);
+        assert_eq!(
+            (d.outcome, d.flag, d.change),
+            (
+                Outcome::NotPaid,
+                Some(Flag::PaidOrderUnpaid),
+                OrderChange::None
+            )
+        );
+        let relaxed = Rules {
+            allow_test_payments: true,
+            order_check: OrderCheck::None,
+        };
+        let d = decide(&paid(&[("test", "1")]), None, relaxed);
+        assert_eq!(
+            (d.outcome, d.change),
+            (Outcome::Fulfilled, OrderChange::Fulfil { checked: false })
+        );
+        let d = decide(
+            &paid(&[("status", "5"), ("refund_amount", "40")]),
+            Some(&order(true)),
+            STRICT,
+        );
+        assert_eq!(
+            d.change,
+            OrderChange::Refund(Some(Amount::parse("40").unwrap()))
+        );
+    }
+}
