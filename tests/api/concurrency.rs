@@ -99,3 +99,29 @@ async fn two_different_payments_at_once_fulfil_once() {
     outcomes.sort();
     assert_eq!(outcomes, ["fulfilled", "paid_again"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_together_migrate_once() {
+    let url = tokio::task::spawn_blocking(crate::support::postgres::fresh_database)
+        .await
+        .unwrap();
+    let (a, b, c) = tokio::join!(
+        TestApp::spawn_on(Backend::Postgres, &url, tempfile::tempdir().unwrap(), &[]),
+        TestApp::spawn_on(Backend::Postgres, &url, tempfile::tempdir().unwrap(), &[]),
+        TestApp::spawn_on(Backend::Postgres, &url, tempfile::tempdir().unwrap(), &[]),
+    );
+    for app in [&a, &b, &c] {
+        let ready = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+    }
+    assert_eq!(
+        a.count("SELECT count(*) AS n FROM __diesel_schema_migrations"),
+        2,
+        "each migration applied exactly once"
+    );
+}
