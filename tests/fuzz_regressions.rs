@@ -1,114 +1,422 @@
-use payhook::paysera::{base64url, php, KeySet, Policy, Project, RequestParams, Verifier};
+//! Inputs the fuzz targets (`fuzz/`, see docs/fuzzing.md) found or made
+//! interesting, replayed through the same code: `RequestParams::parse` then
+//! `Verifier::verify`, with the fuzz target's configuration (projects 123 and
+//! 31530, the vectors' test key plus Paysera's production key).
+//!
+//! Each asserts the exact rejection (the `CallbackError` text), so a change in
+//! how hostile input is refused shows up here.
+
+use md5::{Digest, Md5};
+use payhook::domain::{PaymentKind, Proof, VerifiedCallback};
+use payhook::paysera::{
+    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, Verifier,
+};
 use secrecy::SecretString;
 
+const TEST_PUBLIC_PEM: &str = include_str!("../fuzz/keys/test-public.pem");
+/// A callback the vectors' test key signed with `ss2` only (project 123).
+const SS2_ONLY: &str = include_str!("../fuzz/seeds/verify_callback/current-paid-ss2-only.query");
+
+const PROJECTS: [(u64, &str); 2] = [
+    (123, "pass-1f2e3d"),
+    (31530, "8c5ebe834bb61a2e5ab8ef38f8d940f3"),
+];
+
+const LAX: Policy = Policy {
+    accept_ss1: false,
+    strict: false,
+};
+const POLICIES: [Policy; 4] = [
+    LAX,
+    Policy {
+        accept_ss1: false,
+        strict: true,
+    },
+    Policy {
+        accept_ss1: true,
+        strict: false,
+    },
+    Policy {
+        accept_ss1: true,
+        strict: true,
+    },
+];
+
 fn verifier(policy: Policy) -> Verifier {
-    let mut keys = KeySet::from_pem(include_str!("../fuzz/keys/test-public.pem")).unwrap();
+    let mut keys = KeySet::from_pem(TEST_PUBLIC_PEM).unwrap();
     keys.extend(KeySet::paysera_production());
-    let projects = vec![
-        Project::new(123, Some(SecretString::from("pass-1f2e3d".to_string()))),
-        Project::new(
-            31530,
-            Some(SecretString::from(
-                "8c5ebe834bb61a2e5ab8ef38f8d940f3".to_string(),
-            )),
-        ),
-    ];
+    let projects = PROJECTS
+        .iter()
+        .map(|(id, pw)| Project::new(*id, Some(SecretString::from(pw.to_string()))))
+        .collect();
     Verifier::new(projects, keys, policy).unwrap()
 }
 
-#[test]
-fn explore() {
-    let many: String = (0..1500)
-        .map(|i| format!("p{i}=1"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let deep = format!("a{}=1", "[".repeat(5000));
-    let deep2 = format!("a{}=1", "[]".repeat(5000));
-    let deep3 = format!("data{}=1", "[x]".repeat(64));
-    let deep4 = format!("data{}=1", "[x]".repeat(65));
-    let longname = format!("wp_{}[]=1", "n".repeat(10000));
-    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
-        ("many", many.clone().into_bytes(), vec![]),
-        ("deep", deep.into_bytes(), vec![]),
-        ("deep2", deep2.into_bytes(), vec![]),
-        ("deep3", deep3.into_bytes(), vec![]),
-        ("deep4", deep4.into_bytes(), vec![]),
-        (
-            "wp-newline-array",
-            b"wp_a%0D%0AINFO+forged[]=1".to_vec(),
-            vec![],
+fn verify(policy: Policy, query: &[u8], body: &[u8]) -> Result<VerifiedCallback, CallbackError> {
+    verifier(policy).verify(&RequestParams::parse(query, body))
+}
+
+/// The rejection text under `policy`; panics if the callback is accepted.
+fn rejection(policy: Policy, query: &[u8], body: &[u8]) -> String {
+    match verify(policy, query, body) {
+        Ok(v) => panic!(
+            "accepted under {policy:?}: {:?}",
+            String::from_utf8_lossy(v.content())
         ),
-        ("wp-long-array", longname.into_bytes(), vec![]),
-        ("wp-invalid-utf8-name", b"wp_%FF=1".to_vec(), vec![]),
-        ("invalid-utf8-value", b"wp_a=%FF".to_vec(), vec![]),
-        ("data-only-padding", b"data===&ss2=AA".to_vec(), vec![]),
-        ("data-padding4", b"data=====&ss3=".to_vec(), vec![]),
-        ("data-empty-ss1", b"data=&ss1=".to_vec(), vec![]),
-        (
-            "ss3-empty",
-            b"data=cHJvamVjdGlkPTEyMw&ss3=".to_vec(),
-            vec![],
-        ),
-        (
-            "ss3-empty-ss2",
-            b"data=cHJvamVjdGlkPTEyMw&ss3=&ss2=AAAA".to_vec(),
-            vec![],
-        ),
-        ("data-array", b"data[]=x&ss2=AA".to_vec(), vec![]),
-        ("ss2-array", b"data=eA&ss2[]=AA".to_vec(), vec![]),
-        ("data-bad-b64", b"data=%25%25&ss2=AA".to_vec(), vec![]),
-        ("gcm-short", b"data=AAAA".to_vec(), vec![]),
-        ("gcm-invalid", b"data=AAAA%20".to_vec(), vec![]),
-        (
-            "legacy-no-sig",
-            b"wp_projectid=123&wp_orderid=1".to_vec(),
-            vec![],
-        ),
-        (
-            "legacy-ss2-bad",
-            b"wp_projectid=123&wp__ss2=AAAA".to_vec(),
-            vec![],
-        ),
-        (
-            "legacy-ss1-only",
-            b"wp_projectid=123&wp__ss1=00".to_vec(),
-            vec![],
-        ),
-        ("wp-only", b"wp_=1".to_vec(), vec![]),
-        ("empty", b"".to_vec(), vec![]),
-        (
-            "body-overrides-data",
-            b"data=eA&ss2=AA".to_vec(),
-            b"data[]=1".to_vec(),
-        ),
-        ("data-nul-name", b"data%00x=eA&ss2=AA".to_vec(), vec![]),
-    ];
-    for policy in [
-        Policy {
-            accept_ss1: false,
-            strict: false,
-        },
-        Policy {
-            accept_ss1: true,
-            strict: true,
-        },
-    ] {
-        let v = verifier(policy);
-        for (name, q, b) in &cases {
-            let r = v.verify(&RequestParams::parse(q, b));
-            let s = match &r {
-                Ok(c) => format!("OK {:?}", c.proof()),
-                Err(e) => {
-                    let t = e.to_string();
-                    format!(
-                        "ERR({}) {:?}",
-                        t.len(),
-                        t.chars().take(120).collect::<String>()
-                    )
-                }
-            };
-            println!("{policy:?} {name}: {s}");
-        }
+        Err(e) => e.to_string(),
     }
-    let _ = (php::parse_str(b""), base64url::decode(b""));
+}
+
+/// The same rejection text under every policy.
+fn rejected_everywhere(query: &[u8], body: &[u8], want: &str) {
+    for policy in POLICIES {
+        assert_eq!(
+            rejection(policy, query, body),
+            want,
+            "{policy:?} {:?}",
+            String::from_utf8_lossy(&query[..query.len().min(80)])
+        );
+    }
+}
+
+/// `data` carrying `content`, with a valid `ss1` of project `project`
+/// (what the fuzz target forges to reach the decoding behind the signature).
+fn ss1_query(content: &[u8], project: usize) -> Vec<u8> {
+    let data = base64url::encode(content);
+    let mut h = Md5::new();
+    h.update(data.as_bytes());
+    h.update(PROJECTS[project].1.as_bytes());
+    let ss1 = hex::encode(h.finalize());
+    php::build_query([("data", data.as_str()), ("ss1", ss1.as_str())]).into_bytes()
+}
+
+const ACCEPT_SS1: Policy = Policy {
+    accept_ss1: true,
+    strict: false,
+};
+
+/// An error text is one short log line, whatever the request held.
+fn assert_log_safe(text: &str) {
+    assert!(
+        !text.chars().any(char::is_control),
+        "control character in error text: {text:?}"
+    );
+    assert!(
+        text.len() <= 200,
+        "error text of {} bytes: {:?}…",
+        text.len(),
+        text.chars().take(60).collect::<String>()
+    );
+}
+
+#[test]
+fn the_signed_seed_is_accepted() {
+    for policy in POLICIES {
+        let v = verify(policy, SS2_ONLY.as_bytes(), b"").unwrap();
+        assert_eq!((v.project_id(), v.proof()), ("123", Proof::Ss2));
+    }
+}
+
+#[test]
+fn more_than_1000_parameters_are_cut_like_php() {
+    let filler: Vec<String> = (0..1500).map(|i| format!("p{i}=1")).collect();
+    // `data` as the 1001st variable is dropped with everything after it.
+    let late = format!("{}&{SS2_ONLY}", filler[..1000].join("&"));
+    rejected_everywhere(late.as_bytes(), b"", "missing data");
+    // A signed callback followed by 1500 variables still verifies.
+    let early = format!("{SS2_ONLY}&{}", filler.join("&"));
+    let v = verify(LAX, early.as_bytes(), b"").unwrap();
+    assert_eq!(v.proof(), Proof::Ss2);
+    // Query and form body are capped separately (as PHP fills $_GET and $_POST).
+    let body = format!("{}&{SS2_ONLY}", filler[..998].join("&"));
+    let v = verify(LAX, filler.join("&").as_bytes(), body.as_bytes()).unwrap();
+    assert_eq!(v.proof(), Proof::Ss2);
+}
+
+#[test]
+fn deep_bracket_nesting_is_dropped_like_php() {
+    let unclosed = format!("data{}=1", "[".repeat(5000));
+    // `data[[[[…` has no `]`: a plain name `data_[[[…`, so no `data`.
+    rejected_everywhere(unclosed.as_bytes(), b"", "missing data");
+    let level_64 = format!("data{}=1", "[x]".repeat(64));
+    rejected_everywhere(
+        level_64.as_bytes(),
+        b"",
+        "parameter data is not a single value",
+    );
+    let level_65 = format!("data{}=1", "[x]".repeat(65));
+    rejected_everywhere(level_65.as_bytes(), b"", "missing data");
+    let pushes = format!("data{}=1", "[]".repeat(5000));
+    rejected_everywhere(pushes.as_bytes(), b"", "missing data");
+    let pushes_last = format!("{SS2_ONLY}&data{}=1", "[]".repeat(64));
+    rejected_everywhere(
+        pushes_last.as_bytes(),
+        b"",
+        "parameter data is not a single value",
+    );
+}
+
+#[test]
+fn invalid_utf8_in_names_and_values() {
+    // Legacy names are checked before any signature.
+    rejected_everywhere(b"wp_%FF=1", b"", "field wp_\u{fffd} is not valid UTF-8");
+    rejected_everywhere(
+        b"wp_\xff\xfe=1",
+        b"",
+        "field wp_\u{fffd}\u{fffd} is not valid UTF-8",
+    );
+    // Outside `data` they are never decoded: the signature fails first.
+    rejected_everywhere(b"data=%FF&ss2=AA", b"", "ss2 signature does not verify");
+    rejected_everywhere(b"data=eA&ss2=%FF", b"", "ss2 signature does not verify");
+    // Behind a valid proof, the decoded fields must be UTF-8.
+    let q = ss1_query(b"projectid=123&orderid=%FF", 0);
+    assert_eq!(
+        rejection(ACCEPT_SS1, &q, b""),
+        "field orderid is not valid UTF-8"
+    );
+    let q = ss1_query(b"projectid=123&%FF%FE=1", 0);
+    assert_eq!(
+        rejection(ACCEPT_SS1, &q, b""),
+        "field \u{fffd}\u{fffd} is not valid UTF-8"
+    );
+    let q = ss1_query(b"projectid=123&a[%FF]=1", 0);
+    assert_eq!(
+        rejection(ACCEPT_SS1, &q, b""),
+        "field \u{fffd} is not valid UTF-8"
+    );
+}
+
+#[test]
+fn data_of_only_padding() {
+    // Encrypted form (no ss*): the base64 itself is refused.
+    rejected_everywhere(b"data===", b"", "bad base64 in data");
+    rejected_everywhere(b"data=%3D%3D%3D%3D", b"", "bad base64 in data");
+    // Signed forms: the signature is checked first, and fails.
+    rejected_everywhere(b"data===&ss2=AA", b"", "ss2 signature does not verify");
+    rejected_everywhere(b"data=====&ss3=", b"", "ss3 signature does not verify");
+    assert_eq!(
+        rejection(LAX, b"data===&ss1=", b""),
+        "no RSA signature (ss2 or ss3); ss1 alone is not accepted"
+    );
+    assert_eq!(
+        rejection(ACCEPT_SS1, b"data===&ss1=", b""),
+        "ss1 signature does not verify"
+    );
+    // ss1 of "==" is valid for project 123: then the padding itself is refused.
+    let mut h = Md5::new();
+    h.update(b"==pass-1f2e3d");
+    let q = format!("data===&ss1={}", hex::encode(h.finalize()));
+    assert_eq!(
+        rejection(ACCEPT_SS1, q.as_bytes(), b""),
+        "bad base64 in data"
+    );
+    // Empty data, no signature: nothing to decrypt.
+    rejected_everywhere(b"data", b"", "decryption failed");
+    rejected_everywhere(b"data=AAAA", b"", "decryption failed");
+}
+
+#[test]
+fn an_empty_ss3_still_decides() {
+    let q = format!("{SS2_ONLY}&ss3=");
+    rejected_everywhere(q.as_bytes(), b"", "ss3 signature does not verify");
+    let q = format!("{SS2_ONLY}&ss3[]=");
+    rejected_everywhere(q.as_bytes(), b"", "parameter ss3 is not a single value");
+    // An empty ss1 next to it changes nothing under the lax policy...
+    let q = format!("{SS2_ONLY}&ss1=");
+    assert!(verify(LAX, q.as_bytes(), b"").is_ok());
+    // ...but a strict one checks every signature present.
+    assert_eq!(
+        rejection(POLICIES[1], q.as_bytes(), b""),
+        "ss1 signature does not verify"
+    );
+}
+
+#[test]
+fn legacy_parameters_with_arrays() {
+    rejected_everywhere(
+        b"wp_projectid[]=123&wp__ss2=AAAA",
+        b"",
+        "parameter wp_projectid is not a single value",
+    );
+    rejected_everywhere(
+        b"wp_projectid=123&wp__ss2[x][y]=AAAA",
+        b"",
+        "parameter wp__ss2 is not a single value",
+    );
+    // `wp_` alone is no legacy parameter, and a merchant's own arrays are ignored.
+    rejected_everywhere(b"wp_=1&wp[]=1", b"", "missing data");
+    assert_eq!(
+        rejection(LAX, b"shop[a]=1&wp_projectid=123&wp__ss2=AAAA", b""),
+        "_ss2 signature does not verify"
+    );
+    assert_eq!(
+        rejection(LAX, b"wp_projectid=123", b""),
+        "legacy callback has no _ss2 signature; _ss1 alone is not accepted"
+    );
+    assert_eq!(
+        rejection(ACCEPT_SS1, b"wp_projectid=123", b""),
+        "no signature to check"
+    );
+    assert_eq!(
+        rejection(ACCEPT_SS1, b"wp_orderid=1&wp__ss1=00", b""),
+        "_ss1 signature does not verify"
+    );
+}
+
+#[test]
+fn the_form_body_overrides_the_query() {
+    rejected_everywhere(
+        SS2_ONLY.as_bytes(),
+        b"data[]=1",
+        "parameter data is not a single value",
+    );
+    rejected_everywhere(
+        SS2_ONLY.as_bytes(),
+        b"ss2=AAAA",
+        "ss2 signature does not verify",
+    );
+    // The whole signed callback in the body, junk in the query.
+    let v = verify(LAX, b"data=junk&ss3=junk", SS2_ONLY.as_bytes());
+    assert_eq!(
+        v.err().map(|e| e.to_string()).as_deref(),
+        Some("ss3 signature does not verify")
+    );
+}
+
+#[test]
+fn names_php_cuts_or_drops() {
+    rejected_everywhere(b"", b"", "missing data");
+    rejected_everywhere(b"&&&", b"", "missing data");
+    rejected_everywhere(b"%00data=eA&ss2=AA", b"", "missing data");
+    rejected_everywhere(b"=data", b"", "missing data");
+    // `data%00x` is `data`; ` data` too (leading spaces dropped).
+    rejected_everywhere(b"data%00x=eA&ss2=AA", b"", "ss2 signature does not verify");
+    rejected_everywhere(b"+data=eA&ss2=AA", b"", "ss2 signature does not verify");
+    // `d.ata` is `d_ata`, not `data`.
+    rejected_everywhere(b"d.ata=eA&ss2=AA", b"", "missing data");
+}
+
+#[test]
+fn projectid_behind_a_valid_proof() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"orderid=1", "projectid missing"),
+        (b"projectid[]=123", "projectid Array is not configured"),
+        (b"projectid=0123", "projectid 0123 is not configured"),
+        // Proved by project 123's password: 31530 is configured, but not proved.
+        (b"projectid=31530", "projectid 31530 is not configured"),
+        (
+            b"projectid=%0A12345678901234567890123456789012345678901234567890",
+            "projectid \\n123456789012345678901234567890123456789… is not configured",
+        ),
+    ];
+    for (content, want) in cases {
+        let q = ss1_query(content, 0);
+        let text = rejection(ACCEPT_SS1, &q, b"");
+        assert_eq!(text, want);
+        assert_log_safe(&text);
+    }
+    let q = ss1_query(b"projectid=123&amount=1.5", 0);
+    assert_eq!(
+        rejection(ACCEPT_SS1, &q, b""),
+        "field amount is malformed: not a whole number of minor units"
+    );
+    let q = ss1_query(b"projectid=123&to=&from=&sms=&type=TEST", 0);
+    let v = verify(ACCEPT_SS1, &q, b"").unwrap();
+    assert_eq!(v.kind(), PaymentKind::Micro);
+    assert_eq!(v.fields().text("type"), Some("micro"));
+}
+
+/// BUG (found by fuzz/verify_callback): a legacy `wp_` name holding an array is
+/// put into the error as received, before any signature is checked, so an
+/// unauthenticated request controls the text (CR/LF: forged log lines) and
+/// its length (a 10 kB name: a 10 kB message). `printable()` exists for this.
+#[test]
+fn legacy_array_name_in_error_is_escaped_and_bounded() {
+    let text = rejection(LAX, b"wp_a%0D%0AINFO+forged[]=1", b"");
+    assert_log_safe(&text);
+    let long = format!("wp_{}[]=1", "n".repeat(10_000));
+    let text = rejection(LAX, long.as_bytes(), b"");
+    assert_log_safe(&text);
+}
+
+/// BUG (found by fuzz/verify_callback): a decoded field whose value is not
+/// UTF-8 is reported with its name as received (unescaped, unbounded).
+#[test]
+fn non_utf8_field_name_in_error_is_escaped_and_bounded() {
+    let q = ss1_query(b"projectid=123&a%0Ab=%FF", 0);
+    assert_log_safe(&rejection(ACCEPT_SS1, &q, b""));
+    let content = format!("projectid=123&{}=%FF", "n".repeat(10_000));
+    let q = ss1_query(content.as_bytes(), 0);
+    assert_log_safe(&rejection(ACCEPT_SS1, &q, b""));
+}
+
+/// Open question (not a crash; the fuzz target's "strict and lax accept the
+/// same callback" invariant describes it): a legacy SMS callback carries no
+/// `projectid`, so with several projects configured it is given to the first
+/// one unless a password-based signature is checked too, i.e. the project
+/// (and so the identity) depends on the policy. Run with `--ignored`.
+#[test]
+#[ignore = "reported to the lead: legacy micro callbacks and several projects"]
+fn legacy_micro_project_does_not_depend_on_the_policy() {
+    use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+        });
+    let private = std::fs::read_to_string(dir.join("current/private.pem")).unwrap();
+    // Signed for project 31530 (its password makes `_ss1`), with the test key (`_ss2`).
+    let signer = GatewaySigner::from_pem(&private, PROJECTS[1].1).unwrap();
+    let fields = [
+        ("to", "1679"),
+        ("from", "37060000000"),
+        ("sms", "KEY text"),
+        ("id", "9622828"),
+        ("test", "1"),
+    ];
+    let q = signer.callback_query(&fields, CallbackForm::Legacy);
+    let lax = verify(LAX, q.as_bytes(), b"").unwrap();
+    let strict = verify(POLICIES[1], q.as_bytes(), b"").unwrap();
+    assert_eq!(
+        (lax.kind(), strict.kind()),
+        (PaymentKind::Micro, PaymentKind::Micro)
+    );
+    assert_eq!(strict.project_id(), "31530");
+    assert_eq!(lax.project_id(), strict.project_id());
+}
+
+/// Open question (found while writing fuzz/payment_request): request
+/// validation matches names exactly, but the gateway reads the fields through
+/// PHP's name mangling, so ` amount` (leading space), `p.zip` or `p zip`
+/// reach it as `amount` / `p_zip` without their format or length checked.
+/// The official library has the same gap. Run with `--ignored`.
+#[test]
+#[ignore = "reported to the lead: mangled names bypass request validation"]
+fn request_fields_the_gateway_reads_are_validated() {
+    use payhook::paysera::build_payment_request;
+    let mut params: Vec<(String, String)> = [
+        ("orderid", "A-1"),
+        ("accepturl", "https://shop.example/ok"),
+        ("cancelurl", "https://shop.example/cancel"),
+        ("callbackurl", "https://shop.example/cb"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    params.push((" amount".into(), "12.50".into()));
+    params.push(("p.zip".into(), "9".repeat(100)));
+    let built = build_payment_request(123, "pass-1f2e3d", &params, "1.6");
+    if let Ok(request) = &built {
+        let query = base64url::decode(request.data.as_bytes()).unwrap();
+        let seen = php::parse_str(&query);
+        assert_eq!(seen.get_str(b"amount"), Some(Ok(&b"12.50"[..])));
+        assert_eq!(
+            seen.get_str(b"p_zip").map(|v| v.map(<[u8]>::len)),
+            Some(Ok(100))
+        );
+    }
+    assert!(
+        built.is_err(),
+        "the gateway reads amount=12.50 and a 100-byte p_zip"
+    );
 }

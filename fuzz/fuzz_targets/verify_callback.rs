@@ -1,0 +1,375 @@
+//! Fuzzes the whole callback check: `RequestParams::parse` then `Verifier::verify`.
+//!
+//! Input: `query` [`\0` `form body`] (split at the first NUL byte), so a plain
+//! callback query string is a valid input (the seeds are exactly that).
+//!
+//! Every input is checked three more ways, with the same bytes taken as the
+//! *decoded content* of a callback and a valid proof forged for it (the fuzzer
+//! cannot forge RSA or MD5, so without this the accept path is out of reach):
+//!   * `data` + `ss1` (MD5 with a configured password),
+//!   * `data` encrypted with AES-256-GCM under a configured password,
+//!   * legacy `wp_` parameters with `_ss1v2`.
+//!
+//! Any panic is a bug; so is a broken invariant (see `check_*`).
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use aes_gcm::aead::Aead;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use libfuzzer_sys::fuzz_target;
+use md5::{Digest, Md5};
+use payhook::domain::{PaymentKind, Proof, VerifiedCallback};
+use payhook::paysera::{
+    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
+};
+use secrecy::SecretString;
+
+const TEST_PUBLIC_PEM: &str = include_str!("../keys/test-public.pem");
+
+/// The two configured projects: the vectors' test project and the real 1.6 one.
+const PROJECTS: [(u64, &str); 2] = [
+    (123, "pass-1f2e3d"),
+    (31530, "8c5ebe834bb61a2e5ab8ef38f8d940f3"),
+];
+
+/// accept_ss1 × strict, in this order: (F,F), (F,T), (T,F), (T,T).
+const POLICIES: [Policy; 4] = [
+    Policy {
+        accept_ss1: false,
+        strict: false,
+    },
+    Policy {
+        accept_ss1: false,
+        strict: true,
+    },
+    Policy {
+        accept_ss1: true,
+        strict: false,
+    },
+    Policy {
+        accept_ss1: true,
+        strict: true,
+    },
+];
+
+/// An error message must stay a single, short log line whatever the request held.
+const MAX_ERROR_TEXT: usize = 600;
+
+fn verifiers() -> &'static [Verifier; 4] {
+    static V: OnceLock<[Verifier; 4]> = OnceLock::new();
+    V.get_or_init(|| {
+        let mut keys = KeySet::from_pem(TEST_PUBLIC_PEM).expect("test key parses");
+        keys.extend(KeySet::paysera_production());
+        assert_eq!(keys.keys().len(), 2);
+        let projects: Vec<Project> = PROJECTS
+            .iter()
+            .map(|(id, pw)| Project::new(*id, Some(SecretString::from(pw.to_string()))))
+            .collect();
+        POLICIES.map(|policy| Verifier::new(projects.clone(), keys.clone(), policy).unwrap())
+    })
+}
+
+/// Whether to check the text of this error. `PAYHOOK_FUZZ_SKIP_KNOWN=1` skips
+/// the two variants that carried raw request names when fuzzing found it
+/// (`NotAValue`, `NotUtf8`; see docs/fuzzing.md), so a long run can look for
+/// anything else.
+fn check_error_text(e: &CallbackError) -> bool {
+    static SKIP_KNOWN: OnceLock<bool> = OnceLock::new();
+    let skip = *SKIP_KNOWN.get_or_init(|| std::env::var_os("PAYHOOK_FUZZ_SKIP_KNOWN").is_some());
+    !(skip && matches!(e, CallbackError::NotAValue(_) | CallbackError::NotUtf8(_)))
+}
+
+fn md5_hex(parts: &[&[u8]]) -> String {
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+fn gcm_key(password: &str) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    let n = password.len().min(32);
+    key[..n].copy_from_slice(&password.as_bytes()[..n]);
+    key
+}
+
+fn legacy_password(password: &str) -> String {
+    if password.len() == 32 {
+        password.to_string()
+    } else {
+        md5_hex(&[password.as_bytes()])
+    }
+}
+
+fn same(a: &VerifiedCallback, b: &VerifiedCallback) -> bool {
+    a.project_id() == b.project_id()
+        && a.proof() == b.proof()
+        && a.kind() == b.kind()
+        && a.fields() == b.fields()
+        && a.content() == b.content()
+        && a.identity() == b.identity()
+}
+
+/// Invariants of any single result.
+fn check_result(
+    verifier: &Verifier,
+    params: &RequestParams,
+    r: &Result<VerifiedCallback, CallbackError>,
+) {
+    let policy = verifier.policy();
+    match r {
+        Err(e) => {
+            let text = e.to_string();
+            assert!(!text.is_empty());
+            let _ = e.class().as_str();
+            if check_error_text(e) {
+                assert!(
+                    text.len() <= MAX_ERROR_TEXT,
+                    "error text of {} bytes: {:?}…",
+                    text.len(),
+                    &text[..text.char_indices().nth(80).map_or(text.len(), |(i, _)| i)]
+                );
+                assert!(
+                    !text.chars().any(char::is_control),
+                    "control character in error text: {text:?}"
+                );
+            }
+        }
+        Ok(v) => {
+            // Fields serialise (the receiver stores them as JSON).
+            let json = serde_json::to_string(v.fields()).expect("fields serialise to JSON");
+            let back: serde_json::Value = serde_json::from_str(&json).expect("JSON reads back");
+            assert!(back.is_object());
+            // Identity is a pure function of project and content.
+            assert_eq!(v.identity(), v.identity());
+            assert!(PROJECTS
+                .iter()
+                .any(|(id, _)| id.to_string() == v.project_id()));
+            // Re-verifying the same parameters gives the same callback.
+            let again = verifier.verify(params).expect("second verify accepts too");
+            assert!(same(v, &again), "re-verify differs");
+            // ss1-only proofs only when the policy allows them.
+            if !policy.accept_ss1 {
+                assert!(
+                    matches!(
+                        v.proof(),
+                        Proof::Ss2 | Proof::Ss3 | Proof::Aes256Gcm | Proof::LegacySs2
+                    ),
+                    "{:?} accepted without accept_ss1",
+                    v.proof()
+                );
+            }
+            // The typed fields agree with the raw ones.
+            assert_eq!(v.orderid(), v.fields().text("orderid"));
+            if !v.proof().is_legacy() {
+                assert_eq!(v.fields().text("type"), Some(v.kind().as_str()));
+            }
+            let legacy_micro = v.proof().is_legacy() && v.kind() == PaymentKind::Micro;
+            if !legacy_micro {
+                assert_eq!(v.fields().text("projectid"), Some(v.project_id()));
+            }
+        }
+    }
+}
+
+/// Runs all four policies and checks each result and how they relate.
+fn verify_all(params: &RequestParams) -> [Result<VerifiedCallback, CallbackError>; 4] {
+    let vs = verifiers();
+    let results = [0, 1, 2, 3].map(|i| vs[i].verify(params));
+    for (v, r) in vs.iter().zip(&results) {
+        check_result(v, params, r);
+    }
+    // Monotone: strict only removes, accept_ss1 only adds; what both accept is the same callback.
+    for (narrow, wide) in [(1, 0), (3, 2), (0, 2), (1, 3)] {
+        if let Ok(n) = &results[narrow] {
+            match &results[wide] {
+                Ok(w) => assert!(
+                    same(n, w),
+                    "{:?} and {:?} accept differently",
+                    POLICIES[narrow],
+                    POLICIES[wide]
+                ),
+                Err(e) => panic!(
+                    "{:?} accepts but {:?} rejects: {e}",
+                    POLICIES[narrow], POLICIES[wide]
+                ),
+            }
+        }
+    }
+    results
+}
+
+fn all_utf8(a: &php::Array) -> bool {
+    a.iter().all(|(k, v)| {
+        std::str::from_utf8(k).is_ok()
+            && match v {
+                php::Value::Str(s) => std::str::from_utf8(s).is_ok(),
+                php::Value::Array(inner) => all_utf8(inner),
+            }
+    })
+}
+
+/// What a callback whose proof holds must give for decoded content `content`
+/// proved by project `chosen`: exactly the content errors, in the verifier's order.
+fn check_content(
+    r: &Result<VerifiedCallback, CallbackError>,
+    content: &[u8],
+    chosen: usize,
+    proof: Proof,
+) {
+    let parsed = php::parse_str(content);
+    let id = PROJECTS[chosen].0.to_string();
+    match r {
+        Ok(v) => {
+            assert_eq!(v.proof(), proof);
+            assert_eq!(v.project_id(), id);
+            assert_eq!(v.content(), content);
+            assert!(all_utf8(&parsed));
+            assert_eq!(parsed.get_str(b"projectid"), Some(Ok(id.as_bytes())));
+        }
+        Err(CallbackError::NotUtf8(_)) => assert!(!all_utf8(&parsed)),
+        Err(e) => {
+            assert!(all_utf8(&parsed), "{e} although content is not UTF-8");
+            match (parsed.get(b"projectid"), e) {
+                (None, CallbackError::ProjectMissing) => {}
+                (Some(php::Value::Array(_)), CallbackError::ProjectNotConfigured(s)) => {
+                    assert_eq!(s, "Array")
+                }
+                (Some(php::Value::Str(s)), CallbackError::ProjectNotConfigured(_)) => {
+                    assert_ne!(s.as_slice(), id.as_bytes())
+                }
+                (Some(php::Value::Str(s)), CallbackError::Malformed(_)) => {
+                    assert_eq!(s.as_slice(), id.as_bytes())
+                }
+                (p, e) => panic!("{proof:?}-proved content rejected with {e:?} (projectid {p:?})"),
+            }
+        }
+    }
+}
+
+/// `data` + a valid `ss1` for the content.
+fn forged_ss1(content: &[u8], chosen: usize) {
+    let data = base64url::encode(content);
+    let ss1 = md5_hex(&[data.as_bytes(), PROJECTS[chosen].1.as_bytes()]);
+    let query = php::build_query([("data", data.as_str()), ("ss1", ss1.as_str())]);
+    let params = RequestParams::parse(query.as_bytes(), b"");
+    let results = verify_all(&params);
+    for (policy, r) in POLICIES.iter().zip(&results) {
+        if policy.accept_ss1 {
+            check_content(r, content, chosen, Proof::Ss1);
+        } else {
+            assert_eq!(r.as_ref().err(), Some(&CallbackError::NoRsaSignature));
+        }
+    }
+}
+
+/// Encrypted `data` (IV ‖ ciphertext ‖ tag) for the content.
+fn forged_gcm(content: &[u8], chosen: usize) {
+    let iv: [u8; 12] = Md5::digest(content)[..12].try_into().unwrap();
+    let cipher = Aes256Gcm::new(&gcm_key(PROJECTS[chosen].1).into());
+    let sealed = cipher.encrypt(Nonce::from_slice(&iv), content).unwrap();
+    let data = base64url::encode(&[iv.as_slice(), &sealed].concat());
+    let query = php::build_query([("data", data.as_str())]);
+    let params = RequestParams::parse(query.as_bytes(), b"");
+    for r in &verify_all(&params) {
+        check_content(r, content, chosen, Proof::Aes256Gcm);
+    }
+}
+
+/// Every `&`-segment of the content prefixed `wp_`, signed with `_ss1v2`.
+fn forged_legacy(content: &[u8], chosen: usize) {
+    const PLACEHOLDER: &[u8; 32] = b"00000000000000000000000000000000";
+    let mut query = b"wp__ss1v2=".to_vec();
+    query.extend_from_slice(PLACEHOLDER);
+    for segment in content.split(|&b| b == b'&').filter(|s| !s.is_empty()) {
+        query.extend_from_slice(b"&wp_");
+        query.extend_from_slice(segment);
+    }
+    // Sign what PHP's parsing makes of it, whatever the segments were.
+    let parsed = php::parse_str(&query);
+    let pairs: Vec<(&[u8], &php::Value)> = parsed
+        .iter()
+        .filter(|(k, _)| k.len() > 3 && k.starts_with(b"wp_"))
+        .collect();
+    let values: Option<Vec<&[u8]>> = pairs
+        .iter()
+        .filter(|(k, _)| *k != b"wp__ss2" && *k != b"wp__ss1v2")
+        .map(|(k, v)| match v {
+            php::Value::Str(s) if std::str::from_utf8(k).is_ok() => Some(s.as_slice()),
+            _ => None,
+        })
+        .collect();
+    let p = legacy_password(PROJECTS[chosen].1);
+    let signature = values.as_ref().map(|values| {
+        let mut input: Vec<&[u8]> = vec![p.as_bytes()];
+        for v in values {
+            input.push(b"|");
+            input.push(v);
+        }
+        md5_hex(&input)
+    });
+    if let Some(sig) = &signature {
+        query[10..42].copy_from_slice(sig.as_bytes());
+    }
+    let params = RequestParams::parse(&query, b"");
+    let results = verify_all(&params);
+
+    let intact = parsed.get_str(b"wp__ss1v2") == Some(Ok(PLACEHOLDER.as_slice()))
+        && !parsed.contains_key(b"wp__ss2");
+    if !intact {
+        return;
+    }
+    for (policy, r) in POLICIES.iter().zip(&results) {
+        if signature.is_none() {
+            // An array value or a non-UTF-8 name is refused before any signature check.
+            assert!(
+                matches!(
+                    r,
+                    Err(CallbackError::NotAValue(_) | CallbackError::NotUtf8(_))
+                ),
+                "{r:?}"
+            );
+            continue;
+        }
+        if !policy.accept_ss1 {
+            assert_eq!(r.as_ref().err(), Some(&CallbackError::NoLegacyRsaSignature));
+            continue;
+        }
+        match r {
+            Ok(v) => {
+                assert!(signature.is_some());
+                assert_eq!(v.proof(), Proof::LegacySs1v2);
+                assert_eq!(v.project_id(), PROJECTS[chosen].0.to_string());
+            }
+            Err(CallbackError::NotAValue(_) | CallbackError::NotUtf8(_)) => {}
+            Err(CallbackError::SignatureMismatch(SignatureParam::LegacySs1))
+                if policy.strict && parsed.contains_key(b"wp__ss1") => {}
+            Err(
+                CallbackError::ProjectMissing
+                | CallbackError::ProjectNotConfigured(_)
+                | CallbackError::Malformed(_),
+            ) if signature.is_some() => {}
+            Err(e) => panic!("_ss1v2-signed legacy callback rejected under {policy:?}: {e:?}"),
+        }
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let (query, body) = match input.iter().position(|&b| b == 0) {
+        Some(nul) => (&input[..nul], &input[nul + 1..]),
+        None => (input, &b""[..]),
+    };
+
+    // 1. The input as a callback, as received.
+    let params = RequestParams::parse(query, body);
+    let _ = verify_all(&params);
+
+    // 2. The query taken as decoded content, with forged proofs.
+    let chosen = query.len() % 2;
+    forged_ss1(query, chosen);
+    forged_gcm(query, 1 - chosen);
+    forged_legacy(query, chosen);
+});
