@@ -354,9 +354,8 @@ fn non_utf8_field_name_in_error_is_escaped_and_bounded() {
 /// same callback" invariant describes it): a legacy SMS callback carries no
 /// `projectid`, so with several projects configured it is given to the first
 /// one unless a password-based signature is checked too, i.e. the project
-/// (and so the identity) depends on the policy. Run with `--ignored`.
+/// (and so the identity) depends on the policy. Fixed: it no longer does.
 #[test]
-#[ignore = "reported to the lead: legacy micro callbacks and several projects"]
 fn legacy_micro_project_does_not_depend_on_the_policy() {
     use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
     let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
@@ -389,9 +388,8 @@ fn legacy_micro_project_does_not_depend_on_the_policy() {
 /// validation matches names exactly, but the gateway reads the fields through
 /// PHP's name mangling, so ` amount` (leading space), `p.zip` or `p zip`
 /// reach it as `amount` / `p_zip` without their format or length checked.
-/// The official library has the same gap. Run with `--ignored`.
+/// The official library has the same gap; payhook refuses such names.
 #[test]
-#[ignore = "reported to the lead: mangled names bypass request validation"]
 fn request_fields_the_gateway_reads_are_validated() {
     use payhook::paysera::build_payment_request;
     let mut params: Vec<(String, String)> = [

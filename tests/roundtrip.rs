@@ -737,7 +737,6 @@ proptest! {
 /// `_ss1v2` added verifies; it must keep the identity, or the store's
 /// idempotency guard takes it for a new callback.
 #[test]
-#[ignore = "protocol-core bug: legacy identity covers the _ss2 text and unchecked _ss1v2"]
 fn legacy_identity_ignores_how_ss2_is_written() {
     let path = vectors_dir().join("real/legacy-1.4-macro-paid-test.json");
     let case: serde_json::Value =

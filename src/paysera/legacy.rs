@@ -32,7 +32,7 @@ impl Pairs {
                     .map_err(|_| CallbackError::NotUtf8(printable(k)))?;
                 match v {
                     php::Value::Str(s) => Ok((name, s.clone())),
-                    php::Value::Array(_) => Err(CallbackError::NotAValue(format!("wp_{name}"))),
+                    php::Value::Array(_) => Err(CallbackError::NotAValue(printable(k))),
                 }
             })
             .collect::<Result<_, _>>()
@@ -59,10 +59,12 @@ impl Pairs {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// Length-prefixed, so no two different sets of pairs share an identity.
+    /// The signed names and values, length-prefixed so no two different sets of
+    /// pairs share an identity. The signatures themselves are left out: a replay
+    /// with `_ss2` written another way (padding, alphabet) is the same callback.
     fn identity_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter().filter(|(k, _)| k != "_ss2" && k != "_ss1v2") {
             for part in [k.as_bytes(), v.as_slice()] {
                 out.extend_from_slice(&(part.len() as u64).to_be_bytes());
                 out.extend_from_slice(part);
@@ -85,8 +87,13 @@ impl Verifier {
         let micro = ["to", "from", "sms"].iter().all(|k| fields.contains(k))
             && !fields.contains("projectid");
         let (kind, project) = if micro {
-            // Legacy SMS callbacks carry no projectid: nothing to check it against.
-            (PaymentKind::Micro, proved_by.unwrap_or(0))
+            // Legacy SMS callbacks carry no projectid: the project is the one whose
+            // password makes their `_ss1v2`/`_ss1`, whatever the policy checked.
+            let project = proved_by
+                .or_else(|| self.check_ss1v2(&pairs).ok())
+                .or_else(|| self.check_legacy_ss1(&pairs).ok())
+                .unwrap_or(0);
+            (PaymentKind::Micro, project)
         } else {
             (PaymentKind::Macro, self.project_for(&fields, proved_by)?)
         };

@@ -38,6 +38,12 @@ pub enum RequestError {
     Invalid { field: &'static str, value: String },
     #[error("'{0}' is set by payhook and cannot be given")]
     Reserved(String),
+    /// The gateway reads names through PHP, which rewrites some characters;
+    /// such a name would slip past the checks above.
+    #[error("'{0}' is not a parameter name (letters, digits, '_' and '-' only)")]
+    BadName(String),
+    #[error("too many parameters ({0}); at most {MAX_PARAMS}")]
+    TooMany(usize),
 }
 
 impl RequestError {
@@ -45,7 +51,8 @@ impl RequestError {
         match self {
             RequestError::Missing(f) => f,
             RequestError::TooLong { field, .. } | RequestError::Invalid { field, .. } => field,
-            RequestError::Reserved(f) => f,
+            RequestError::Reserved(f) | RequestError::BadName(f) => f,
+            RequestError::TooMany(_) => "",
         }
     }
 }
@@ -110,6 +117,10 @@ const SPEC: &[(&str, usize, bool, Format)] = &[
 
 const RESERVED: &[&str] = &["projectid", "version", "sign", "repeat_request", "data"];
 
+/// Far below PHP's 1000-variable limit, beyond which the gateway would drop
+/// `version` and `projectid`.
+pub const MAX_PARAMS: usize = 200;
+
 /// `data` and `sign` as the gateway expects them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SignedRequest {
@@ -142,6 +153,17 @@ fn php_empty(v: &str) -> bool {
 /// Checks every parameter against the spec, as the library does: required ones
 /// must be non-empty; length and format are checked only on non-empty values.
 pub fn validate(params: &[(String, String)]) -> Result<(), RequestError> {
+    if params.len() > MAX_PARAMS {
+        return Err(RequestError::TooMany(params.len()));
+    }
+    if let Some((k, _)) = params.iter().find(|(k, _)| {
+        k.is_empty()
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }) {
+        return Err(RequestError::BadName(super::error::printable(k.as_bytes())));
+    }
     if let Some((k, _)) = params.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
         return Err(RequestError::Reserved(k.clone()));
     }

@@ -199,7 +199,7 @@ pub(super) fn to_fields(array: php::Array) -> Result<Fields, CallbackError> {
             let value = match v {
                 php::Value::Str(s) => FieldValue::Text(
                     String::from_utf8(s.clone())
-                        .map_err(|_| CallbackError::NotUtf8(name.clone()))?,
+                        .map_err(|_| CallbackError::NotUtf8(printable(k)))?,
                 ),
                 php::Value::Array(a) => FieldValue::List(to_fields(a.clone())?),
             };
