@@ -348,6 +348,14 @@ fn real_legacy_1_4_macro_paid_test() {
     assert!(verifier(project, password, key, Policy::default())
         .verify(&RequestParams::from_query_or_url(&ss1_only))
         .is_err());
+    // `_ss2` signs values, not names: relabelling `test` keeps it valid, but the
+    // `_ss1` beside it binds the test flag by name, and payhook checks it
+    // whenever the password is known.
+    let relabelled = query.replace("wp_test=1", "wp_tesx=1");
+    let err = verifier(project, password, key, Policy::default())
+        .verify(&RequestParams::from_query_or_url(&relabelled))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "_ss1 signature does not verify");
     // Wrong password: _ss1 fails.
     assert!(
         verifier(project, "0123456789abcdef0123456789abcdef", key, accept)

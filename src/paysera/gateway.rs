@@ -99,16 +99,17 @@ impl GatewaySigner {
             return php::build_query([("data", data.as_str())]);
         }
         let data = base64url::encode(query.as_bytes());
-        let ss1 = super::verify::md5_hex(format!("{data}{}", self.password).as_bytes());
-        let ss2 = base64url::encode(&self.rsa_sign_sha1(data.as_bytes()));
-        let ss3 = base64url::encode(&self.rsa_sign_sha256(data.as_bytes()));
+        let ss1 = || super::verify::md5_hex(format!("{data}{}", self.password).as_bytes());
+        let ss2 = || base64url::encode(&self.rsa_sign_sha1(data.as_bytes()));
+        let ss3 = || base64url::encode(&self.rsa_sign_sha256(data.as_bytes()));
+        let signatures = match form {
+            CallbackForm::Ss1 => vec![("ss1", ss1())],
+            CallbackForm::Ss2 => vec![("ss2", ss2())],
+            CallbackForm::Ss3 => vec![("ss3", ss3())],
+            _ => vec![("ss1", ss1()), ("ss2", ss2()), ("ss3", ss3())],
+        };
         let mut params = vec![("data", data.as_str())];
-        match form {
-            CallbackForm::Ss1 => params.push(("ss1", &ss1)),
-            CallbackForm::Ss2 => params.push(("ss2", &ss2)),
-            CallbackForm::Ss3 => params.push(("ss3", &ss3)),
-            _ => params.extend([("ss1", ss1.as_str()), ("ss2", &ss2), ("ss3", &ss3)]),
-        }
+        params.extend(signatures.iter().map(|(k, v)| (*k, v.as_str())));
         php::build_query(params)
     }
 

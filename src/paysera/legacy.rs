@@ -110,8 +110,14 @@ impl Verifier {
         let policy = self.policy();
         if pairs.has("_ss2") {
             self.check_legacy_ss2(pairs)?;
+            // `_ss2` signs the values but not their names, so a relabelled
+            // callback (`wp_test` renamed) still verifies. The password-based
+            // `_ss1`/`_ss1v2` that real legacy callbacks carry beside it binds the
+            // order and the test flag by name: checked whenever a password exists,
+            // stricter than the legacy library (which ignored it beside `_ss2`).
+            let has_password = self.projects().iter().any(|p| p.password().is_some());
             let mut proved_by = None;
-            if policy.strict {
+            if policy.strict || has_password {
                 if pairs.has("_ss1v2") {
                     proved_by = Some(self.check_ss1v2(pairs)?);
                 }
