@@ -188,7 +188,9 @@ impl Settings {
             admin_bind,
             admin_token,
             database,
-            db_pool_size: env.number("PAYHOOK_DB_POOL_SIZE", if is_pg { 16 } else { 4 })?,
+            // SQLite has one writer at a time anyway; one connection queues writers in
+            // arrival order instead of SQLite's busy-handler back-off (second-long stalls).
+            db_pool_size: env.number("PAYHOOK_DB_POOL_SIZE", if is_pg { 16 } else { 1 })?,
             db_acquire_timeout: env.duration("PAYHOOK_DB_ACQUIRE_TIMEOUT", "2s")?,
             projects,
             keys,

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::models::{NewCallback, NewFulfilment, NewOrder, NewOutbox, OrderRow};
+use super::models::{NewCallback, NewOrder, OrderRow};
 use super::schema::{answered, callbacks, fulfilments, orders, outbox};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
@@ -61,9 +61,23 @@ impl Store {
     }
 }
 
+/// Inserts are written as `.eq()` tuples rather than from `Insertable` structs:
+/// diesel never caches a statement that may hold `DEFAULT` (an `Option` field of
+/// a struct), and a prepared, cached statement is half the database's work here.
 fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i64> {
     dispatch!(conn, c => diesel::insert_into(callbacks::table)
-        .values(row)
+        .values((
+            callbacks::received_at.eq(row.received_at),
+            callbacks::project_id.eq(row.project_id),
+            callbacks::orderid.eq(row.orderid),
+            callbacks::identity.eq(row.identity),
+            callbacks::outcome.eq(row.outcome),
+            callbacks::reason.eq(row.reason),
+            callbacks::http_status.eq(row.http_status),
+            callbacks::method.eq(row.method),
+            callbacks::raw_query.eq(row.raw_query),
+            callbacks::remote_addr.eq(row.remote_addr),
+        ))
         .returning(callbacks::id)
         .get_result(c))
 }
@@ -147,15 +161,15 @@ fn process_in(
     if notifies_shop(outcome) {
         let payload = notification(callback, outcome, callback_id).to_string();
         dispatch!(conn, c => diesel::insert_into(outbox::table)
-            .values(&NewOutbox {
-                kind: outcome.as_str(),
-                project_id: project,
-                orderid,
-                callback_id,
-                payload: &payload,
-                next_attempt_at: now,
-                created_at: now,
-            })
+            .values((
+                outbox::kind.eq(outcome.as_str()),
+                outbox::project_id.eq(project),
+                outbox::orderid.eq(orderid),
+                outbox::callback_id.eq(callback_id),
+                outbox::payload.eq(&payload),
+                outbox::next_attempt_at.eq(now),
+                outbox::created_at.eq(now),
+            ))
             .execute(c))?;
     }
     Ok(Processed {
@@ -237,16 +251,17 @@ fn apply_change(
     match &decision.change {
         OrderChange::None => {}
         OrderChange::Fulfil { checked } => {
-            let row = NewFulfilment {
-                project_id: project,
-                orderid,
-                callback_id,
-                amount: callback.amount().map(Amount::minor_units),
-                currency: callback.currency().map(Currency::as_str),
-                amount_checked: *checked,
-                created_at: now,
-            };
-            dispatch!(conn, c => diesel::insert_into(fulfilments::table).values(&row).execute(c))?;
+            dispatch!(conn, c => diesel::insert_into(fulfilments::table)
+                .values((
+                    fulfilments::project_id.eq(project),
+                    fulfilments::orderid.eq(orderid),
+                    fulfilments::callback_id.eq(callback_id),
+                    fulfilments::amount.eq(callback.amount().map(Amount::minor_units)),
+                    fulfilments::currency.eq(callback.currency().map(Currency::as_str)),
+                    fulfilments::amount_checked.eq(*checked),
+                    fulfilments::created_at.eq(now),
+                ))
+                .execute(c))?;
             dispatch!(conn, c => diesel::update(this_order)
                 .set((
                     orders::state.eq(OrderState::Paid.as_str()),

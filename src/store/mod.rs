@@ -136,6 +136,10 @@ impl Store {
                         .max_size(pool_size)
                         .min_idle(Some(1))
                         .connection_timeout(acquire_timeout)
+                        // No `SELECT 1` round trip before every callback: a dead
+                        // connection shows itself on first use and the
+                        // transaction is retried on a fresh one (see `transaction`).
+                        .test_on_check_out(false)
                         .build(manager)
                         .map_err(|e| StoreError::Unavailable(e.to_string()))?,
                 )
@@ -190,14 +194,30 @@ impl Store {
 
     /// One transaction: PostgreSQL's default, SQLite's `BEGIN IMMEDIATE` so that
     /// writers queue for the lock up front instead of failing half-way.
+    ///
+    /// A connection that died while pooled (database restart, network cut) fails
+    /// its first statement; the transaction then runs again on a fresh one.
+    /// That is safe because every transaction here is idempotent: a retry of a
+    /// commit that did land finds its own duplicate guard and answers the same.
     fn transaction<T>(
         &self,
-        f: impl FnOnce(&mut Conn<'_>) -> Result<T, diesel::result::Error>,
+        f: impl Fn(&mut Conn<'_>) -> Result<T, diesel::result::Error>,
     ) -> Result<T, StoreError> {
-        self.with_conn(|conn| match conn {
-            Conn::Pg(c) => Ok(c.transaction(|c| f(&mut Conn::Pg(c)))?),
-            Conn::Sqlite(c) => Ok(c.immediate_transaction(|c| f(&mut Conn::Sqlite(c)))?),
-        })
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.with_conn(|conn| match conn {
+                Conn::Pg(c) => Ok(c.transaction(|c| f(&mut Conn::Pg(c)))?),
+                Conn::Sqlite(c) => Ok(c.immediate_transaction(|c| f(&mut Conn::Sqlite(c)))?),
+            });
+            match result {
+                Err(StoreError::Query(e)) if attempt < ATTEMPTS && connection_lost(&e) => {
+                    tracing::debug!(error = %e, attempt, "connection lost; retrying on a fresh one");
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Applies pending migrations; on PostgreSQL under an advisory lock, so
@@ -239,6 +259,17 @@ impl Store {
             }
         })
     }
+}
+
+fn connection_lost(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | Error::BrokenTransactionManager
+    )
 }
 
 pub(crate) fn now_millis() -> i64 {

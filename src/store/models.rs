@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{callbacks, fulfilments, orders, outbox};
+use super::schema::{callbacks, orders};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -34,8 +34,7 @@ pub(crate) struct NewOrder<'a> {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = callbacks)]
+#[derive(Debug)]
 pub(crate) struct NewCallback<'a> {
     pub received_at: i64,
     pub project_id: Option<&'a str>,
@@ -61,30 +60,6 @@ pub struct CallbackRow {
     pub outcome: String,
     pub reason: Option<String>,
     pub http_status: i32,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = fulfilments)]
-pub(crate) struct NewFulfilment<'a> {
-    pub project_id: &'a str,
-    pub orderid: &'a str,
-    pub callback_id: i64,
-    pub amount: Option<i64>,
-    pub currency: Option<&'a str>,
-    pub amount_checked: bool,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = outbox)]
-pub(crate) struct NewOutbox<'a> {
-    pub kind: &'a str,
-    pub project_id: &'a str,
-    pub orderid: Option<&'a str>,
-    pub callback_id: i64,
-    pub payload: &'a str,
-    pub next_attempt_at: i64,
-    pub created_at: i64,
 }
 
 /// An order as the admin API shows it.
