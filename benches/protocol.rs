@@ -5,7 +5,6 @@
 //! Run: `cargo bench --bench protocol` (about one minute once built).
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aes_gcm::aead::Aead;
@@ -17,20 +16,12 @@ use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use secrecy::SecretString;
 use serde_json::Value;
 
+#[path = "../tests/support/vectors.rs"]
+mod vectors;
+use vectors::vectors_dir;
+
 const TEST_PROJECT: u64 = 123;
 const TEST_PASSWORD: &str = "pass-1f2e3d";
-
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    assert!(
-        dir.join("current").is_dir(),
-        "shared vectors not found at {} (set PAYHOOK_VECTORS_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 fn read(rel: &str) -> String {
     let path = vectors_dir().join(rel);

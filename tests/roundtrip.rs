@@ -8,7 +8,6 @@
 //! current-format query), so each property signs one query per case and runs the
 //! round trip and all tamper checks on it.
 
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use aes_gcm::aead::Aead;
@@ -25,20 +24,12 @@ use proptest::sample::Index;
 use proptest::test_runner::Config;
 use secrecy::SecretString;
 
+#[path = "support/vectors.rs"]
+mod vectors;
+use vectors::vectors_dir;
+
 const PROJECT: u64 = 123;
 const PASSWORD: &str = "pass-1f2e3d";
-
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    assert!(
-        dir.join("current").is_dir(),
-        "shared vectors not found at {} (set PAYHOOK_VECTORS_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 fn read(name: &str) -> String {
     let path = vectors_dir().join("current").join(name);

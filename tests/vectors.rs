@@ -12,17 +12,9 @@ use payhook::paysera::{
 use secrecy::SecretString;
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    assert!(
-        dir.join("current").is_dir(),
-        "shared vectors not found at {} (set PAYHOOK_VECTORS_DIR)",
-        dir.display()
-    );
-    dir
-}
+#[path = "support/vectors.rs"]
+mod shared;
+use shared::vectors_dir;
 
 fn load(rel: &str) -> (PathBuf, Value) {
     let path = vectors_dir().join(rel);

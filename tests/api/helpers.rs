@@ -3,7 +3,6 @@
 //! and talks HTTP to it.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use diesel::prelude::*;
@@ -13,6 +12,7 @@ use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
 use payhook::startup::{Application, StopHandle};
 
 use crate::support::postgres;
+pub use crate::support::vectors::vectors_dir;
 
 pub const PROJECT: u64 = 123;
 pub const PASSWORD: &str = "pass-1f2e3d";
@@ -22,18 +22,6 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub enum Backend {
     Postgres,
     Sqlite,
-}
-
-pub fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
-    assert!(
-        dir.join("current").is_dir(),
-        "shared vectors not found at {}",
-        dir.display()
-    );
-    dir
 }
 
 /// The gateway, as far as tests are concerned: signs with the shared test key.

@@ -1,3 +1,4 @@
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;
+pub mod vectors;
