@@ -24,7 +24,8 @@
 # PAYHOOK_VECTORS_DIR (../shared/vectors), LOAD_KEEP (1: keep the temp dir),
 # LOAD_PG_CONF (extra postgresql.conf lines, e.g. "log_statement = 'all'"),
 # LOAD_PARTS (postgres sqlite pgbench: which measurements, in this order),
-# LOAD_QUIET_WAIT (5: seconds to wait for an idle machine before each one).
+# LOAD_QUIET_WAIT (5: seconds to wait for an idle machine before each one),
+# LOAD_KEY_BITS (2048: the shared test key; 1024: a throw-away key of Paysera's size).
 # Signed callbacks are cached in target/loadgen/ (signing costs ~2 ms each).
 set -euo pipefail
 
@@ -49,6 +50,22 @@ die() { say "error: $*"; exit 1; }
 
 [[ -f $VECTORS/current/private.pem && -f $VECTORS/current/public.pem ]] ||
     die "test key pair not found in $VECTORS/current (set PAYHOOK_VECTORS_DIR)"
+
+# The gateway's key: the shared 2048-bit test key by default; LOAD_KEY_BITS=1024
+# signs with a throw-away 1024-bit key instead, the size Paysera's real key has.
+KEY_BITS=${LOAD_KEY_BITS:-2048}
+case $KEY_BITS in
+    2048) GW_PRIVATE=$VECTORS/current/private.pem GW_PUBLIC=$VECTORS/current/public.pem ;;
+    1024)
+        mkdir -p "$ROOT/target/loadgen"
+        GW_PRIVATE=$ROOT/target/loadgen/gateway-1024-private.pem
+        GW_PUBLIC=$ROOT/target/loadgen/gateway-1024-public.pem
+        if [[ ! -f $GW_PRIVATE || ! -f $GW_PUBLIC ]]; then
+            openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out "$GW_PRIVATE" 2>/dev/null
+            openssl pkey -in "$GW_PRIVATE" -pubout -out "$GW_PUBLIC"
+        fi ;;
+    *) die "LOAD_KEY_BITS must be 2048 or 1024" ;;
+esac
 command -v jq >/dev/null || die "jq is needed to summarise"
 command -v curl >/dev/null || die "curl is needed to wait for readiness"
 
@@ -145,7 +162,7 @@ start_payhook() {
         ${url:+DATABASE_URL="$url"} \
         PAYHOOK_DATA_DIR="$dir" \
         PAYSERA_PROJECT_ID=123 PAYSERA_PROJECT_PASSWORD=pass-1f2e3d \
-        PAYSERA_PUBLIC_KEY_FILE="$VECTORS/current/public.pem" \
+        PAYSERA_PUBLIC_KEY_FILE="$GW_PUBLIC" \
         PAYHOOK_ADMIN_TOKEN="$TOKEN" \
         PAYHOOK_BIND="127.0.0.1:$PUB" PAYHOOK_ADMIN_BIND="127.0.0.1:$ADM" \
         "$PAYHOOK" serve) >>"$dir/payhook.log" 2>&1 &
@@ -177,11 +194,11 @@ stop_payhook() {
 
 RESULTS=$TMP/results.jsonl
 mkdir -p "$ROOT/target/loadgen"
-SIGNED=$ROOT/target/loadgen/signed-lg.tsv
+SIGNED=$ROOT/target/loadgen/signed-lg-$KEY_BITS.tsv
 MAX_COUNT=$(printf '%s\n' "$COUNT" "$SQLITE_COUNT" "$DUP_COUNT" | sort -n | tail -1)
 say "signing $MAX_COUNT distinct paid callbacks (ss2, RSA-SHA1), cached in $SIGNED"
 "$LOADGEN" --sign-only --count "$MAX_COUNT" --prefix lg --signed "$SIGNED" \
-    --key "$VECTORS/current/private.pem"
+    --key "$GW_PRIVATE"
 
 # The machine is shared: before a measurement, wait (at most LOAD_QUIET_WAIT
 # seconds) for it to be nearly idle, i.e. under a quarter of one CPU busy over
@@ -219,7 +236,7 @@ measure() {
     [[ $backend == postgres ]] && psql_do -c CHECKPOINT postgres
     wait_quiet
     "$LOADGEN" --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM" \
-        --token "$TOKEN" --key "$VECTORS/current/private.pem" --prefix lg --signed "$SIGNED" \
+        --token "$TOKEN" --key "$GW_PRIVATE" --prefix lg --signed "$SIGNED" \
         --count "$count" --dup "$dup" --concurrency "$CONC" --max-seconds 60 \
         --label "$backend $mode" --watch "payhook=$PH_PID" "${watch[@]}" --rss-pid "$PH_PID" |
         jq -c --arg b "$backend" --arg m "$mode" --argjson r "$rep" \
@@ -263,7 +280,7 @@ pgbench_run() {
     psql_do -c "CREATE DATABASE $db" postgres
     (cd "$TMP" && env -i PATH="$PATH" HOME="$TMP" DATABASE_URL="$PGURL/$db" \
         PAYSERA_PROJECT_ID=123 PAYSERA_PROJECT_PASSWORD=pass-1f2e3d \
-        PAYSERA_PUBLIC_KEY_FILE="$VECTORS/current/public.pem" PAYHOOK_ADMIN_TOKEN="$TOKEN" \
+        PAYSERA_PUBLIC_KEY_FILE="$GW_PUBLIC" PAYHOOK_ADMIN_TOKEN="$TOKEN" \
         PAYHOOK_DATA_DIR="$TMP/migrate" "$PAYHOOK" migrate) >/dev/null
     psql_do -d "$db" -c "INSERT INTO orders (project_id, orderid, amount, currency, state, created_at, updated_at)
         SELECT '123', ($rep * 100000000 + c * 1000000 + n)::text, 1000 + n % 9000, 'EUR', 'awaiting_payment', 0, 0
