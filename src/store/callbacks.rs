@@ -344,8 +344,8 @@ struct InsertedId {
 }
 
 /// The same writes as `insert_callback` + `apply_change(Fulfil)` + the outbox
-/// row, as one PostgreSQL statement: on the paid path the round trips, not the
-/// work, are what the database spends its time on.
+/// row, as one call of the `payhook_fulfil` function (migration 3): on the paid
+/// path the round trips, not the work, are what the database spends time on.
 fn fulfil_in_one_statement(
     conn: &mut Conn<'_>,
     row: &NewCallback<'_>,
@@ -359,22 +359,7 @@ fn fulfil_in_one_statement(
         unreachable!("only called on PostgreSQL")
     };
     diesel::sql_query(
-        "WITH cb AS ( \
-           INSERT INTO callbacks (received_at, project_id, orderid, identity, outcome, reason, \
-                                  http_status, method, raw_query, remote_addr) \
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id), \
-         f AS ( \
-           INSERT INTO fulfilments (project_id, orderid, callback_id, amount, currency, \
-                                    amount_checked, created_at) \
-           SELECT $2, $3, id, $11, $12, $13, $1 FROM cb), \
-         o AS ( \
-           UPDATE orders SET state = 'paid', fulfilled_at = $1, updated_at = $1 \
-           WHERE project_id = $2 AND orderid = $3), \
-         ob AS ( \
-           INSERT INTO outbox (kind, project_id, orderid, callback_id, payload, next_attempt_at, \
-                               created_at) \
-           SELECT $5, $2, $3, id, $14, $1, $1 FROM cb) \
-         SELECT id FROM cb",
+        "SELECT payhook_fulfil($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS id",
     )
     .bind::<BigInt, _>(row.received_at)
     .bind::<Text, _>(callback.project_id())

@@ -1,0 +1,1 @@
+DROP FUNCTION payhook_fulfil;
