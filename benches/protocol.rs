@@ -229,7 +229,7 @@ fn ss1(c: &mut Criterion) {
         KeySet::paysera_production(),
         Policy {
             accept_ss1: true,
-            strict: false,
+            ..Policy::default()
         },
     )
     .unwrap();
@@ -325,8 +325,8 @@ fn verify_and_decode(c: &mut Criterion) {
     let strict = test_verifier(
         test_keys(),
         Policy {
-            accept_ss1: false,
             strict: true,
+            ..Policy::default()
         },
     );
     lax.verify(&RequestParams::from_query_or_url(&all)).unwrap();

@@ -54,9 +54,12 @@ pub struct VerifyArgs {
         value_delimiter = ','
     )]
     pub public_keys: Vec<PathBuf>,
-    /// Accept a callback without RSA signature on a valid ss1 (legacy: _ss1v2/_ss1).
+    /// Accept a callback without RSA signature on a valid ss1.
     #[arg(long)]
     pub accept_ss1: bool,
+    /// Accept legacy 1.x (wp_) callbacks: _ss2 plus _ss1 or _ss1v2, always.
+    #[arg(long, env = "PAYHOOK_ACCEPT_LEGACY", value_parser = clap::builder::FalseyValueParser::new())]
+    pub accept_legacy: bool,
     /// Require every signature present to verify, ss1 included.
     #[arg(long)]
     pub strict: bool,
@@ -142,6 +145,7 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
     let policy = Policy {
         accept_ss1: args.accept_ss1,
         strict: args.strict,
+        accept_legacy: args.accept_legacy,
     };
     let verifier = match Verifier::new(vec![project], keys, policy) {
         Ok(v) => v,

@@ -86,7 +86,7 @@ impl Settings {
         let projects: Vec<String> = self.projects.iter().map(|p| p.id.to_string()).collect();
         format!(
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
-             allow_test_payments={} accept_ss1={} strict_signatures={} order_check={} \
+             allow_test_payments={} accept_ss1={} strict_signatures={} accept_legacy={} order_check={} \
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
              missed_callback_after={}s",
             self.bind,
@@ -98,6 +98,7 @@ impl Settings {
             self.rules.allow_test_payments,
             self.policy.accept_ss1,
             self.policy.strict,
+            self.policy.accept_legacy,
             match self.rules.order_check {
                 OrderCheck::Registered => "registered",
                 OrderCheck::None => "none",
@@ -197,6 +198,7 @@ impl Settings {
             policy: Policy {
                 accept_ss1: env.flag("PAYHOOK_ACCEPT_SS1")?,
                 strict: env.flag("PAYHOOK_STRICT_SIGNATURES")?,
+                accept_legacy: env.flag("PAYHOOK_ACCEPT_LEGACY")?,
             },
             rules: Rules {
                 allow_test_payments: env.flag("PAYHOOK_ALLOW_TEST_PAYMENTS")?,

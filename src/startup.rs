@@ -66,6 +66,12 @@ impl Application {
             settings.keys.clone(),
             settings.policy,
         )?;
+        if settings.policy.accept_legacy {
+            tracing::warn!(
+                "legacy (wp_) callbacks accepted (PAYHOOK_ACCEPT_LEGACY): each needs _ss2 and \
+                 _ss1/_ss1v2, no repeated name, the gateway's field order"
+            );
+        }
         for key in verifier.keys().keys() {
             tracing::info!(bits = key.bits(), sha256 = %key.fingerprint(), "gateway public key");
         }

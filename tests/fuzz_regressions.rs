@@ -25,20 +25,24 @@ const PROJECTS: [(u64, &str); 2] = [
 const LAX: Policy = Policy {
     accept_ss1: false,
     strict: false,
+    accept_legacy: true,
 };
 const POLICIES: [Policy; 4] = [
     LAX,
     Policy {
         accept_ss1: false,
         strict: true,
+        accept_legacy: true,
     },
     Policy {
         accept_ss1: true,
         strict: false,
+        accept_legacy: true,
     },
     Policy {
         accept_ss1: true,
         strict: true,
+        accept_legacy: true,
     },
 ];
 
@@ -59,10 +63,7 @@ fn verify(policy: Policy, query: &[u8], body: &[u8]) -> Result<VerifiedCallback,
 /// The rejection text under `policy`; panics if the callback is accepted.
 fn rejection(policy: Policy, query: &[u8], body: &[u8]) -> String {
     match verify(policy, query, body) {
-        Ok(v) => panic!(
-            "accepted under {policy:?}: {:?}",
-            String::from_utf8_lossy(v.content())
-        ),
+        Ok(v) => panic!("accepted under {policy:?}: {:?}", v.fields()),
         Err(e) => e.to_string(),
     }
 }
@@ -93,6 +94,7 @@ fn ss1_query(content: &[u8], project: usize) -> Vec<u8> {
 const ACCEPT_SS1: Policy = Policy {
     accept_ss1: true,
     strict: false,
+    accept_legacy: true,
 };
 
 /// An error text is one short log line, whatever the request held.
@@ -247,19 +249,31 @@ fn legacy_parameters_with_arrays() {
     rejected_everywhere(b"wp_=1&wp[]=1", b"", "missing data");
     assert_eq!(
         rejection(LAX, b"shop[a]=1&wp_projectid=123&wp__ss2=AAAA", b""),
+        "legacy callback has no _ss1 or _ss1v2 beside _ss2"
+    );
+    assert_eq!(
+        rejection(
+            LAX,
+            b"shop[a]=1&wp_projectid=123&wp__ss1=00&wp__ss2=AAAA",
+            b""
+        ),
         "_ss2 signature does not verify"
     );
     assert_eq!(
         rejection(LAX, b"wp_projectid=123", b""),
         "legacy callback has no _ss2 signature; _ss1 alone is not accepted"
     );
+    // `_ss1` alone is never enough for a legacy callback, whatever the policy.
+    for query in [&b"wp_projectid=123"[..], b"wp_orderid=1&wp__ss1=00"] {
+        assert_eq!(
+            rejection(ACCEPT_SS1, query, b""),
+            "legacy callback has no _ss2 signature; _ss1 alone is not accepted"
+        );
+    }
+    // And none is accepted while legacy callbacks are off (the default).
     assert_eq!(
-        rejection(ACCEPT_SS1, b"wp_projectid=123", b""),
-        "no signature to check"
-    );
-    assert_eq!(
-        rejection(ACCEPT_SS1, b"wp_orderid=1&wp__ss1=00", b""),
-        "_ss1 signature does not verify"
+        rejection(Policy::default(), b"wp_projectid=123&wp__ss2=AAAA", b""),
+        "legacy (wp_) callbacks are not accepted (PAYHOOK_ACCEPT_LEGACY is off)"
     );
 }
 

@@ -64,7 +64,16 @@ fn verifier(accept_ss1: bool, strict: bool) -> &'static Verifier {
     let all = VERIFIERS.get_or_init(|| {
         [(false, false), (false, true), (true, false), (true, true)]
             .into_iter()
-            .map(|(accept_ss1, strict)| make_verifier(PASSWORD, Policy { accept_ss1, strict }))
+            .map(|(accept_ss1, strict)| {
+                make_verifier(
+                    PASSWORD,
+                    Policy {
+                        accept_ss1,
+                        strict,
+                        accept_legacy: true,
+                    },
+                )
+            })
             .collect()
     });
     &all[usize::from(accept_ss1) * 2 + usize::from(strict)]
@@ -137,6 +146,54 @@ fn optional(s: impl Strategy<Value = String>) -> impl Strategy<Value = Option<St
 
 /// `projectid=123` first, then the typed fields the gateway defines (valid
 /// values, each maybe absent) and arbitrary extra fields, in a random order.
+/// `fields` as a legacy callback carries them: the fields the decision reads
+/// present (where required) and in the gateway's order, the others between them.
+fn legacy_shaped(fields: Vec<(String, String)>) -> Vec<(String, String)> {
+    const READ: [&str; 10] = [
+        "projectid",
+        "orderid",
+        "amount",
+        "currency",
+        "test",
+        "version",
+        "status",
+        "payamount",
+        "paycurrency",
+        "id",
+    ];
+    let get = |name: &str, default: Option<&str>| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or(default.map(str::to_string))
+            .map(|v| (name.to_string(), v))
+    };
+    let extras: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| !READ.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let half = extras.len() / 2;
+    let mut out: Vec<(String, String)> = [
+        ("projectid", "1"),
+        ("orderid", "1"),
+        ("amount", "100"),
+        ("currency", "EUR"),
+    ]
+    .iter()
+    .filter_map(|(n, default)| get(n, Some(default)))
+    .collect();
+    out.extend(extras[..half].iter().cloned());
+    out.extend(get("test", None));
+    out.extend(get("version", Some("1.4")));
+    out.extend(get("status", Some("1")));
+    out.extend(extras[half..].iter().cloned());
+    out.extend(get("payamount", None));
+    out.extend(get("paycurrency", None));
+    out
+}
+
 fn fields() -> impl Strategy<Value = Vec<(String, String)>> {
     let typed = (
         optional(value()),
@@ -464,13 +521,15 @@ proptest! {
         at in any::<Index>(),
         mask in 1u8..=255,
     ) {
+        let fields = legacy_shaped(fields);
         let query = signer().callback_query(&as_pairs(&fields), CallbackForm::Legacy);
         let pairs = split_query(&query);
         prop_assert!(pairs.iter().all(|(k, _)| k.starts_with(b"wp_")));
         let ss1 = String::from_utf8(param(&pairs, "wp__ss1").to_vec()).unwrap();
         let ss2 = String::from_utf8(param(&pairs, "wp__ss2").to_vec()).unwrap();
         let mut want = fields.clone();
-        want.push(("_ss1".into(), ss1));
+        let ss1_at = want.iter().position(|(k, _)| k == "status").unwrap();
+        want.insert(ss1_at, ("_ss1".into(), ss1));
         want.push(("_ss2".into(), ss2.clone()));
         want.push(("type".into(), "macro".into()));
         for (accept_ss1, strict) in [LAX, STRICT, (true, true)] {
@@ -495,9 +554,10 @@ proptest! {
         }
         let tampered = join_query(&changed);
         prop_assert!(rejected(&tampered), "{}", tampered);
+        // Removing `_ss1` or a field the decision needs fails before the RSA check.
         let mut removed = pairs.clone();
         removed.remove(i);
-        prop_assert!(rejected(&join_query(&removed)));
+        prop_assert!(verify(v, &join_query(&removed)).is_err());
         let mut added = pairs.clone();
         added.insert(i, (b"wp_added".to_vec(), vec![mask]));
         prop_assert!(rejected(&join_query(&added)));
@@ -733,10 +793,17 @@ fn legacy_identity_ignores_how_ss2_is_written() {
     let case: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let query = case["raw_query"].as_str().unwrap();
+    let password = case["secrets"]["project_password"].as_str().unwrap();
     let v = Verifier::new(
-        vec![Project::new(13156, None)],
+        vec![Project::new(
+            13156,
+            Some(SecretString::from(password.to_string())),
+        )],
         KeySet::paysera_production(),
-        Policy::default(),
+        Policy {
+            accept_legacy: true,
+            ..Policy::default()
+        },
     )
     .unwrap();
     let original = verify(&v, query).unwrap();
@@ -745,9 +812,10 @@ fn legacy_identity_ignores_how_ss2_is_written() {
         query.trim_end_matches("%3D").to_string(),
         format!("{head}wp__ss2={}", ss2.replace("%2F", "_")),
         format!("{query}%0A"),
-        format!("{query}&wp__ss1v2=0"),
     ] {
         let again = verify(&v, &replay).unwrap();
         assert_eq!(again.identity(), original.identity(), "{replay}");
     }
+    // An added `_ss1v2` is checked like `_ss1`, not ignored.
+    assert!(verify(&v, &format!("{query}&wp__ss1v2=0")).is_err());
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use payhook::paysera::{
-    build_payment_request, build_repeat_request, validate_request, Environment, KeySet, Policy,
-    Project, RequestParams, Verifier,
+    build_payment_request, build_repeat_request, validate_request, CallbackError, Environment,
+    KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
 };
 use secrecy::SecretString;
 use serde_json::Value;
@@ -34,7 +34,7 @@ fn verifier(project: u64, password: &str, key_file: &Path, policy: Policy) -> Ve
 fn policy_named(check: &str) -> Policy {
     Policy {
         accept_ss1: check == "ss1",
-        strict: false,
+        ..Policy::default()
     }
 }
 
@@ -78,6 +78,7 @@ fn run_cli(args: &[&str]) -> CliRun {
         .env_remove("PAYSERA_PROJECT_ID")
         .env_remove("PAYSERA_PROJECT_PASSWORD")
         .env_remove("PAYSERA_PUBLIC_KEY_FILE")
+        .env_remove("PAYHOOK_ACCEPT_LEGACY")
         .output()
         .expect("run payhook");
     CliRun {
@@ -250,8 +251,8 @@ fn real_v16_paid_test_usd_ss1_ss2() {
     for key in real_key_files() {
         for strict in [false, true] {
             let policy = Policy {
-                accept_ss1: false,
                 strict,
+                ..Policy::default()
             };
             let got = verifier(project, password, &key, policy)
                 .verify(&RequestParams::from_query_or_url(query))
@@ -283,7 +284,7 @@ fn real_v16_paid_test_usd_ss1_ss2() {
     let ss1_want = expected_pairs(&case["expected"]["official_lib_3_1_5_ss1_signer"]["fields"]);
     let accept = Policy {
         accept_ss1: true,
-        strict: false,
+        ..Policy::default()
     };
     let got = verifier(project, password, key, accept)
         .verify(&RequestParams::from_query_or_url(&ss1_only))
@@ -293,6 +294,12 @@ fn real_v16_paid_test_usd_ss1_ss2() {
         .verify(&RequestParams::from_query_or_url(&ss1_only))
         .is_err());
 }
+
+const LEGACY: Policy = Policy {
+    accept_ss1: false,
+    strict: false,
+    accept_legacy: true,
+};
 
 #[test]
 fn real_legacy_1_4_macro_paid_test() {
@@ -304,10 +311,11 @@ fn real_legacy_1_4_macro_paid_test() {
         &case["expected"]["lib-webtopay_1.4_(c2e69d7)_checkResponse_with_SS2"]["fields"],
     );
     for key in real_key_files() {
-        for strict in [false, true] {
+        for (accept_ss1, strict) in [(false, false), (true, false), (false, true)] {
             let policy = Policy {
-                accept_ss1: false,
+                accept_ss1,
                 strict,
+                accept_legacy: true,
             };
             let got = verifier(project, password, &key, policy)
                 .verify(&RequestParams::from_query_or_url(query))
@@ -316,44 +324,150 @@ fn real_legacy_1_4_macro_paid_test() {
             assert_eq!(got.kind(), payhook::domain::PaymentKind::Macro);
         }
     }
-    let cli = run_cli(&["verify", "--project-id", "13156", query]);
-    assert_eq!(cli.code, 0, "{}", cli.stderr);
-
-    // The SS1-only library run: _ss2 removed, _ss1 accepted only under accept_ss1.
-    let ss1_only = without_param(query, "wp__ss2");
-    let ss1_want = expected_pairs(
-        &case["expected"]
-            ["lib-webtopay_1.4_(c2e69d7)_checkResponse_with_SS1_only (toggleSS2(false))"]["fields"],
-    )
-    .into_iter()
-    .filter(|(k, _)| k != "_ss2")
-    .collect::<Vec<_>>();
+    // Off by default, in the library and in the CLI.
     let key = &real_key_files()[0];
-    let accept = Policy {
-        accept_ss1: true,
-        strict: false,
-    };
-    let got = verifier(project, password, key, accept)
-        .verify(&RequestParams::from_query_or_url(&ss1_only))
-        .unwrap();
-    assert_eq!(ordered_pairs(&got), ss1_want);
-    assert!(verifier(project, password, key, Policy::default())
-        .verify(&RequestParams::from_query_or_url(&ss1_only))
-        .is_err());
-    // `_ss2` signs values, not names: relabelling `test` keeps it valid, but the
-    // `_ss1` beside it binds the test flag by name, and payhook checks it
-    // whenever the password is known.
-    let relabelled = query.replace("wp_test=1", "wp_tesx=1");
     let err = verifier(project, password, key, Policy::default())
-        .verify(&RequestParams::from_query_or_url(&relabelled))
+        .verify(&RequestParams::from_query_or_url(query))
         .unwrap_err();
-    assert_eq!(err.to_string(), "_ss1 signature does not verify");
-    // Wrong password: _ss1 fails.
+    assert_eq!(err, CallbackError::LegacyDisabled);
+    let cli = run_cli(&[
+        "verify",
+        "--project-id",
+        "13156",
+        "--password",
+        password,
+        query,
+    ]);
+    assert_eq!(cli.code, 1, "{}", cli.stderr);
     assert!(
-        verifier(project, "0123456789abcdef0123456789abcdef", key, accept)
-            .verify(&RequestParams::from_query_or_url(&ss1_only))
-            .is_err()
+        cli.stderr.contains("PAYHOOK_ACCEPT_LEGACY"),
+        "{}",
+        cli.stderr
     );
+    let cli = run_cli(&[
+        "verify",
+        "--accept-legacy",
+        "--project-id",
+        "13156",
+        "--password",
+        password,
+        query,
+    ]);
+    assert_eq!(cli.code, 0, "{}", cli.stderr);
+    // Without the password `_ss1` cannot be checked: a configuration error.
+    let cli = run_cli(&["verify", "--accept-legacy", "--project-id", "13156", query]);
+    assert_eq!(cli.code, 2, "{}", cli.stderr);
+
+    // `_ss1` alone (the library's SS1-only run) is never enough, whatever the policy.
+    let ss1_only = without_param(query, "wp__ss2");
+    for accept_ss1 in [false, true] {
+        let policy = Policy {
+            accept_ss1,
+            ..LEGACY
+        };
+        assert_eq!(
+            verifier(project, password, key, policy)
+                .verify(&RequestParams::from_query_or_url(&ss1_only))
+                .unwrap_err(),
+            CallbackError::NoLegacyRsaSignature
+        );
+    }
+    // Wrong password: `_ss1` fails beside a valid `_ss2`.
+    assert_eq!(
+        verifier(project, "0123456789abcdef0123456789abcdef", key, LEGACY)
+            .verify(&RequestParams::from_query_or_url(query))
+            .unwrap_err(),
+        CallbackError::SignatureMismatch(SignatureParam::LegacySs1)
+    );
+}
+
+/// `_ss2` signs the values in order but not their names. Every way of moving a
+/// genuine legacy callback's values under other names must fail.
+#[test]
+fn real_legacy_relabelled_callbacks_are_rejected() {
+    let (_, case) = load("real/legacy-1.4-macro-paid-test.json");
+    let query = case["raw_query"].as_str().unwrap();
+    let password = case["secrets"]["project_password"].as_str().unwrap();
+    let project = case["secrets"]["project_id"].as_u64().unwrap();
+    let key = &real_key_files()[0];
+    let verify = |q: &str| {
+        verifier(project, password, key, LEGACY).verify(&RequestParams::from_query_or_url(q))
+    };
+    let genuine = verify(query).unwrap();
+
+    // The attack found against the old main: `test` and `_ss1` renamed.
+    let attack = query
+        .replace("wp_test=1", "wp_tesx=1")
+        .replace("wp__ss1=", "wp_xss1=");
+    assert_eq!(verify(&attack).unwrap_err(), CallbackError::NoLegacySs1);
+    // `_ss1` dropped or renamed alone.
+    for q in [
+        without_param(query, "wp__ss1"),
+        query.replace("wp__ss1=", "wp__ss9="),
+    ] {
+        assert_eq!(verify(&q).unwrap_err(), CallbackError::NoLegacySs1, "{q}");
+    }
+    // Each field the decision reads, renamed.
+    for name in [
+        "projectid",
+        "orderid",
+        "amount",
+        "currency",
+        "test",
+        "version",
+        "status",
+    ] {
+        let renamed = query.replace(&format!("wp_{name}="), &format!("wp_{name}x="));
+        assert!(verify(&renamed).is_err(), "renamed {name} accepted");
+    }
+    // A value moved under another read field's name (names swapped).
+    let swaps = [
+        ("amount", "currency"),
+        ("test", "status"),
+        ("status", "payamount"),
+        ("currency", "paycurrency"),
+        ("orderid", "projectid"),
+        ("lang", "currency"),
+        ("receiverid", "orderid"),
+    ];
+    for (a, b) in swaps {
+        let swapped = query
+            .replace(&format!("wp_{a}="), "wp_SWAP=")
+            .replace(&format!("wp_{b}="), &format!("wp_{a}="))
+            .replace("wp_SWAP=", &format!("wp_{b}="));
+        let err = verify(&swapped).expect_err(&format!("{a} <-> {b} accepted"));
+        assert!(
+            matches!(
+                err,
+                CallbackError::OutOfOrder(_) | CallbackError::SignatureMismatch(_)
+            ),
+            "{a} <-> {b}: {err}"
+        );
+    }
+    // A name twice: in the query, or once in the query and once in the body.
+    let twice = format!("{query}&wp_test=0");
+    assert!(matches!(
+        verify(&twice).unwrap_err(),
+        CallbackError::RepeatedName(n) if n == "wp_test"
+    ));
+    let posted = verifier(project, password, key, LEGACY)
+        .verify(&RequestParams::parse(query.as_bytes(), b"wp_status=1"));
+    assert!(matches!(posted, Err(CallbackError::RepeatedName(_))));
+    // PHP turns `wp.test` into `wp_test`: still the same name twice.
+    let mangled = format!("{query}&wp.test=0");
+    assert!(matches!(
+        verify(&mangled).unwrap_err(),
+        CallbackError::RepeatedName(_)
+    ));
+
+    // A field the decision does not read may be renamed (the gateway echoes the
+    // shop's own fields), but it stays the same payment: the same identity.
+    let echo_renamed = query.replace("wp_lang=", "wp_langx=");
+    let relabelled = verify(&echo_renamed).unwrap();
+    assert_eq!(relabelled.identity(), genuine.identity());
+    // The merchant's own, unprefixed parameters change nothing either.
+    let extra = format!("{query}&shop_param=1");
+    assert_eq!(verify(&extra).unwrap().identity(), genuine.identity());
 }
 
 #[test]

@@ -16,12 +16,9 @@ pub enum Proof {
     Ss3,
     /// Encrypted `data` that AES-256-GCM authenticated with the project password.
     Aes256Gcm,
-    /// Legacy 1.x `_ss2`: RSA with SHA-1 over the `wp_` values.
+    /// Legacy 1.x `_ss2`: RSA with SHA-1 over the `wp_` values, always with a
+    /// valid `_ss1` or `_ss1v2` beside it.
     LegacySs2,
-    /// Legacy 1.5 `_ss1v2` (only under `accept_ss1`).
-    LegacySs1v2,
-    /// Legacy 1.2–1.4 `_ss1` (only under `accept_ss1`).
-    LegacySs1,
 }
 
 impl Proof {
@@ -32,16 +29,11 @@ impl Proof {
             Proof::Ss3 => "ss3",
             Proof::Aes256Gcm => "aes-256-gcm",
             Proof::LegacySs2 => "_ss2",
-            Proof::LegacySs1v2 => "_ss1v2",
-            Proof::LegacySs1 => "_ss1",
         }
     }
 
     pub fn is_legacy(self) -> bool {
-        matches!(
-            self,
-            Proof::LegacySs2 | Proof::LegacySs1v2 | Proof::LegacySs1
-        )
+        matches!(self, Proof::LegacySs2)
     }
 }
 
@@ -141,7 +133,9 @@ pub struct VerifiedCallback {
     proof: Proof,
     kind: PaymentKind,
     fields: Fields,
-    content: Vec<u8>,
+    /// For formats whose signature binds values but not names (legacy `_ss2`):
+    /// the signed values, which then identify the callback instead of the fields.
+    signed_values: Option<Vec<u8>>,
     orderid: Option<String>,
     status: Option<Status>,
     test: bool,
@@ -154,14 +148,12 @@ pub struct VerifiedCallback {
 }
 
 impl VerifiedCallback {
-    /// Types the fields the gateway defines; `content` is the verified bytes that
-    /// identify this callback (the decoded or decrypted query, or the legacy values).
+    /// Types the fields the gateway defines.
     pub(crate) fn new(
         project_id: String,
         proof: Proof,
         kind: PaymentKind,
         fields: Fields,
-        content: Vec<u8>,
     ) -> Result<Self, FieldError> {
         Ok(Self {
             orderid: text_field(&fields, "orderid")?.map(str::to_string),
@@ -186,7 +178,7 @@ impl VerifiedCallback {
             proof,
             kind,
             fields,
-            content,
+            signed_values: None,
         })
     }
 
@@ -230,19 +222,61 @@ impl VerifiedCallback {
     pub fn refund_currency(&self) -> Option<&Currency> {
         self.refund_currency.as_ref()
     }
-    /// The verified bytes the identity is computed over.
-    pub fn content(&self) -> &[u8] {
-        &self.content
-    }
-
-    /// Project plus SHA-256 of the verified content: the same callback delivered
-    /// again (a retry, a re-trigger, a replay) has the same identity.
+    /// Project plus the verified fields in a canonical form: the same payment
+    /// delivered again (a retry, a replay) has the same identity whatever its
+    /// encoding: another signature form, GET or POST, the outer parameters or
+    /// the decoded fields in another order. Signatures are not content.
+    ///
+    /// A legacy callback is identified by its signed values in order instead:
+    /// `_ss2` does not bind names, so a replay with an unread field renamed is
+    /// the same payment, not a second one.
     pub fn identity(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.project_id.as_bytes());
         h.update([0]);
-        h.update(&self.content);
+        match &self.signed_values {
+            Some(values) => {
+                h.update([b'v']);
+                h.update(values);
+            }
+            None => {
+                h.update([b'f']);
+                hash_canonical(&mut h, &self.fields, &|name| {
+                    matches!(name, "_ss1" | "_ss1v2" | "_ss2")
+                });
+            }
+        }
         h.finalize().into()
+    }
+
+    /// See `identity`: only the legacy verifier calls this.
+    pub(crate) fn identified_by_signed_values(mut self, values: Vec<u8>) -> Self {
+        self.signed_values = Some(values);
+        self
+    }
+}
+
+/// Fields sorted by name, every name and value length-prefixed so that no two
+/// different sets of fields hash alike; nested lists the same way.
+fn hash_canonical(h: &mut Sha256, fields: &Fields, skip: &dyn Fn(&str) -> bool) {
+    let mut sorted: Vec<(&str, &FieldValue)> =
+        fields.iter().filter(|(name, _)| !skip(name)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    h.update((sorted.len() as u64).to_be_bytes());
+    for (name, value) in sorted {
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+        match value {
+            FieldValue::Text(text) => {
+                h.update([b't']);
+                h.update((text.len() as u64).to_be_bytes());
+                h.update(text.as_bytes());
+            }
+            FieldValue::List(list) => {
+                h.update([b'l']);
+                hash_canonical(h, list, &|_| false);
+            }
+        }
     }
 }
 

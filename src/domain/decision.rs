@@ -277,7 +277,7 @@ mod tests {
         } else {
             PaymentKind::Macro
         };
-        VerifiedCallback::new("1".into(), Proof::Ss2, kind, fields, vec![]).unwrap()
+        VerifiedCallback::new("1".into(), Proof::Ss2, kind, fields).unwrap()
     }
 
     fn paid(extra: &[(&'static str, &'static str)]) -> VerifiedCallback {

@@ -35,7 +35,7 @@ impl Verifier {
         let mut fields = to_fields(php::parse_str(&query))?;
         let project = self.project_for(&fields, proved_by)?;
         let kind = detect_kind(&mut fields);
-        self.finish(project, proof, kind, fields, query)
+        self.finish(project, proof, kind, fields)
     }
 
     /// The library's rule: `ss3` decides whenever its key exists (even empty),

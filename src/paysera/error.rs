@@ -33,6 +33,9 @@ pub enum RejectClass {
     Decoding,
     Project,
     Malformed,
+    /// A form payhook is configured not to accept (legacy callbacks while off):
+    /// counted, never an alert, since anyone can send one.
+    Disabled,
 }
 
 impl RejectClass {
@@ -42,6 +45,7 @@ impl RejectClass {
             RejectClass::Decoding => "decoding",
             RejectClass::Project => "project",
             RejectClass::Malformed => "malformed",
+            RejectClass::Disabled => "disabled",
         }
     }
 }
@@ -58,6 +62,16 @@ pub enum CallbackError {
     NoRsaSignature,
     #[error("legacy callback has no _ss2 signature; _ss1 alone is not accepted")]
     NoLegacyRsaSignature,
+    #[error("legacy callback has no _ss1 or _ss1v2 beside _ss2")]
+    NoLegacySs1,
+    #[error("legacy (wp_) callbacks are not accepted (PAYHOOK_ACCEPT_LEGACY is off)")]
+    LegacyDisabled,
+    #[error("parameter {0} is given more than once")]
+    RepeatedName(String),
+    #[error("legacy field {0} is out of the gateway's order")]
+    OutOfOrder(&'static str),
+    #[error("legacy field {0} is missing")]
+    LegacyFieldMissing(&'static str),
     #[error("no signature to check")]
     NoSignature,
     #[error("{0} signature does not verify")]
@@ -81,10 +95,16 @@ impl CallbackError {
     pub fn class(&self) -> RejectClass {
         use CallbackError::*;
         match self {
-            MissingData | NotAValue(_) | Malformed(_) => RejectClass::Malformed,
+            MissingData
+            | NotAValue(_)
+            | Malformed(_)
+            | RepeatedName(_)
+            | OutOfOrder(_)
+            | LegacyFieldMissing(_) => RejectClass::Malformed,
             BadBase64(_) | NotUtf8(_) => RejectClass::Decoding,
-            NoRsaSignature | NoLegacyRsaSignature | NoSignature | SignatureMismatch(_)
-            | DecryptionFailed | PasswordNeeded(_) => RejectClass::Signature,
+            NoRsaSignature | NoLegacyRsaSignature | NoLegacySs1 | NoSignature
+            | SignatureMismatch(_) | DecryptionFailed | PasswordNeeded(_) => RejectClass::Signature,
+            LegacyDisabled => RejectClass::Disabled,
             ProjectMissing | ProjectNotConfigured(_) => RejectClass::Project,
         }
     }

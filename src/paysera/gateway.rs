@@ -123,17 +123,18 @@ impl GatewaySigner {
     }
 
     fn legacy_query(&self, fields: &[(&str, &str)]) -> String {
-        let p = if self.password.len() == 32 {
-            self.password.clone()
-        } else {
-            super::verify::md5_hex(self.password.as_bytes())
-        };
+        let p = super::legacy::legacy_password(&self.password);
         let find = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let order = find("orderid").or_else(|| find("id")).unwrap_or_default();
         let test = if find("test") == Some("1") { "1" } else { "0" };
         let ss1 = super::verify::md5_hex(format!("{p}|{order}|{test}|1").as_bytes());
+        // Where real legacy callbacks carry it: before `status` and the pay* fields.
         let mut signed: Vec<(&str, &str)> = fields.to_vec();
-        signed.push(("_ss1", &ss1));
+        let at = signed
+            .iter()
+            .position(|(k, _)| matches!(*k, "status" | "payamount" | "paycurrency"))
+            .unwrap_or(signed.len());
+        signed.insert(at, ("_ss1", &ss1));
         let buffer: String = signed.iter().map(|(_, v)| format!("{v}|")).collect();
         let ss2 =
             base64::engine::general_purpose::STANDARD.encode(self.rsa_sign_sha1(buffer.as_bytes()));

@@ -12,10 +12,38 @@ const PREFIX: &[u8] = b"wp_";
 
 pub(super) fn is_legacy(params: &RequestParams) -> bool {
     params
-        .0
+        .array
         .iter()
         .any(|(k, _)| k.len() > PREFIX.len() && k.starts_with(PREFIX))
 }
+
+/// The fields the decision reads, in the relative order every real legacy
+/// callback carries them. `_ss2` binds values but not names, so a value could be
+/// moved under another name; fixing the order of the names that matter leaves
+/// no such move that keeps the signature.
+const READ_IN_ORDER: [&str; 10] = [
+    "projectid",
+    "orderid",
+    "amount",
+    "currency",
+    "test",
+    "version",
+    "_ss1",
+    "status",
+    "payamount",
+    "paycurrency",
+];
+
+/// What every real legacy macro callback carries and the decision reads; `test`
+/// may be absent (it means 0, and `_ss1` binds it), so may the `pay*` fields.
+const MACRO_REQUIRED: [&str; 6] = [
+    "projectid",
+    "orderid",
+    "amount",
+    "currency",
+    "version",
+    "status",
+];
 
 /// The `wp_` parameters with the prefix cut, in the order received; the
 /// merchant's own parameters are ignored, signatures included.
@@ -23,8 +51,15 @@ struct Pairs(Vec<(String, Vec<u8>)>);
 
 impl Pairs {
     fn from_params(params: &RequestParams) -> Result<Self, CallbackError> {
+        if let Some(name) = params
+            .repeated
+            .iter()
+            .find(|k| k.len() > PREFIX.len() && k.starts_with(PREFIX))
+        {
+            return Err(CallbackError::RepeatedName(printable(name)));
+        }
         params
-            .0
+            .array
             .iter()
             .filter(|(k, _)| k.len() > PREFIX.len() && k.starts_with(PREFIX))
             .map(|(k, v)| {
@@ -59,18 +94,28 @@ impl Pairs {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// The signed names and values, length-prefixed so no two different sets of
-    /// pairs share an identity. The signatures themselves are left out: a replay
-    /// with `_ss2` written another way (padding, alphabet) is the same callback.
-    fn identity_bytes(&self) -> Vec<u8> {
+    /// The signed values, length-prefixed so that no two sequences share an encoding.
+    fn signed_identity(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (k, v) in self.0.iter().filter(|(k, _)| k != "_ss2" && k != "_ss1v2") {
-            for part in [k.as_bytes(), v.as_slice()] {
-                out.extend_from_slice(&(part.len() as u64).to_be_bytes());
-                out.extend_from_slice(part);
-            }
+        for value in self.signed_values() {
+            out.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            out.extend_from_slice(value);
         }
         out
+    }
+
+    /// The first field the decision reads that comes before one it should follow.
+    fn out_of_order(&self) -> Option<&'static str> {
+        let mut last = 0;
+        for (name, _) in &self.0 {
+            if let Some(rank) = READ_IN_ORDER.iter().position(|r| r == name) {
+                if rank < last {
+                    return Some(READ_IN_ORDER[rank]);
+                }
+                last = rank;
+            }
+        }
+        None
     }
 }
 
@@ -79,68 +124,64 @@ impl Verifier {
         &self,
         params: &RequestParams,
     ) -> Result<VerifiedCallback, CallbackError> {
+        if !self.policy().accept_legacy {
+            return Err(CallbackError::LegacyDisabled);
+        }
         let pairs = Pairs::from_params(params)?;
-        let (proof, proved_by) = self.check_legacy_signatures(&pairs)?;
+        if let Some(name) = pairs.out_of_order() {
+            return Err(CallbackError::OutOfOrder(name));
+        }
+        let proved_by = self.check_legacy_signatures(&pairs)?;
 
-        let content = pairs.identity_bytes();
         let mut fields = to_fields(legacy_array(&pairs))?;
         let micro = ["to", "from", "sms"].iter().all(|k| fields.contains(k))
             && !fields.contains("projectid");
         let (kind, project) = if micro {
-            // Legacy SMS callbacks carry no projectid: the project is the one whose
-            // password makes their `_ss1v2`/`_ss1`, whatever the policy checked.
-            let project = proved_by
-                .or_else(|| self.check_ss1v2(&pairs).ok())
-                .or_else(|| self.check_legacy_ss1(&pairs).ok())
-                .unwrap_or(0);
-            (PaymentKind::Micro, project)
+            // Legacy SMS callbacks carry no projectid: the project is the one
+            // whose password made their `_ss1v2`/`_ss1`.
+            (PaymentKind::Micro, proved_by)
         } else {
-            (PaymentKind::Macro, self.project_for(&fields, proved_by)?)
+            // A renamed field the decision reads would otherwise just be absent.
+            if let Some(name) = MACRO_REQUIRED.iter().find(|name| !pairs.has(name)) {
+                return Err(CallbackError::LegacyFieldMissing(name));
+            }
+            (
+                PaymentKind::Macro,
+                self.project_for(&fields, Some(proved_by))?,
+            )
         };
         if !fields.contains("type") {
             fields.set("type", FieldValue::Text(kind.as_str().to_string()));
         }
-        self.finish(project, proof, kind, fields, content)
+        Ok(self
+            .finish(project, Proof::LegacySs2, kind, fields)?
+            .identified_by_signed_values(pairs.signed_identity()))
     }
 
-    fn check_legacy_signatures(
-        &self,
-        pairs: &Pairs,
-    ) -> Result<(Proof, Option<usize>), CallbackError> {
-        let policy = self.policy();
-        if pairs.has("_ss2") {
-            self.check_legacy_ss2(pairs)?;
-            // `_ss2` signs the values but not their names, so a relabelled
-            // callback (`wp_test` renamed) still verifies. The password-based
-            // `_ss1`/`_ss1v2` that real legacy callbacks carry beside it binds the
-            // order and the test flag by name: checked whenever a password exists,
-            // stricter than the legacy library (which ignored it beside `_ss2`).
-            let has_password = self.projects().iter().any(|p| p.password().is_some());
-            let mut proved_by = None;
-            if policy.strict || has_password {
-                if pairs.has("_ss1v2") {
-                    proved_by = Some(self.check_ss1v2(pairs)?);
-                }
-                if pairs.has("_ss1") {
-                    proved_by = Some(self.check_legacy_ss1(pairs)?);
-                }
-            }
-            return Ok((Proof::LegacySs2, proved_by));
-        }
-        if !policy.accept_ss1 {
+    /// `_ss2` proves the values came from the gateway; the password-based
+    /// `_ss1`/`_ss1v2` beside it binds `orderid` and `test` by name and names
+    /// the project. Both are required, whatever the policy: the legacy library
+    /// accepted either alone, and neither alone is enough.
+    fn check_legacy_signatures(&self, pairs: &Pairs) -> Result<usize, CallbackError> {
+        if !pairs.has("_ss2") {
             return Err(CallbackError::NoLegacyRsaSignature);
         }
-        if pairs.has("_ss1v2") {
-            let project = self.check_ss1v2(pairs)?;
-            if policy.strict && pairs.has("_ss1") {
-                self.check_legacy_ss1(pairs)?;
-            }
-            Ok((Proof::LegacySs1v2, Some(project)))
-        } else if pairs.has("_ss1") {
-            Ok((Proof::LegacySs1, Some(self.check_legacy_ss1(pairs)?)))
-        } else {
-            Err(CallbackError::NoSignature)
+        if !pairs.has("_ss1") && !pairs.has("_ss1v2") {
+            return Err(CallbackError::NoLegacySs1);
         }
+        self.check_legacy_ss2(pairs)?;
+        let mut proved_by = None;
+        if pairs.has("_ss1v2") {
+            proved_by = Some(self.check_ss1v2(pairs)?);
+        }
+        if pairs.has("_ss1") {
+            let project = self.check_legacy_ss1(pairs)?;
+            if proved_by.is_some_and(|p| p != project) {
+                return Err(CallbackError::SignatureMismatch(SignatureParam::LegacySs1));
+            }
+            proved_by = Some(project);
+        }
+        proved_by.ok_or(CallbackError::NoLegacySs1)
     }
 
     /// RSA/SHA-1 over `value|` for every signed value, in received order.
@@ -187,7 +228,7 @@ impl Verifier {
     }
 
     /// `_ss1 = md5_hex(P|orderid|intval(test)|1)`, `id` in place of orderid for SMS.
-    /// It covers neither amount nor status, hence only under `accept_ss1`.
+    /// It covers neither amount nor status: never enough on its own.
     fn check_legacy_ss1(&self, pairs: &Pairs) -> Result<usize, CallbackError> {
         let received = pairs.get("_ss1").unwrap_or_default();
         let order = pairs
@@ -217,7 +258,7 @@ fn legacy_array(pairs: &Pairs) -> php::Array {
 }
 
 /// The legacy library used a 32-character password as it is, and the MD5 of any other.
-fn legacy_password(password: &str) -> String {
+pub(super) fn legacy_password(password: &str) -> String {
     if password.len() == 32 {
         password.to_string()
     } else {

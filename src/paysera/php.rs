@@ -92,7 +92,15 @@ impl Array {
 
     /// `$_REQUEST`-style merge: every top-level key of `other` overwrites ours.
     pub fn merge_over(&mut self, other: Array) {
+        self.merge_over_noting_repeats(other, &mut Vec::new());
+    }
+
+    /// `merge_over`, noting the keys both arrays held.
+    pub fn merge_over_noting_repeats(&mut self, other: Array, repeated: &mut Vec<Vec<u8>>) {
         for (k, v) in other.0 {
+            if self.contains_key(&k) && !repeated.contains(&k) {
+                repeated.push(k.clone());
+            }
             self.set(k, v);
         }
     }
@@ -144,6 +152,13 @@ fn hex_val(b: u8) -> Option<u8> {
 /// `parse_str` / `$_GET` filling: `&`-separated `name=value` pairs, URL-decoded,
 /// with PHP's name mangling and bracket arrays; a later name replaces an earlier one.
 pub fn parse_str(query: &[u8]) -> Array {
+    parse_str_noting_repeats(query, &mut Vec::new())
+}
+
+/// `parse_str`, also noting every top-level name (as PHP mangles it) that was
+/// assigned more than once: PHP silently keeps the last value, which hides a
+/// repeated name from anything that reads the parsed array.
+pub fn parse_str_noting_repeats(query: &[u8], repeated: &mut Vec<Vec<u8>>) -> Array {
     let mut vars = Array::default();
     let mut count = 0;
     for segment in query.split(|&b| b == b'&') {
@@ -158,13 +173,18 @@ pub fn parse_str(query: &[u8]) -> Array {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &b""[..]),
         };
-        register(&mut vars, &url_decode(name), url_decode(value));
+        if let Some(name) = register(&mut vars, &url_decode(name), url_decode(value)) {
+            if !repeated.contains(&name) {
+                repeated.push(name);
+            }
+        }
     }
     vars
 }
 
 /// `php_register_variable_ex`: turns a decoded name into a path and assigns.
-fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) {
+/// Returns the top-level name when it was already set.
+fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) -> Option<Vec<u8>> {
     // The name ends at a NUL byte, and leading spaces are dropped.
     let name = raw_name.split(|&b| b == 0).next().unwrap_or_default();
     let start = name.iter().position(|&b| b != b' ').unwrap_or(name.len());
@@ -178,12 +198,13 @@ fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) {
         .map(|&b| if b == b' ' || b == b'.' { b'_' } else { b })
         .collect();
     if base.is_empty() {
-        return;
+        return None;
     }
 
     let Some(open) = bracket else {
+        let repeated = vars.contains_key(&base).then(|| base.clone());
         vars.set(base, Value::Str(value));
-        return;
+        return repeated;
     };
 
     // Collect `[index]` groups; an unclosed '[' makes the whole name plain, with '_' for '['.
@@ -196,8 +217,9 @@ fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) {
                 if indices.is_empty() {
                     base.push(b'_');
                     base.extend_from_slice(rest);
+                    let repeated = vars.contains_key(&base).then(|| base.clone());
                     vars.set(base, Value::Str(value));
-                    return;
+                    return repeated;
                 }
                 break;
             }
@@ -218,9 +240,10 @@ fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) {
         }
     }
     if indices.len() > MAX_NESTING {
-        return;
+        return None;
     }
 
+    let repeated = vars.contains_key(&base).then(|| base.clone());
     let mut target = vars.entry_array(base);
     let last = indices.len() - 1;
     for (i, index) in indices.into_iter().enumerate() {
@@ -229,7 +252,7 @@ fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) {
                 Some(key) => target.set(key, Value::Str(value)),
                 None => target.push(Value::Str(value)),
             }
-            return;
+            return repeated;
         }
         target = match index {
             Some(key) => target.entry_array(key),
@@ -242,6 +265,7 @@ fn register(vars: &mut Array, raw_name: &[u8], value: Vec<u8>) {
             }
         };
     }
+    repeated
 }
 
 /// PHP `urlencode` as `http_build_query` uses it: `A-Za-z0-9-_.` kept,
@@ -312,6 +336,18 @@ mod tests {
         assert!(parsed("a[b=1").contains_key(b"a_b"));
         assert!(parsed("a]b=1").contains_key(b"a]b"));
         assert!(parsed("a%00b=1").contains_key(b"a"));
+    }
+
+    #[test]
+    fn repeated_names_are_noted_as_php_mangles_them() {
+        let mut repeated = Vec::new();
+        let vars = parse_str_noting_repeats(b"a=1&b=2&a=3&c.d=4&c_d=5&e[]=6", &mut repeated);
+        assert_eq!(vars.get(b"a"), Some(&s("3")));
+        assert_eq!(repeated, vec![b"a".to_vec(), b"c_d".to_vec()]);
+        let mut body_repeats = Vec::new();
+        let mut query = parsed("x=1&y=2");
+        query.merge_over_noting_repeats(parsed("y=3&z=4"), &mut body_repeats);
+        assert_eq!(body_repeats, vec![b"y".to_vec()]);
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub enum RequestError {
     Invalid { field: &'static str, value: String },
     #[error("'{0}' is set by payhook and cannot be given")]
     Reserved(String),
+    /// A request the buyer's browser carries must never look like a callback:
+    /// with `ss1` accepted, its own `data` + `sign` would verify as one.
+    #[error(
+        "'{0}' is set only by the gateway, in callbacks, and cannot be part of a payment request"
+    )]
+    GatewayOnly(String),
     /// The gateway reads names through PHP, which rewrites some characters;
     /// such a name would slip past the checks above.
     #[error("'{0}' is not a parameter name (letters, digits, '_' and '-' only)")]
@@ -51,7 +57,9 @@ impl RequestError {
         match self {
             RequestError::Missing(f) => f,
             RequestError::TooLong { field, .. } | RequestError::Invalid { field, .. } => field,
-            RequestError::Reserved(f) | RequestError::BadName(f) => f,
+            RequestError::Reserved(f) | RequestError::GatewayOnly(f) | RequestError::BadName(f) => {
+                f
+            }
             RequestError::TooMany(_) => "",
         }
     }
@@ -115,7 +123,33 @@ const SPEC: &[(&str, usize, bool, Format)] = &[
     ("time_limit", 19, false, Format::DateTime),
 ];
 
-const RESERVED: &[&str] = &["projectid", "version", "sign", "repeat_request", "data"];
+const RESERVED: &[&str] = &["projectid", "version", "repeat_request"];
+
+/// Callback fields only the gateway sets (and the signatures): none may come
+/// from a payment request, whose signed `data` the buyer sees.
+const GATEWAY_ONLY: &[&str] = &[
+    "status",
+    "payamount",
+    "paycurrency",
+    "requestid",
+    "type",
+    "name",
+    "surename",
+    "to",
+    "from",
+    "sms",
+    "operator",
+    "ss1",
+    "ss2",
+    "ss3",
+    "data",
+    "sign",
+];
+const GATEWAY_ONLY_PREFIXES: &[&str] = &["refund_", "_ss"];
+
+fn gateway_only(name: &str) -> bool {
+    GATEWAY_ONLY.contains(&name) || GATEWAY_ONLY_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 /// Far below PHP's 1000-variable limit, beyond which the gateway would drop
 /// `version` and `projectid`.
@@ -166,6 +200,9 @@ pub fn validate(params: &[(String, String)]) -> Result<(), RequestError> {
     }
     if let Some((k, _)) = params.iter().find(|(k, _)| RESERVED.contains(&k.as_str())) {
         return Err(RequestError::Reserved(k.clone()));
+    }
+    if let Some((k, _)) = params.iter().find(|(k, _)| gateway_only(k)) {
+        return Err(RequestError::GatewayOnly(k.clone()));
     }
     for (field, max, required, format) in SPEC {
         let value = params
@@ -283,6 +320,36 @@ mod tests {
         let mut params = minimal();
         params.push(("projectid".into(), "1".into()));
         assert!(matches!(validate(&params), Err(RequestError::Reserved(_))));
+        for name in [
+            "status",
+            "payamount",
+            "paycurrency",
+            "requestid",
+            "type",
+            "name",
+            "surename",
+            "to",
+            "from",
+            "sms",
+            "operator",
+            "refund_amount",
+            "refund_currency",
+            "refund_timestamp",
+            "ss1",
+            "ss2",
+            "ss3",
+            "_ss1",
+            "_ss2",
+            "_ss1v2",
+            "data",
+            "sign",
+        ] {
+            let mut params = minimal();
+            params.push((name.into(), "1".into()));
+            let err = validate(&params).unwrap_err();
+            assert_eq!(err, RequestError::GatewayOnly(name.into()), "{name}");
+            assert_eq!(err.field(), name);
+        }
         // Lengths are bytes: 14 two-byte letters are 28 bytes.
         let mut params = minimal();
         params.push(("p_zip".into(), "ž".repeat(11)));

@@ -16,6 +16,10 @@ pub struct Policy {
     pub accept_ss1: bool,
     /// Every signature present must verify, `ss1` included.
     pub strict: bool,
+    /// Accept legacy 1.x (`wp_`) callbacks at all. Off by default: the gateway's
+    /// key has not changed since 2009, so every legacy callback ever published
+    /// stays replayable, and `_ss2` signs values without their names.
+    pub accept_legacy: bool,
 }
 
 /// A gateway project payhook answers for.
@@ -58,13 +62,20 @@ pub struct NoProjects;
 /// The request's parameters as PHP's `$_REQUEST` holds them: query, then the
 /// form body over it.
 #[derive(Debug, Clone, Default)]
-pub struct RequestParams(pub(super) php::Array);
+pub struct RequestParams {
+    pub(super) array: php::Array,
+    /// Top-level names given more than once (in the query, the body, or both):
+    /// PHP keeps only the last value, so the parsed array alone cannot show them.
+    pub(super) repeated: Vec<Vec<u8>>,
+}
 
 impl RequestParams {
     pub fn parse(query: &[u8], form_body: &[u8]) -> Self {
-        let mut params = php::parse_str(query);
-        params.merge_over(php::parse_str(form_body));
-        RequestParams(params)
+        let mut repeated = Vec::new();
+        let mut array = php::parse_str_noting_repeats(query, &mut repeated);
+        let body = php::parse_str_noting_repeats(form_body, &mut repeated);
+        array.merge_over_noting_repeats(body, &mut repeated);
+        RequestParams { array, repeated }
     }
 
     /// A bare query string, or a whole callback URL as copied from the gateway's panel.
@@ -79,7 +90,7 @@ impl RequestParams {
     }
 
     pub(super) fn str_param(&self, name: &str) -> Result<Option<&[u8]>, CallbackError> {
-        match self.0.get_str(name.as_bytes()) {
+        match self.array.get_str(name.as_bytes()) {
             None => Ok(None),
             Some(Ok(v)) => Ok(Some(v)),
             Some(Err(())) => Err(CallbackError::NotAValue(name.to_string())),
@@ -87,7 +98,7 @@ impl RequestParams {
     }
 
     pub(super) fn has(&self, name: &str) -> bool {
-        self.0.contains_key(name.as_bytes())
+        self.array.contains_key(name.as_bytes())
     }
 }
 
@@ -176,14 +187,12 @@ impl Verifier {
         proof: Proof,
         kind: PaymentKind,
         fields: Fields,
-        content: Vec<u8>,
     ) -> Result<VerifiedCallback, CallbackError> {
         Ok(VerifiedCallback::new(
             self.projects[project].id.clone(),
             proof,
             kind,
             fields,
-            content,
         )?)
     }
 }

@@ -49,7 +49,7 @@ async fn hostile_callbacks_get_a_short_4xx() {
         ("ss2=AAAA", "rejected: missing data"),
         (
             "wp_orderid=1&wp_status=1",
-            "rejected: legacy callback has no _ss2 signature; _ss1 alone is not accepted",
+            "rejected: legacy (wp_) callbacks are not accepted (PAYHOOK_ACCEPT_LEGACY is off)",
         ),
         ("%00%00=&&&==", "rejected: missing data"),
     ];

@@ -4,6 +4,7 @@
 mod support;
 
 mod concurrency;
+mod forgery;
 mod hardening;
 mod helpers;
 mod operations;
