@@ -585,3 +585,29 @@ fn real_request_build_official_lib() {
     assert_eq!(printed["url"], request["payment_url_production"]);
     assert_eq!(printed["sign"], request["sign"]);
 }
+
+/// A payment link's `data` + `sign` is a valid `ss1` callback: fields only the
+/// gateway sets can never be put into one.
+#[test]
+fn payment_url_refuses_gateway_only_fields() {
+    for field in ["status", "payamount", "refund_amount", "_ss2", "ss3", "sign"] {
+        let cli = run_cli(&[
+            "payment-url",
+            "--project-id",
+            "123",
+            "--password",
+            "pass-1f2e3d",
+            "orderid=1",
+            "accepturl=https://a",
+            "cancelurl=https://c",
+            "callbackurl=https://b",
+            &format!("{field}=1"),
+        ]);
+        assert_eq!(cli.code, 2, "{field}: {}", cli.stdout);
+        assert!(
+            cli.stderr.contains(&format!("'{field}'")) && cli.stdout.is_empty(),
+            "{field}: {}",
+            cli.stderr
+        );
+    }
+}
