@@ -54,7 +54,7 @@ struct Args {
     #[arg(long, env = "PAYHOOK_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// The gateway's private key (the test key pair's private.pem).
-    #[arg(long, default_value = "../shared/vectors/current/private.pem")]
+    #[arg(long, default_value = "tests/vectors/current/private.pem")]
     key: PathBuf,
     /// The project the callbacks are for.
     #[arg(long, default_value_t = 123)]

@@ -21,7 +21,7 @@
 # PostgreSQL run), LOAD_SQLITE_COUNT (5000), LOAD_DUP_COUNT (2000 callbacks x4),
 # LOAD_CONCURRENCY (16 requests in flight), LOAD_PGBENCH_TX (1500 per client),
 # LOAD_DURABLE (on: fsync=on, synchronous_commit=on; off: synchronous_commit=off),
-# PAYHOOK_VECTORS_DIR (../shared/vectors), LOAD_KEEP (1: keep the temp dir),
+# PAYHOOK_VECTORS_DIR (tests/vectors), LOAD_KEEP (1: keep the temp dir),
 # LOAD_PG_CONF (extra postgresql.conf lines, e.g. "log_statement = 'all'"),
 # LOAD_PARTS (postgres sqlite pgbench: which measurements, in this order),
 # LOAD_QUIET_WAIT (5: seconds to wait for an idle machine before each one),
@@ -41,7 +41,7 @@ PGB_TX=${LOAD_PGBENCH_TX:-1500}
 DURABLE=${LOAD_DURABLE:-on}
 PARTS=${LOAD_PARTS:-postgres sqlite pgbench}
 QUIET_WAIT=${LOAD_QUIET_WAIT:-5}
-VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/../shared/vectors}
+VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/tests/vectors}
 TOKEN=load-admin-token-$(date +%s)-$$
 export LOADGEN_CLK_TCK=$(getconf CLK_TCK)
 

@@ -26,7 +26,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn no_secret_reaches_the_logs() {
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/current");
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/current");
     let signer = GatewaySigner::from_pem(
         &std::fs::read_to_string(vectors.join("private.pem")).unwrap(),
         PASSWORD,

@@ -1,6 +1,6 @@
 //! Every shared vector, one test per file, through the library and through the
-//! `payhook verify` binary. The vectors live in `../shared/vectors` (override
-//! with `PAYHOOK_VECTORS_DIR`); a missing directory fails loudly.
+//! `payhook verify` binary. The vectors live in `tests/vectors` (a copy of the
+//! shared set); a missing directory fails loudly.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -590,7 +590,14 @@ fn real_request_build_official_lib() {
 /// gateway sets can never be put into one.
 #[test]
 fn payment_url_refuses_gateway_only_fields() {
-    for field in ["status", "payamount", "refund_amount", "_ss2", "ss3", "sign"] {
+    for field in [
+        "status",
+        "payamount",
+        "refund_amount",
+        "_ss2",
+        "ss3",
+        "sign",
+    ] {
         let cli = run_cli(&[
             "payment-url",
             "--project-id",

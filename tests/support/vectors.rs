@@ -1,16 +1,15 @@
-//! Where the shared test vectors are: `../shared/vectors` beside the repository,
-//! or `PAYHOOK_VECTORS_DIR`. Missing vectors fail loudly, never skip.
+//! Where the test vectors are: `tests/vectors/`, a copy of the shared set with
+//! its README, unchanged, so the repository stands alone. Missing vectors fail
+//! loudly, never skip.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 pub fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("PAYHOOK_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     assert!(
         dir.join("current").is_dir(),
-        "shared vectors not found at {} (set PAYHOOK_VECTORS_DIR)",
+        "test vectors not found at {}",
         dir.display()
     );
     dir
