@@ -23,7 +23,7 @@ use libfuzzer_sys::fuzz_target;
 use md5::{Digest, Md5};
 use payhook::domain::{PaymentKind, Proof, VerifiedCallback};
 use payhook::paysera::{
-    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
+    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, Verifier,
 };
 use secrecy::SecretString;
 
