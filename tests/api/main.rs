@@ -7,6 +7,7 @@ mod concurrency;
 mod hardening;
 mod helpers;
 mod operations;
+mod order_edges;
 mod outage;
 mod outcomes;
 mod vectors;
