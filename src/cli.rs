@@ -342,7 +342,12 @@ fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
         Err(e) => return database_error(e),
     };
     if let Err(e) = store.ready() {
-        return database_error(e);
+        let pending = matches!(e, crate::store::StoreError::Migration(_));
+        let code = database_error(e);
+        if pending {
+            eprintln!("hint: run `payhook migrate` (or start the service) first");
+        }
+        return code;
     }
     let at = |millis: i64| {
         chrono::DateTime::from_timestamp_millis(millis)
