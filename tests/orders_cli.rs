@@ -80,13 +80,8 @@ fn closes_an_order(dir: &Path, database_url: &str, config: DatabaseConfig) {
     assert!(closed_at.is_some());
 
     // Again: nothing changes, and it says so.
-    let (code, out, _) = run(payhook(dir, database_url).args([
-        "orders",
-        "close",
-        "O-1",
-        "--project-id",
-        PROJECT,
-    ]));
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["orders", "close", "O-1", "--project-id", PROJECT]));
     assert_eq!(code, 0);
     assert!(out.contains("was already closed at"), "{out}");
     assert_eq!(
@@ -99,13 +94,8 @@ fn closes_an_order(dir: &Path, database_url: &str, config: DatabaseConfig) {
     assert_eq!(err.trim(), "error: no order NOPE in project 123");
 
     // Usage and configuration errors: exit 2, nothing closed.
-    let (code, _, err) = run(payhook(dir, database_url).args([
-        "orders",
-        "close",
-        "O-2",
-        "--project-id",
-        "999",
-    ]));
+    let (code, _, err) =
+        run(payhook(dir, database_url).args(["orders", "close", "O-2", "--project-id", "999"]));
     assert_eq!(code, 2);
     assert!(err.contains("project 999 is not configured"), "{err}");
     let (code, _, _) = run(payhook(dir, database_url).args(["orders", "close"]));
@@ -152,8 +142,10 @@ fn orders_close_on_sqlite() {
     closes_an_order(dir.path(), &url, DatabaseConfig::Sqlite { path });
     // A wrong path must not create an empty database and call the order missing.
     let elsewhere = dir.path().join("nope/payhook.sqlite3");
-    let (code, _, err) = run(payhook(dir.path(), &format!("sqlite:{}", elsewhere.display()))
-        .args(["orders", "close", "O-2"]));
+    let (code, _, err) = run(
+        payhook(dir.path(), &format!("sqlite:{}", elsewhere.display()))
+            .args(["orders", "close", "O-2"]),
+    );
     assert_eq!(code, 2);
     assert!(err.contains("no database at"), "{err}");
     assert!(!elsewhere.exists());
