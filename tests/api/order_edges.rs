@@ -422,12 +422,12 @@ async fn missed_callbacks_count_only_what_can_still_be_acted_on(backend: Backend
         ],
     )
     .await;
-    for id in ["M-1", "M-2", "M-3", "M-4", "M-5"] {
+    for id in ["M-1", "M-2", "M-3", "M-4"] {
         buyer_comes_back(&app, id).await;
     }
     // M-1: nothing follows. M-2, M-3: a verified callback follows that is not a
     // payment (the gateway does reach payhook). M-4: the buyer came back four
-    // days ago, beyond the default three-day window. M-5: closed by an operator.
+    // days ago, beyond the default three-day window.
     for (id, status) in [("M-2", "2"), ("M-3", "0")] {
         let fields = with(paid_fields(id, "500", "EUR"), "status", status);
         assert_eq!(
@@ -441,14 +441,6 @@ async fn missed_callbacks_count_only_what_can_still_be_acted_on(backend: Backend
     execute(
         &app,
         &format!("UPDATE orders SET returned_at = returned_at - {four_days} WHERE orderid = 'M-4'"),
-    );
-    let (status, closed) = close(&app, "M-5", "").await;
-    assert_eq!(status, 200, "{closed}");
-    assert!(closed["closed_at"].is_string(), "{closed}");
-    assert_eq!(closed["orderid"], "M-5");
-    assert_eq!(
-        closed["state"], "awaiting_payment",
-        "closing changes nothing else"
     );
 
     gauge_settles_at(&app, 1.0).await;
@@ -464,25 +456,57 @@ async fn missed_callbacks_count_only_what_can_still_be_acted_on(backend: Backend
         subject(&messages[0]),
         "[payhook] missed_callback: order M-1: buyer returned, no paid callback after 3s"
     );
+    for id in ["M-2", "M-3", "M-4"] {
+        assert_eq!(app.order(id).await["state"], "awaiting_payment", "{id}");
+    }
+}
 
-    // Closing M-1 takes it out; closing again changes nothing.
-    let (status, first) = close(&app, "M-1", "?project_id=123").await;
+async fn a_closed_order_is_no_missed_callback(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("PAYHOOK_PUBLIC_URL", "https://pay.shop.example"),
+            ("MISSED_CALLBACK_AFTER", "3s"),
+        ],
+    )
+    .await;
+    for id in ["C-1", "C-2"] {
+        buyer_comes_back(&app, id).await;
+    }
+    let (status, closed) = close(&app, "C-2", "").await;
+    assert_eq!(status, 200, "{closed}");
+    assert!(closed["closed_at"].is_string(), "{closed}");
+    assert_eq!(closed["orderid"], "C-2");
+    assert_eq!(
+        closed["state"], "awaiting_payment",
+        "closing changes nothing else"
+    );
+    gauge_settles_at(&app, 1.0).await;
+
+    // Closing C-1 takes it out too; closing again changes nothing.
+    let (status, first) = close(&app, "C-1", "?project_id=123").await;
     assert_eq!(status, 200);
-    let (status, second) = close(&app, "M-1", "").await;
+    let (status, second) = close(&app, "C-1", "").await;
     assert_eq!((status, &second["closed_at"]), (200, &first["closed_at"]));
     gauge_settles_at(&app, 0.0).await;
 
+    // A closed order's callbacks are still decided and stored.
+    let paid = sign(&paid_fields("C-1", "500", "EUR"), CallbackForm::Ss2);
+    assert_eq!(app.get_callback(&paid).await.body, "OK");
+    assert_eq!(app.fulfilments("C-1"), 1);
+
     // The close endpoint is admin-only and names what is wrong.
     assert_eq!(close(&app, "NOPE", "").await.0, 404);
-    assert_eq!(close(&app, "M-1", "?project_id=999").await.0, 400);
+    assert_eq!(close(&app, "C-1", "?project_id=999").await.0, 400);
+    buyer_comes_back(&app, "C-3").await;
     let anonymous = app
         .client
-        .post(format!("{}/api/v1/orders/M-2/close", app.admin))
+        .post(format!("{}/api/v1/orders/C-3/close", app.admin))
         .send()
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(app.order("M-2").await["closed_at"], json!(null));
+    assert_eq!(app.order("C-3").await["closed_at"], json!(null));
 }
 
 both_backends!(
@@ -492,4 +516,5 @@ both_backends!(
     an_order_carries_every_flag_it_was_given,
     the_old_flag_column_is_migrated,
     missed_callbacks_count_only_what_can_still_be_acted_on,
+    a_closed_order_is_no_missed_callback,
 );
