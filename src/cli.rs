@@ -36,6 +36,27 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print a signed payment URL for the given request fields.
     PaymentUrl(PaymentUrlArgs),
+    /// Work on orders directly in the database, with the service's configuration.
+    Orders(OrdersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OrdersArgs {
+    #[command(subcommand)]
+    pub command: OrdersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// Close an order: no callback is expected for it any more, so the
+    /// missed-callback detector stops counting it. Exit 0 closed (or already
+    /// closed), 1 no such order, 2 usage or configuration error, 3 database error.
+    Close {
+        orderid: String,
+        /// The project the order belongs to (default: the first configured).
+        #[arg(long)]
+        project_id: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +299,85 @@ pub fn migrate() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+pub fn orders(args: OrdersArgs) -> ExitCode {
+    match args.command {
+        OrdersCommand::Close {
+            orderid,
+            project_id,
+        } => close_order(&orderid, project_id),
+    }
+}
+
+fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
+    use crate::store::{DatabaseConfig, Store};
+    let settings = match settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let project = match project_id {
+        None => settings.projects.first(),
+        Some(id) => settings.projects.iter().find(|p| p.id == id),
+    };
+    let Some(project) = project.map(|p| p.id) else {
+        return usage_error(&format!(
+            "project {} is not configured",
+            project_id.map_or("-".into(), |id| id.to_string())
+        ));
+    };
+    // Opening a missing SQLite file would create an empty database: that is a
+    // wrong DATABASE_URL or PAYHOOK_DATA_DIR, not an order that does not exist.
+    if let DatabaseConfig::Sqlite { path } = &settings.database {
+        if !path.exists() {
+            return usage_error(&format!(
+                "no database at {} (check DATABASE_URL / PAYHOOK_DATA_DIR)",
+                path.display()
+            ));
+        }
+    }
+    let database_error = |e: crate::store::StoreError| {
+        eprintln!("error: {e}");
+        ExitCode::from(3)
+    };
+    let store = match Store::connect(&settings.database, 1, settings.db_acquire_timeout) {
+        Ok(store) => store,
+        Err(e) => return database_error(e),
+    };
+    if let Err(e) = store.ready() {
+        let pending = matches!(e, crate::store::StoreError::Migration(_));
+        let code = database_error(e);
+        if pending {
+            eprintln!("hint: run `payhook migrate` (or start the service) first");
+        }
+        return code;
+    }
+    let at = |millis: i64| {
+        chrono::DateTime::from_timestamp_millis(millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    match store.close_order(&project.to_string(), orderid) {
+        Ok(Some((closed_at, true))) => {
+            println!(
+                "order {orderid} (project {project}) closed at {}: the missed-callback detector no longer counts it",
+                at(closed_at)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Some((closed_at, false))) => {
+            println!(
+                "order {orderid} (project {project}) was already closed at {}; nothing changed",
+                at(closed_at)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("error: no order {orderid} in project {project}");
+            ExitCode::from(1)
+        }
+        Err(e) => database_error(e),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Settings {
     pub email: Option<EmailSettings>,
     pub alert_min_interval: Duration,
     pub missed_callback_after: Duration,
+    /// Buyers who came back longer ago than this are no longer counted missing.
+    pub missed_callback_window: Duration,
 }
 
 impl Settings {
@@ -88,7 +90,7 @@ impl Settings {
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
              allow_test_payments={} accept_ss1={} strict_signatures={} accept_legacy={} order_check={} \
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
-             missed_callback_after={}s",
+             missed_callback_after={}s missed_callback_window={}s",
             self.bind,
             self.admin_bind,
             self.database,
@@ -113,6 +115,7 @@ impl Settings {
             },
             self.alert_min_interval.as_secs(),
             self.missed_callback_after.as_secs(),
+            self.missed_callback_window.as_secs(),
         )
     }
 
@@ -174,6 +177,15 @@ impl Settings {
             return Err(bad("PAYHOOK_ADMIN_TOKEN", "must be at least 16 characters"));
         }
 
+        let missed_callback_after = env.duration("MISSED_CALLBACK_AFTER", "15m")?;
+        let missed_callback_window = env.duration("MISSED_CALLBACK_WINDOW", "3d")?;
+        if missed_callback_window <= missed_callback_after {
+            return Err(bad(
+                "MISSED_CALLBACK_WINDOW",
+                "must be longer than MISSED_CALLBACK_AFTER",
+            ));
+        }
+
         let order_check = match env.get("PAYHOOK_ORDER_CHECK").as_deref() {
             None | Some("registered") => OrderCheck::Registered,
             Some("none") => OrderCheck::None,
@@ -224,7 +236,8 @@ impl Settings {
             shutdown_timeout: env.duration("PAYHOOK_SHUTDOWN_TIMEOUT", "25s")?,
             email: email_settings(&env)?,
             alert_min_interval: env.duration("ALERT_MIN_INTERVAL", "10m")?,
-            missed_callback_after: env.duration("MISSED_CALLBACK_AFTER", "15m")?,
+            missed_callback_after,
+            missed_callback_window,
         })
     }
 }
@@ -491,6 +504,9 @@ mod tests {
                 "2 seconds",
                 "PAYHOOK_DB_ACQUIRE_TIMEOUT",
             ),
+            ("MISSED_CALLBACK_WINDOW", "3 days", "MISSED_CALLBACK_WINDOW"),
+            // Not longer than MISSED_CALLBACK_AFTER (15m): nothing could be counted.
+            ("MISSED_CALLBACK_WINDOW", "10m", "MISSED_CALLBACK_WINDOW"),
         ];
         for (key, value, named) in cases {
             let mut pairs = BASE.to_vec();
@@ -515,6 +531,7 @@ mod tests {
         assert_eq!(s.rules.order_check, OrderCheck::Registered);
         assert!(!s.rules.allow_test_payments && !s.policy.accept_ss1);
         assert_eq!(s.db_acquire_timeout, Duration::from_secs(2));
+        assert_eq!(s.missed_callback_window, Duration::from_secs(3 * 86400));
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "postgres://payhook:hunter2@db/payhook"));
         let s = settings(&pairs).unwrap();

@@ -13,5 +13,6 @@ fn main() -> ExitCode {
         Some(Command::Simulate(args)) => cli::simulate(args),
         Some(Command::Verify(args)) => cli::verify(args),
         Some(Command::PaymentUrl(args)) => cli::payment_url(args),
+        Some(Command::Orders(args)) => cli::orders(args),
     }
 }

@@ -71,7 +71,7 @@ impl Metrics {
         .expect("valid metric");
         let missing_callback = IntGauge::new(
             "payhook_orders_missing_callback",
-            "Orders whose buyer returned but which have no paid callback after MISSED_CALLBACK_AFTER",
+            "Orders whose buyer returned between MISSED_CALLBACK_AFTER and MISSED_CALLBACK_WINDOW ago, still awaiting payment, not closed, with no verified callback since",
         )
         .expect("valid metric");
         let build_info = IntGaugeVec::new(

@@ -94,6 +94,7 @@ impl Application {
             crate::alerts::spawn_scanner(
                 store.clone(),
                 settings.missed_callback_after,
+                settings.missed_callback_window,
                 metrics.clone(),
                 alerter.clone(),
             );
@@ -161,6 +162,10 @@ impl Application {
                         .route("/payments", web::post().to(admin::create_payment))
                         .route("/orders/{orderid}", web::put().to(admin::put_order))
                         .route("/orders/{orderid}", web::get().to(admin::get_order))
+                        .route(
+                            "/orders/{orderid}/close",
+                            web::post().to(admin::close_order),
+                        )
                         .route("/callbacks", web::get().to(admin::list_callbacks)),
                 )
         })

@@ -21,6 +21,7 @@ pub enum AlertKind {
     CurrencyMismatch,
     PaidAgain,
     PaidOrderUnpaid,
+    PaidAfterRefund,
     UnknownOrder,
     TestRefused,
     DatabaseError,
@@ -29,12 +30,13 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::SignatureRejected,
         AlertKind::AmountMismatch,
         AlertKind::CurrencyMismatch,
         AlertKind::PaidAgain,
         AlertKind::PaidOrderUnpaid,
+        AlertKind::PaidAfterRefund,
         AlertKind::UnknownOrder,
         AlertKind::TestRefused,
         AlertKind::DatabaseError,
@@ -49,6 +51,7 @@ impl AlertKind {
             AlertKind::CurrencyMismatch => "currency_mismatch",
             AlertKind::PaidAgain => "paid_again",
             AlertKind::PaidOrderUnpaid => "paid_order_unpaid",
+            AlertKind::PaidAfterRefund => "paid_after_refund",
             AlertKind::UnknownOrder => "unknown_order",
             AlertKind::TestRefused => "test_refused",
             AlertKind::DatabaseError => "database_error",
@@ -64,10 +67,11 @@ impl AlertKind {
             AlertKind::AmountMismatch | AlertKind::CurrencyMismatch => "The payment does not match the registered order; the order is in state needs_review and was not fulfilled.",
             AlertKind::PaidAgain => "The buyer paid an order that was already paid: refund the second payment.",
             AlertKind::PaidOrderUnpaid => "The gateway reported 'not executed' for an order payhook already saw paid; the order stays paid. Check the payment in the gateway's panel.",
+            AlertKind::PaidAfterRefund => "A payment arrived for an order with a refund on record; the order is in state needs_review with flag paid_after_refund and was not fulfilled. Check both in the gateway's panel: fulfil, or refund this payment too.",
             AlertKind::UnknownOrder => "A paid callback names an order nobody registered; payhook answered 409 so the gateway retries. Register the order (PUT /api/v1/orders/{orderid}) or check the shop's integration.",
             AlertKind::TestRefused => "A test payment arrived while test payments are not allowed; nothing was fulfilled.",
             AlertKind::DatabaseError => "payhook could not store a callback and answered 503; the gateway will retry. Check the database.",
-            AlertKind::MissedCallback => "The buyer came back from the gateway but no paid callback arrived: check callbackurl, firewalls and that payhook is reachable.",
+            AlertKind::MissedCallback => "The buyer came back from the gateway but no callback arrived since: check callbackurl, firewalls and that payhook is reachable. If no callback is expected any more, close the order (POST /api/v1/orders/{orderid}/close or `payhook orders close`).",
             AlertKind::NotificationDead => "A notification to the shop could not be delivered after every retry.",
         }
     }

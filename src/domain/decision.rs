@@ -13,6 +13,7 @@ pub enum Outcome {
     Pending,
     Info,
     Refunded,
+    PaidAfterRefund,
     UnknownOrder,
     PaidAgain,
     AmountMismatch,
@@ -21,7 +22,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::SmsReceived,
@@ -30,6 +31,7 @@ impl Outcome {
         Outcome::Pending,
         Outcome::Info,
         Outcome::Refunded,
+        Outcome::PaidAfterRefund,
         Outcome::UnknownOrder,
         Outcome::PaidAgain,
         Outcome::AmountMismatch,
@@ -47,6 +49,7 @@ impl Outcome {
             Outcome::Pending => "pending",
             Outcome::Info => "info",
             Outcome::Refunded => "refunded",
+            Outcome::PaidAfterRefund => "paid_after_refund",
             Outcome::UnknownOrder => "unknown_order",
             Outcome::PaidAgain => "paid_again",
             Outcome::AmountMismatch => "amount_mismatch",
@@ -113,19 +116,24 @@ impl OrderState {
 /// The order as stored, read under the transaction's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderView {
-    /// `None` when no expectation was registered (only with `OrderCheck::None`).
+    /// `None` when no expectation was registered (only with `OrderCheck::None`,
+    /// or for a row a refund created before the order was registered).
     pub expected: Option<(Amount, Currency)>,
     pub state: OrderState,
     pub fulfilled: bool,
+    /// A refund was recorded, whatever came before or after it.
+    pub refunded: bool,
 }
 
-/// Something operators should hear about.
+/// Something operators should hear about (an alert).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flag {
     /// The buyer paid an already paid order: refund needed.
     PaidAgain,
     /// A status 0 arrived for a paid order; the order stays paid.
     PaidOrderUnpaid,
+    /// Money arrived for an order with a refund on record.
+    PaidAfterRefund,
     AmountMismatch,
     CurrencyMismatch,
     UnknownOrder,
@@ -137,11 +145,57 @@ impl Flag {
         match self {
             Flag::PaidAgain => "paid_again",
             Flag::PaidOrderUnpaid => "paid_order_unpaid",
+            Flag::PaidAfterRefund => "paid_after_refund",
             Flag::AmountMismatch => "amount_mismatch",
             Flag::CurrencyMismatch => "currency_mismatch",
             Flag::UnknownOrder => "unknown_order",
             Flag::TestRefused => "test_refused",
         }
+    }
+
+    /// The mark the order keeps for a later review, when there is one: an alert
+    /// e-mail can be missed, the order's `flags` cannot.
+    pub fn order_flag(self) -> Option<OrderFlag> {
+        match self {
+            Flag::PaidAgain => Some(OrderFlag::PaidAgain),
+            Flag::PaidOrderUnpaid => Some(OrderFlag::PaidOrderUnpaid),
+            Flag::PaidAfterRefund => Some(OrderFlag::PaidAfterRefund),
+            Flag::AmountMismatch | Flag::CurrencyMismatch => Some(OrderFlag::UnmatchedPayment),
+            Flag::UnknownOrder | Flag::TestRefused => None,
+        }
+    }
+}
+
+/// What an order carries for review; several at once, never removed by a
+/// later callback (a matching payment after a mismatch keeps `unmatched_payment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderFlag {
+    PaidAgain,
+    PaidOrderUnpaid,
+    PaidAfterRefund,
+    /// A payment whose amount or currency did not match arrived for the order.
+    UnmatchedPayment,
+}
+
+impl OrderFlag {
+    pub const ALL: [OrderFlag; 4] = [
+        OrderFlag::PaidAgain,
+        OrderFlag::PaidOrderUnpaid,
+        OrderFlag::PaidAfterRefund,
+        OrderFlag::UnmatchedPayment,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderFlag::PaidAgain => "paid_again",
+            OrderFlag::PaidOrderUnpaid => "paid_order_unpaid",
+            OrderFlag::PaidAfterRefund => "paid_after_refund",
+            OrderFlag::UnmatchedPayment => "unmatched_payment",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<OrderFlag> {
+        OrderFlag::ALL.into_iter().find(|f| f.as_str() == text)
     }
 }
 
@@ -155,7 +209,8 @@ pub enum OrderChange {
         checked: bool,
     },
     SetState(OrderState),
-    /// Record a refund of this many minor units (when stated) and mark refunded.
+    /// Record a refund of this many minor units (when stated) and mark refunded;
+    /// an order not registered yet is created for it, so the refund is not lost.
     Refund(Option<Amount>),
 }
 
@@ -211,20 +266,25 @@ pub fn decide(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Rul
             .flag(Flag::PaidOrderUnpaid),
         Some(Status::NotExecuted) => Decision::new(Outcome::NotPaid),
         Some(Status::Accepted) => Decision::new(Outcome::Pending),
-        Some(Status::Refunded) => {
-            let change = if order.is_some() {
-                OrderChange::Refund(callback.refund_amount().or(callback.amount()))
-            } else {
-                OrderChange::None
-            };
-            Decision::new(Outcome::Refunded).change(change)
-        }
+        // Recorded even before the order is paid or registered: a paid callback
+        // delayed behind its refund must not fulfil the order afterwards.
+        Some(Status::Refunded) => Decision::new(Outcome::Refunded).change(OrderChange::Refund(
+            callback.refund_amount().or(callback.amount()),
+        )),
         Some(status) => Decision::new(Outcome::Info).because(format!("status {status}")),
         None => Decision::new(Outcome::Info).because("no status"),
     }
 }
 
 fn decide_paid(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Rules) -> Decision {
+    // Before the registration check: a refund already made the order known, and
+    // whoever reviews it needs this payment in front of them, not a 409 loop.
+    if order.is_some_and(|o| o.refunded) {
+        return Decision::new(Outcome::PaidAfterRefund)
+            .because("paid after a refund was recorded; not fulfilled")
+            .change(OrderChange::SetState(OrderState::NeedsReview))
+            .flag(Flag::PaidAfterRefund);
+    }
     let expected = order.and_then(|o| o.expected.as_ref());
     if rules.order_check == OrderCheck::Registered && expected.is_none() {
         return Decision::new(Outcome::UnknownOrder)
@@ -311,6 +371,22 @@ mod tests {
                 OrderState::AwaitingPayment
             },
             fulfilled,
+            refunded: false,
+        }
+    }
+
+    /// An order a refund was recorded on (the row a refund creates has no
+    /// expectation).
+    fn refunded(expected: bool, fulfilled: bool) -> OrderView {
+        OrderView {
+            refunded: true,
+            state: OrderState::Refunded,
+            expected: if expected {
+                order(false).expected
+            } else {
+                None
+            },
+            fulfilled,
         }
     }
 
@@ -318,6 +394,7 @@ mod tests {
     fn outcomes_in_the_documented_order() {
         let open = order(false);
         let done = order(true);
+        let refunded_unregistered = refunded(false, false);
         let cases: Vec<(VerifiedCallback, Option<&OrderView>, Outcome)> = vec![
             (
                 callback(&[("to", "1"), ("from", "2"), ("sms", "x"), ("test", "1")]),
@@ -331,6 +408,11 @@ mod tests {
             (paid(&[("status", "4")]), None, Outcome::Info),
             (paid(&[("status", "9")]), None, Outcome::Info),
             (paid(&[("status", "5")]), None, Outcome::Refunded),
+            (
+                paid(&[]),
+                Some(&refunded_unregistered),
+                Outcome::PaidAfterRefund,
+            ),
             (paid(&[]), None, Outcome::UnknownOrder),
             (paid(&[]), Some(&done), Outcome::PaidAgain),
             (
@@ -384,5 +466,91 @@ mod tests {
             d.change,
             OrderChange::Refund(Some(Amount::parse("40").unwrap()))
         );
+    }
+
+    #[test]
+    fn a_refund_is_recorded_whether_or_not_the_order_is_known_or_paid() {
+        let amount = |a: &str| Some(Amount::parse(a).unwrap());
+        for order in [None, Some(order(false)), Some(order(true))] {
+            let d = decide(&paid(&[("status", "5")]), order.as_ref(), STRICT);
+            assert_eq!(
+                (d.outcome, d.change),
+                (Outcome::Refunded, OrderChange::Refund(amount("100"))),
+                "{order:?}"
+            );
+        }
+        // A test refund while test payments are refused changes nothing.
+        let d = decide(&paid(&[("status", "5"), ("test", "1")]), None, STRICT);
+        assert_eq!(
+            (d.outcome, d.change),
+            (Outcome::TestIgnored, OrderChange::None)
+        );
+    }
+
+    #[test]
+    fn a_payment_after_a_refund_is_never_fulfilled() {
+        let relaxed = Rules {
+            allow_test_payments: false,
+            order_check: OrderCheck::None,
+        };
+        // Registered or not, paid before or not, matching or not, any order check.
+        for (order, rules) in [
+            (refunded(true, false), STRICT),
+            (refunded(false, false), STRICT),
+            (refunded(true, true), STRICT),
+            (refunded(false, false), relaxed),
+        ] {
+            for cb in [paid(&[]), paid(&[("amount", "99")])] {
+                let d = decide(&cb, Some(&order), rules);
+                assert_eq!(
+                    (d.outcome, d.change, d.flag),
+                    (
+                        Outcome::PaidAfterRefund,
+                        OrderChange::SetState(OrderState::NeedsReview),
+                        Some(Flag::PaidAfterRefund)
+                    ),
+                    "{order:?} {rules:?}"
+                );
+                assert!(d.outcome.answers_ok(), "stored, so the gateway may stop");
+                assert_eq!(
+                    d.flag.and_then(Flag::order_flag),
+                    Some(OrderFlag::PaidAfterRefund)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_matching_payment_after_a_mismatch_fulfils_and_the_mismatch_stays_flagged() {
+        let mut order = order(false);
+        for (cb, outcome) in [
+            (paid(&[("amount", "99")]), Outcome::AmountMismatch),
+            (paid(&[("currency", "USD")]), Outcome::CurrencyMismatch),
+        ] {
+            let d = decide(&cb, Some(&order), STRICT);
+            assert_eq!(d.outcome, outcome);
+            assert_eq!(
+                d.flag.and_then(Flag::order_flag),
+                Some(OrderFlag::UnmatchedPayment)
+            );
+            assert_eq!(d.change, OrderChange::SetState(OrderState::NeedsReview));
+            order.state = OrderState::NeedsReview;
+        }
+        let d = decide(&paid(&[]), Some(&order), STRICT);
+        assert_eq!(
+            (d.outcome, d.change),
+            (Outcome::Fulfilled, OrderChange::Fulfil { checked: true })
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+        }
+        for flag in OrderFlag::ALL {
+            assert_eq!(OrderFlag::parse(flag.as_str()), Some(flag));
+        }
+        assert_eq!(OrderFlag::parse("flag"), None);
     }
 }

@@ -10,5 +10,6 @@ pub use status::{Status, StatusError};
 mod decision;
 
 pub use decision::{
-    decide, Decision, Flag, OrderChange, OrderCheck, OrderState, OrderView, Outcome, Rules,
+    decide, Decision, Flag, OrderChange, OrderCheck, OrderFlag, OrderState, OrderView, Outcome,
+    Rules,
 };

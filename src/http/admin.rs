@@ -290,6 +290,34 @@ pub async fn get_order(
         .ok_or(AdminError::NotFound)
 }
 
+/// `POST /api/v1/orders/{orderid}/close`: no callback is expected for the order
+/// any more, so the missed-callback detector stops counting it. Idempotent; the
+/// answer is the order as `GET` shows it.
+pub async fn close_order(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ProjectQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let project = project(&state, query.project_id)?.id.to_string();
+    let orderid = path.into_inner();
+    let store = state.store.clone();
+    let order = on_store(move || {
+        let closed = store.close_order(&project, &orderid)?;
+        if let Some((_, true)) = closed {
+            tracing::info!(project, orderid, "order closed by an operator");
+        }
+        match closed {
+            Some(_) => store.order(&project, &orderid),
+            None => Ok(None),
+        }
+    })
+    .await?;
+    order
+        .map(|o| HttpResponse::Ok().json(o))
+        .ok_or(AdminError::NotFound)
+}
+
 #[derive(Deserialize)]
 pub struct CallbackQuery {
     outcome: Option<String>,

@@ -240,6 +240,7 @@ fn alert_for(flag: Flag) -> AlertKind {
     match flag {
         Flag::PaidAgain => AlertKind::PaidAgain,
         Flag::PaidOrderUnpaid => AlertKind::PaidOrderUnpaid,
+        Flag::PaidAfterRefund => AlertKind::PaidAfterRefund,
         Flag::AmountMismatch => AlertKind::AmountMismatch,
         Flag::CurrencyMismatch => AlertKind::CurrencyMismatch,
         Flag::UnknownOrder => AlertKind::UnknownOrder,

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use super::models::{NewCallback, NewOrder, OrderRow};
-use super::schema::{answered, callbacks, fulfilments, orders, outbox};
+use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
     decide, Amount, Currency, Decision, Flag, OrderChange, OrderCheck, OrderState, OrderView,
@@ -196,6 +196,8 @@ fn order_view(row: &OrderRow) -> OrderView {
         expected,
         state: OrderState::parse(&row.state).unwrap_or(OrderState::NeedsReview),
         fulfilled: row.fulfilled_at.is_some(),
+        // A refund without a stated amount is recorded as 0, so this holds too.
+        refunded: row.refunded_amount.is_some() || row.state == OrderState::Refunded.as_str(),
     }
 }
 
@@ -283,6 +285,9 @@ fn apply_change(
                 .execute(c))?;
         }
         OrderChange::Refund(amount) => {
+            // A refund for an order not registered yet creates it (without an
+            // expectation, which a later registration fills in).
+            ensure_order_row(conn, project, orderid, now)?;
             let refunded = amount.map(Amount::minor_units).unwrap_or(0);
             dispatch!(conn, c => diesel::update(this_order)
                 .set((
@@ -297,13 +302,24 @@ fn apply_change(
                 .execute(c))?;
         }
     }
-    if let Some(flag) = decision
-        .flag
-        .filter(|f| matches!(f, Flag::PaidAgain | Flag::PaidOrderUnpaid))
-    {
-        dispatch!(conn, c => diesel::update(this_order)
-            .set((orders::flag.eq(flag.as_str()), orders::updated_at.eq(now)))
+    if let Some(flag) = decision.flag.and_then(Flag::order_flag) {
+        // One row per flag: an insert cannot overwrite a flag set before, and a
+        // flag already present stays with the callback that set it first.
+        let added = dispatch!(conn, c => diesel::insert_into(order_flags::table)
+            .values((
+                order_flags::project_id.eq(project),
+                order_flags::orderid.eq(orderid),
+                order_flags::flag.eq(flag.as_str()),
+                order_flags::callback_id.eq(callback_id),
+                order_flags::created_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
             .execute(c))?;
+        if added == 1 {
+            dispatch!(conn, c => diesel::update(this_order)
+                .set(orders::updated_at.eq(now))
+                .execute(c))?;
+        }
     }
     Ok(())
 }
@@ -313,6 +329,7 @@ fn notifies_shop(outcome: Outcome) -> bool {
         outcome,
         Outcome::Fulfilled
             | Outcome::PaidAgain
+            | Outcome::PaidAfterRefund
             | Outcome::AmountMismatch
             | Outcome::CurrencyMismatch
             | Outcome::Refunded

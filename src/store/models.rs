@@ -13,11 +13,11 @@ pub(crate) struct OrderRow {
     pub amount: Option<i64>,
     pub currency: Option<String>,
     pub state: String,
-    pub flag: Option<String>,
     pub refunded_amount: Option<i64>,
     pub fulfilled_at: Option<i64>,
     pub returned_at: Option<i64>,
     pub return_token: Option<String>,
+    pub closed_at: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -70,12 +70,17 @@ pub struct OrderDetails {
     pub amount: Option<i64>,
     pub currency: Option<String>,
     pub state: String,
-    pub flag: Option<String>,
+    /// Every flag the order was given, oldest first (`paid_again`,
+    /// `paid_order_unpaid`, `paid_after_refund`, `unmatched_payment`).
+    pub flags: Vec<String>,
     pub refunded_amount: Option<i64>,
     #[serde(serialize_with = "opt_as_rfc3339")]
     pub fulfilled_at: Option<i64>,
     #[serde(serialize_with = "opt_as_rfc3339")]
     pub returned_at: Option<i64>,
+    /// When an operator closed it (no callback expected any more).
+    #[serde(serialize_with = "opt_as_rfc3339")]
+    pub closed_at: Option<i64>,
     pub callbacks: Vec<CallbackRow>,
 }
 

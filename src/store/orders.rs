@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::models::{CallbackRow, NewOrder, OrderDetails, OrderRow};
-use super::schema::{callbacks, orders};
+use super::schema::{callbacks, order_flags, orders};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{Amount, Currency, OrderState, Outcome};
 
@@ -106,11 +106,13 @@ impl Store {
         })
     }
 
-    /// Orders whose buyer returned before `cutoff` and which still wait for a
-    /// paid callback: how many there are, and those not alerted yet, claimed
-    /// atomically so that only one instance alerts each.
+    /// Orders whose buyer came back between `since` and `cutoff`, that wait for
+    /// payment, are not closed and got no verified callback since the buyer came
+    /// back: how many there are, and those not alerted yet, claimed atomically
+    /// so that only one instance alerts each.
     pub fn missed_callbacks(
         &self,
+        since: i64,
         cutoff: i64,
     ) -> Result<(i64, Vec<(String, String)>), StoreError> {
         let now = now_millis();
@@ -118,9 +120,21 @@ impl Store {
             macro_rules! missing {
                 () => {
                     orders::table
+                        .filter(orders::returned_at.gt(since))
                         .filter(orders::returned_at.le(cutoff))
                         .filter(orders::fulfilled_at.is_null())
+                        .filter(orders::closed_at.is_null())
                         .filter(orders::state.eq(OrderState::AwaitingPayment.as_str()))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(
+                            // Any verified callback proves the gateway reaches
+                            // payhook for this order; only `rejected` ones are
+                            // unverified.
+                            callbacks::table
+                                .filter(callbacks::project_id.eq(orders::project_id.nullable()))
+                                .filter(callbacks::orderid.eq(orders::orderid.nullable()))
+                                .filter(callbacks::outcome.ne(Outcome::Rejected.as_str()))
+                                .filter(callbacks::received_at.nullable().ge(orders::returned_at)),
+                        )))
                 };
             }
             let count: i64 = dispatch!(&mut conn, c => missing!().count().get_result(c))?;
@@ -131,6 +145,34 @@ impl Store {
             .returning((orders::project_id, orders::orderid))
             .get_results(c))?;
             Ok((count, claimed))
+        })
+    }
+
+    /// Closes an order: no callback is expected for it any more, so the
+    /// missed-callback detector no longer counts it. `None` when there is no
+    /// such order; else when it was closed (earlier, if it already was) and
+    /// whether this call closed it.
+    pub fn close_order(
+        &self,
+        project: &str,
+        orderid: &str,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        let now = now_millis();
+        self.with_conn(|mut conn| {
+            let this = orders::table
+                .filter(orders::project_id.eq(project))
+                .filter(orders::orderid.eq(orderid));
+            let closed = dispatch!(&mut conn, c => diesel::update(this.filter(orders::closed_at.is_null()))
+                .set((orders::closed_at.eq(now), orders::updated_at.eq(now)))
+                .execute(c))?;
+            if closed == 1 {
+                return Ok(Some((now, true)));
+            }
+            let earlier = dispatch!(&mut conn, c => this
+                .select(orders::closed_at)
+                .first::<Option<i64>>(c)
+                .optional())?;
+            Ok(earlier.flatten().map(|at| (at, false)))
         })
     }
 
@@ -146,16 +188,23 @@ impl Store {
                 .order(callbacks::id.asc())
                 .select(CallbackRow::as_select())
                 .load(c))?;
+            let flags: Vec<String> = dispatch!(&mut conn, c => order_flags::table
+                .filter(order_flags::project_id.eq(project))
+                .filter(order_flags::orderid.eq(orderid))
+                .order(order_flags::id.asc())
+                .select(order_flags::flag)
+                .load(c))?;
             Ok(Some(OrderDetails {
                 project_id: row.project_id,
                 orderid: row.orderid,
                 amount: row.amount,
                 currency: row.currency,
                 state: row.state,
-                flag: row.flag,
+                flags,
                 refunded_amount: row.refunded_amount,
                 fulfilled_at: row.fulfilled_at,
                 returned_at: row.returned_at,
+                closed_at: row.closed_at,
                 callbacks,
             }))
         })

@@ -9,7 +9,6 @@ diesel::table! {
         amount -> Nullable<BigInt>,
         currency -> Nullable<Text>,
         state -> Text,
-        flag -> Nullable<Text>,
         refunded_amount -> Nullable<BigInt>,
         fulfilled_at -> Nullable<BigInt>,
         return_token -> Nullable<Text>,
@@ -18,6 +17,7 @@ diesel::table! {
         updated_at -> BigInt,
         accept_url -> Nullable<Text>,
         missed_alerted_at -> Nullable<BigInt>,
+        closed_at -> Nullable<BigInt>,
     }
 }
 
@@ -71,3 +71,17 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    order_flags (id) {
+        id -> BigInt,
+        project_id -> Text,
+        orderid -> Text,
+        flag -> Text,
+        callback_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+// The missed-callback scan asks, per order, whether a callback arrived since.
+diesel::allow_tables_to_appear_in_same_query!(orders, callbacks);

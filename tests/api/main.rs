@@ -8,6 +8,7 @@ mod forgery;
 mod hardening;
 mod helpers;
 mod operations;
+mod order_edges;
 mod outage;
 mod outcomes;
 mod vectors;

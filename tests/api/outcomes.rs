@@ -142,7 +142,7 @@ async fn statuses_other_than_paid(backend: Backend) {
     assert_eq!(reply.body, "OK");
     let order = app.order("A-1").await;
     assert_eq!(order["state"], "paid");
-    assert_eq!(order["flag"], "paid_order_unpaid");
+    assert_eq!(order["flags"], serde_json::json!(["paid_order_unpaid"]));
 
     // A refund, registered or not: recorded with its amount.
     let refund = with(with(base.clone(), "status", "5"), "refund_amount", "1250");
@@ -205,7 +205,10 @@ async fn paying_twice_is_flagged_not_fulfilled_twice(backend: Backend) {
     );
     assert_eq!(app.outcomes("A-1").await, ["fulfilled", "paid_again"]);
     assert_eq!(app.fulfilments("A-1"), 1);
-    assert_eq!(app.order("A-1").await["flag"], "paid_again");
+    assert_eq!(
+        app.order("A-1").await["flags"],
+        serde_json::json!(["paid_again"])
+    );
 }
 
 async fn mismatches_need_review(backend: Backend) {

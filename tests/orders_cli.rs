@@ -1,0 +1,152 @@
+//! `payhook orders close` as the real binary, on a real PostgreSQL database and
+//! on a SQLite file, configured as the service is (environment only).
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use payhook::domain::{Amount, Currency};
+use payhook::store::{DatabaseConfig, Store};
+use secrecy::SecretString;
+
+const PROJECT: &str = "123";
+
+fn payhook(dir: &Path, database_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhook"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PAYSERA_PROJECT_ID", PROJECT)
+        .env("PAYSERA_PROJECT_PASSWORD", "pass-1f2e3d")
+        .env("PAYHOOK_ADMIN_TOKEN", "test-admin-token-0123456789")
+        .env("PAYHOOK_DATA_DIR", dir)
+        .env("DATABASE_URL", database_url)
+        .current_dir(dir);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().expect("exited"),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Orders whose buyer came back and for which nothing arrived: what the
+/// missed-callback gauge counts right now.
+fn missing(store: &Store) -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    store.missed_callbacks(now - 86_400_000, now + 1).unwrap().0
+}
+
+fn closes_an_order(dir: &Path, database_url: &str, config: DatabaseConfig) {
+    let (code, out, err) = run(payhook(dir, database_url).arg("migrate"));
+    assert_eq!(code, 0, "migrate: {out}{err}");
+
+    let store = Store::connect(&config, 1, Duration::from_secs(5)).unwrap();
+    let amount = Amount::from_minor(500).unwrap();
+    let eur = Currency::parse("EUR").unwrap();
+    for (orderid, token) in [("O-1", "token-1"), ("O-2", "token-2")] {
+        store
+            .register_order(
+                PROJECT,
+                orderid,
+                amount,
+                &eur,
+                Some((token, "https://shop.example/thanks")),
+            )
+            .unwrap();
+        store.mark_returned(token).unwrap();
+    }
+    assert_eq!(missing(&store), 2);
+
+    let (code, out, err) = run(payhook(dir, database_url).args(["orders", "close", "O-1"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("order O-1 (project 123) closed at ")
+            && out.contains("no longer counts it"),
+        "{out}"
+    );
+    assert_eq!(missing(&store), 1, "O-1 is out of the count, O-2 is not");
+    let closed_at = store.order(PROJECT, "O-1").unwrap().unwrap().closed_at;
+    assert!(closed_at.is_some());
+
+    // Again: nothing changes, and it says so.
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["orders", "close", "O-1", "--project-id", PROJECT]));
+    assert_eq!(code, 0);
+    assert!(out.contains("was already closed at"), "{out}");
+    assert_eq!(
+        store.order(PROJECT, "O-1").unwrap().unwrap().closed_at,
+        closed_at
+    );
+
+    let (code, out, err) = run(payhook(dir, database_url).args(["orders", "close", "NOPE"]));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(err.trim(), "error: no order NOPE in project 123");
+
+    // Usage and configuration errors: exit 2, nothing closed.
+    let (code, _, err) =
+        run(payhook(dir, database_url).args(["orders", "close", "O-2", "--project-id", "999"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("project 999 is not configured"), "{err}");
+    let (code, _, _) = run(payhook(dir, database_url).args(["orders", "close"]));
+    assert_eq!(code, 2);
+    let (code, _, err) = run(payhook(dir, database_url)
+        .env("PAYHOOK_ADMIN_TOKEN", "short")
+        .args(["orders", "close", "O-2"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("PAYHOOK_ADMIN_TOKEN"), "{err}");
+    assert_eq!(missing(&store), 1);
+}
+
+#[test]
+fn orders_close_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres::fresh_database();
+    closes_an_order(
+        dir.path(),
+        &url,
+        DatabaseConfig::Postgres {
+            url: SecretString::from(url.clone()),
+        },
+    );
+    // A database that cannot be reached is neither a missing order nor a usage error.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, _, err) = run(payhook(
+        dir.path(),
+        &format!("postgres://payhook@127.0.0.1:{closed_port}/payhook"),
+    )
+    .env("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s")
+    .args(["orders", "close", "O-2"]));
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn orders_close_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.sqlite3");
+    let url = format!("sqlite:{}", path.display());
+    closes_an_order(dir.path(), &url, DatabaseConfig::Sqlite { path });
+    // A wrong path must not create an empty database and call the order missing.
+    let elsewhere = dir.path().join("nope/payhook.sqlite3");
+    let (code, _, err) = run(
+        payhook(dir.path(), &format!("sqlite:{}", elsewhere.display()))
+            .args(["orders", "close", "O-2"]),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no database at"), "{err}");
+    assert!(!elsewhere.exists());
+}
