@@ -263,8 +263,13 @@ pub fn migrate() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let result = crate::store::Store::connect(&settings.database, 1, settings.db_acquire_timeout)
-        .and_then(|store| store.migrate());
+    let result = crate::store::Store::connect(
+        &settings.database,
+        1,
+        settings.db_acquire_timeout,
+        settings.db_statement_timeout,
+    )
+    .and_then(|store| store.migrate());
     match result {
         Ok(applied) => {
             println!("{applied} migration(s) applied");
