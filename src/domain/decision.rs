@@ -143,6 +143,20 @@ impl Flag {
             Flag::TestRefused => "test_refused",
         }
     }
+
+    /// Every flag; a new one must be listed here to be read back (`parse`).
+    pub const ALL: [Flag; 6] = [
+        Flag::PaidAgain,
+        Flag::PaidOrderUnpaid,
+        Flag::AmountMismatch,
+        Flag::CurrencyMismatch,
+        Flag::UnknownOrder,
+        Flag::TestRefused,
+    ];
+
+    pub fn parse(text: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.as_str() == text)
+    }
 }
 
 /// What to do with the order; storage carries it out.
