@@ -121,7 +121,9 @@ async fn instances_starting_together_migrate_once() {
     }
     assert_eq!(
         a.count("SELECT count(*) AS n FROM __diesel_schema_migrations"),
-        3,
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .count() as i64,
         "each migration applied exactly once"
     );
 }
