@@ -288,8 +288,13 @@ pub fn migrate() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let result = crate::store::Store::connect(&settings.database, 1, settings.db_acquire_timeout)
-        .and_then(|store| store.migrate());
+    let result = crate::store::Store::connect(
+        &settings.database,
+        1,
+        settings.db_acquire_timeout,
+        settings.db_statement_timeout,
+    )
+    .and_then(|store| store.migrate());
     match result {
         Ok(applied) => {
             println!("{applied} migration(s) applied");
@@ -341,7 +346,12 @@ fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::from(3)
     };
-    let store = match Store::connect(&settings.database, 1, settings.db_acquire_timeout) {
+    let store = match Store::connect(
+        &settings.database,
+        1,
+        settings.db_acquire_timeout,
+        settings.db_statement_timeout,
+    ) {
         Ok(store) => store,
         Err(e) => return database_error(e),
     };

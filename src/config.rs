@@ -50,6 +50,8 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub db_pool_size: u32,
     pub db_acquire_timeout: Duration,
+    /// Bounds every other wait on the database: statement, lock, socket.
+    pub db_statement_timeout: Duration,
     pub projects: Vec<ProjectSettings>,
     pub keys: KeySet,
     pub policy: Policy,
@@ -205,6 +207,15 @@ impl Settings {
             // arrival order instead of SQLite's busy-handler back-off (second-long stalls).
             db_pool_size: env.number("PAYHOOK_DB_POOL_SIZE", if is_pg { 16 } else { 1 })?,
             db_acquire_timeout: env.duration("PAYHOOK_DB_ACQUIRE_TIMEOUT", "2s")?,
+            db_statement_timeout: match env.duration("PAYHOOK_DB_STATEMENT_TIMEOUT", "5s")? {
+                d if d < Duration::from_millis(100) => {
+                    return Err(bad(
+                        "PAYHOOK_DB_STATEMENT_TIMEOUT",
+                        "must be at least 100ms",
+                    ))
+                }
+                d => d,
+            },
             projects,
             keys,
             policy: Policy {

@@ -51,8 +51,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let db = settings.database.clone();
         let (pool_size, acquire) = (settings.db_pool_size, settings.db_acquire_timeout);
+        let statement = settings.db_statement_timeout;
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
-            let store = Store::connect(&db, pool_size, acquire)?;
+            let store = Store::connect(&db, pool_size, acquire, statement)?;
             let applied = store.migrate()?;
             if applied > 0 {
                 tracing::info!(applied, "database migrations applied");

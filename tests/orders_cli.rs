@@ -51,7 +51,7 @@ fn closes_an_order(dir: &Path, database_url: &str, config: DatabaseConfig) {
     let (code, out, err) = run(payhook(dir, database_url).arg("migrate"));
     assert_eq!(code, 0, "migrate: {out}{err}");
 
-    let store = Store::connect(&config, 1, Duration::from_secs(5)).unwrap();
+    let store = Store::connect(&config, 1, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
     let amount = Amount::from_minor(500).unwrap();
     let eur = Currency::parse("EUR").unwrap();
     for (orderid, token) in [("O-1", "token-1"), ("O-2", "token-2")] {

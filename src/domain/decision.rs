@@ -153,6 +153,21 @@ impl Flag {
         }
     }
 
+    /// Every flag; a new one must be listed here to be read back (`parse`).
+    pub const ALL: [Flag; 7] = [
+        Flag::PaidAgain,
+        Flag::PaidOrderUnpaid,
+        Flag::PaidAfterRefund,
+        Flag::AmountMismatch,
+        Flag::CurrencyMismatch,
+        Flag::UnknownOrder,
+        Flag::TestRefused,
+    ];
+
+    pub fn parse(text: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+
     /// The mark the order keeps for a later review, when there is one: an alert
     /// e-mail can be missed, the order's `flags` cannot.
     pub fn order_flag(self) -> Option<OrderFlag> {

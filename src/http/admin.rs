@@ -15,7 +15,7 @@ use super::AppState;
 use crate::config::ProjectSettings;
 use crate::domain::{Amount, Currency, Outcome};
 use crate::paysera::{build_payment_request, Environment, SPEC_VERSION};
-use crate::store::{Registration, StoreError};
+use crate::store::{Registration, Store, StoreError};
 
 /// Present in a handler's arguments: the request carried the admin token.
 pub struct Admin;
@@ -89,21 +89,20 @@ async fn register(
 ) -> Result<(Registration, Option<String>), AdminError> {
     let store = state.store.clone();
     let project_id = project.id.to_string();
-    on_store(move || {
+    on_store(&state.store, move || {
         let return_to = return_to.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
         store.register_order(&project_id, &orderid, amount, &currency, return_to)
     })
     .await
 }
 
-/// Runs a store call on the blocking pool (diesel is synchronous).
+/// Runs a store call on the blocking pool (diesel is synchronous), bounded
+/// like a callback: a stalled database is answered 503, not waited for.
 async fn on_store<T: Send + 'static>(
+    store: &Store,
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AdminError> {
-    web::block(f)
-        .await
-        .map_err(|e| AdminError::Unavailable(StoreError::Unavailable(e.to_string())))?
-        .map_err(AdminError::from)
+    store.bounded(f).await.map_err(AdminError::from)
 }
 
 fn conflict(registration: Registration) -> Result<bool, AdminError> {
@@ -284,7 +283,7 @@ pub async fn get_order(
     let project = project(&state, query.project_id)?.id.to_string();
     let orderid = path.into_inner();
     let store = state.store.clone();
-    let order = on_store(move || store.order(&project, &orderid)).await?;
+    let order = on_store(&state.store, move || store.order(&project, &orderid)).await?;
     order
         .map(|o| HttpResponse::Ok().json(o))
         .ok_or(AdminError::NotFound)
@@ -302,7 +301,7 @@ pub async fn close_order(
     let project = project(&state, query.project_id)?.id.to_string();
     let orderid = path.into_inner();
     let store = state.store.clone();
-    let order = on_store(move || {
+    let order = on_store(&state.store, move || {
         let closed = store.close_order(&project, &orderid)?;
         if let Some((_, true)) = closed {
             tracing::info!(project, orderid, "order closed by an operator");
@@ -344,6 +343,6 @@ pub async fn list_callbacks(
         ));
     }
     let store = state.store.clone();
-    let rows = on_store(move || store.callbacks(outcome, limit)).await?;
+    let rows = on_store(&state.store, move || store.callbacks(outcome, limit)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
 }

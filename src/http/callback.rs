@@ -13,7 +13,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::domain::{Flag, Outcome, PaymentKind, VerifiedCallback};
 use crate::metrics::ERROR_OUTCOME;
 use crate::paysera::{RejectClass, RequestParams};
-use crate::store::{CallbackMeta, Processed, StoreError};
+use crate::store::{CallbackMeta, Processed, Store, StoreError};
 
 enum Step {
     /// A body that is not a form: stored as rejected, answered 415.
@@ -42,7 +42,8 @@ pub async fn receive(
     };
 
     let worker_state = state.clone();
-    let step = web::block(move || -> Result<Step, StoreError> {
+    // Bounded: a stalled database is answered 503 in time, not waited for.
+    let step = Store::bounded(&state.store, move || -> Result<Step, StoreError> {
         if !form {
             worker_state
                 .store
@@ -68,8 +69,7 @@ pub async fn receive(
             }
         }
     })
-    .await
-    .unwrap_or_else(|e| Err(StoreError::Unavailable(e.to_string())));
+    .await;
 
     let report = Report::new(&step, &request_id);
     report.record(&state, started);

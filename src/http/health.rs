@@ -15,13 +15,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().body("shutting down");
     }
     let store = state.store.clone();
-    match web::block(move || store.ready()).await {
-        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        Ok(Err(e)) => {
+    match state.store.bounded(move || store.ready()).await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(e) => {
             tracing::warn!(error = %e, "not ready");
             HttpResponse::ServiceUnavailable().body("database not ready")
         }
-        Err(_) => HttpResponse::ServiceUnavailable().body("busy"),
     }
 }
 

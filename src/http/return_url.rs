@@ -16,8 +16,12 @@ pub async fn buyer_returned(
         return HttpResponse::NotFound().body("unknown return link");
     }
     let store = state.store.clone();
-    match web::block(move || store.mark_returned(&token)).await {
-        Ok(Ok(Some(shop_url))) => {
+    match state
+        .store
+        .bounded(move || store.mark_returned(&token))
+        .await
+    {
+        Ok(Some(shop_url)) => {
             let query = req.query_string();
             let target = if query.is_empty() {
                 shop_url
@@ -30,11 +34,10 @@ pub async fn buyer_returned(
                 .insert_header(("Location", target))
                 .finish()
         }
-        Ok(Ok(None)) => HttpResponse::NotFound().body("unknown return link"),
-        Ok(Err(e)) => {
+        Ok(None) => HttpResponse::NotFound().body("unknown return link"),
+        Err(e) => {
             tracing::error!(error = %e, "buyer return not recorded");
             HttpResponse::ServiceUnavailable().body("temporarily unavailable, please reload")
         }
-        Err(_) => HttpResponse::ServiceUnavailable().body("busy, please reload"),
     }
 }

@@ -43,7 +43,7 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, InvalidBase64> {
             _ => return Err(InvalidBase64),
         }
     }
-    if padding > 0 && (padding > 2 || (clean.len() + padding) % 4 != 0) {
+    if padding > 0 && (padding > 2 || !(clean.len() + padding).is_multiple_of(4)) {
         return Err(InvalidBase64);
     }
     STANDARD_LENIENT_BITS

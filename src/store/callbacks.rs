@@ -12,6 +12,12 @@ use crate::domain::{
     Outcome, PaymentKind, Rules, Status, VerifiedCallback,
 };
 
+/// Once per request, written with the duplicate guard: a retry whose earlier
+/// COMMIT landed though its reply was lost finds its own attempt there.
+fn new_attempt() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 /// What the HTTP layer knows about the request, stored beside the callback.
 #[derive(Debug, Clone)]
 pub struct CallbackMeta {
@@ -57,7 +63,8 @@ impl Store {
         meta: &CallbackMeta,
         rules: Rules,
     ) -> Result<Processed, StoreError> {
-        self.transaction(|conn| process_in(conn, callback, meta, rules))
+        let attempt = new_attempt();
+        self.transaction(|conn| process_in(conn, callback, meta, rules, &attempt))
     }
 }
 
@@ -87,6 +94,7 @@ fn process_in(
     callback: &VerifiedCallback,
     meta: &CallbackMeta,
     rules: Rules,
+    attempt: &str,
 ) -> QueryResult<Processed> {
     let now = now_millis();
     let project = callback.project_id();
@@ -96,10 +104,19 @@ fn process_in(
     // The guard: only one transaction at a time can hold an identity; a second
     // one waits here until the first commits, then sees the conflict.
     let fresh = dispatch!(conn, c => diesel::insert_into(answered::table)
-        .values((answered::identity.eq(&identity), answered::answered_at.eq(now)))
+        .values((
+            answered::identity.eq(&identity),
+            answered::answered_at.eq(now),
+            answered::attempt.eq(attempt),
+        ))
         .on_conflict_do_nothing()
         .execute(c))?
         == 1;
+    if !fresh {
+        if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, attempt)? {
+            return Ok(earlier);
+        }
+    }
 
     let decision = if !fresh {
         Decision {
@@ -178,6 +195,13 @@ fn process_in(
     if fresh && !outcome.answers_ok() {
         // Not answered OK: the gateway will retry, and the retry is decided afresh.
         dispatch!(conn, c => diesel::delete(answered::table.find(&identity)).execute(c))?;
+    } else if let Some(flag) = decision.flag.filter(|_| fresh) {
+        // Kept with the guard for a retry of this request (see
+        // `own_earlier_attempt`), so that its alert is not lost. Only flagged
+        // callbacks pay this round trip; the paid path has no flag.
+        dispatch!(conn, c => diesel::update(answered::table.find(&identity))
+            .set(answered::flag.eq(flag.as_str()))
+            .execute(c))?;
     }
     Ok(Processed {
         callback_id,
@@ -185,6 +209,64 @@ fn process_in(
         reason: decision.reason,
         flag: decision.flag,
     })
+}
+
+/// What this request's earlier attempt stored, when its COMMIT landed though
+/// the reply was lost (the guard holds our attempt id): the retry reports that
+/// outcome instead of `duplicate`, and writes nothing.
+///
+/// The callback row is the first one answered 200 for this identity at the
+/// guard's time: rows before it were answered otherwise (their guard was
+/// removed), rows after it are duplicates, which wait for this guard.
+fn own_earlier_attempt(
+    conn: &mut Conn<'_>,
+    callback: &VerifiedCallback,
+    identity: &str,
+    attempt: &str,
+) -> QueryResult<Option<Processed>> {
+    let guard: Option<(i64, Option<String>)> = dispatch!(conn, c => answered::table
+        .find(identity)
+        .filter(answered::attempt.eq(attempt))
+        .select((answered::answered_at, answered::flag))
+        .first(c)
+        .optional())?;
+    let Some((answered_at, flag)) = guard else {
+        return Ok(None);
+    };
+    let (callback_id, outcome, reason): (i64, String, Option<String>) = dispatch!(conn, c => {
+        let rows = callbacks::table
+            .filter(callbacks::project_id.eq(callback.project_id()))
+            .filter(callbacks::identity.eq(identity))
+            .filter(callbacks::received_at.eq(answered_at))
+            .filter(callbacks::http_status.eq(200))
+            .into_boxed();
+        let rows = match callback.orderid() {
+            Some(orderid) => rows.filter(callbacks::orderid.eq(orderid)),
+            None => rows.filter(callbacks::orderid.is_null()),
+        };
+        rows.order(callbacks::id.asc())
+            .select((callbacks::id, callbacks::outcome, callbacks::reason))
+            .first(c)
+    })?;
+    let unreadable = |what: &str, text: &str| {
+        diesel::result::Error::DeserializationError(format!("stored {what} {text:?}").into())
+    };
+    let outcome = Outcome::parse(&outcome).ok_or_else(|| unreadable("outcome", &outcome))?;
+    let flag = match flag {
+        Some(text) => Some(Flag::parse(&text).ok_or_else(|| unreadable("flag", &text))?),
+        None => None,
+    };
+    tracing::debug!(
+        callback_id,
+        outcome = outcome.as_str(),
+        "reply to COMMIT was lost; reporting what the earlier attempt stored"
+    );
+    Ok(Some(Processed {
+        callback_id,
+        outcome,
+        reason,
+        flag,
+    }))
 }
 
 fn order_view(row: &OrderRow) -> OrderView {
@@ -394,4 +476,98 @@ fn fulfil_in_one_statement(
     .bind::<Text, _>(payload)
     .get_result::<InsertedId>(&mut **c)
     .map(|r| r.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{FieldValue, Fields, Proof};
+    use crate::store::DatabaseConfig;
+
+    const RULES: Rules = Rules {
+        allow_test_payments: false,
+        order_check: OrderCheck::Registered,
+    };
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        let config = DatabaseConfig::Sqlite {
+            path: dir.path().join("t.sqlite3"),
+        };
+        let store =
+            Store::connect(&config, 1, Duration::from_secs(2), Duration::from_secs(5)).unwrap();
+        store.migrate().unwrap();
+        store
+    }
+
+    fn paid(orderid: &str, amount: &str) -> VerifiedCallback {
+        let pairs = [
+            ("orderid", orderid),
+            ("status", "1"),
+            ("amount", amount),
+            ("currency", "EUR"),
+        ];
+        let fields = Fields::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), FieldValue::Text(v.to_string())))
+                .collect(),
+        );
+        VerifiedCallback::new("1".into(), Proof::Ss2, PaymentKind::Macro, fields).unwrap()
+    }
+
+    fn meta() -> CallbackMeta {
+        CallbackMeta {
+            method: "GET".into(),
+            raw_query: "data=...".into(),
+            remote_addr: None,
+        }
+    }
+
+    /// Runs one attempt as `transaction` would, also when its earlier
+    /// transaction with the same attempt id committed (a lost COMMIT reply).
+    fn attempt(store: &Store, callback: &VerifiedCallback, attempt: &str) -> Processed {
+        store
+            .transaction(|conn| process_in(conn, callback, &meta(), RULES, attempt))
+            .unwrap()
+    }
+
+    fn rows(store: &Store) -> i64 {
+        store
+            .with_conn(|mut conn| {
+                Ok(dispatch!(&mut conn, c => callbacks::table.count().get_result::<i64>(c))?)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_retry_of_a_committed_attempt_reports_what_it_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let eur = Currency::parse("EUR").unwrap();
+        for id in ["A", "B"] {
+            store
+                .register_order("1", id, Amount::parse("100").unwrap(), &eur, None)
+                .unwrap();
+        }
+
+        let fulfil = paid("A", "100");
+        let first = attempt(&store, &fulfil, "attempt-1");
+        assert_eq!(first.outcome, Outcome::Fulfilled);
+        let retry = attempt(&store, &fulfil, "attempt-1");
+        assert_eq!(retry, first, "the retry reports the stored outcome");
+        assert_eq!(rows(&store), 1, "and stores nothing more");
+        let other = attempt(&store, &fulfil, "attempt-2");
+        assert_eq!(other.outcome, Outcome::Duplicate, "another request");
+        assert_eq!(rows(&store), 2);
+
+        let mismatch = paid("B", "1");
+        let first = attempt(&store, &mismatch, "attempt-3");
+        assert_eq!(first.outcome, Outcome::AmountMismatch);
+        assert_eq!(first.flag, Some(Flag::AmountMismatch));
+        let retry = attempt(&store, &mismatch, "attempt-3");
+        assert_eq!(retry, first, "the alert's flag is kept with the guard");
+        assert_eq!(rows(&store), 3);
+    }
 }

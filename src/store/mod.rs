@@ -7,8 +7,9 @@ mod models;
 mod orders;
 pub mod schema;
 
-use std::path::PathBuf;
-use std::time::Duration;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
@@ -65,6 +66,8 @@ pub enum StoreError {
     Query(#[from] diesel::result::Error),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("database did not answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 pub(crate) type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
@@ -99,38 +102,151 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// Session settings every PostgreSQL connection gets, so that no statement and
+/// no lock wait outlives the bound the HTTP side waits for.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct PgSession {
+    statement_timeout: Duration,
+}
+
+impl PgSession {
+    fn sql(&self) -> String {
+        let ms = self.statement_timeout.as_millis();
+        // A client that vanished mid-transaction (its thread stuck on a stalled
+        // network) must not keep the order rows it locked.
+        format!(
+            "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
+             SET idle_in_transaction_session_timeout = {ms};"
+        )
+    }
+}
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for PgSession {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&self.sql())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas {
+    busy_timeout: Duration,
+}
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
         // WAL lets readers run beside the one writer; writers queue on the busy
-        // timeout instead of failing with "database is locked"; FULL sync because
-        // an answered OK must survive a power cut.
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+        // timeout (the statement bound) instead of failing with "database is
+        // locked"; FULL sync because an answered OK must survive a power cut.
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
+            self.busy_timeout.as_millis()
+        ))
         .map_err(diesel::r2d2::Error::QueryError)
     }
+}
+
+/// libpq's own socket bounds, added to the connection string unless it names
+/// them already: a server that stops answering cannot hold a connect forever
+/// (`connect_timeout`), nor a write that is never acknowledged
+/// (`tcp_user_timeout`), nor an idle pooled connection whose peer is gone
+/// (keepalives).
+fn with_socket_bounds(conninfo: &str, bound: Duration) -> String {
+    let secs = bound.as_secs().max(1);
+    let options = [
+        ("connect_timeout", secs.max(2).to_string()),
+        ("keepalives", "1".to_string()),
+        ("keepalives_idle", secs.to_string()),
+        ("keepalives_interval", "1".to_string()),
+        ("keepalives_count", "3".to_string()),
+        ("tcp_user_timeout", bound.as_millis().max(1).to_string()),
+    ];
+    let is_url = conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://");
+    let names: Vec<&str> = if is_url {
+        conninfo
+            .split_once('?')
+            .map(|(_, query)| {
+                query
+                    .split('&')
+                    .filter_map(|p| p.split('=').next())
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        conninfo
+            .split_whitespace()
+            .filter_map(|p| p.split('=').next())
+            .collect()
+    };
+    let mut out = conninfo.to_string();
+    for (name, value) in options {
+        if names.iter().any(|n| n.trim() == name) {
+            continue;
+        }
+        let separator = match (is_url, out.contains('?')) {
+            (true, false) => "?",
+            (true, true) if out.ends_with(['?', '&']) => "",
+            (true, true) => "&",
+            (false, _) => " ",
+        };
+        out.push_str(&format!("{separator}{name}={value}"));
+    }
+    out
+}
+
+thread_local! {
+    /// When whoever waits for this thread's database work stops waiting (set by
+    /// [`Store::bounded`]).
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Clears the thread's deadline when the bounded work ends, also on a panic.
+struct DeadlineScope;
+
+impl DeadlineScope {
+    fn enter(deadline: Instant) -> DeadlineScope {
+        DEADLINE.with(|d| d.set(Some(deadline)));
+        DeadlineScope
+    }
+}
+
+impl Drop for DeadlineScope {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+}
+
+fn deadline() -> Option<Instant> {
+    DEADLINE.with(Cell::get)
 }
 
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    statement_timeout: Duration,
+    acquire_timeout: Duration,
+    /// SQLite only: the file locked while migrating, beside the database.
+    migration_lock: Option<PathBuf>,
 }
 
 impl Store {
     /// Opens a pool; `acquire_timeout` bounds how long a request waits for a
-    /// connection before it is answered 503.
+    /// connection before it is answered 503, `statement_timeout` every other
+    /// wait on the database (statement, lock, socket).
     pub fn connect(
         config: &DatabaseConfig,
         pool_size: u32,
         acquire_timeout: Duration,
+        statement_timeout: Duration,
     ) -> Result<Store, StoreError> {
+        let mut migration_lock = None;
         let backend = match config {
             DatabaseConfig::Postgres { url } => {
-                let manager = ConnectionManager::<PgConnection>::new(url.expose_secret());
+                let manager = ConnectionManager::<PgConnection>::new(with_socket_bounds(
+                    url.expose_secret(),
+                    statement_timeout,
+                ));
                 Backend::Postgres(
                     Pool::builder()
                         .max_size(pool_size)
@@ -140,6 +256,7 @@ impl Store {
                         // connection shows itself on first use and the
                         // transaction is retried on a fresh one (see `transaction`).
                         .test_on_check_out(false)
+                        .connection_customizer(Box::new(PgSession { statement_timeout }))
                         .build(manager)
                         .map_err(|e| StoreError::Unavailable(e.to_string()))?,
                 )
@@ -150,19 +267,27 @@ impl Store {
                         StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
+                migration_lock = Some(sqlite_migration_lock(path));
                 let manager =
                     ConnectionManager::<SqliteConnection>::new(path.display().to_string());
                 Backend::Sqlite(
                     Pool::builder()
                         .max_size(pool_size)
                         .connection_timeout(acquire_timeout)
-                        .connection_customizer(Box::new(SqlitePragmas))
+                        .connection_customizer(Box::new(SqlitePragmas {
+                            busy_timeout: statement_timeout,
+                        }))
                         .build(manager)
                         .map_err(|e| StoreError::Unavailable(e.to_string()))?,
                 )
             }
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            statement_timeout,
+            acquire_timeout,
+            migration_lock,
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -172,23 +297,71 @@ impl Store {
         }
     }
 
+    /// Runs blocking database work on the blocking pool and waits for it at
+    /// most the statement bound. A stalled network never delivers the
+    /// server's own timeout, so this is the bound the caller can rely on: past
+    /// it the answer is `TimedOut`, and the work, still running on its thread,
+    /// rolls back instead of committing (see `transaction`), so that what is
+    /// stored matches what was answered.
+    pub async fn bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let bound = self.statement_timeout;
+        let deadline = Instant::now() + bound;
+        let task = tokio::task::spawn_blocking(move || {
+            let _scope = DeadlineScope::enter(deadline);
+            work()
+        });
+        match tokio::time::timeout_at(deadline.into(), task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::TimedOut(bound)),
+        }
+    }
+
+    /// How long a pooled connection may be waited for: the pool's own bound,
+    /// cut short by the caller's deadline.
+    fn acquire_within(&self) -> Result<Duration, StoreError> {
+        match deadline() {
+            None => Ok(self.acquire_timeout),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(left.min(self.acquire_timeout)),
+                _ => Err(StoreError::TimedOut(self.statement_timeout)),
+            },
+        }
+    }
+
     fn with_conn<T>(
         &self,
         f: impl FnOnce(Conn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let wait = self.acquire_within()?;
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut c: PgPooled = pool
-                    .get()
+                    .get_timeout(wait)
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 f(Conn::Pg(&mut c))
             }
             Backend::Sqlite(pool) => {
                 let mut c: SqlitePooled = pool
-                    .get()
+                    .get_timeout(wait)
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 f(Conn::Sqlite(&mut c))
             }
+        }
+    }
+
+    /// Refuses to commit work whose caller has (nearly) stopped waiting: a
+    /// COMMIT sent now could land after the caller answered 503. The last
+    /// tenth of the bound is left for the COMMIT's own round trip.
+    fn still_awaited(&self) -> Result<(), StoreError> {
+        match deadline() {
+            Some(deadline) if Instant::now() + self.statement_timeout / 10 >= deadline => {
+                Err(StoreError::TimedOut(self.statement_timeout))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -196,23 +369,37 @@ impl Store {
     /// writers queue for the lock up front instead of failing half-way.
     ///
     /// A connection that died while pooled (database restart, network cut) fails
-    /// its first statement; the transaction then runs again on a fresh one.
+    /// its first statement; the transaction then runs again on a fresh one. The
+    /// pool may hold nothing but dead connections after a restart, and each
+    /// failure discards one, so pool size + 1 attempts always reach a fresh one.
     /// That is safe because every transaction here is idempotent: a retry of a
-    /// commit that did land finds its own duplicate guard and answers the same.
+    /// commit that did land recognises its own earlier attempt (see
+    /// `process_in`) and answers what that attempt stored.
     fn transaction<T>(
         &self,
         f: impl Fn(&mut Conn<'_>) -> Result<T, diesel::result::Error>,
     ) -> Result<T, StoreError> {
-        const ATTEMPTS: usize = 3;
+        let attempts = match &self.backend {
+            Backend::Postgres(pool) => pool.max_size() as usize + 1,
+            Backend::Sqlite(pool) => pool.max_size() as usize + 1,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = self.with_conn(|conn| match conn {
-                Conn::Pg(c) => Ok(c.transaction(|c| f(&mut Conn::Pg(c)))?),
-                Conn::Sqlite(c) => Ok(c.immediate_transaction(|c| f(&mut Conn::Sqlite(c)))?),
+                Conn::Pg(c) => c.transaction(|c| {
+                    let value = f(&mut Conn::Pg(c))?;
+                    self.still_awaited()?;
+                    Ok(value)
+                }),
+                Conn::Sqlite(c) => c.immediate_transaction(|c| {
+                    let value = f(&mut Conn::Sqlite(c))?;
+                    self.still_awaited()?;
+                    Ok(value)
+                }),
             });
             match result {
-                Err(StoreError::Query(e)) if attempt < ATTEMPTS && connection_lost(&e) => {
+                Err(StoreError::Query(e)) if attempt < attempts && connection_lost(&e) => {
                     tracing::debug!(error = %e, attempt, "connection lost; retrying on a fresh one");
                 }
                 other => return other,
@@ -220,24 +407,36 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations; on PostgreSQL under an advisory lock, so
-    /// several instances starting together do not race.
+    /// Applies pending migrations, one instance at a time: on PostgreSQL under
+    /// an advisory lock, on SQLite under an exclusive lock on a file beside the
+    /// database. Waiting for another instance's migration is not bounded by
+    /// the statement timeout: a long migration is no stalled database.
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let migration =
             |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
         self.with_conn(|conn| match conn {
             Conn::Pg(c) => {
+                c.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0;")?;
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
                     .execute(c)?;
                 let applied = c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len());
                 diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
                     .execute(c)?;
+                let session = PgSession {
+                    statement_timeout: self.statement_timeout,
+                };
+                c.batch_execute(&session.sql())?;
                 applied.map_err(migration)
             }
-            Conn::Sqlite(c) => c
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| v.len())
-                .map_err(migration),
+            Conn::Sqlite(c) => {
+                let _lock = match &self.migration_lock {
+                    Some(path) => Some(lock_file(path)?),
+                    None => None,
+                };
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.len())
+                    .map_err(migration)
+            }
         })
     }
 
@@ -261,17 +460,92 @@ impl Store {
     }
 }
 
+/// `payhook.sqlite3` is migrated under `payhook.sqlite3.migrate-lock`.
+fn sqlite_migration_lock(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    PathBuf::from(name)
+}
+
+/// An exclusive lock on `path`, held until the file is dropped. The file is
+/// never removed: removing a lock file lets a third instance lock a new file
+/// while the second still holds the old one.
+fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::Migration(format!("cannot open {}: {e}", path.display())))?;
+    file.lock()
+        .map_err(|e| StoreError::Migration(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(file)
+}
+
 fn connection_lost(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
-    matches!(
-        e,
+    match e {
         Error::DatabaseError(
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _
-        ) | Error::BrokenTransactionManager
-    )
+            _,
+        )
+        | Error::BrokenTransactionManager => true,
+        // The COMMIT failed on a lost connection and so did the rollback after it.
+        Error::RollbackErrorOnCommit { commit_error, .. } => connection_lost(commit_error),
+        _ => false,
+    }
 }
 
 pub(crate) fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_bounds_are_added_to_every_connection_string_form() {
+        let bound = Duration::from_millis(5_000);
+        let all = "connect_timeout=5&keepalives=1&keepalives_idle=5&keepalives_interval=1\
+                   &keepalives_count=3&tcp_user_timeout=5000";
+        assert_eq!(
+            with_socket_bounds("postgres://u@h/db", bound),
+            format!("postgres://u@h/db?{all}")
+        );
+        assert_eq!(
+            with_socket_bounds("postgresql://u@h/db?sslmode=require", bound),
+            format!("postgresql://u@h/db?sslmode=require&{all}")
+        );
+        assert_eq!(
+            with_socket_bounds("postgres://u@h/db?", bound),
+            format!("postgres://u@h/db?{all}")
+        );
+        assert_eq!(
+            with_socket_bounds("host=h dbname=db", bound),
+            format!("host=h dbname=db {}", all.replace('&', " "))
+        );
+    }
+
+    #[test]
+    fn socket_bounds_the_operator_set_are_kept() {
+        let url = with_socket_bounds(
+            "postgres://h/db?tcp_user_timeout=100&connect_timeout=30",
+            Duration::from_secs(5),
+        );
+        assert_eq!(url.matches("tcp_user_timeout=").count(), 1);
+        assert_eq!(url.matches("connect_timeout=").count(), 1);
+        assert!(url.contains("connect_timeout=30"));
+        let short = with_socket_bounds("host=h", Duration::from_millis(300));
+        assert!(short.contains("connect_timeout=2 "), "{short}");
+        assert!(short.contains("tcp_user_timeout=300"), "{short}");
+    }
+
+    #[test]
+    fn the_migration_lock_is_a_file_beside_the_database() {
+        assert_eq!(
+            sqlite_migration_lock(Path::new("/data/payhook.sqlite3")),
+            PathBuf::from("/data/payhook.sqlite3.migrate-lock")
+        );
+    }
 }

@@ -41,6 +41,8 @@ diesel::table! {
     answered (identity) {
         identity -> Text,
         answered_at -> BigInt,
+        attempt -> Nullable<Text>,
+        flag -> Nullable<Text>,
     }
 }
 

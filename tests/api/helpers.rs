@@ -55,6 +55,31 @@ pub fn paid_fields(orderid: &str, amount: &str, currency: &str) -> Vec<(String, 
     .collect()
 }
 
+/// The same, in the order a legacy (`wp_`) callback carries them: `test` and
+/// `version` before `status` (the signer puts `_ss1` between them).
+pub fn legacy_paid_fields(orderid: &str, amount: &str, currency: &str) -> Vec<(String, String)> {
+    let fields = paid_fields(orderid, amount, currency);
+    let order = [
+        "projectid",
+        "orderid",
+        "lang",
+        "amount",
+        "currency",
+        "payment",
+        "country",
+        "test",
+        "version",
+        "status",
+        "requestid",
+        "payamount",
+        "paycurrency",
+    ];
+    order
+        .iter()
+        .filter_map(|name| fields.iter().find(|(k, _)| k == name).cloned())
+        .collect()
+}
+
 pub fn with(mut fields: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
     match fields.iter_mut().find(|(k, _)| k == key) {
         Some(slot) => slot.1 = value.to_string(),

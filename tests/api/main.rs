@@ -4,6 +4,7 @@
 mod support;
 
 mod concurrency;
+mod db_faults;
 mod forgery;
 mod hardening;
 mod helpers;

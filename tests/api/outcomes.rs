@@ -2,7 +2,9 @@
 
 use payhook::paysera::gateway::CallbackForm;
 
-use crate::helpers::{both_backends, paid_fields, sign, with, Backend, TestApp};
+use crate::helpers::{
+    both_backends, legacy_paid_fields, paid_fields, sign, with, Backend, TestApp,
+};
 
 async fn fulfilled_once_and_duplicates_answer_ok(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -241,7 +243,8 @@ async fn order_check_none_records_unchecked_fulfilment(backend: Backend) {
 }
 
 async fn every_form_arrives_at_the_same_endpoint(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // Legacy callbacks are off by default (tests/api/forgery.rs); on here.
+    let app = TestApp::spawn_with(backend, &[("PAYHOOK_ACCEPT_LEGACY", "true")]).await;
     for (i, form) in [
         CallbackForm::Ss2,
         CallbackForm::Ss3,
@@ -254,7 +257,11 @@ async fn every_form_arrives_at_the_same_endpoint(backend: Backend) {
     {
         let orderid = format!("F-{i}");
         app.register(&orderid, 700, "EUR").await;
-        let query = sign(&paid_fields(&orderid, "700", "EUR"), form);
+        let fields = match form {
+            CallbackForm::Legacy => legacy_paid_fields(&orderid, "700", "EUR"),
+            _ => paid_fields(&orderid, "700", "EUR"),
+        };
+        let query = sign(&fields, form);
         let reply = if i % 2 == 0 {
             app.get_callback(&query).await
         } else {

@@ -61,6 +61,7 @@ async fn real_gateway_callbacks_with_the_pinned_key() {
             ("PAYHOOK_CONFIG_FILE", &projects),
             ("PAYHOOK_ALLOW_TEST_PAYMENTS", "true"),
             ("PAYHOOK_ORDER_CHECK", "none"),
+            ("PAYHOOK_ACCEPT_LEGACY", "true"),
         ],
     )
     .await;

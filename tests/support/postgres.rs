@@ -88,6 +88,13 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
+/// A cluster of the caller's own, for a test that restarts the server: the
+/// shared [`cluster`] cannot be restarted without failing the other tests of
+/// the binary. Stopped and removed when dropped.
+pub fn private_cluster() -> Cluster {
+    Cluster::boot().unwrap_or_else(|msg| panic!("private PostgreSQL cluster unavailable:\n{msg}"))
+}
+
 /// Runs `sql` with `psql` against `url` and returns stdout, tuples only and
 /// unaligned (so `select 1` yields `"1"`); `Err` carries psql's stderr.
 pub fn psql(url: &str, sql: &str) -> Result<String, String> {
@@ -360,6 +367,18 @@ impl Cluster {
             }
             Err(err) => format!("(no server log at {}: {err})", self.log_file.display()),
         }
+    }
+}
+
+impl Drop for Cluster {
+    // Only private clusters are dropped (the shared one is a static).
+    fn drop(&mut self) {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cmd = self.pg_ctl();
+        cmd.args(["-m", "immediate", "-w", "stop"]);
+        let _ = run(&mut cmd);
+        let _ = self._watchdog.kill();
+        let _ = self._watchdog.wait();
     }
 }
 

@@ -6,6 +6,12 @@
 //! off only the connections made through this proxy, so other tests of the
 //! same binary keep their server.
 //!
+//! Two subtler faults: [`ChaosProxy::stall`] stops forwarding without closing
+//! anything (a database that stops answering, as a network partition looks to
+//! the client), and [`ChaosProxy::cut_after_commit`] relays one PostgreSQL
+//! `COMMIT` and then closes the client's connection, so the commit lands but
+//! its reply is lost.
+//!
 //! The proxy runs on its own thread with its own single-threaded tokio
 //! runtime, so it works the same from a plain `#[test]` and from a
 //! `#[tokio::test]` of either flavour, and keeps forwarding while the test's
@@ -19,6 +25,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -34,7 +42,18 @@ pub struct ChaosProxy {
     /// Flipped on drop to end the accept loop and with it the thread.
     shutdown: watch::Sender<bool>,
     active: Arc<AtomicUsize>,
+    faults: Arc<Faults>,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The faults every connection task consults.
+struct Faults {
+    /// `true` while nothing is forwarded (in either direction).
+    stalled: watch::Sender<bool>,
+    /// Armed by `cut_after_commit`: the bytes that mark the transaction whose
+    /// COMMIT is cut. Taken by the connection that cuts.
+    commit_marker: Mutex<Option<Vec<u8>>>,
+    commits_cut: AtomicUsize,
 }
 
 impl ChaosProxy {
@@ -49,6 +68,12 @@ impl ChaosProxy {
         let (broken, broken_rx) = watch::channel(false);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let active = Arc::new(AtomicUsize::new(0));
+        let faults = Arc::new(Faults {
+            stalled: watch::channel(false).0,
+            commit_marker: Mutex::new(None),
+            commits_cut: AtomicUsize::new(0),
+        });
+        let thread_faults = Arc::clone(&faults);
 
         // The runtime is built on the proxy thread, never in the caller's
         // async context, where dropping a runtime (say on an error path) panics.
@@ -76,7 +101,15 @@ impl ChaosProxy {
                         }
                     };
                     let _ = ready_tx.send(Ok(()));
-                    accept_loop(listener, upstream, broken_rx, shutdown_rx, thread_active).await;
+                    accept_loop(
+                        listener,
+                        upstream,
+                        broken_rx,
+                        shutdown_rx,
+                        thread_active,
+                        thread_faults,
+                    )
+                    .await;
                 });
                 // Dropping the runtime here cancels the connection tasks,
                 // which closes their sockets.
@@ -91,6 +124,7 @@ impl ChaosProxy {
             broken,
             shutdown,
             active,
+            faults,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -148,6 +182,37 @@ impl ChaosProxy {
     pub fn restore_networking(&self) {
         self.broken.send_replace(false);
     }
+
+    /// Stops forwarding in both directions, closing nothing: bytes sent now
+    /// wait in the proxy (and the sockets' buffers) until [`Self::resume`].
+    /// New connections are accepted and wait too. To the client this is a
+    /// database that stops answering; the server's own timeouts cannot reach it.
+    pub fn stall(&self) {
+        self.faults.stalled.send_replace(true);
+    }
+
+    /// Forwards again, starting with what waited during the stall.
+    pub fn resume(&self) {
+        self.faults.stalled.send_replace(false);
+    }
+
+    /// Arms a one-shot fault for PostgreSQL: the next simple-query `COMMIT` of
+    /// a transaction whose messages contained `marker` (say an order id bound
+    /// as a parameter) is relayed to the server, then the client's connection
+    /// is closed before the server's reply can reach it. The server commits;
+    /// the client sees its connection lost during COMMIT.
+    pub fn cut_after_commit(&self, marker: &str) {
+        *self
+            .faults
+            .commit_marker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(marker.as_bytes().to_vec());
+    }
+
+    /// How many COMMITs were relayed and then cut (at most one per arming).
+    pub fn commits_cut(&self) -> usize {
+        self.faults.commits_cut.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for ChaosProxy {
@@ -188,6 +253,7 @@ async fn accept_loop(
     broken: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
     active: Arc<AtomicUsize>,
+    faults: Arc<Faults>,
 ) {
     loop {
         let client = tokio::select! {
@@ -212,29 +278,219 @@ async fn accept_loop(
             // immediate "connection closed" instead of a timeout.
             continue;
         }
-        tokio::spawn(forward(client, upstream, broken.clone(), guard));
+        tokio::spawn(forward(
+            client,
+            upstream,
+            broken.clone(),
+            Arc::clone(&faults),
+            guard,
+        ));
     }
 }
 
 async fn forward(
-    mut client: TcpStream,
+    client: TcpStream,
     upstream: SocketAddr,
     mut broken: watch::Receiver<bool>,
+    faults: Arc<Faults>,
     _guard: ActiveGuard,
 ) {
     let pipe = async {
-        let mut server = TcpStream::connect(upstream).await?;
+        let server = TcpStream::connect(upstream).await?;
         // Protocol messages are small and latency-bound; Nagle would add
         // delayed-ACK stalls on top of the real server's.
         client.set_nodelay(true)?;
         server.set_nodelay(true)?;
-        tokio::io::copy_bidirectional(&mut client, &mut server).await
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        let (cut, cut_seen) = watch::channel(false);
+        tokio::join!(
+            client_to_server(client_read, server_write, &faults, cut),
+            server_to_client(server_read, client_write, &faults, cut_seen),
+        );
+        io::Result::Ok(())
     };
     tokio::select! {
         // Errors just end the connection, as a real network failure would.
         _ = pipe => {}
         _ = broken.wait_for(|broken| *broken) => {}
     }
-    // Both sockets drop here (`server` inside the cancelled future), closing
-    // the connection on both sides.
+    // Both sockets drop here (inside the cancelled future), closing the
+    // connection on both sides.
+}
+
+/// Waits while the proxy is stalled.
+async fn unstalled(faults: &Faults) {
+    let mut stalled = faults.stalled.subscribe();
+    let _ = stalled.wait_for(|stalled| !*stalled).await;
+}
+
+/// The client's bytes, message by message once they parse as the PostgreSQL
+/// frontend protocol (anything else is relayed as it comes).
+async fn client_to_server(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    faults: &Faults,
+    cut: watch::Sender<bool>,
+) {
+    let mut frames = PgFrames::default();
+    let mut marked = false;
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown().await;
+                return;
+            }
+            Ok(n) => n,
+        };
+        for message in frames.push(&chunk[..n]) {
+            unstalled(faults).await;
+            let cut_here = match frames.simple_query(&message) {
+                Some(sql) => {
+                    let commit = sql.eq_ignore_ascii_case("COMMIT");
+                    // BEGIN, COMMIT, ROLLBACK, SET: diesel starts and ends
+                    // transactions with simple queries; the marker is looked
+                    // for in the statements between them.
+                    let cut_here = marked && commit && take_commit_marker(faults);
+                    marked = false;
+                    cut_here
+                }
+                None => {
+                    marked |= contains_marker(faults, &message);
+                    false
+                }
+            };
+            if cut_here {
+                // The reply is dropped from now on, before the server can
+                // send it; the COMMIT is relayed, followed by a FIN: the
+                // server reads it, commits, and only then sees the end.
+                cut.send_replace(true);
+                let _ = to.write_all(&message).await;
+                let _ = to.shutdown().await;
+                faults.commits_cut.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            if to.write_all(&message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The server's bytes; after a cut they are read and dropped, so the server
+/// finishes its COMMIT and sees an orderly end instead of a reset.
+async fn server_to_client(
+    mut from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    faults: &Faults,
+    mut cut: watch::Receiver<bool>,
+) {
+    let mut to = Some(to);
+    let mut cut_pending = true;
+    let cut_flag = cut.clone();
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = from.read(&mut chunk) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if let Some(writer) = to.as_mut() {
+                    unstalled(faults).await;
+                    if *cut_flag.borrow() {
+                        to = None;
+                    } else if writer.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            was_cut = async { cut.wait_for(|cut| *cut).await.is_ok() }, if cut_pending => {
+                cut_pending = false;
+                if was_cut {
+                    // Dropping our half closes the client's socket (the other
+                    // half is gone with `client_to_server`).
+                    to = None;
+                }
+            }
+        }
+    }
+    if let Some(mut writer) = to {
+        let _ = writer.shutdown().await;
+    }
+}
+
+fn take_commit_marker(faults: &Faults) -> bool {
+    faults
+        .commit_marker
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .is_some()
+}
+
+fn contains_marker(faults: &Faults, message: &[u8]) -> bool {
+    let armed = faults
+        .commit_marker
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    armed.as_deref().is_some_and(|marker| {
+        !marker.is_empty() && message.windows(marker.len()).any(|w| w == marker)
+    })
+}
+
+/// Splits the frontend side of the PostgreSQL protocol into messages: first
+/// untyped ones (SSLRequest, GSSENCRequest, then the StartupMessage), then
+/// `type byte + int32 length` ones. Anything that does not parse switches it
+/// to relaying bytes as they come.
+#[derive(Default)]
+struct PgFrames {
+    pending: Vec<u8>,
+    started: bool,
+    raw: bool,
+}
+
+impl PgFrames {
+    const PROTOCOL_3: u32 = 196_608;
+
+    fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        if self.raw {
+            return vec![bytes.to_vec()];
+        }
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            let header = if self.started { 5 } else { 8 };
+            if self.pending.len() < header {
+                break;
+            }
+            let at = usize::from(self.started);
+            let length = u32::from_be_bytes(self.pending[at..at + 4].try_into().unwrap()) as usize;
+            if !(4..=1 << 30).contains(&length) {
+                self.raw = true;
+                out.push(std::mem::take(&mut self.pending));
+                break;
+            }
+            let total = at + length;
+            if self.pending.len() < total {
+                break;
+            }
+            if !self.started {
+                let code = u32::from_be_bytes(self.pending[4..8].try_into().unwrap());
+                self.started = code == Self::PROTOCOL_3;
+            }
+            out.push(self.pending.drain(..total).collect());
+        }
+        out
+    }
+
+    /// The SQL of a simple-query ('Q') message.
+    fn simple_query<'m>(&self, message: &'m [u8]) -> Option<&'m str> {
+        if self.raw || message.first() != Some(&b'Q') || message.len() < 6 {
+            return None;
+        }
+        let sql = message[5..].strip_suffix(&[0])?;
+        std::str::from_utf8(sql).ok().map(str::trim)
+    }
 }

@@ -1,0 +1,2 @@
+ALTER TABLE answered DROP COLUMN flag;
+ALTER TABLE answered DROP COLUMN attempt;
