@@ -65,6 +65,10 @@ pub struct Settings {
     pub email: Option<EmailSettings>,
     pub alert_min_interval: Duration,
     pub missed_callback_after: Duration,
+    /// Bytes of a rejected request's raw request that are stored.
+    pub rejected_max_bytes: usize,
+    /// Rejected requests older than this are deleted.
+    pub rejected_retention: Duration,
 }
 
 impl Settings {
@@ -88,7 +92,7 @@ impl Settings {
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
              allow_test_payments={} accept_ss1={} strict_signatures={} order_check={} \
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
-             missed_callback_after={}s",
+             missed_callback_after={}s rejected_max_bytes={} rejected_retention={}s",
             self.bind,
             self.admin_bind,
             self.database,
@@ -112,6 +116,8 @@ impl Settings {
             },
             self.alert_min_interval.as_secs(),
             self.missed_callback_after.as_secs(),
+            self.rejected_max_bytes,
+            self.rejected_retention.as_secs(),
         )
     }
 
@@ -223,6 +229,14 @@ impl Settings {
             email: email_settings(&env)?,
             alert_min_interval: env.duration("ALERT_MIN_INTERVAL", "10m")?,
             missed_callback_after: env.duration("MISSED_CALLBACK_AFTER", "15m")?,
+            rejected_max_bytes: env.number("PAYHOOK_REJECTED_MAX_BYTES", 2048)? as usize,
+            rejected_retention: env.duration("PAYHOOK_REJECTED_RETENTION", "30d").and_then(
+                |d| {
+                    (!d.is_zero())
+                        .then_some(d)
+                        .ok_or_else(|| bad("PAYHOOK_REJECTED_RETENTION", "must be longer than 0s"))
+                },
+            )?,
         })
     }
 }
@@ -489,6 +503,26 @@ mod tests {
                 "2 seconds",
                 "PAYHOOK_DB_ACQUIRE_TIMEOUT",
             ),
+            (
+                "PAYHOOK_REJECTED_MAX_BYTES",
+                "2k",
+                "PAYHOOK_REJECTED_MAX_BYTES",
+            ),
+            (
+                "PAYHOOK_REJECTED_MAX_BYTES",
+                "0",
+                "PAYHOOK_REJECTED_MAX_BYTES",
+            ),
+            (
+                "PAYHOOK_REJECTED_RETENTION",
+                "30",
+                "PAYHOOK_REJECTED_RETENTION",
+            ),
+            (
+                "PAYHOOK_REJECTED_RETENTION",
+                "0s",
+                "PAYHOOK_REJECTED_RETENTION",
+            ),
         ];
         for (key, value, named) in cases {
             let mut pairs = BASE.to_vec();
@@ -513,6 +547,8 @@ mod tests {
         assert_eq!(s.rules.order_check, OrderCheck::Registered);
         assert!(!s.rules.allow_test_payments && !s.policy.accept_ss1);
         assert_eq!(s.db_acquire_timeout, Duration::from_secs(2));
+        assert_eq!(s.rejected_max_bytes, 2048);
+        assert_eq!(s.rejected_retention, Duration::from_secs(30 * 86400));
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "postgres://payhook:hunter2@db/payhook"));
         let s = settings(&pairs).unwrap();

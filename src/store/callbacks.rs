@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use super::models::{NewCallback, NewOrder, OrderRow};
+use super::raw::{RawRequest, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, orders, outbox};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
@@ -16,7 +17,8 @@ use crate::domain::{
 #[derive(Debug, Clone)]
 pub struct CallbackMeta {
     pub method: String,
-    pub raw_query: String,
+    /// The bytes received; stored escaped, whole for a verified callback.
+    pub raw: RawRequest,
     pub remote_addr: Option<String>,
 }
 
@@ -30,9 +32,17 @@ pub struct Processed {
 }
 
 impl Store {
-    /// Stores a callback that failed verification, with the reason.
-    pub fn record_rejected(&self, meta: &CallbackMeta, reason: &str) -> Result<i64, StoreError> {
+    /// Stores a request that failed verification, with the reason. Anyone can
+    /// send one, so only the first `keep` bytes of its (escaped) raw request
+    /// are stored, beside its full length and SHA-256.
+    pub fn record_rejected(
+        &self,
+        meta: &CallbackMeta,
+        reason: &str,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
         let now = now_millis();
+        let raw = meta.raw.stored(Some(keep));
         self.with_conn(|mut conn| {
             let row = NewCallback {
                 received_at: now,
@@ -43,8 +53,11 @@ impl Store {
                 reason: Some(reason),
                 http_status: 400,
                 method: &meta.method,
-                raw_query: &meta.raw_query,
+                raw_query: &raw.text,
                 remote_addr: meta.remote_addr.as_deref(),
+                raw_length: raw.length,
+                raw_sha256: &raw.sha256,
+                raw_truncated: raw.truncated,
             };
             Ok(insert_callback(&mut conn, &row)?)
         })
@@ -57,7 +70,9 @@ impl Store {
         meta: &CallbackMeta,
         rules: Rules,
     ) -> Result<Processed, StoreError> {
-        self.transaction(|conn| process_in(conn, callback, meta, rules))
+        // Verified: the gateway's own bytes, kept whole.
+        let raw = meta.raw.stored(None);
+        self.transaction(|conn| process_in(conn, callback, meta, &raw, rules))
     }
 }
 
@@ -65,6 +80,7 @@ impl Store {
 /// diesel never caches a statement that may hold `DEFAULT` (an `Option` field of
 /// a struct), and a prepared, cached statement is half the database's work here.
 fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i64> {
+    let reason = row.reason.map(no_nul);
     dispatch!(conn, c => diesel::insert_into(callbacks::table)
         .values((
             callbacks::received_at.eq(row.received_at),
@@ -72,20 +88,35 @@ fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i6
             callbacks::orderid.eq(row.orderid),
             callbacks::identity.eq(row.identity),
             callbacks::outcome.eq(row.outcome),
-            callbacks::reason.eq(row.reason),
+            callbacks::reason.eq(reason.as_deref()),
             callbacks::http_status.eq(row.http_status),
             callbacks::method.eq(row.method),
             callbacks::raw_query.eq(row.raw_query),
             callbacks::remote_addr.eq(row.remote_addr),
+            callbacks::raw_length.eq(row.raw_length),
+            callbacks::raw_sha256.eq(row.raw_sha256),
+            callbacks::raw_truncated.eq(row.raw_truncated),
         ))
         .returning(callbacks::id)
         .get_result(c))
+}
+
+/// A reason quotes the request at most through `printable`, which escapes
+/// control characters; this keeps a NUL that slipped through any other way from
+/// turning a rejection into a database error (PostgreSQL `TEXT` holds no NUL).
+fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\\x00").into()
+    } else {
+        text.into()
+    }
 }
 
 fn process_in(
     conn: &mut Conn<'_>,
     callback: &VerifiedCallback,
     meta: &CallbackMeta,
+    raw: &StoredRaw,
     rules: Rules,
 ) -> QueryResult<Processed> {
     let now = now_millis();
@@ -144,8 +175,11 @@ fn process_in(
         reason: decision.reason.as_deref(),
         http_status,
         method: &meta.method,
-        raw_query: &meta.raw_query,
+        raw_query: &raw.text,
         remote_addr: meta.remote_addr.as_deref(),
+        raw_length: raw.length,
+        raw_sha256: &raw.sha256,
+        raw_truncated: raw.truncated,
     };
     let payload = notifies_shop(outcome).then(|| notification(callback, outcome).to_string());
 
@@ -359,14 +393,15 @@ fn fulfil_in_one_statement(
         unreachable!("only called on PostgreSQL")
     };
     diesel::sql_query(
-        "SELECT payhook_fulfil($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS id",
+        "SELECT payhook_fulfil($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16) AS id",
     )
     .bind::<BigInt, _>(row.received_at)
     .bind::<Text, _>(callback.project_id())
     .bind::<Text, _>(orderid)
     .bind::<Nullable<Text>, _>(row.identity)
     .bind::<Text, _>(row.outcome)
-    .bind::<Nullable<Text>, _>(row.reason)
+    .bind::<Nullable<Text>, _>(row.reason.map(no_nul))
     .bind::<Integer, _>(row.http_status)
     .bind::<Text, _>(row.method)
     .bind::<Text, _>(row.raw_query)
@@ -375,6 +410,8 @@ fn fulfil_in_one_statement(
     .bind::<Nullable<Text>, _>(callback.currency().map(Currency::as_str))
     .bind::<Bool, _>(checked)
     .bind::<Text, _>(payload)
+    .bind::<BigInt, _>(row.raw_length)
+    .bind::<Text, _>(row.raw_sha256)
     .get_result::<InsertedId>(&mut **c)
     .map(|r| r.id)
 }

@@ -6,6 +6,7 @@ mod support;
 mod concurrency;
 mod hardening;
 mod helpers;
+mod hostile_storage;
 mod operations;
 mod outage;
 mod outcomes;
