@@ -78,6 +78,24 @@ async fn post_raw(app: &TestApp, query: &str, body: Vec<u8>, headers: &[(&str, &
     request.send().await.unwrap().status().as_u16()
 }
 
+/// The status of a GET whose request line holds these exact bytes.
+async fn raw_http_status(app: &TestApp, target: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = [
+        b"GET ",
+        target,
+        b" HTTP/1.1\r\nHost: payhook\r\nConnection: close\r\n\r\n",
+    ]
+    .concat();
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let status = answer.get(9..12).expect("a status line");
+    std::str::from_utf8(status).unwrap().parse().unwrap()
+}
+
 async fn admin_json(app: &TestApp, path: &str) -> serde_json::Value {
     let response = app
         .client
@@ -310,6 +328,17 @@ async fn strange_bytes_are_stored_losslessly_and_never_a_database_error(backend:
         assert_eq!(row.raw_length, Some(sent.len() as i64));
         assert_eq!(row.raw_sha256.as_deref(), Some(sha256_hex(&sent).as_str()));
     }
+
+    // Unencoded, such bytes cannot even form a request line: the HTTP parser
+    // answers 400 before payhook sees the request, and nothing is stored.
+    let stored = rows(&app).len();
+    for target in [
+        &b"/paysera/callback?data=\xff\xfe"[..],
+        b"/paysera/callback?da\0ta=1",
+    ] {
+        assert_eq!(raw_http_status(&app, target).await, 400);
+    }
+    assert_eq!(rows(&app).len(), stored);
 
     // A verified callback whose order id holds a NUL is malformed, not a
     // database error; a NUL in a field never written as such is harmless.
