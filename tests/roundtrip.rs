@@ -139,7 +139,9 @@ fn optional(s: impl Strategy<Value = String>) -> impl Strategy<Value = Option<St
 /// values, each maybe absent) and arbitrary extra fields, in a random order.
 fn fields() -> impl Strategy<Value = Vec<(String, String)>> {
     let typed = (
-        optional(value()),
+        // An order id is written to the database as it is, so one holding a
+        // NUL is malformed (tests/api/hostile_storage.rs).
+        optional(value().prop_map(|v| v.replace('\0', ""))),
         optional(prop_oneof![Just(String::new()), "[0-9]{1,18}"]),
         optional(prop_oneof![Just(String::new()), "[A-Za-z]{3}"]),
         optional(prop_oneof![Just(String::new()), "[0-9]{1,9}"]),

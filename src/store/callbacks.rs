@@ -415,3 +415,20 @@ fn fulfil_in_one_statement(
     .get_result::<InsertedId>(&mut **c)
     .map(|r| r.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::no_nul;
+
+    #[test]
+    fn a_reason_never_carries_a_nul_to_the_database() {
+        assert_eq!(
+            no_nul("projectid 1\u{0}2 is not configured"),
+            "projectid 1\\x002 is not configured"
+        );
+        assert!(matches!(
+            no_nul("missing data"),
+            std::borrow::Cow::Borrowed("missing data")
+        ));
+    }
+}
