@@ -69,6 +69,10 @@ pub struct Settings {
     pub missed_callback_after: Duration,
     /// Buyers who came back longer ago than this are no longer counted missing.
     pub missed_callback_window: Duration,
+    /// Bytes of a rejected request's raw request that are stored.
+    pub rejected_max_bytes: usize,
+    /// Rejected requests older than this are deleted.
+    pub rejected_retention: Duration,
 }
 
 impl Settings {
@@ -92,7 +96,8 @@ impl Settings {
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
              allow_test_payments={} accept_ss1={} strict_signatures={} accept_legacy={} order_check={} \
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
-             missed_callback_after={}s missed_callback_window={}s",
+             missed_callback_after={}s missed_callback_window={}s rejected_max_bytes={} \
+             rejected_retention={}s",
             self.bind,
             self.admin_bind,
             self.database,
@@ -118,6 +123,8 @@ impl Settings {
             self.alert_min_interval.as_secs(),
             self.missed_callback_after.as_secs(),
             self.missed_callback_window.as_secs(),
+            self.rejected_max_bytes,
+            self.rejected_retention.as_secs(),
         )
     }
 
@@ -249,6 +256,14 @@ impl Settings {
             alert_min_interval: env.duration("ALERT_MIN_INTERVAL", "10m")?,
             missed_callback_after,
             missed_callback_window,
+            rejected_max_bytes: env.number("PAYHOOK_REJECTED_MAX_BYTES", 2048)? as usize,
+            rejected_retention: env.duration("PAYHOOK_REJECTED_RETENTION", "30d").and_then(
+                |d| {
+                    (!d.is_zero())
+                        .then_some(d)
+                        .ok_or_else(|| bad("PAYHOOK_REJECTED_RETENTION", "must be longer than 0s"))
+                },
+            )?,
         })
     }
 }
@@ -518,6 +533,26 @@ mod tests {
             ("MISSED_CALLBACK_WINDOW", "3 days", "MISSED_CALLBACK_WINDOW"),
             // Not longer than MISSED_CALLBACK_AFTER (15m): nothing could be counted.
             ("MISSED_CALLBACK_WINDOW", "10m", "MISSED_CALLBACK_WINDOW"),
+            (
+                "PAYHOOK_REJECTED_MAX_BYTES",
+                "2k",
+                "PAYHOOK_REJECTED_MAX_BYTES",
+            ),
+            (
+                "PAYHOOK_REJECTED_MAX_BYTES",
+                "0",
+                "PAYHOOK_REJECTED_MAX_BYTES",
+            ),
+            (
+                "PAYHOOK_REJECTED_RETENTION",
+                "30",
+                "PAYHOOK_REJECTED_RETENTION",
+            ),
+            (
+                "PAYHOOK_REJECTED_RETENTION",
+                "0s",
+                "PAYHOOK_REJECTED_RETENTION",
+            ),
         ];
         for (key, value, named) in cases {
             let mut pairs = BASE.to_vec();
@@ -543,6 +578,8 @@ mod tests {
         assert!(!s.rules.allow_test_payments && !s.policy.accept_ss1);
         assert_eq!(s.db_acquire_timeout, Duration::from_secs(2));
         assert_eq!(s.missed_callback_window, Duration::from_secs(3 * 86400));
+        assert_eq!(s.rejected_max_bytes, 2048);
+        assert_eq!(s.rejected_retention, Duration::from_secs(30 * 86400));
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "postgres://payhook:hunter2@db/payhook"));
         let s = settings(&pairs).unwrap();

@@ -100,6 +100,7 @@ impl Application {
                 alerter.clone(),
             );
         }
+        crate::store::spawn_pruner(store.clone(), settings.rejected_retention);
         let state = AppState {
             verifier: Arc::new(verifier),
             store,
@@ -112,6 +113,7 @@ impl Application {
             alerter,
             log_pii: settings.log_pii,
             public_url: settings.public_url.clone(),
+            rejected_max_bytes: settings.rejected_max_bytes,
         };
 
         let public_listener = TcpListener::bind(settings.bind)?;

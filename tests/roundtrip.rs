@@ -196,7 +196,9 @@ fn legacy_shaped(fields: Vec<(String, String)>) -> Vec<(String, String)> {
 
 fn fields() -> impl Strategy<Value = Vec<(String, String)>> {
     let typed = (
-        optional(value()),
+        // An order id is written to the database as it is, so one holding a
+        // NUL is malformed (tests/api/hostile_storage.rs).
+        optional(value().prop_map(|v| v.replace('\0', ""))),
         optional(prop_oneof![Just(String::new()), "[0-9]{1,18}"]),
         optional(prop_oneof![Just(String::new()), "[A-Za-z]{3}"]),
         optional(prop_oneof![Just(String::new()), "[0-9]{1,9}"]),

@@ -156,7 +156,7 @@ impl VerifiedCallback {
         fields: Fields,
     ) -> Result<Self, FieldError> {
         Ok(Self {
-            orderid: text_field(&fields, "orderid")?.map(str::to_string),
+            orderid: stored_text(&fields, "orderid")?.map(str::to_string),
             status: parsed(&fields, "status", Status::parse, "not a status code")?,
             test: match text_field(&fields, "test")? {
                 None | Some("") | Some("0") => false,
@@ -288,6 +288,19 @@ fn text_field<'a>(fields: &'a Fields, name: &'static str) -> Result<Option<&'a s
             field: name,
             reason: "an array, not a value",
         }),
+    }
+}
+
+/// A value written to the database as it is: a NUL byte cannot be stored in
+/// PostgreSQL `TEXT`, and no shop's order id holds one, so it is malformed
+/// rather than a database error waiting to happen.
+fn stored_text<'a>(fields: &'a Fields, name: &'static str) -> Result<Option<&'a str>, FieldError> {
+    match text_field(fields, name)? {
+        Some(t) if t.contains('\0') => Err(FieldError {
+            field: name,
+            reason: "holds a NUL byte",
+        }),
+        other => Ok(other),
     }
 }
 

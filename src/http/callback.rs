@@ -4,20 +4,21 @@
 
 use std::time::Instant;
 
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::CallbackHttpError;
-use super::AppState;
+use super::{AppState, MAX_CALLBACK_BYTES};
 use crate::alerts::{Alert, AlertKind};
 use crate::domain::{Flag, Outcome, PaymentKind, VerifiedCallback};
 use crate::metrics::ERROR_OUTCOME;
 use crate::paysera::{RejectClass, RequestParams};
-use crate::store::{CallbackMeta, Processed, Store, StoreError};
+use crate::store::{CallbackMeta, Processed, RawRequest, Store, StoreError};
 
 enum Step {
-    /// A body that is not a form: stored as rejected, answered 415.
-    NotAForm,
+    /// Not a form, or a form in a content coding: stored as rejected, answered 415.
+    Unsupported(Unsupported),
     Rejected {
         reason: String,
         class: RejectClass,
@@ -26,36 +27,63 @@ enum Step {
     Done(Processed, Box<VerifiedCallback>),
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Unsupported {
+    ContentType,
+    /// Refused before the body is read as anything but bytes: a body is never
+    /// decompressed, so a small request cannot grow into a large one.
+    ContentEncoding,
+}
+
+impl Unsupported {
+    fn reason(self) -> &'static str {
+        match self {
+            Unsupported::ContentType => "unsupported content type",
+            Unsupported::ContentEncoding => "unsupported content encoding",
+        }
+    }
+}
+
 pub async fn receive(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, CallbackHttpError> {
     let started = Instant::now();
     let request_id = request_id(&req);
+    // `web::Payload` is the body as it came off the wire: unlike `web::Bytes`,
+    // it is never decompressed (actix-web's `Decompress`), whatever the headers say.
+    let body = read_body(&req, payload).await?;
     let query = req.query_string().to_string();
-    let form = body.is_empty() || is_form(&req);
+    let unsupported = if req.headers().contains_key(CONTENT_ENCODING) {
+        Some(Unsupported::ContentEncoding)
+    } else if !body.is_empty() && !is_form(&req) {
+        Some(Unsupported::ContentType)
+    } else {
+        None
+    };
     let meta = CallbackMeta {
         method: req.method().to_string(),
-        raw_query: raw_request(&query, if form { &body } else { b"" }),
+        raw: RawRequest::join(query.as_bytes(), &body),
         remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
     };
 
     let worker_state = state.clone();
+    let keep = state.rejected_max_bytes;
     // Bounded: a stalled database is answered 503 in time, not waited for.
     let step = Store::bounded(&state.store, move || -> Result<Step, StoreError> {
-        if !form {
+        if let Some(unsupported) = unsupported {
             worker_state
                 .store
-                .record_rejected(&meta, "unsupported content type")?;
-            return Ok(Step::NotAForm);
+                .record_rejected(&meta, unsupported.reason(), keep)?;
+            return Ok(Step::Unsupported(unsupported));
         }
         let params = RequestParams::parse(query.as_bytes(), &body);
         match worker_state.verifier.verify(&params) {
             Err(e) if e.is_configuration() => Ok(Step::Misconfigured(e)),
             Err(e) => {
                 let reason = e.to_string();
-                worker_state.store.record_rejected(&meta, &reason)?;
+                worker_state.store.record_rejected(&meta, &reason, keep)?;
                 Ok(Step::Rejected {
                     reason,
                     class: e.class(),
@@ -76,6 +104,24 @@ pub async fn receive(
     answer(step, &state)
 }
 
+/// The body's bytes, at most `MAX_CALLBACK_BYTES` of them (413 beyond, before
+/// reading when the length is announced).
+async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, CallbackHttpError> {
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_CALLBACK_BYTES as u64) {
+        return Err(CallbackHttpError::TooLarge);
+    }
+    match payload.to_bytes_limited(MAX_CALLBACK_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(CallbackHttpError::BadBody(e.to_string())),
+        Err(_) => Err(CallbackHttpError::TooLarge),
+    }
+}
+
 fn answer(
     step: Result<Step, StoreError>,
     state: &AppState,
@@ -83,7 +129,7 @@ fn answer(
     match step {
         Err(e) => Err(CallbackHttpError::Unavailable(e)),
         Ok(Step::Misconfigured(e)) => Err(CallbackHttpError::Misconfigured(e)),
-        Ok(Step::NotAForm) => Err(CallbackHttpError::UnsupportedMediaType),
+        Ok(Step::Unsupported(u)) => Err(CallbackHttpError::UnsupportedMediaType(u.reason())),
         Ok(Step::Rejected { reason, .. }) => Err(CallbackHttpError::Rejected(reason)),
         Ok(Step::Done(p, callback)) => match p.outcome {
             Outcome::Rejected => Err(CallbackHttpError::Rejected(p.reason.unwrap_or_default())),
@@ -135,10 +181,10 @@ impl<'a> Report<'a> {
                 error: Some(e.to_string()),
                 ..blank
             },
-            Ok(Step::NotAForm) => Report {
+            Ok(Step::Unsupported(u)) => Report {
                 outcome: Outcome::Rejected.as_str(),
                 reject_class: Some(RejectClass::Malformed),
-                reason: Some("unsupported content type".into()),
+                reason: Some(u.reason().into()),
                 ..blank
             },
             Ok(Step::Rejected { reason, class }) => Report {
@@ -276,15 +322,4 @@ fn is_form(req: &HttpRequest) -> bool {
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
         .unwrap_or(false)
-}
-
-/// What is stored: the query, the form body, or both joined so that replaying
-/// it gives the same parameters (the body wins, as in PHP's `$_REQUEST`).
-fn raw_request(query: &str, body: &[u8]) -> String {
-    let body = String::from_utf8_lossy(body);
-    match (query.is_empty(), body.is_empty()) {
-        (_, true) => query.to_string(),
-        (true, false) => body.into_owned(),
-        (false, false) => format!("{query}&{body}"),
-    }
 }

@@ -14,8 +14,13 @@ pub enum CallbackHttpError {
     Rejected(String),
     #[error("unknown order")]
     UnknownOrder,
-    #[error("unsupported content type")]
-    UnsupportedMediaType,
+    /// Not a form, or a content coding: the reason says which.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("request body too large")]
+    TooLarge,
+    #[error("request body could not be read: {0}")]
+    BadBody(String),
     #[error("temporarily unavailable")]
     Unavailable(#[source] StoreError),
     #[error("not configured")]
@@ -27,7 +32,9 @@ impl ResponseError for CallbackHttpError {
         match self {
             CallbackHttpError::Rejected(_) => StatusCode::BAD_REQUEST,
             CallbackHttpError::UnknownOrder => StatusCode::CONFLICT,
-            CallbackHttpError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            CallbackHttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            CallbackHttpError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            CallbackHttpError::BadBody(_) => StatusCode::BAD_REQUEST,
             CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

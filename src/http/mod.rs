@@ -35,6 +35,8 @@ pub struct AppState {
     pub log_pii: bool,
     /// Where buyers are sent back through payhook (`PAYHOOK_PUBLIC_URL`).
     pub public_url: Option<String>,
+    /// Bytes stored of a rejected request (`PAYHOOK_REJECTED_MAX_BYTES`).
+    pub rejected_max_bytes: usize,
 }
 
 /// Most callbacks are under 2 KiB; the gateway's GET query is at most a few KiB.

@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use super::models::{NewCallback, NewOrder, OrderRow};
+use super::raw::{RawRequest, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
@@ -22,7 +23,8 @@ fn new_attempt() -> String {
 #[derive(Debug, Clone)]
 pub struct CallbackMeta {
     pub method: String,
-    pub raw_query: String,
+    /// The bytes received; stored escaped, whole for a verified callback.
+    pub raw: RawRequest,
     pub remote_addr: Option<String>,
 }
 
@@ -36,9 +38,17 @@ pub struct Processed {
 }
 
 impl Store {
-    /// Stores a callback that failed verification, with the reason.
-    pub fn record_rejected(&self, meta: &CallbackMeta, reason: &str) -> Result<i64, StoreError> {
+    /// Stores a request that failed verification, with the reason. Anyone can
+    /// send one, so only the first `keep` bytes of its (escaped) raw request
+    /// are stored, beside its full length and SHA-256.
+    pub fn record_rejected(
+        &self,
+        meta: &CallbackMeta,
+        reason: &str,
+        keep: usize,
+    ) -> Result<i64, StoreError> {
         let now = now_millis();
+        let raw = meta.raw.stored(Some(keep));
         self.with_conn(|mut conn| {
             let row = NewCallback {
                 received_at: now,
@@ -49,8 +59,11 @@ impl Store {
                 reason: Some(reason),
                 http_status: 400,
                 method: &meta.method,
-                raw_query: &meta.raw_query,
+                raw_query: &raw.text,
                 remote_addr: meta.remote_addr.as_deref(),
+                raw_length: raw.length,
+                raw_sha256: &raw.sha256,
+                raw_truncated: raw.truncated,
             };
             Ok(insert_callback(&mut conn, &row)?)
         })
@@ -64,7 +77,9 @@ impl Store {
         rules: Rules,
     ) -> Result<Processed, StoreError> {
         let attempt = new_attempt();
-        self.transaction(|conn| process_in(conn, callback, meta, rules, &attempt))
+        // Verified: the gateway's own bytes, kept whole.
+        let raw = meta.raw.stored(None);
+        self.transaction(|conn| process_in(conn, callback, meta, &raw, rules, &attempt))
     }
 }
 
@@ -72,6 +87,7 @@ impl Store {
 /// diesel never caches a statement that may hold `DEFAULT` (an `Option` field of
 /// a struct), and a prepared, cached statement is half the database's work here.
 fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i64> {
+    let reason = row.reason.map(no_nul);
     dispatch!(conn, c => diesel::insert_into(callbacks::table)
         .values((
             callbacks::received_at.eq(row.received_at),
@@ -79,20 +95,35 @@ fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i6
             callbacks::orderid.eq(row.orderid),
             callbacks::identity.eq(row.identity),
             callbacks::outcome.eq(row.outcome),
-            callbacks::reason.eq(row.reason),
+            callbacks::reason.eq(reason.as_deref()),
             callbacks::http_status.eq(row.http_status),
             callbacks::method.eq(row.method),
             callbacks::raw_query.eq(row.raw_query),
             callbacks::remote_addr.eq(row.remote_addr),
+            callbacks::raw_length.eq(row.raw_length),
+            callbacks::raw_sha256.eq(row.raw_sha256),
+            callbacks::raw_truncated.eq(row.raw_truncated),
         ))
         .returning(callbacks::id)
         .get_result(c))
+}
+
+/// A reason quotes the request at most through `printable`, which escapes
+/// control characters; this keeps a NUL that slipped through any other way from
+/// turning a rejection into a database error (PostgreSQL `TEXT` holds no NUL).
+fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\\x00").into()
+    } else {
+        text.into()
+    }
 }
 
 fn process_in(
     conn: &mut Conn<'_>,
     callback: &VerifiedCallback,
     meta: &CallbackMeta,
+    raw: &StoredRaw,
     rules: Rules,
     attempt: &str,
 ) -> QueryResult<Processed> {
@@ -161,8 +192,11 @@ fn process_in(
         reason: decision.reason.as_deref(),
         http_status,
         method: &meta.method,
-        raw_query: &meta.raw_query,
+        raw_query: &raw.text,
         remote_addr: meta.remote_addr.as_deref(),
+        raw_length: raw.length,
+        raw_sha256: &raw.sha256,
+        raw_truncated: raw.truncated,
     };
     let payload = notifies_shop(outcome).then(|| notification(callback, outcome).to_string());
 
@@ -458,14 +492,15 @@ fn fulfil_in_one_statement(
         unreachable!("only called on PostgreSQL")
     };
     diesel::sql_query(
-        "SELECT payhook_fulfil($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS id",
+        "SELECT payhook_fulfil($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16) AS id",
     )
     .bind::<BigInt, _>(row.received_at)
     .bind::<Text, _>(callback.project_id())
     .bind::<Text, _>(orderid)
     .bind::<Nullable<Text>, _>(row.identity)
     .bind::<Text, _>(row.outcome)
-    .bind::<Nullable<Text>, _>(row.reason)
+    .bind::<Nullable<Text>, _>(row.reason.map(no_nul))
     .bind::<Integer, _>(row.http_status)
     .bind::<Text, _>(row.method)
     .bind::<Text, _>(row.raw_query)
@@ -474,6 +509,8 @@ fn fulfil_in_one_statement(
     .bind::<Nullable<Text>, _>(callback.currency().map(Currency::as_str))
     .bind::<Bool, _>(checked)
     .bind::<Text, _>(payload)
+    .bind::<BigInt, _>(row.raw_length)
+    .bind::<Text, _>(row.raw_sha256)
     .get_result::<InsertedId>(&mut **c)
     .map(|r| r.id)
 }
@@ -520,7 +557,7 @@ mod tests {
     fn meta() -> CallbackMeta {
         CallbackMeta {
             method: "GET".into(),
-            raw_query: "data=...".into(),
+            raw: RawRequest::join(b"data=...", b""),
             remote_addr: None,
         }
     }
@@ -529,7 +566,11 @@ mod tests {
     /// transaction with the same attempt id committed (a lost COMMIT reply).
     fn attempt(store: &Store, callback: &VerifiedCallback, attempt: &str) -> Processed {
         store
-            .transaction(|conn| process_in(conn, callback, &meta(), RULES, attempt))
+            .transaction(|conn| {
+                let meta = meta();
+                let raw = meta.raw.stored(None);
+                process_in(conn, callback, &meta, &raw, RULES, attempt)
+            })
             .unwrap()
     }
 
@@ -569,5 +610,19 @@ mod tests {
         let retry = attempt(&store, &mismatch, "attempt-3");
         assert_eq!(retry, first, "the alert's flag is kept with the guard");
         assert_eq!(rows(&store), 3);
+    }
+
+    use super::no_nul;
+
+    #[test]
+    fn a_reason_never_carries_a_nul_to_the_database() {
+        assert_eq!(
+            no_nul("projectid 1\u{0}2 is not configured"),
+            "projectid 1\\x002 is not configured"
+        );
+        assert!(matches!(
+            no_nul("missing data"),
+            std::borrow::Cow::Borrowed("missing data")
+        ));
     }
 }

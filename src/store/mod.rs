@@ -5,6 +5,8 @@
 mod callbacks;
 mod models;
 mod orders;
+pub mod raw;
+mod retention;
 pub mod schema;
 
 use std::cell::Cell;
@@ -22,6 +24,8 @@ use secrecy::{ExposeSecret, SecretString};
 pub use callbacks::{CallbackMeta, Processed};
 pub use models::{CallbackRow, OrderDetails};
 pub use orders::Registration;
+pub use raw::RawRequest;
+pub use retention::spawn_pruner;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

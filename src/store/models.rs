@@ -44,8 +44,12 @@ pub(crate) struct NewCallback<'a> {
     pub reason: Option<&'a str>,
     pub http_status: i32,
     pub method: &'a str,
+    /// Escaped (see `raw`): the whole request, or the beginning of a rejected one.
     pub raw_query: &'a str,
     pub remote_addr: Option<&'a str>,
+    pub raw_length: i64,
+    pub raw_sha256: &'a str,
+    pub raw_truncated: bool,
 }
 
 /// A stored callback as the admin API lists it.
@@ -60,6 +64,14 @@ pub struct CallbackRow {
     pub outcome: String,
     pub reason: Option<String>,
     pub http_status: i32,
+    /// Bytes received (query and body joined); `null` for rows stored before
+    /// payhook kept it.
+    pub raw_length: Option<i64>,
+    /// Lower-case hex SHA-256 of those bytes; `null` as `raw_length`.
+    pub raw_sha256: Option<String>,
+    /// Only the beginning of the request is stored (a rejected request longer
+    /// than `PAYHOOK_REJECTED_MAX_BYTES`).
+    pub raw_truncated: bool,
 }
 
 /// An order as the admin API shows it.

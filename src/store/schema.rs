@@ -34,6 +34,9 @@ diesel::table! {
         method -> Text,
         raw_query -> Text,
         remote_addr -> Nullable<Text>,
+        raw_length -> Nullable<BigInt>,
+        raw_sha256 -> Nullable<Text>,
+        raw_truncated -> Bool,
     }
 }
 

@@ -8,6 +8,7 @@ mod db_faults;
 mod forgery;
 mod hardening;
 mod helpers;
+mod hostile_storage;
 mod operations;
 mod order_edges;
 mod outage;
