@@ -85,6 +85,23 @@ pub fn url_secrets(url: &str) -> Vec<String> {
     secrets
 }
 
+/// r2d2 logs every failed connection attempt, and libpq's message can quote a
+/// malformed connection string back, password included: scrubbed first.
+#[derive(Debug)]
+struct ScrubbedConnectErrors(Vec<String>);
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ScrubbedConnectErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        let mut message = error.to_string();
+        let mut secrets: Vec<&String> = self.0.iter().collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for secret in secrets {
+            message = message.replace(secret.as_str(), "***");
+        }
+        tracing::error!(error = %message.trim_end(), "database connection failed");
+    }
+}
+
 /// Sorted, disjoint byte ranges of `url` that hold a password.
 fn password_ranges(url: &str) -> Vec<std::ops::Range<usize>> {
     let mut ranges = match url.find("://") {
@@ -266,6 +283,9 @@ impl Store {
                 let manager = ConnectionManager::<PgConnection>::new(url.expose_secret());
                 Backend::Postgres(
                     Pool::builder()
+                        .error_handler(Box::new(ScrubbedConnectErrors(url_secrets(
+                            url.expose_secret(),
+                        ))))
                         .max_size(pool_size)
                         .min_idle(Some(1))
                         .connection_timeout(acquire_timeout)
