@@ -671,32 +671,48 @@ pub fn parse_dotenv(bytes: &[u8]) -> Result<Vec<(String, String)>, DotenvError> 
             .count()
             + 1,
     })?;
-    dotenvy::from_read_iter(text.as_bytes())
-        .map(|item| {
-            item.map_err(|e| match e {
-                dotenvy::Error::LineParse(entry, _) => match entry_line(text, &entry) {
+    let mut vars = Vec::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok(var) => vars.push(var),
+            Err(dotenvy::Error::Io(e)) => return Err(DotenvError::Read(e)),
+            Err(_) => {
+                return Err(match failing_line(text, vars.len()) {
                     Some(line) => DotenvError::Parse { line },
                     None => DotenvError::Unplaced,
-                },
-                dotenvy::Error::Io(e) => DotenvError::Read(e),
-                _ => DotenvError::Unplaced,
-            })
-        })
-        .collect()
+                })
+            }
+        }
+    }
+    Ok(vars)
 }
 
-/// dotenvy names the failing entry by its text only; an entry starts at the
-/// start of a line, and the first line starting with that text is where
-/// parsing stopped (an earlier identical entry would have failed first).
-fn entry_line(text: &str, entry: &str) -> Option<usize> {
-    let mut start = 0;
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        if text[start..].starts_with(entry) {
-            return Some(n + 1);
-        }
-        start += line.len();
-    }
-    None
+/// The line where parsing stopped, after `parsed` good entries. dotenvy's error
+/// carries only a fragment of the text, so: the good entries end at the
+/// shortest run of whole lines that still yields all of them, and the bad entry
+/// starts at the next line that is neither blank nor a comment.
+fn failing_line(text: &str, parsed: usize) -> Option<usize> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let good_end = if parsed == 0 {
+        0
+    } else {
+        (1..=lines.len()).find(|&k| {
+            let prefix = lines[..k].concat();
+            dotenvy::from_read_iter(prefix.as_bytes())
+                .take_while(Result::is_ok)
+                .count()
+                >= parsed
+        })?
+    };
+    lines
+        .iter()
+        .enumerate()
+        .skip(good_end)
+        .find(|(_, line)| {
+            let line = line.trim();
+            !line.is_empty() && !line.starts_with('#')
+        })
+        .map(|(n, _)| n + 1)
 }
 
 #[cfg(test)]
@@ -1017,6 +1033,29 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_env_example_parses() {
+        let example = include_str!("../.env.example");
+        let vars = parse_dotenv(example.as_bytes()).unwrap();
+        assert!(vars.iter().any(|(k, _)| k == "PAYHOOK_REQUEST_TIMEOUT"));
+        assert!(vars.iter().any(|(k, _)| k == "PAYHOOK_MAX_CONNECTIONS"));
+        // Every commented-out example too, once uncommented.
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split('=').next().is_some_and(|k| {
+                        !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                    }) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        parse_dotenv(uncommented.as_bytes()).unwrap();
+    }
+
+    #[test]
     fn dotenv_errors_name_the_line_and_hide_it() {
         let ok =
             parse_dotenv(b"# comment\nA=1\nexport B='two words'\n\nC=\"multi\nline\"\n").unwrap();
@@ -1038,6 +1077,10 @@ mod tests {
             (b"A=1\nA 1\nA=1\nA 1\n", 2),
             (b"A=\"x\ny\"\nB=\"x\"s3cr3t'\n", 3),
             (b"A=1\r\nB-C=s3cr3t\r\n", 2),
+            (b"A='x s3cr3t'\n# c\n\nB=x s3cr3t\n", 4),
+            (b"A=1\nB=\"x\ny\"\n  \nC=\\q s3cr3t\n", 5),
+            (b"A=1\nB=payhook <s3cr3t@x>\n", 2),
+            (b"DATABASE_URL=host=h password=s3cr3t\n", 1),
         ] {
             let err = parse_dotenv(text).unwrap_err();
             let shown = err.to_string();
