@@ -196,7 +196,9 @@ fn demo_mode_starts_only_when_nothing_is_configured() {
     let smtp = format!("smtp://alerts:{SECRET}@127.0.0.1:25");
     let admin_token = format!("{SECRET}-0123456789");
 
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    // (the environment, words the one error line must hold)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
         (
             &[("PAYSERA_PROJECT_ID", "123")],
             &[

@@ -96,7 +96,7 @@ fn paid_callback(orderid: &str) -> String {
 }
 
 /// Raises the soft file-descriptor limit to `needed`, or fails saying why.
-fn ensure_fd_limit(needed: u64) {
+fn ensure_fd_limit(needed: libc::rlim_t) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -104,14 +104,14 @@ fn ensure_fd_limit(needed: u64) {
     // SAFETY: getrlimit/setrlimit only read and write the struct given.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if (limit.rlim_cur as u64) < needed {
+        if limit.rlim_cur < needed {
             assert!(
-                (limit.rlim_max as u64) >= needed,
+                limit.rlim_max >= needed,
                 "this test opens {needed} file descriptors but the hard limit is {}; \
                  raise it (ulimit -Hn) and run again",
                 limit.rlim_max
             );
-            limit.rlim_cur = needed as libc::rlim_t;
+            limit.rlim_cur = needed;
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
     }
@@ -158,7 +158,7 @@ async fn stalled_bodies_do_not_hold_the_service() {
     const STALLED: usize = 300;
     // Each stalled connection is two descriptors in this process (client and
     // server side), plus the service's own files and the runtime's.
-    ensure_fd_limit(2 * STALLED as u64 + 512);
+    ensure_fd_limit((2 * STALLED + 512) as libc::rlim_t);
     let service = Service::start(&[]).await;
     assert!(
         service.limits.public_total() > STALLED,
