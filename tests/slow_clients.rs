@@ -372,3 +372,27 @@ async fn a_body_nobody_reads_closes_the_connection_at_once() {
     }
     service.stop.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_head_is_closed_within_the_same_timeout() {
+    // actix's own head timer (5 s by default) follows PAYHOOK_REQUEST_TIMEOUT.
+    let service = Service::start(&[("PAYHOOK_REQUEST_TIMEOUT", "1s")]).await;
+    for addr in [&service.public, &service.admin] {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr.as_str()).await.unwrap();
+        stream
+            .write_all(b"POST /paysera/callback HTTP/1.1\r\nHost: payhook\r\n")
+            .await
+            .unwrap();
+        let (at, _) = closed_by(stream, started + Duration::from_secs(1) + MARGIN)
+            .await
+            .unwrap_or_else(|| panic!("{addr}: a stalled head kept its connection"));
+        // actix's clock for this timer is cached for 500 ms: it may fire early.
+        assert!(
+            at - started >= Duration::from_millis(400),
+            "{:?}",
+            at - started
+        );
+    }
+    service.stop.stop().await;
+}
