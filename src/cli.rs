@@ -1,11 +1,11 @@
 //! Command-line interface: argument parsing and the offline commands.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::keyfile::load_public_keys;
 use crate::paysera::{
@@ -65,8 +65,13 @@ pub struct VerifyArgs {
     #[arg(long, env = "PAYSERA_PROJECT_ID")]
     pub project_id: Option<u64>,
     /// The project password (needed for ss1, encrypted callbacks and legacy _ss1).
-    #[arg(long, env = "PAYSERA_PROJECT_PASSWORD", hide_env_values = true)]
+    /// Shown to other users by `ps` and kept in shell history: prefer
+    /// --password-file, PAYSERA_PROJECT_PASSWORD or PAYSERA_PROJECT_PASSWORD_FILE.
+    #[arg(long, conflicts_with = "password_file")]
     pub password: Option<String>,
+    /// A file holding the project password (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
     /// PEM file(s) with the gateway's public key: PUBLIC KEY, RSA PUBLIC KEY or
     /// CERTIFICATE (default: Paysera's production key, compiled in).
     #[arg(
@@ -108,8 +113,14 @@ pub struct SimulateArgs {
 pub struct PaymentUrlArgs {
     #[arg(long, env = "PAYSERA_PROJECT_ID")]
     pub project_id: u64,
-    #[arg(long, env = "PAYSERA_PROJECT_PASSWORD", hide_env_values = true)]
-    pub password: String,
+    /// The project password. Shown to other users by `ps` and kept in shell
+    /// history: prefer --password-file, PAYSERA_PROJECT_PASSWORD or
+    /// PAYSERA_PROJECT_PASSWORD_FILE.
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: Option<String>,
+    /// A file holding the project password (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
     /// Use the gateway's sandbox instead of production.
     #[arg(long)]
     pub sandbox: bool,
@@ -162,7 +173,11 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
         }
         Some(text) => text.to_string(),
     };
-    let project = Project::new(project_id, args.password.map(SecretString::from));
+    let password = match project_password(args.password, args.password_file.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return usage_error(&e),
+    };
+    let project = Project::new(project_id, password);
     let policy = Policy {
         accept_ss1: args.accept_ss1,
         strict: args.strict,
@@ -189,9 +204,19 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
 }
 
 pub fn payment_url(args: PaymentUrlArgs) -> ExitCode {
+    let password = match project_password(args.password, args.password_file.as_deref()) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return usage_error(
+                "the project password is required: --password-file FILE, \
+                 PAYSERA_PROJECT_PASSWORD or PAYSERA_PROJECT_PASSWORD_FILE",
+            )
+        }
+        Err(e) => return usage_error(&e),
+    };
     let request = match build_payment_request(
         args.project_id,
-        &args.password,
+        password.expose_secret(),
         &args.fields,
         &args.spec_version,
     ) {
@@ -213,6 +238,39 @@ pub fn payment_url(args: PaymentUrlArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The project password, as the service reads it: `--password`, else
+/// `--password-file`, else PAYSERA_PROJECT_PASSWORD, else the file named by
+/// PAYSERA_PROJECT_PASSWORD_FILE. Errors name the source, never the value.
+fn project_password(
+    flag: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, String> {
+    let read = |path: &Path, source: &str| {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{source}: cannot read {}: {e}", path.display()))?;
+        match text.trim_end_matches(['\r', '\n']) {
+            "" => Err(format!("{source}: {} is empty", path.display())),
+            password => Ok(Some(SecretString::from(password.to_string()))),
+        }
+    };
+    if let Some(password) = flag {
+        return Ok(Some(SecretString::from(password)));
+    }
+    if let Some(path) = file {
+        return read(path, "--password-file");
+    }
+    if let Some(password) = std::env::var("PAYSERA_PROJECT_PASSWORD")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return Ok(Some(SecretString::from(password)));
+    }
+    match std::env::var_os("PAYSERA_PROJECT_PASSWORD_FILE").filter(|v| !v.is_empty()) {
+        Some(path) => read(Path::new(&path), "PAYSERA_PROJECT_PASSWORD_FILE"),
+        None => Ok(None),
+    }
+}
+
 /// Loads settings, logging a bad key as one line (exit 2).
 fn settings() -> Result<crate::config::Settings, ExitCode> {
     crate::config::Settings::from_env().map_err(|e| usage_error(&e.to_string()))
@@ -232,12 +290,15 @@ pub fn serve() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
     };
+    // libpq quotes parts of a malformed connection string back.
+    let scrubber = settings.scrubber();
     runtime.block_on(async move {
         let app = match crate::startup::Application::build(settings).await {
             Ok(app) => app,
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "start-up failed");
-                eprintln!("error: start-up failed: {e:#}");
+                let error = scrubber.scrub(&format!("{e:#}"));
+                tracing::error!(error = %error, "start-up failed");
+                eprintln!("error: start-up failed: {error}");
                 return ExitCode::from(2);
             }
         };
@@ -301,7 +362,7 @@ pub fn migrate() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", settings.scrubber().scrub(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -1,11 +1,16 @@
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 use payhook::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
-    // A missing .env is normal; a malformed one is reported by the settings.
-    let _ = dotenvy::dotenv();
+    // Only this directory's .env: a parent's belongs to something else. A file
+    // that does not parse stops here; ignoring it would start demo mode.
+    if let Err(e) = payhook::config::load_dotenv(Path::new(".env")) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Serve) => cli::serve(),

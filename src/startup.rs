@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::InternalError;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
 use crate::alerts::{Alerter, Mailer};
 use crate::config::Settings;
+use crate::http::body::{self, Answer};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
 use crate::metrics::Metrics;
 use crate::paysera::Verifier;
@@ -21,6 +23,7 @@ pub struct Application {
     public: Server,
     admin: Server,
     state: AppState,
+    limits: ConnectionLimits,
 }
 
 /// Stops a running application the way a SIGTERM does.
@@ -36,6 +39,37 @@ impl StopHandle {
     pub async fn stop(&self) {
         self.accepting.store(false, Ordering::SeqCst);
         tokio::join!(self.public.stop(true), self.admin.stop(true));
+    }
+}
+
+/// How `PAYHOOK_MAX_CONNECTIONS` is spread. actix counts connections per worker
+/// (and stops accepting on a listener when every worker is full), so the
+/// instance total is workers × per-worker, rounded down, for each listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub public_workers: usize,
+    pub public_per_worker: usize,
+    /// The admin listener keeps a share of its own, so a flood on the public
+    /// listener never locks the operator out; one worker is plenty for it.
+    pub admin: usize,
+}
+
+impl ConnectionLimits {
+    pub fn split(total: usize, parallelism: usize) -> ConnectionLimits {
+        let total = total.max(2);
+        let admin = (total / 16).clamp(1, 64);
+        let public = total - admin;
+        let public_workers = parallelism.clamp(1, public);
+        ConnectionLimits {
+            public_workers,
+            public_per_worker: public / public_workers,
+            admin,
+        }
+    }
+
+    /// The most connections the public listener holds at once.
+    pub fn public_total(&self) -> usize {
+        self.public_workers * self.public_per_worker
     }
 }
 
@@ -121,11 +155,26 @@ impl Application {
         let port = public_listener.local_addr()?.port();
         let admin_port = admin_listener.local_addr()?.port();
         let shutdown = settings.shutdown_timeout.as_secs().max(1);
+        let limits = ConnectionLimits::split(
+            settings.max_connections as usize,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        );
+        let timeout = settings.request_timeout;
+        tracing::info!(
+            public = limits.public_total(),
+            public_workers = limits.public_workers,
+            admin = limits.admin,
+            request_timeout_ms = timeout.as_millis() as u64,
+            "connection limits"
+        );
 
         let data = web::Data::new(state.clone());
         let public_data = data.clone();
         let public = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(move |req, next| {
+                    body::deadline(timeout, Answer::Text, req, next)
+                }))
                 .app_data(public_data.clone())
                 .app_data(web::PayloadConfig::new(MAX_CALLBACK_BYTES))
                 .route("/paysera/callback", web::get().to(callback::receive))
@@ -137,6 +186,10 @@ impl Application {
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
         })
+        .workers(limits.public_workers)
+        .max_connections(limits.public_per_worker)
+        // The head; the body has its own deadline (`body::deadline`).
+        .client_request_timeout(timeout)
         .listen(public_listener)?
         .disable_signals()
         .shutdown_timeout(shutdown)
@@ -145,6 +198,9 @@ impl Application {
         let admin_data = data.clone();
         let admin = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(move |req, next| {
+                    body::deadline(timeout, Answer::Json, req, next)
+                }))
                 .app_data(admin_data.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -172,6 +228,9 @@ impl Application {
                         .route("/callbacks", web::get().to(admin::list_callbacks)),
                 )
         })
+        .workers(1)
+        .max_connections(limits.admin)
+        .client_request_timeout(timeout)
         .listen(admin_listener)?
         .disable_signals()
         .shutdown_timeout(shutdown)
@@ -183,6 +242,7 @@ impl Application {
             public,
             admin,
             state,
+            limits,
         })
     }
 
@@ -192,6 +252,10 @@ impl Application {
 
     pub fn admin_port(&self) -> u16 {
         self.admin_port
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        self.limits
     }
 
     pub fn stop_handle(&self) -> StopHandle {

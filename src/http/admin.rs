@@ -33,7 +33,12 @@ impl FromRequest for Admin {
                     .and_then(|v| v.to_str().ok()),
             )
             .and_then(|(state, header)| {
-                let token = header.strip_prefix("Bearer ")?;
+                // RFC 7235: the scheme is case-insensitive, then one or more spaces.
+                let (scheme, token) = header.split_once(' ')?;
+                if !scheme.eq_ignore_ascii_case("bearer") {
+                    return None;
+                }
+                let token = token.trim_start_matches(' ');
                 let expected = state.admin_token.expose_secret().as_bytes();
                 Some(bool::from(token.as_bytes().ct_eq(expected)))
             })

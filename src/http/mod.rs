@@ -1,6 +1,7 @@
 //! HTTP: translates requests into domain calls and outcomes into answers.
 
 pub mod admin;
+pub mod body;
 pub mod callback;
 pub mod error;
 pub mod health;

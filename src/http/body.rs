@@ -1,0 +1,179 @@
+//! A deadline on the request body, for both listeners. actix bounds only the
+//! request head (`client_request_timeout`); a client that sends the head and one
+//! body byte would otherwise hold its connection, and a worker's slot, forever.
+//!
+//! The payload stream is wrapped: when the body has not fully arrived by the
+//! deadline, reading it fails, and whatever the handler answered is replaced by
+//! 408 with `Connection: close`. A body nobody read also closes the connection
+//! after the answer, so it is never drained at the client's pace.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::{InternalError, PayloadError};
+use actix_web::http::ConnectionType;
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::{Error, HttpMessage, HttpResponse};
+use futures_core::Stream;
+use tokio::time::{Instant, Sleep};
+
+/// How a listener words its 408.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    /// `text/plain`, like the callback endpoint's other answers.
+    Text,
+    /// `{"error": …}`, like the admin API's other answers.
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Reading,
+    Complete,
+    Expired,
+}
+
+/// The middleware: `from_fn(move |req, next| body::deadline(timeout, answer, req, next))`.
+pub async fn deadline<B: MessageBody + 'static>(
+    timeout: Duration,
+    answer: Answer,
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<HoldPayload>, Error> {
+    let payload = req.take_payload();
+    if matches!(payload, Payload::None) {
+        req.set_payload(payload);
+        return next.call(req).await.map(|res| hold(res, None));
+    }
+    let state = Rc::new(Cell::new(BodyState::Reading));
+    let inner = Rc::new(RefCell::new(payload));
+    let deadline = Instant::now() + timeout;
+    let timed = TimedPayload {
+        inner: inner.clone(),
+        deadline,
+        sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        state: state.clone(),
+    };
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(timed),
+    });
+    // No clone of the request here: routing needs it unshared.
+    let result = next.call(req).await;
+
+    // actix closes the connection after the answer when the body is unfinished
+    // and still referenced, but drains a dropped chunked body at the client's
+    // pace for as long as the client likes: the answer keeps it referenced.
+    let unfinished = Some(inner).filter(|_| state.get() != BodyState::Complete);
+    if state.get() == BodyState::Expired {
+        tracing::debug!(
+            timeout_ms = timeout.as_millis() as u64,
+            "request body timed out"
+        );
+        let response = timed_out(timeout, answer);
+        return match result {
+            Ok(res) => Ok(hold(res.into_response(response), unfinished)),
+            Err(_) => Err(InternalError::from_response("request body timed out", response).into()),
+        };
+    }
+    let mut res = result?;
+    if unfinished.is_some() {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(hold(res, unfinished))
+}
+
+fn hold<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+    payload: Option<Rc<RefCell<Payload>>>,
+) -> ServiceResponse<HoldPayload> {
+    res.map_body(|_, body| HoldPayload {
+        body: body.boxed(),
+        _payload: payload,
+    })
+}
+
+/// A response body that keeps the request's unfinished body referenced until
+/// the answer is written.
+pub struct HoldPayload {
+    body: BoxBody,
+    _payload: Option<Rc<RefCell<Payload>>>,
+}
+
+impl MessageBody for HoldPayload {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+fn timed_out(timeout: Duration, answer: Answer) -> HttpResponse {
+    let reason = format!("request body not received within {}ms", timeout.as_millis());
+    let mut response = HttpResponse::RequestTimeout();
+    response.force_close();
+    match answer {
+        Answer::Text => response
+            .content_type("text/plain; charset=utf-8")
+            .body(reason),
+        Answer::Json => response.json(serde_json::json!({ "error": reason })),
+    }
+}
+
+struct TimedPayload {
+    inner: Rc<RefCell<Payload>>,
+    deadline: Instant,
+    sleep: Pin<Box<Sleep>>,
+    state: Rc<Cell<BodyState>>,
+}
+
+impl TimedPayload {
+    fn expire(&mut self) -> Poll<Option<Result<Bytes, PayloadError>>> {
+        self.state.set(BodyState::Expired);
+        Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "request body timed out",
+        )))))
+    }
+}
+
+impl Stream for TimedPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.state.get() != BodyState::Reading {
+            return Poll::Ready(None);
+        }
+        let next = Pin::new(&mut *this.inner.borrow_mut()).poll_next(cx);
+        match next {
+            Poll::Ready(None) => {
+                this.state.set(BodyState::Complete);
+                Poll::Ready(None)
+            }
+            // A client trickling bytes never leaves the stream pending long:
+            // the clock is checked on every chunk too.
+            Poll::Ready(Some(Ok(_))) if Instant::now() >= this.deadline => this.expire(),
+            Poll::Ready(Some(item)) => Poll::Ready(Some(item)),
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => this.expire(),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Slow or idle clients cannot hold the service (issue 8, point 5): a body that
+//! has not arrived within `PAYHOOK_REQUEST_TIMEOUT` gets 408 and its connection
+//! is closed, and `PAYHOOK_MAX_CONNECTIONS` caps what an instance holds.
+//! The service runs with its defaults, except what a test must set to run.
+
+#[path = "support/vectors.rs"]
+mod vectors;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use payhook::config::Settings;
+use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::startup::{Application, ConnectionLimits, StopHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+const PASSWORD: &str = "pass-1f2e3d";
+const ADMIN_TOKEN: &str = "slow-clients-admin-token-0123";
+/// What `PAYHOOK_REQUEST_TIMEOUT` defaults to.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Scheduling slack on a loaded 2-core machine; the bound itself is the timeout.
+const MARGIN: Duration = Duration::from_secs(2);
+
+struct Service {
+    public: String,
+    admin: String,
+    limits: ConnectionLimits,
+    stop: StopHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// Only what must be set for a real (non-demo) start: the project, the test
+    /// gateway key, the admin token, free ports and a fresh data directory.
+    async fn start(overrides: &[(&str, &str)]) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        let key = vectors::vectors_dir().join("current/public.pem");
+        let mut env: HashMap<String, String> = [
+            ("PAYSERA_PROJECT_ID", "123".to_string()),
+            ("PAYSERA_PROJECT_PASSWORD", PASSWORD.to_string()),
+            ("PAYSERA_PUBLIC_KEY_FILE", key.display().to_string()),
+            ("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("PAYHOOK_BIND", "127.0.0.1:0".to_string()),
+            ("PAYHOOK_ADMIN_BIND", "127.0.0.1:0".to_string()),
+            ("PAYHOOK_DATA_DIR", dir.path().display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in overrides {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("settings");
+        let app = Application::build(settings).await.expect("service starts");
+        let service = Service {
+            public: format!("127.0.0.1:{}", app.port()),
+            admin: format!("127.0.0.1:{}", app.admin_port()),
+            limits: app.connection_limits(),
+            stop: app.stop_handle(),
+            _dir: dir,
+        };
+        tokio::spawn(app.run_until_stopped());
+        service
+    }
+
+    async fn register(&self, client: &reqwest::Client, orderid: &str) {
+        let response = client
+            .put(format!("http://{}/api/v1/orders/{orderid}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"amount": 1250, "currency": "EUR"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
+
+/// A paid callback for `orderid`, signed by the shared test gateway key.
+fn paid_callback(orderid: &str) -> String {
+    let pem = std::fs::read_to_string(vectors::vectors_dir().join("current/private.pem")).unwrap();
+    let signer = GatewaySigner::from_pem(&pem, PASSWORD).unwrap();
+    let fields = [
+        ("projectid", "123"),
+        ("orderid", orderid),
+        ("amount", "1250"),
+        ("currency", "EUR"),
+        ("status", "1"),
+        ("test", "0"),
+        ("payamount", "1250"),
+        ("paycurrency", "EUR"),
+        ("version", "1.6"),
+    ];
+    signer.callback_query(&fields, CallbackForm::AllSignatures)
+}
+
+/// Raises the soft file-descriptor limit to `needed`, or fails saying why.
+fn ensure_fd_limit(needed: libc::rlim_t) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < needed {
+            assert!(
+                limit.rlim_max >= needed,
+                "this test opens {needed} file descriptors but the hard limit is {}; \
+                 raise it (ulimit -Hn) and run again",
+                limit.rlim_max
+            );
+            limit.rlim_cur = needed;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+/// Sends a request head announcing a 1000-byte body, then one byte of it.
+async fn stall(addr: &str, path: &str, content_type: &str) -> TcpStream {
+    stall_framed(addr, path, content_type, false).await
+}
+
+/// The same with `Transfer-Encoding: chunked`: a 1000-byte chunk, one byte sent.
+async fn stall_framed(addr: &str, path: &str, content_type: &str, chunked: bool) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked\r\n\r\n3e8\r\na"
+    } else {
+        "Content-Length: 1000\r\n\r\na"
+    };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: payhook\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: {content_type}\r\n{framing}"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection; `None` if it is still open at `by`.
+async fn closed_by(mut stream: TcpStream, by: Instant) -> Option<(Instant, String)> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(by, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Some((Instant::now(), String::from_utf8_lossy(&received).into()))
+            }
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_do_not_hold_the_service() {
+    const STALLED: usize = 300;
+    // Each stalled connection is two descriptors in this process (client and
+    // server side), plus the service's own files and the runtime's.
+    ensure_fd_limit((2 * STALLED + 512) as libc::rlim_t);
+    let service = Service::start(&[]).await;
+    assert!(
+        service.limits.public_total() > STALLED,
+        "{:?}",
+        service.limits
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    service.register(&client, "SLOW-1").await;
+
+    let started = Instant::now();
+    let mut stalled = Vec::new();
+    for n in 0..STALLED {
+        let form = "application/x-www-form-urlencoded";
+        let chunked = n % 10 == 0;
+        stalled.push(stall_framed(&service.public, "/paysera/callback", form, chunked).await);
+    }
+    let admin_stalled = stall(&service.admin, "/api/v1/payments", "application/json").await;
+    let all_sent = Instant::now();
+    assert!(
+        all_sent - started < Duration::from_secs(3),
+        "opening the stalled connections took {:?}",
+        all_sent - started
+    );
+    // Give the service time to take them all in before the genuine callback.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent = Instant::now();
+    let response = client
+        .post(format!("http://{}/paysera/callback", service.public))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(paid_callback("SLOW-1"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    let took = sent.elapsed();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "OK"));
+    assert!(
+        took < Duration::from_secs(1),
+        "genuine callback took {took:?}"
+    );
+    assert!(
+        Instant::now() < started + DEFAULT_TIMEOUT,
+        "the stalled connections were still open when it was answered"
+    );
+
+    // Every stalled connection is answered 408 and closed by the server, within
+    // the timeout of when it was opened (plus scheduling slack).
+    let by = all_sent + DEFAULT_TIMEOUT + MARGIN;
+    let results = futures::future::join_all(stalled.into_iter().map(|s| closed_by(s, by))).await;
+    let mut open = 0;
+    for result in &results {
+        match result {
+            None => open += 1,
+            Some((at, answer)) => {
+                assert!(
+                    answer.starts_with("HTTP/1.1 408"),
+                    "stalled connection got {answer:?}"
+                );
+                assert!(
+                    *at >= started + DEFAULT_TIMEOUT - Duration::from_millis(100),
+                    "closed after {:?}, before the default timeout",
+                    *at - started
+                );
+            }
+        }
+    }
+    assert_eq!(
+        open, 0,
+        "{open} of {STALLED} stalled connections still open"
+    );
+
+    let (_, answer) = closed_by(admin_stalled, by)
+        .await
+        .expect("the admin listener closes a stalled body too");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("\"error\""), "{answer:?}");
+
+    // The service is still fine afterwards.
+    let health = client
+        .get(format!("http://{}/healthz", service.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickling_past_the_timeout_gets_408() {
+    let service = Service::start(&[("PAYHOOK_REQUEST_TIMEOUT", "1s")]).await;
+    let mut stream = stall(
+        &service.public,
+        "/paysera/callback",
+        "application/x-www-form-urlencoded",
+    )
+    .await;
+    let started = Instant::now();
+    // One byte every 200 ms: never idle for long, never complete in time.
+    let trickle = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if stream.write_all(b"a").await.is_err() {
+                break;
+            }
+        }
+        stream
+    };
+    let stream = trickle.await;
+    let (at, answer) = closed_by(stream, started + Duration::from_secs(1) + MARGIN)
+        .await
+        .expect("closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        at - started >= Duration::from_millis(900),
+        "{:?}",
+        at - started
+    );
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_cap_holds_until_stalled_clients_are_dropped() {
+    let timeout = Duration::from_secs(2);
+    let service = Service::start(&[
+        ("PAYHOOK_MAX_CONNECTIONS", "40"),
+        ("PAYHOOK_REQUEST_TIMEOUT", "2s"),
+    ])
+    .await;
+    let limits = service.limits;
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(limits, ConnectionLimits::split(40, parallelism));
+    assert!(limits.public_total() + limits.admin <= 40, "{limits:?}");
+
+    let started = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..limits.public_total() {
+        let form = "application/x-www-form-urlencoded";
+        stalled.push(stall(&service.public, "/paysera/callback", form).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The instance is full: one more connection waits in the backlog...
+    let mut extra = TcpStream::connect(&service.public).await.unwrap();
+    extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: payhook\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let early = tokio::time::timeout(Duration::from_millis(800), extra.read(&mut buf)).await;
+    assert!(early.is_err(), "answered beyond the cap: {early:?}");
+    // ...while the admin listener, with its own share, still answers.
+    let metrics = reqwest::Client::new()
+        .get(format!("http://{}/metrics", service.admin))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+
+    // Once the stalled clients are dropped at the timeout, it is served.
+    let (_, answer) = closed_by(extra, started + timeout + MARGIN + Duration::from_secs(1))
+        .await
+        .expect("served once the stalled connections were closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    for s in stalled {
+        let (_, answer) = closed_by(s, started + timeout + MARGIN)
+            .await
+            .expect("closed");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_nobody_reads_closes_the_connection_at_once() {
+    let service = Service::start(&[]).await;
+    for head in [
+        "GET /healthz HTTP/1.1\r\nHost: payhook\r\nContent-Length: 1000\r\n\r\na",
+        "GET /healthz HTTP/1.1\r\nHost: payhook\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\na",
+    ] {
+        let started = Instant::now();
+        let stream = TcpStream::connect(&service.public).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        write.write_all(head.as_bytes()).await.unwrap();
+        // The client keeps sending a byte every 100 ms, as long as it can.
+        let trickle = tokio::spawn(async move {
+            while write.write_all(b"a").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        // Answered at once; actix then lingers up to its 1 s disconnect
+        // timeout, never for as long as the client keeps sending.
+        let by = started + Duration::from_secs(1) + MARGIN;
+        let mut received = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout_at(by, read.read(&mut buf)).await {
+                Err(_) => panic!("still open: {head:?}"),
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+        trickle.abort();
+        let answer = String::from_utf8_lossy(&received);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_head_is_closed_within_the_same_timeout() {
+    // actix's own head timer (5 s by default) follows PAYHOOK_REQUEST_TIMEOUT.
+    let service = Service::start(&[("PAYHOOK_REQUEST_TIMEOUT", "1s")]).await;
+    for addr in [&service.public, &service.admin] {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(addr.as_str()).await.unwrap();
+        stream
+            .write_all(b"POST /paysera/callback HTTP/1.1\r\nHost: payhook\r\n")
+            .await
+            .unwrap();
+        let (at, _) = closed_by(stream, started + Duration::from_secs(1) + MARGIN)
+            .await
+            .unwrap_or_else(|| panic!("{addr}: a stalled head kept its connection"));
+        // actix's clock for this timer is cached for 500 ms: it may fire early.
+        assert!(
+            at - started >= Duration::from_millis(400),
+            "{:?}",
+            at - started
+        );
+    }
+    service.stop.stop().await;
+}
