@@ -245,10 +245,7 @@ pub async fn put_order(
     path: web::Path<String>,
     body: web::Json<Expectation>,
 ) -> Result<HttpResponse, AdminError> {
-    let orderid = path.into_inner();
-    if orderid.is_empty() || orderid.len() > 40 {
-        return Err(AdminError::Invalid("orderid must be 1 to 40 bytes".into()));
-    }
+    let orderid = order_id(path.into_inner())?;
     let project = project(&state, body.project_id)?.clone();
     let amount = amount_of(Some(&body.amount))?;
     let currency = currency_of(Some(&body.currency))?;
@@ -286,7 +283,7 @@ pub async fn get_order(
     query: web::Query<ProjectQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let project = project(&state, query.project_id)?.id.to_string();
-    let orderid = path.into_inner();
+    let orderid = order_id(path.into_inner())?;
     let store = state.store.clone();
     let order = on_store(&state.store, move || store.order(&project, &orderid)).await?;
     order
@@ -304,7 +301,7 @@ pub async fn close_order(
     query: web::Query<ProjectQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let project = project(&state, query.project_id)?.id.to_string();
-    let orderid = path.into_inner();
+    let orderid = order_id(path.into_inner())?;
     let store = state.store.clone();
     let order = on_store(&state.store, move || {
         let closed = store.close_order(&project, &orderid)?;
@@ -350,4 +347,18 @@ pub async fn list_callbacks(
     let store = state.store.clone();
     let rows = on_store(&state.store, move || store.callbacks(outcome, limit)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
+}
+
+/// An order id as the gateway takes it: 1 to 40 bytes, no control character
+/// (a NUL could not even be stored; it would surface as a database error).
+fn order_id(orderid: String) -> Result<String, AdminError> {
+    if orderid.is_empty() || orderid.len() > 40 {
+        return Err(AdminError::Invalid("orderid must be 1 to 40 bytes".into()));
+    }
+    if orderid.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "orderid must not contain control characters".into(),
+        ));
+    }
+    Ok(orderid)
 }

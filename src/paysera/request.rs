@@ -204,6 +204,16 @@ pub fn validate(params: &[(String, String)]) -> Result<(), RequestError> {
     if let Some((k, _)) = params.iter().find(|(k, _)| gateway_only(k)) {
         return Err(RequestError::GatewayOnly(k.clone()));
     }
+    // The order id is stored and looked up: a NUL could not even be stored.
+    if let Some((_, v)) = params
+        .iter()
+        .find(|(k, v)| k == "orderid" && v.chars().any(char::is_control))
+    {
+        return Err(RequestError::Invalid {
+            field: "orderid",
+            value: super::error::printable(v.as_bytes()),
+        });
+    }
     for (field, max, required, format) in SPEC {
         let value = params
             .iter()

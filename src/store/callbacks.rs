@@ -49,7 +49,9 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = now_millis();
         let raw = meta.raw.stored(Some(keep));
-        self.with_conn(|mut conn| {
+        // Through `transaction`, so a connection that died while pooled is
+        // retried on a fresh one here too: a rejection is answered 400, not 503.
+        self.transaction(|conn| {
             let row = NewCallback {
                 received_at: now,
                 project_id: None,
@@ -65,7 +67,7 @@ impl Store {
                 raw_sha256: &raw.sha256,
                 raw_truncated: raw.truncated,
             };
-            Ok(insert_callback(&mut conn, &row)?)
+            insert_callback(conn, &row)
         })
     }
 

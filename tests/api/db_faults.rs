@@ -124,6 +124,9 @@ async fn a_restarted_database_costs_no_callback_under_a_warm_pool() {
         cluster.start();
     });
 
+    // A rejection is stored on a fresh connection too: 400, never 503.
+    let rejected = app.get_callback("data=QUJD").await;
+    assert_eq!(rejected.status, 400, "{}", rejected.body);
     for id in &after {
         let r = app.get_callback(&paid(id, "100")).await;
         assert_eq!(

@@ -357,7 +357,47 @@ async fn strange_bytes_are_stored_losslessly_and_never_a_database_error(backend:
     assert_eq!(rejected, cases.len() as i64 + 1);
 }
 
+/// The admin API is authenticated, but a NUL in an order id must still be a
+/// clear 422, not a database error.
+async fn an_order_id_with_a_control_character_is_a_clear_422(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let put = app
+        .client
+        .put(format!("{}/api/v1/orders/A%00B", app.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"amount": 100, "currency": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 422);
+    for path in ["orders/A%00B", "orders/A%0AB"] {
+        let get = app
+            .client
+            .get(format!("{}/api/v1/{path}", app.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 422, "{path}");
+    }
+    let payment = app
+        .client
+        .post(format!("{}/api/v1/payments", app.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "orderid": "A\u{0}B", "amount": 100, "currency": "EUR",
+            "accepturl": "https://a", "cancelurl": "https://c", "callbackurl": "https://b",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(payment.status(), 422);
+    assert!(payment.text().await.unwrap().contains("orderid"));
+    assert_eq!(app.count("SELECT count(*) AS n FROM orders"), 0);
+}
+
 both_backends!(
+    an_order_id_with_a_control_character_is_a_clear_422,
     a_rejected_request_stores_at_most_the_limit,
     a_genuine_callback_is_stored_whole,
     a_content_encoding_gets_415_before_anything_is_decompressed,
