@@ -11,7 +11,8 @@ use crate::domain::Outcome;
 use crate::paysera::RejectClass;
 
 /// The label of callbacks answered 503 and not stored.
-pub const ERROR_OUTCOME: &str = "error";
+/// The `outcome` label of a callback that was not stored (answered 503).
+const ERROR_OUTCOME: &str = "error";
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -88,15 +89,10 @@ impl Metrics {
             callbacks.with_label_values(&[outcome.as_str()]);
         }
         callbacks.with_label_values(&[ERROR_OUTCOME]);
-        for class in [
-            RejectClass::Signature,
-            RejectClass::Decoding,
-            RejectClass::Project,
-            RejectClass::Malformed,
-        ] {
+        for class in RejectClass::ALL {
             rejected.with_label_values(&[class.as_str()]);
         }
-        for kind in AlertKind::ALL {
+        for kind in AlertKind::all() {
             alerts_sent.with_label_values(&[kind.as_str()]);
         }
 
@@ -135,14 +131,16 @@ impl Metrics {
         }
     }
 
-    pub fn callback(&self, outcome: &str, seconds: f64) {
-        self.callbacks.with_label_values(&[outcome]).inc();
+    /// One callback answered: `Some(outcome)` when it was stored, `None` when
+    /// the database failed and it was answered 503.
+    pub fn callback(&self, outcome: Option<Outcome>, seconds: f64) {
+        let label = outcome.map_or(ERROR_OUTCOME, Outcome::as_str);
+        self.callbacks.with_label_values(&[label]).inc();
         self.duration.observe(seconds);
-        if outcome == Outcome::Fulfilled.as_str() {
-            self.fulfilments.inc();
-        }
-        if outcome == ERROR_OUTCOME {
-            self.db_errors.inc();
+        match outcome {
+            Some(Outcome::Fulfilled) => self.fulfilments.inc(),
+            None => self.db_errors.inc(),
+            Some(_) => {}
         }
     }
 

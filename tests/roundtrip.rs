@@ -17,7 +17,7 @@ use md5::{Digest, Md5};
 use payhook::domain::{FieldValue, PaymentKind, Proof, VerifiedCallback};
 use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
 use payhook::paysera::{
-    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
+    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, Verifier,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -349,7 +349,7 @@ fn with_type(fields: &[(String, String)]) -> Vec<(String, String)> {
     want
 }
 
-fn is_mismatch(result: &Result<VerifiedCallback, CallbackError>, param: SignatureParam) -> bool {
+fn is_mismatch(result: &Result<VerifiedCallback, CallbackError>, param: Proof) -> bool {
     matches!(result, Err(CallbackError::SignatureMismatch(p)) if *p == param)
 }
 
@@ -364,9 +364,9 @@ fn check_signed_form(
 ) -> Result<(), TestCaseError> {
     let query = signer().callback_query(&as_pairs(fields), form);
     let (policy, proof, decisive) = match form {
-        CallbackForm::Ss1 => (ACCEPT_SS1, Proof::Ss1, SignatureParam::Ss1),
-        CallbackForm::Ss2 => (LAX, Proof::Ss2, SignatureParam::Ss2),
-        _ => (LAX, Proof::Ss3, SignatureParam::Ss3),
+        CallbackForm::Ss1 => (ACCEPT_SS1, Proof::Ss1, Proof::Ss1),
+        CallbackForm::Ss2 => (LAX, Proof::Ss2, Proof::Ss2),
+        _ => (LAX, Proof::Ss3, Proof::Ss3),
     };
     let v = verifier(policy.0, policy.1);
 
@@ -393,20 +393,16 @@ fn check_signed_form(
     }
 
     // (b) Any byte of a signature changed.
-    let signatures: &[SignatureParam] = match form {
-        CallbackForm::Ss1 => &[SignatureParam::Ss1],
-        CallbackForm::Ss2 => &[SignatureParam::Ss2],
-        CallbackForm::Ss3 => &[SignatureParam::Ss3],
-        _ => &[
-            SignatureParam::Ss1,
-            SignatureParam::Ss2,
-            SignatureParam::Ss3,
-        ],
+    let signatures: &[Proof] = match form {
+        CallbackForm::Ss1 => &[Proof::Ss1],
+        CallbackForm::Ss2 => &[Proof::Ss2],
+        CallbackForm::Ss3 => &[Proof::Ss3],
+        _ => &[Proof::Ss1, Proof::Ss2, Proof::Ss3],
     };
     for &sig in signatures {
         let name = sig.to_string();
         let original = param(&pairs, &name);
-        let forged = if sig == SignatureParam::Ss1 {
+        let forged = if sig == Proof::Ss1 {
             // Hex text, compared as text.
             flipped(original, at, mask)
         } else {
@@ -415,7 +411,7 @@ fn check_signed_form(
         };
         let tampered = replaced(&pairs, &name, forged);
         let lax = verify(v, &tampered);
-        if sig != SignatureParam::Ss1 {
+        if sig != Proof::Ss1 {
             // The same signature written differently (standard alphabet, no
             // padding, a trailing newline) still verifies, as the same callback.
             let std = base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -542,7 +538,7 @@ proptest! {
             check_typed(&callback, &fields);
         }
         let v = verifier(LAX.0, LAX.1);
-        let rejected = |q: &str| is_mismatch(&verify(v, q), SignatureParam::LegacySs2);
+        let rejected = |q: &str| is_mismatch(&verify(v, q), Proof::LegacySs2);
 
         // (d) Any wp_ value changed (`_ss1` included: `_ss2` signs it), or
         // a wp_ parameter removed or added.

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use payhook::domain::Proof;
 use payhook::paysera::{
     build_payment_request, build_repeat_request, validate_request, CallbackError, Environment,
-    KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
+    KeySet, Policy, Project, RequestParams, Verifier,
 };
 use secrecy::SecretString;
 use serde_json::Value;
@@ -377,7 +378,7 @@ fn real_legacy_1_4_macro_paid_test() {
         verifier(project, "0123456789abcdef0123456789abcdef", key, LEGACY)
             .verify(&RequestParams::from_query_or_url(query))
             .unwrap_err(),
-        CallbackError::SignatureMismatch(SignatureParam::LegacySs1)
+        CallbackError::SignatureMismatch(Proof::LegacySs1)
     );
 }
 

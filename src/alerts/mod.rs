@@ -12,48 +12,35 @@ use tokio::sync::mpsc;
 pub use email::{EmailSettings, Mailer};
 pub use missed::spawn_scanner;
 
+use crate::domain::Flag;
 use crate::metrics::Metrics;
 
+/// What an alert is about: a flagged decision (the domain's `Flag`), or one of
+/// the things only the service itself sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertKind {
+    Flag(Flag),
     SignatureRejected,
-    AmountMismatch,
-    CurrencyMismatch,
-    PaidAgain,
-    PaidOrderUnpaid,
-    PaidAfterRefund,
-    UnknownOrder,
-    TestRefused,
     DatabaseError,
     MissedCallback,
     NotificationDead,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 11] = [
-        AlertKind::SignatureRejected,
-        AlertKind::AmountMismatch,
-        AlertKind::CurrencyMismatch,
-        AlertKind::PaidAgain,
-        AlertKind::PaidOrderUnpaid,
-        AlertKind::PaidAfterRefund,
-        AlertKind::UnknownOrder,
-        AlertKind::TestRefused,
-        AlertKind::DatabaseError,
-        AlertKind::MissedCallback,
-        AlertKind::NotificationDead,
-    ];
+    /// Every kind, flags first.
+    pub fn all() -> impl Iterator<Item = AlertKind> {
+        Flag::ALL.into_iter().map(AlertKind::Flag).chain([
+            AlertKind::SignatureRejected,
+            AlertKind::DatabaseError,
+            AlertKind::MissedCallback,
+            AlertKind::NotificationDead,
+        ])
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
+            AlertKind::Flag(flag) => flag.as_str(),
             AlertKind::SignatureRejected => "signature_rejected",
-            AlertKind::AmountMismatch => "amount_mismatch",
-            AlertKind::CurrencyMismatch => "currency_mismatch",
-            AlertKind::PaidAgain => "paid_again",
-            AlertKind::PaidOrderUnpaid => "paid_order_unpaid",
-            AlertKind::PaidAfterRefund => "paid_after_refund",
-            AlertKind::UnknownOrder => "unknown_order",
-            AlertKind::TestRefused => "test_refused",
             AlertKind::DatabaseError => "database_error",
             AlertKind::MissedCallback => "missed_callback",
             AlertKind::NotificationDead => "notification_dead",
@@ -64,12 +51,12 @@ impl AlertKind {
     fn advice(self) -> &'static str {
         match self {
             AlertKind::SignatureRejected => "A callback failed verification. Repeated ones mean a forger, a wrong public key (key rotation?) or a proxy altering requests.",
-            AlertKind::AmountMismatch | AlertKind::CurrencyMismatch => "The payment does not match the registered order; the order is in state needs_review and was not fulfilled.",
-            AlertKind::PaidAgain => "The buyer paid an order that was already paid: refund the second payment.",
-            AlertKind::PaidOrderUnpaid => "The gateway reported 'not executed' for an order payhook already saw paid; the order stays paid. Check the payment in the gateway's panel.",
-            AlertKind::PaidAfterRefund => "A payment arrived for an order with a refund on record; the order is in state needs_review with flag paid_after_refund and was not fulfilled. Check both in the gateway's panel: fulfil, or refund this payment too.",
-            AlertKind::UnknownOrder => "A paid callback names an order nobody registered; payhook answered 409 so the gateway retries. Register the order (PUT /api/v1/orders/{orderid}) or check the shop's integration.",
-            AlertKind::TestRefused => "A test payment arrived while test payments are not allowed; nothing was fulfilled.",
+            AlertKind::Flag(Flag::AmountMismatch | Flag::CurrencyMismatch) => "The payment does not match the registered order; the order is in state needs_review and was not fulfilled.",
+            AlertKind::Flag(Flag::PaidAgain) => "The buyer paid an order that was already paid: refund the second payment.",
+            AlertKind::Flag(Flag::PaidOrderUnpaid) => "The gateway reported 'not executed' for an order payhook already saw paid; the order stays paid. Check the payment in the gateway's panel.",
+            AlertKind::Flag(Flag::PaidAfterRefund) => "A payment arrived for an order with a refund on record; the order is in state needs_review with flag paid_after_refund and was not fulfilled. Check both in the gateway's panel: fulfil, or refund this payment too.",
+            AlertKind::Flag(Flag::UnknownOrder) => "A paid callback names an order nobody registered; payhook answered 409 so the gateway retries. Register the order (PUT /api/v1/orders/{orderid}) or check the shop's integration.",
+            AlertKind::Flag(Flag::TestRefused) => "A test payment arrived while test payments are not allowed; nothing was fulfilled.",
             AlertKind::DatabaseError => "payhook could not store a callback and answered 503; the gateway will retry. Check the database.",
             AlertKind::MissedCallback => "The buyer came back from the gateway but no callback arrived since: check callbackurl, firewalls and that payhook is reachable. If no callback is expected any more, close the order (POST /api/v1/orders/{orderid}/close or `payhook orders close`).",
             AlertKind::NotificationDead => "A notification to the shop could not be delivered after every retry.",

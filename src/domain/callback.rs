@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Amount, Currency, Status};
 
-/// How the callback proved it came from the gateway.
+/// A signature or proof of the gateway's: how a callback proved where it came
+/// from, or which signature a rejection is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {
     /// `ss1`: MD5 of `data` and the project password (only under `accept_ss1`).
@@ -19,6 +20,18 @@ pub enum Proof {
     /// Legacy 1.x `_ss2`: RSA with SHA-1 over the `wp_` values, always with a
     /// valid `_ss1` or `_ss1v2` beside it.
     LegacySs2,
+    /// Legacy 1.2–1.4 `_ss1`: MD5 over the password, `orderid` and `test`.
+    /// Never a proof on its own; a rejection can be about it.
+    LegacySs1,
+    /// Legacy 1.5 `_ss1v2`: MD5 over the password and the values. Never a
+    /// proof on its own; a rejection can be about it.
+    LegacySs1v2,
+}
+
+impl std::fmt::Display for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Proof {
@@ -29,11 +42,16 @@ impl Proof {
             Proof::Ss3 => "ss3",
             Proof::Aes256Gcm => "aes-256-gcm",
             Proof::LegacySs2 => "_ss2",
+            Proof::LegacySs1 => "_ss1",
+            Proof::LegacySs1v2 => "_ss1v2",
         }
     }
 
     pub fn is_legacy(self) -> bool {
-        matches!(self, Proof::LegacySs2)
+        matches!(
+            self,
+            Proof::LegacySs2 | Proof::LegacySs1 | Proof::LegacySs1v2
+        )
     }
 }
 

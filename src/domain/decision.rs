@@ -1,7 +1,7 @@
 //! What a verified callback means for its order: the one list of outcomes that
 //! storage, HTTP answers, metrics and alerts all use.
 
-use super::{Amount, Currency, PaymentKind, Status, VerifiedCallback};
+use super::{Amount, Answer, Currency, OkBody, PaymentKind, Status, VerifiedCallback};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -62,9 +62,34 @@ impl Outcome {
         Outcome::ALL.into_iter().find(|o| o.as_str() == text)
     }
 
+    /// How the gateway is answered for a callback of this kind.
+    pub fn answer(self, kind: PaymentKind) -> Answer {
+        match self {
+            Outcome::Rejected => Answer::Malformed,
+            Outcome::UnknownOrder => Answer::UnknownOrder,
+            Outcome::SmsReceived | Outcome::Duplicate if kind == PaymentKind::Micro => {
+                Answer::Ok(OkBody::SmsReply)
+            }
+            _ => Answer::Ok(OkBody::Ok),
+        }
+    }
+
     /// Whether the gateway is told `OK` (and so stops retrying).
     pub fn answers_ok(self) -> bool {
-        !matches!(self, Outcome::Rejected | Outcome::UnknownOrder)
+        self.answer(PaymentKind::Macro).is_ok()
+    }
+
+    /// Whether the shop hears about it (an event in the outbox).
+    pub fn notifies_shop(self) -> bool {
+        matches!(
+            self,
+            Outcome::Fulfilled
+                | Outcome::PaidAgain
+                | Outcome::PaidAfterRefund
+                | Outcome::AmountMismatch
+                | Outcome::CurrencyMismatch
+                | Outcome::Refunded
+        )
     }
 }
 
@@ -235,6 +260,16 @@ pub struct Decision {
     pub reason: Option<String>,
     pub change: OrderChange,
     pub flag: Option<Flag>,
+    /// What the shop is told, written in the same transaction.
+    pub notify: Option<Notice>,
+}
+
+/// An event for the shop: the decision and the gateway's figures, no personal
+/// data (the outbox row carries the callback's id beside it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: Outcome,
+    pub payload: String,
 }
 
 impl Decision {
@@ -244,7 +279,15 @@ impl Decision {
             reason: None,
             change: OrderChange::None,
             flag: None,
+            notify: None,
         }
+    }
+
+    /// Whether the callback's identity stays claimed once stored: only what was
+    /// answered `OK` is a duplicate next time; anything else the gateway
+    /// retries, and the retry is decided afresh.
+    pub fn keeps_claim(&self) -> bool {
+        self.outcome.answers_ok()
     }
 
     fn because(mut self, reason: impl Into<String>) -> Self {
@@ -261,6 +304,70 @@ impl Decision {
         self.flag = Some(flag);
         self
     }
+}
+
+/// What the store found when it claimed a callback's identity.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen<'a> {
+    /// The first time: the order as stored, locked for the transaction (when
+    /// the callback names one).
+    First(Option<&'a OrderView>),
+    /// The same payment was answered `OK` before.
+    Again,
+}
+
+/// The order a callback needs locked before it is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLock<'a> {
+    pub orderid: &'a str,
+    /// Without registered orders there is still one row per order to lock, so
+    /// two paid callbacks for it cannot both fulfil.
+    pub create: bool,
+}
+
+/// Which order, if any, must be locked to decide this callback.
+pub fn order_to_lock(callback: &VerifiedCallback, rules: Rules) -> Option<OrderLock<'_>> {
+    match callback.orderid() {
+        Some(orderid) if callback.kind() == PaymentKind::Macro => Some(OrderLock {
+            orderid,
+            create: rules.order_check == OrderCheck::None
+                && callback.status() == Some(Status::Paid),
+        }),
+        _ => None,
+    }
+}
+
+/// The whole decision for a verified callback: a duplicate, a macro callback
+/// without `orderid`, or what `decide` makes of it; and what the shop is told.
+pub fn decide_callback(callback: &VerifiedCallback, seen: Seen<'_>, rules: Rules) -> Decision {
+    let mut decision = match seen {
+        Seen::Again => Decision::new(Outcome::Duplicate),
+        Seen::First(_) if callback.kind() == PaymentKind::Macro && callback.orderid().is_none() => {
+            Decision::new(Outcome::Rejected).because("orderid missing")
+        }
+        Seen::First(order) => decide(callback, order, rules),
+    };
+    decision.notify = decision.outcome.notifies_shop().then(|| Notice {
+        kind: decision.outcome,
+        payload: notification(callback, decision.outcome).to_string(),
+    });
+    decision
+}
+
+fn notification(callback: &VerifiedCallback, outcome: Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "event": outcome.as_str(),
+        "project_id": callback.project_id(),
+        "orderid": callback.orderid(),
+        "status": callback.status().map(|s| s.code()),
+        "test": callback.is_test(),
+        "amount": callback.amount().map(Amount::minor_units),
+        "currency": callback.currency().map(Currency::as_str),
+        "payamount": callback.payamount().map(Amount::minor_units),
+        "paycurrency": callback.paycurrency().map(Currency::as_str),
+        "refund_amount": callback.refund_amount().map(Amount::minor_units),
+        "requestid": callback.fields().text("requestid"),
+    })
 }
 
 /// Decides a callback that is not a duplicate, in the documented order.

@@ -1,15 +1,17 @@
 //! What a callback means for an order: pure types and decisions, no I/O.
 
+mod answer;
 mod callback;
 mod money;
 mod status;
 
+pub use answer::{Answer, OkBody};
 pub use callback::{FieldError, FieldValue, Fields, PaymentKind, Proof, VerifiedCallback};
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use status::{Status, StatusError};
 mod decision;
 
 pub use decision::{
-    decide, Decision, Flag, OrderChange, OrderCheck, OrderFlag, OrderState, OrderView, Outcome,
-    Rules,
+    decide, decide_callback, order_to_lock, Decision, Flag, Notice, OrderChange, OrderCheck,
+    OrderFlag, OrderLock, OrderState, OrderView, Outcome, Rules, Seen,
 };

@@ -1,6 +1,9 @@
-//! `GET|POST /paysera/callback`: verify, decide and store in one blocking step,
-//! then answer. `OK` is written only after the transaction committed. Every
-//! callback ends in one report: one log line, the metrics, and any alert.
+//! `GET|POST /paysera/callback`, the pipeline in order: parse the request,
+//! verify it (`paysera::Verifier::verify`), store it in one transaction
+//! (`store::Store::record`: claim its identity, lock its order, decide it with
+//! `domain::decide_callback`, write), then `answer`. `OK` is written only after
+//! the transaction committed. Every callback ends in one report: one log line,
+//! the metrics, and any alert.
 
 use std::time::Instant;
 
@@ -8,22 +11,21 @@ use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::error::CallbackHttpError;
+use super::error::{callback_status, CallbackClass, CallbackHttpError};
 use super::{AppState, MAX_CALLBACK_BYTES};
 use crate::alerts::{Alert, AlertKind};
-use crate::domain::{Flag, Outcome, PaymentKind, VerifiedCallback};
-use crate::metrics::ERROR_OUTCOME;
-use crate::paysera::{RejectClass, RequestParams};
-use crate::store::{CallbackMeta, Processed, RawRequest, Store, StoreError};
+use crate::domain::{decide_callback, order_to_lock, Answer, OkBody, Outcome, VerifiedCallback};
+use crate::paysera::{CallbackError, RejectClass, RequestParams};
+use crate::store::{CallbackMeta, Processed, RawRequest, Step, Store, StoreError};
 
-enum Step {
+/// How far a request got, for the answer and the report.
+enum Handled {
     /// Not a form, or a form in a content coding: stored as rejected, answered 415.
     Unsupported(Unsupported),
-    Rejected {
-        reason: String,
-        class: RejectClass,
-    },
-    Misconfigured(crate::paysera::CallbackError),
+    /// Verification failed: stored as rejected.
+    Rejected(CallbackError),
+    /// payhook itself cannot check it (no password for what it needs).
+    Misconfigured(CallbackError),
     Done(Processed, Box<VerifiedCallback>),
 }
 
@@ -68,40 +70,57 @@ pub async fn receive(
         remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
     };
 
-    let worker_state = state.clone();
-    let keep = state.rejected_max_bytes;
+    let worker = state.clone();
     // Bounded: a stalled database is answered 503 in time, not waited for.
-    let step = Store::bounded(&state.store, move || -> Result<Step, StoreError> {
-        if let Some(unsupported) = unsupported {
-            worker_state
-                .store
-                .record_rejected(&meta, unsupported.reason(), keep)?;
-            return Ok(Step::Unsupported(unsupported));
-        }
-        let params = RequestParams::parse(query.as_bytes(), &body);
-        match worker_state.verifier.verify(&params) {
-            Err(e) if e.is_configuration() => Ok(Step::Misconfigured(e)),
-            Err(e) => {
-                let reason = e.to_string();
-                worker_state.store.record_rejected(&meta, &reason, keep)?;
-                Ok(Step::Rejected {
-                    reason,
-                    class: e.class(),
-                })
-            }
-            Ok(callback) => {
-                let processed = worker_state
-                    .store
-                    .process(&callback, &meta, worker_state.rules)?;
-                Ok(Step::Done(processed, Box::new(callback)))
-            }
-        }
+    let handled = Store::bounded(&state.store, move || {
+        handle(&worker, query.as_bytes(), &body, &meta, unsupported)
     })
     .await;
 
-    let report = Report::new(&step, &request_id);
+    let report = Report::new(&handled, &request_id);
     report.record(&state, started);
-    answer(step, &state)
+    answer(handled, &state)
+}
+
+/// parse → verify → store (claim, lock, decide, write); the caller answers.
+fn handle(
+    state: &AppState,
+    query: &[u8],
+    body: &[u8],
+    meta: &CallbackMeta,
+    unsupported: Option<Unsupported>,
+) -> Result<Handled, StoreError> {
+    let keep = state.rejected_max_bytes;
+    if let Some(unsupported) = unsupported {
+        let status = callback_status(CallbackClass::UnsupportedMediaType);
+        state
+            .store
+            .record_rejected(meta, unsupported.reason(), status.as_u16(), keep)?;
+        return Ok(Handled::Unsupported(unsupported));
+    }
+    let params = RequestParams::parse(query, body);
+    let callback = match state.verifier.verify(&params) {
+        Ok(callback) => callback,
+        Err(e) if e.is_configuration() => return Ok(Handled::Misconfigured(e)),
+        Err(e) => {
+            let status = callback_status(CallbackClass::Domain(e.answer()));
+            state
+                .store
+                .record_rejected(meta, &e.to_string(), status.as_u16(), keep)?;
+            return Ok(Handled::Rejected(e));
+        }
+    };
+    let rules = state.rules;
+    let lock = order_to_lock(&callback, rules);
+    let processed = state.store.record(&callback, meta, lock, |seen| {
+        let decision = decide_callback(&callback, seen, rules);
+        let answer = decision.outcome.answer(callback.kind());
+        Step {
+            decision,
+            http_status: callback_status(CallbackClass::Domain(answer)).as_u16(),
+        }
+    })?;
+    Ok(Handled::Done(processed, Box::new(callback)))
 }
 
 /// The body's bytes, at most `MAX_CALLBACK_BYTES` of them (413 beyond, before
@@ -123,32 +142,36 @@ async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, Ca
 }
 
 fn answer(
-    step: Result<Step, StoreError>,
+    handled: Result<Handled, StoreError>,
     state: &AppState,
 ) -> Result<HttpResponse, CallbackHttpError> {
-    match step {
-        Err(e) => Err(CallbackHttpError::Unavailable(e)),
-        Ok(Step::Misconfigured(e)) => Err(CallbackHttpError::Misconfigured(e)),
-        Ok(Step::Unsupported(u)) => Err(CallbackHttpError::UnsupportedMediaType(u.reason())),
-        Ok(Step::Rejected { reason, .. }) => Err(CallbackHttpError::Rejected(reason)),
-        Ok(Step::Done(p, callback)) => match p.outcome {
-            Outcome::Rejected => Err(CallbackHttpError::Rejected(p.reason.unwrap_or_default())),
-            Outcome::UnknownOrder => Err(CallbackHttpError::UnknownOrder),
-            Outcome::SmsReceived | Outcome::Duplicate if callback.kind() == PaymentKind::Micro => {
-                Ok(plain(match &state.sms_reply {
-                    Some(reply) => format!("OK {reply}"),
-                    None => "NOSMS".to_string(),
-                }))
-            }
-            _ => Ok(plain("OK".to_string())),
-        },
+    let (processed, callback) = match handled {
+        Err(e) => return Err(CallbackHttpError::Unavailable(e)),
+        Ok(Handled::Misconfigured(e)) => return Err(CallbackHttpError::Misconfigured(e)),
+        Ok(Handled::Unsupported(u)) => {
+            return Err(CallbackHttpError::UnsupportedMediaType(u.reason()))
+        }
+        Ok(Handled::Rejected(e)) => return Err(CallbackHttpError::Rejected(e)),
+        Ok(Handled::Done(processed, callback)) => (processed, callback),
+    };
+    match processed.outcome.answer(callback.kind()) {
+        Answer::Ok(OkBody::Ok) => Ok(plain("OK".to_string())),
+        Answer::Ok(OkBody::SmsReply) => Ok(plain(match &state.sms_reply {
+            Some(reply) => format!("OK {reply}"),
+            None => "NOSMS".to_string(),
+        })),
+        Answer::UnknownOrder => Err(CallbackHttpError::UnknownOrder),
+        Answer::Unauthenticated | Answer::Malformed | Answer::Unavailable => Err(
+            CallbackHttpError::Undecidable(processed.reason.unwrap_or_default()),
+        ),
     }
 }
 
 /// What one callback came to, for the log line, the metrics and the alerts.
 struct Report<'a> {
     request_id: &'a str,
-    outcome: &'static str,
+    /// `None`: not stored (answered 503).
+    outcome: Option<Outcome>,
     reject_class: Option<RejectClass>,
     reason: Option<String>,
     project: Option<&'a str>,
@@ -159,10 +182,10 @@ struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
-    fn new(step: &'a Result<Step, StoreError>, request_id: &'a str) -> Report<'a> {
+    fn new(handled: &'a Result<Handled, StoreError>, request_id: &'a str) -> Report<'a> {
         let blank = Report {
             request_id,
-            outcome: ERROR_OUTCOME,
+            outcome: None,
             reject_class: None,
             reason: None,
             project: None,
@@ -171,36 +194,37 @@ impl<'a> Report<'a> {
             callback: None,
             error: None,
         };
-        match step {
+        match handled {
             Err(e) => Report {
                 error: Some(e.to_string()),
                 alert: Some(AlertKind::DatabaseError),
                 ..blank
             },
-            Ok(Step::Misconfigured(e)) => Report {
+            Ok(Handled::Misconfigured(e)) => Report {
                 error: Some(e.to_string()),
                 ..blank
             },
-            Ok(Step::Unsupported(u)) => Report {
-                outcome: Outcome::Rejected.as_str(),
+            Ok(Handled::Unsupported(u)) => Report {
+                outcome: Some(Outcome::Rejected),
                 reject_class: Some(RejectClass::Malformed),
                 reason: Some(u.reason().into()),
                 ..blank
             },
-            Ok(Step::Rejected { reason, class }) => Report {
-                outcome: Outcome::Rejected.as_str(),
-                reject_class: Some(*class),
-                reason: Some(reason.clone()),
-                alert: (*class == RejectClass::Signature).then_some(AlertKind::SignatureRejected),
+            Ok(Handled::Rejected(e)) => Report {
+                outcome: Some(Outcome::Rejected),
+                reject_class: Some(e.class()),
+                reason: Some(e.to_string()),
+                alert: (e.class() == RejectClass::Signature)
+                    .then_some(AlertKind::SignatureRejected),
                 ..blank
             },
-            Ok(Step::Done(p, callback)) => Report {
-                outcome: p.outcome.as_str(),
+            Ok(Handled::Done(p, callback)) => Report {
+                outcome: Some(p.outcome),
                 reject_class: (p.outcome == Outcome::Rejected).then_some(RejectClass::Malformed),
                 reason: p.reason.clone(),
                 project: Some(callback.project_id()),
                 orderid: callback.orderid(),
-                alert: p.flag.map(alert_for),
+                alert: p.flag.map(AlertKind::Flag),
                 callback: Some(callback),
                 ..blank
             },
@@ -210,6 +234,7 @@ impl<'a> Report<'a> {
     fn record(&self, state: &AppState, started: Instant) {
         let seconds = started.elapsed().as_secs_f64();
         state.metrics.callback(self.outcome, seconds);
+        let outcome = self.outcome.map_or("error", Outcome::as_str);
         if let Some(class) = self.reject_class {
             state.metrics.rejected(class);
         }
@@ -222,7 +247,7 @@ impl<'a> Report<'a> {
         let line = |level: tracing::Level| match level {
             tracing::Level::ERROR => tracing::error!(
                 request_id = self.request_id,
-                outcome = self.outcome,
+                outcome,
                 error = self.error.as_deref().unwrap_or(""),
                 duration_ms = seconds * 1000.0,
                 "callback not stored; answered 503"
@@ -231,7 +256,7 @@ impl<'a> Report<'a> {
                 request_id = self.request_id,
                 project = self.project.unwrap_or(""),
                 orderid = self.orderid.unwrap_or(""),
-                outcome = self.outcome,
+                outcome,
                 reason = self.reason.as_deref().unwrap_or(""),
                 duration_ms = seconds * 1000.0,
                 p_email = pii("p_email"),
@@ -241,7 +266,7 @@ impl<'a> Report<'a> {
                 request_id = self.request_id,
                 project = self.project.unwrap_or(""),
                 orderid = self.orderid.unwrap_or(""),
-                outcome = self.outcome,
+                outcome,
                 reason = self.reason.as_deref().unwrap_or(""),
                 duration_ms = seconds * 1000.0,
                 p_email = pii("p_email"),
@@ -269,28 +294,16 @@ impl<'a> Report<'a> {
                 (AlertKind::DatabaseError, _) => {
                     "a callback could not be stored (answered 503)".into()
                 }
-                (_, Some(orderid)) => format!("order {orderid}: {}", self.outcome),
-                (_, None) => self.outcome.to_string(),
+                (_, Some(orderid)) => format!("order {orderid}: {outcome}"),
+                (_, None) => outcome.to_string(),
             };
             let reason = self.reason.as_deref().or(self.error.as_deref());
             state.alerter.raise(
-                Alert::new(kind, summary, self.outcome)
+                Alert::new(kind, summary, outcome)
                     .order(self.orderid)
                     .reason(reason),
             );
         }
-    }
-}
-
-fn alert_for(flag: Flag) -> AlertKind {
-    match flag {
-        Flag::PaidAgain => AlertKind::PaidAgain,
-        Flag::PaidOrderUnpaid => AlertKind::PaidOrderUnpaid,
-        Flag::PaidAfterRefund => AlertKind::PaidAfterRefund,
-        Flag::AmountMismatch => AlertKind::AmountMismatch,
-        Flag::CurrencyMismatch => AlertKind::CurrencyMismatch,
-        Flag::UnknownOrder => AlertKind::UnknownOrder,
-        Flag::TestRefused => AlertKind::TestRefused,
     }
 }
 

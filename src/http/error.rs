@@ -4,14 +4,45 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::domain::Answer;
 use crate::paysera::CallbackError;
 use crate::store::StoreError;
+
+/// The answer classes of the callback endpoint: the domain's, and those only
+/// the transport knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackClass {
+    Domain(Answer),
+    /// Not a form, or a body in a content coding.
+    UnsupportedMediaType,
+    TooLarge,
+    /// A body that could not be read as bytes.
+    BadBody,
+}
+
+/// The one table of the callback endpoint: the status each class is answered
+/// with, and stored with.
+pub fn callback_status(class: CallbackClass) -> StatusCode {
+    match class {
+        CallbackClass::Domain(Answer::Ok(_)) => StatusCode::OK,
+        CallbackClass::Domain(Answer::Unauthenticated | Answer::Malformed)
+        | CallbackClass::BadBody => StatusCode::BAD_REQUEST,
+        CallbackClass::Domain(Answer::UnknownOrder) => StatusCode::CONFLICT,
+        CallbackClass::Domain(Answer::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        CallbackClass::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        CallbackClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+    }
+}
 
 /// Why a callback was not answered `OK`.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackHttpError {
+    /// Verification failed: the typed reason, as the gateway is told it.
     #[error("rejected: {0}")]
-    Rejected(String),
+    Rejected(CallbackError),
+    /// Verified, but the decision could not accept it (`orderid missing`).
+    #[error("rejected: {0}")]
+    Undecidable(String),
     #[error("unknown order")]
     UnknownOrder,
     /// Not a form, or a content coding: the reason says which.
@@ -27,18 +58,25 @@ pub enum CallbackHttpError {
     Misconfigured(#[source] CallbackError),
 }
 
+impl CallbackHttpError {
+    pub fn class(&self) -> CallbackClass {
+        match self {
+            CallbackHttpError::Rejected(e) => CallbackClass::Domain(e.answer()),
+            CallbackHttpError::Undecidable(_) => CallbackClass::Domain(Answer::Malformed),
+            CallbackHttpError::UnknownOrder => CallbackClass::Domain(Answer::UnknownOrder),
+            CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
+                CallbackClass::Domain(Answer::Unavailable)
+            }
+            CallbackHttpError::UnsupportedMediaType(_) => CallbackClass::UnsupportedMediaType,
+            CallbackHttpError::TooLarge => CallbackClass::TooLarge,
+            CallbackHttpError::BadBody(_) => CallbackClass::BadBody,
+        }
+    }
+}
+
 impl ResponseError for CallbackHttpError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            CallbackHttpError::Rejected(_) => StatusCode::BAD_REQUEST,
-            CallbackHttpError::UnknownOrder => StatusCode::CONFLICT,
-            CallbackHttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            CallbackHttpError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            CallbackHttpError::BadBody(_) => StatusCode::BAD_REQUEST,
-            CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }
+        callback_status(self.class())
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -5,7 +5,7 @@ use aes_gcm::aead::Aead;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
 use super::base64url;
-use super::error::{CallbackError, SignatureParam};
+use super::error::CallbackError;
 use super::keys::HashAlg;
 use super::php;
 use super::verify::{md5_matches, to_fields, RequestParams, Verifier};
@@ -46,9 +46,9 @@ impl Verifier {
         data: &[u8],
     ) -> Result<(Proof, Option<usize>), CallbackError> {
         let decisive = if params.has("ss3") {
-            Some((SignatureParam::Ss3, Proof::Ss3))
+            Some((Proof::Ss3, Proof::Ss3))
         } else if params.has("ss2") {
-            Some((SignatureParam::Ss2, Proof::Ss2))
+            Some((Proof::Ss2, Proof::Ss2))
         } else {
             None
         };
@@ -58,8 +58,8 @@ impl Verifier {
                 self.check_rsa(params, param, data)?;
                 let mut proved_by = None;
                 if policy.strict {
-                    if param == SignatureParam::Ss3 && params.has("ss2") {
-                        self.check_rsa(params, SignatureParam::Ss2, data)?;
+                    if param == Proof::Ss3 && params.has("ss2") {
+                        self.check_rsa(params, Proof::Ss2, data)?;
                     }
                     if params.has("ss1") {
                         proved_by = Some(self.check_ss1(params, data)?);
@@ -75,11 +75,11 @@ impl Verifier {
     fn check_rsa(
         &self,
         params: &RequestParams,
-        param: SignatureParam,
+        param: Proof,
         data: &[u8],
     ) -> Result<(), CallbackError> {
         let (name, hash) = match param {
-            SignatureParam::Ss3 => ("ss3", HashAlg::Sha256),
+            Proof::Ss3 => ("ss3", HashAlg::Sha256),
             _ => ("ss2", HashAlg::Sha1),
         };
         let encoded = params.str_param(name)?.unwrap_or_default();
@@ -99,7 +99,7 @@ impl Verifier {
         self.passwords("ss1")?
             .find(|(_, password)| md5_matches(&[data, password.as_bytes()], received))
             .map(|(i, _)| i)
-            .ok_or(CallbackError::SignatureMismatch(SignatureParam::Ss1))
+            .ok_or(CallbackError::SignatureMismatch(Proof::Ss1))
     }
 
     /// AES-256-GCM, `IV(12) || ciphertext || tag(16)`, keyed with the project

@@ -1,30 +1,6 @@
 //! Why a callback was not accepted, precisely enough to act on.
 
-use crate::domain::FieldError;
-
-/// The signature (or proof) a rejection is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureParam {
-    Ss1,
-    Ss2,
-    Ss3,
-    LegacySs1,
-    LegacySs1v2,
-    LegacySs2,
-}
-
-impl std::fmt::Display for SignatureParam {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SignatureParam::Ss1 => "ss1",
-            SignatureParam::Ss2 => "ss2",
-            SignatureParam::Ss3 => "ss3",
-            SignatureParam::LegacySs1 => "_ss1",
-            SignatureParam::LegacySs1v2 => "_ss1v2",
-            SignatureParam::LegacySs2 => "_ss2",
-        })
-    }
-}
+use crate::domain::{Answer, FieldError, Proof};
 
 /// The small fixed set rejections are counted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +15,14 @@ pub enum RejectClass {
 }
 
 impl RejectClass {
+    pub const ALL: [RejectClass; 5] = [
+        RejectClass::Signature,
+        RejectClass::Decoding,
+        RejectClass::Project,
+        RejectClass::Malformed,
+        RejectClass::Disabled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectClass::Signature => "signature",
@@ -75,7 +59,7 @@ pub enum CallbackError {
     #[error("no signature to check")]
     NoSignature,
     #[error("{0} signature does not verify")]
-    SignatureMismatch(SignatureParam),
+    SignatureMismatch(Proof),
     #[error("decryption failed")]
     DecryptionFailed,
     #[error("projectid missing")]
@@ -106,6 +90,17 @@ impl CallbackError {
             | SignatureMismatch(_) | DecryptionFailed | PasswordNeeded(_) => RejectClass::Signature,
             LegacyDisabled => RejectClass::Disabled,
             ProjectMissing | ProjectNotConfigured(_) => RejectClass::Project,
+        }
+    }
+
+    /// How the gateway is answered for it.
+    pub fn answer(&self) -> Answer {
+        if self.is_configuration() {
+            return Answer::Unavailable;
+        }
+        match self.class() {
+            RejectClass::Signature => Answer::Unauthenticated,
+            _ => Answer::Malformed,
         }
     }
 

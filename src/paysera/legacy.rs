@@ -2,7 +2,7 @@
 //! `_ss1v2` or `_ss1` (protocol.md section g).
 
 use super::base64url;
-use super::error::{printable, CallbackError, SignatureParam};
+use super::error::{printable, CallbackError};
 use super::keys::HashAlg;
 use super::verify::{md5_hex, md5_matches, to_fields, RequestParams, Verifier};
 use crate::domain::{FieldValue, PaymentKind, Proof, VerifiedCallback};
@@ -177,7 +177,7 @@ impl Verifier {
         if pairs.has("_ss1") {
             let project = self.check_legacy_ss1(pairs)?;
             if proved_by.is_some_and(|p| p != project) {
-                return Err(CallbackError::SignatureMismatch(SignatureParam::LegacySs1));
+                return Err(CallbackError::SignatureMismatch(Proof::LegacySs1));
             }
             proved_by = Some(project);
         }
@@ -186,7 +186,7 @@ impl Verifier {
 
     /// RSA/SHA-1 over `value|` for every signed value, in received order.
     fn check_legacy_ss2(&self, pairs: &Pairs) -> Result<(), CallbackError> {
-        let mismatch = CallbackError::SignatureMismatch(SignatureParam::LegacySs2);
+        let mismatch = CallbackError::SignatureMismatch(Proof::LegacySs2);
         // Standard base64: a `+` sent unescaped arrives as a space (lib 1.5 repairs it too).
         let encoded: Vec<u8> = pairs
             .get("_ss2")
@@ -222,9 +222,7 @@ impl Verifier {
                 md5_matches(&input, received)
             })
             .map(|(i, _)| i)
-            .ok_or(CallbackError::SignatureMismatch(
-                SignatureParam::LegacySs1v2,
-            ))
+            .ok_or(CallbackError::SignatureMismatch(Proof::LegacySs1v2))
     }
 
     /// `_ss1 = md5_hex(P|orderid|intval(test)|1)`, `id` in place of orderid for SMS.
@@ -245,7 +243,7 @@ impl Verifier {
                 )
             })
             .map(|(i, _)| i)
-            .ok_or(CallbackError::SignatureMismatch(SignatureParam::LegacySs1))
+            .ok_or(CallbackError::SignatureMismatch(Proof::LegacySs1))
     }
 }
 

@@ -12,7 +12,7 @@ pub mod php;
 mod request;
 mod verify;
 
-pub use error::{CallbackError, RejectClass, SignatureParam};
+pub use error::{CallbackError, RejectClass};
 pub use keys::{HashAlg, KeyError, KeySet, PublicKey, PAYSERA_PRODUCTION_PEM};
 pub use request::{
     build_payment_request, build_repeat_request, validate as validate_request, Environment,

@@ -1,6 +1,7 @@
-//! One transaction per callback: the duplicate guard, the order under lock, the
-//! decision, the stored row, the fulfilment and the outbox, committed together
-//! before anything is answered.
+//! One transaction per callback: the duplicate guard, the order under lock,
+//! the decision the caller makes of them, the stored row, the fulfilment and the
+//! outbox, committed together before anything is answered. The store knows SQL;
+//! what a callback means is the caller's step (`domain::decide_callback`).
 
 use diesel::prelude::*;
 
@@ -9,8 +10,8 @@ use super::raw::{RawRequest, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
-    decide, Amount, Currency, Decision, Flag, OrderChange, OrderCheck, OrderState, OrderView,
-    Outcome, PaymentKind, Rules, Status, VerifiedCallback,
+    Amount, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView, Outcome, Seen,
+    VerifiedCallback,
 };
 
 /// Once per request, written with the duplicate guard: a retry whose earlier
@@ -26,6 +27,14 @@ pub struct CallbackMeta {
     /// The bytes received; stored escaped, whole for a verified callback.
     pub raw: RawRequest,
     pub remote_addr: Option<String>,
+}
+
+/// What the caller decided for a callback, as the store writes it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub decision: Decision,
+    /// The status the callback is answered with, stored beside it.
+    pub http_status: u16,
 }
 
 /// What became of a stored callback.
@@ -45,6 +54,7 @@ impl Store {
         &self,
         meta: &CallbackMeta,
         reason: &str,
+        http_status: u16,
         keep: usize,
     ) -> Result<i64, StoreError> {
         let now = now_millis();
@@ -59,7 +69,7 @@ impl Store {
                 identity: None,
                 outcome: Outcome::Rejected.as_str(),
                 reason: Some(reason),
-                http_status: 400,
+                http_status: i32::from(http_status),
                 method: &meta.method,
                 raw_query: &raw.text,
                 remote_addr: meta.remote_addr.as_deref(),
@@ -71,17 +81,23 @@ impl Store {
         })
     }
 
-    /// Decides and stores a verified callback in one transaction.
-    pub fn process(
+    /// Stores a verified callback in one transaction: claims its identity (the
+    /// duplicate guard), locks `lock`'s order, asks `decide` what that means,
+    /// and writes the row, the order change and the shop's event.
+    ///
+    /// `decide` may run more than once: a transaction lost with its connection
+    /// is run again on a fresh one.
+    pub fn record(
         &self,
         callback: &VerifiedCallback,
         meta: &CallbackMeta,
-        rules: Rules,
+        lock: Option<OrderLock<'_>>,
+        decide: impl Fn(Seen<'_>) -> Step,
     ) -> Result<Processed, StoreError> {
         let attempt = new_attempt();
         // Verified: the gateway's own bytes, kept whole.
         let raw = meta.raw.stored(None);
-        self.transaction(|conn| process_in(conn, callback, meta, &raw, rules, &attempt))
+        self.transaction(|conn| record_in(conn, callback, meta, &raw, lock, &decide, &attempt))
     }
 }
 
@@ -121,12 +137,13 @@ fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn process_in(
+fn record_in(
     conn: &mut Conn<'_>,
     callback: &VerifiedCallback,
     meta: &CallbackMeta,
     raw: &StoredRaw,
-    rules: Rules,
+    lock: Option<OrderLock<'_>>,
+    decide: &dyn Fn(Seen<'_>) -> Step,
     attempt: &str,
 ) -> QueryResult<Processed> {
     let now = now_millis();
@@ -151,40 +168,26 @@ fn process_in(
         }
     }
 
-    let decision = if !fresh {
-        Decision {
-            outcome: Outcome::Duplicate,
-            reason: None,
-            change: OrderChange::None,
-            flag: None,
-        }
-    } else if callback.kind() == PaymentKind::Macro && orderid.is_none() {
-        Decision {
-            outcome: Outcome::Rejected,
-            reason: Some("orderid missing".into()),
-            change: OrderChange::None,
-            flag: None,
-        }
-    } else {
-        let order = match orderid {
-            Some(orderid) if callback.kind() == PaymentKind::Macro => {
-                if rules.order_check == OrderCheck::None && callback.status() == Some(Status::Paid)
-                {
-                    ensure_order_row(conn, project, orderid, now)?;
-                }
-                lock_order(conn, project, orderid)?
+    let order = match lock.filter(|_| fresh) {
+        Some(lock) => {
+            if lock.create {
+                ensure_order_row(conn, project, lock.orderid, now)?;
             }
-            _ => None,
-        };
-        decide(callback, order.as_ref().map(order_view).as_ref(), rules)
+            lock_order(conn, project, lock.orderid)?
+        }
+        None => None,
     };
+    let view = order.as_ref().map(order_view);
+    let Step {
+        decision,
+        http_status,
+    } = decide(if fresh {
+        Seen::First(view.as_ref())
+    } else {
+        Seen::Again
+    });
 
     let outcome = decision.outcome;
-    let http_status = match outcome {
-        Outcome::Rejected => 400,
-        Outcome::UnknownOrder => 409,
-        _ => 200,
-    };
     let row = NewCallback {
         received_at: now,
         project_id: Some(project),
@@ -192,7 +195,7 @@ fn process_in(
         identity: Some(&identity),
         outcome: outcome.as_str(),
         reason: decision.reason.as_deref(),
-        http_status,
+        http_status: i32::from(http_status),
         method: &meta.method,
         raw_query: &raw.text,
         remote_addr: meta.remote_addr.as_deref(),
@@ -200,26 +203,25 @@ fn process_in(
         raw_sha256: &raw.sha256,
         raw_truncated: raw.truncated,
     };
-    let payload = notifies_shop(outcome).then(|| notification(callback, outcome).to_string());
 
-    let callback_id = match (&*conn, &decision.change, orderid, &payload) {
+    let callback_id = match (&*conn, &decision.change, orderid, &decision.notify) {
         // The paid path, PostgreSQL: every write in one statement (one round trip).
-        (Conn::Pg(_), OrderChange::Fulfil { checked }, Some(orderid), Some(payload)) => {
-            fulfil_in_one_statement(conn, &row, callback, *checked, orderid, payload)?
+        (Conn::Pg(_), OrderChange::Fulfil { checked }, Some(orderid), Some(notice)) => {
+            fulfil_in_one_statement(conn, &row, callback, *checked, orderid, &notice.payload)?
         }
         _ => {
             let callback_id = insert_callback(conn, &row)?;
             if let Some(orderid) = orderid {
                 apply_change(conn, callback, &decision, orderid, callback_id, now)?;
             }
-            if let Some(payload) = &payload {
+            if let Some(notice) = &decision.notify {
                 dispatch!(conn, c => diesel::insert_into(outbox::table)
                     .values((
-                        outbox::kind.eq(outcome.as_str()),
+                        outbox::kind.eq(notice.kind.as_str()),
                         outbox::project_id.eq(project),
                         outbox::orderid.eq(orderid),
                         outbox::callback_id.eq(callback_id),
-                        outbox::payload.eq(payload),
+                        outbox::payload.eq(&notice.payload),
                         outbox::next_attempt_at.eq(now),
                         outbox::created_at.eq(now),
                     ))
@@ -228,8 +230,7 @@ fn process_in(
             callback_id
         }
     };
-    if fresh && !outcome.answers_ok() {
-        // Not answered OK: the gateway will retry, and the retry is decided afresh.
+    if fresh && !decision.keeps_claim() {
         dispatch!(conn, c => diesel::delete(answered::table.find(&identity)).execute(c))?;
     } else if let Some(flag) = decision.flag.filter(|_| fresh) {
         // Kept with the guard for a retry of this request (see
@@ -442,36 +443,6 @@ fn apply_change(
     Ok(())
 }
 
-fn notifies_shop(outcome: Outcome) -> bool {
-    matches!(
-        outcome,
-        Outcome::Fulfilled
-            | Outcome::PaidAgain
-            | Outcome::PaidAfterRefund
-            | Outcome::AmountMismatch
-            | Outcome::CurrencyMismatch
-            | Outcome::Refunded
-    )
-}
-
-/// What the shop is told: the decision and the gateway's figures, no personal
-/// data (the outbox row carries the callback's id beside it).
-fn notification(callback: &VerifiedCallback, outcome: Outcome) -> serde_json::Value {
-    serde_json::json!({
-        "event": outcome.as_str(),
-        "project_id": callback.project_id(),
-        "orderid": callback.orderid(),
-        "status": callback.status().map(|s| s.code()),
-        "test": callback.is_test(),
-        "amount": callback.amount().map(Amount::minor_units),
-        "currency": callback.currency().map(Currency::as_str),
-        "payamount": callback.payamount().map(Amount::minor_units),
-        "paycurrency": callback.paycurrency().map(Currency::as_str),
-        "refund_amount": callback.refund_amount().map(Amount::minor_units),
-        "requestid": callback.fields().text("requestid"),
-    })
-}
-
 #[derive(QueryableByName)]
 struct InsertedId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -522,7 +493,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::{FieldValue, Fields, Proof};
+    use crate::domain::{
+        decide_callback, order_to_lock, FieldValue, Fields, OrderCheck, PaymentKind, Proof, Rules,
+    };
     use crate::store::DatabaseConfig;
 
     const RULES: Rules = Rules {
@@ -571,7 +544,12 @@ mod tests {
             .transaction(|conn| {
                 let meta = meta();
                 let raw = meta.raw.stored(None);
-                process_in(conn, callback, &meta, &raw, RULES, attempt)
+                let decide = |seen: Seen<'_>| Step {
+                    decision: decide_callback(callback, seen, RULES),
+                    http_status: 200,
+                };
+                let lock = order_to_lock(callback, RULES);
+                record_in(conn, callback, &meta, &raw, lock, &decide, attempt)
             })
             .unwrap()
     }

@@ -21,7 +21,7 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
-pub use callbacks::{CallbackMeta, Processed};
+pub use callbacks::{CallbackMeta, Processed, Step};
 pub use models::{CallbackRow, OrderDetails};
 pub use orders::Registration;
 pub use raw::RawRequest;
