@@ -351,6 +351,9 @@ fn v1_with_a_trailing_newline_fails() {
     );
 }
 
+/// A change to V1's headers.
+type Mutation = Box<dyn FnOnce(&mut Headers)>;
+
 fn v1_with(change: impl FnOnce(&mut Headers)) -> Result<(), CheckoutError> {
     let (b, sig) = v1();
     let mut h = headers(sig);
@@ -364,7 +367,7 @@ fn v1_with(change: impl FnOnce(&mut Headers)) -> Result<(), CheckoutError> {
 fn every_header_mutation_rejects() {
     let (_, sig) = v1();
     let upper = sig.to_ascii_uppercase();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Headers)>, CheckoutError)> = vec![
+    let cases: Vec<(&str, Mutation, CheckoutError)> = vec![
         // missing, each of the five
         (
             "no signature",
@@ -484,7 +487,7 @@ fn every_header_mutation_rejects() {
 /// T11, T14, T15: what §3 tolerates.
 #[test]
 fn tolerated_header_variants_accept() {
-    let tolerated: Vec<(&str, Box<dyn FnOnce(&mut Headers)>)> = vec![
+    let tolerated: Vec<(&str, Mutation)> = vec![
         (
             "lowercase algorithm",
             Box::new(|h| h.set("X-Paysera-Signature-Alg", "hmac-sha256")),
