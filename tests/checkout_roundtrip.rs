@@ -144,7 +144,8 @@ struct Snap {
 fn snap() -> impl Strategy<Value = Snap> {
     (
         uuid(),
-        "[A-Za-z0-9 _/?:().,'+-]{1,60}",
+        // Never blank: a blank order id is malformed (tested on its own).
+        "[A-Za-z0-9_/?:().,'+-][A-Za-z0-9 _/?:().,'+-]{0,59}",
         1..i64::MAX,
         0..i64::MAX,
         "[A-Za-z]{3}",
