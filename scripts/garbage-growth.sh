@@ -21,7 +21,7 @@
 # Knobs (environment): GROWTH_COUNT (10000), GROWTH_SIZE (65536),
 # GROWTH_CONCURRENCY (16), GROWTH_PROFILE (release; debug skips a release
 # build and gives the same sizes), GROWTH_KEEP (1: keep the temp dir),
-# PAYHOOK_VECTORS_DIR (../shared/vectors: only the test public key is used).
+# PAYHOOK_VECTORS_DIR (tests/vectors: only the test public key is used).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ COUNT=${GROWTH_COUNT:-10000}
 SIZE=${GROWTH_SIZE:-65536}
 CONC=${GROWTH_CONCURRENCY:-16}
 PROFILE=${GROWTH_PROFILE:-release}
-VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/../shared/vectors}
+VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/tests/vectors}
 TOKEN=growth-admin-token-$(date +%s)-$$
 
 say() { printf '[growth %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -40,11 +40,8 @@ die() { say "error: $*"; exit 1; }
 command -v curl >/dev/null || die "curl is needed to wait for readiness"
 command -v jq >/dev/null || die "jq is needed to read the sender's report"
 command -v sqlite3 >/dev/null || die "sqlite3 is needed to look into the SQLite file"
-PGBIN=
-for d in /usr/lib/postgresql/15/bin "$(dirname "$(readlink -f "$(command -v pg_ctl || echo /nonexistent)")")"; do
-    if [[ -x $d/initdb && -x $d/pg_ctl && -x $d/psql ]]; then PGBIN=$d; break; fi
-done
-[[ -n $PGBIN ]] || die "PostgreSQL server tools (initdb, pg_ctl, psql) not found"
+source "$ROOT/scripts/lib/throwaway-pg.sh"
+find_pgbin initdb pg_ctl psql
 
 case $PROFILE in
     release) say "building release (payhook, examples/garbage)"
@@ -56,42 +53,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 PAYHOOK=$TARGET/payhook
 GARBAGE=$TARGET/examples/garbage
 
-TMP=$(mktemp -d /tmp/payhook-growth-XXXXXX)
-chmod 755 "$TMP"
-PH_PID=
-cleanup() {
-    local rc=$?
-    if [[ -n $PH_PID ]] && kill -0 "$PH_PID" 2>/dev/null; then
-        kill "$PH_PID" 2>/dev/null || true
-        wait "$PH_PID" 2>/dev/null || true
-    fi
-    if [[ -f $TMP/pg/postmaster.pid ]]; then
-        as_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    if [[ ${GROWTH_KEEP:-0} == 1 ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ $(id -u) == 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
-    as_pg() { (cd "$TMP" && runuser -u postgres -- "$@"); }
-    chown postgres "$TMP"
-else
-    as_pg() { (cd "$TMP" && "$@"); }
-fi
-
-free_port() {
-    local p lo
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
-    ((lo > 11000)) || lo=61000
-    for _ in $(seq 200); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        if ! ss -Htan "( sport = :$p or dport = :$p )" | grep -q .; then echo "$p"; return; fi
-    done
-    die "no free loopback port found"
-}
+throwaway_dir payhook-growth ${GROWTH_KEEP:-0}
 
 PGPORT=$(free_port)
 say "initdb (PostgreSQL $("$PGBIN/postgres" -V | awk '{print $3}')) in $TMP/pg, port $PGPORT"

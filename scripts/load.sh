@@ -69,12 +69,8 @@ esac
 command -v jq >/dev/null || die "jq is needed to summarise"
 command -v curl >/dev/null || die "curl is needed to wait for readiness"
 
-# PostgreSQL 15 server tools (Debian keeps them off PATH).
-PGBIN=
-for d in /usr/lib/postgresql/15/bin "$(dirname "$(readlink -f "$(command -v pg_ctl || echo /nonexistent)")")"; do
-    if [[ -x $d/initdb && -x $d/pg_ctl && -x $d/pgbench && -x $d/psql ]]; then PGBIN=$d; break; fi
-done
-[[ -n $PGBIN ]] || die "PostgreSQL server tools (initdb, pg_ctl, pgbench, psql) not found"
+source "$ROOT/scripts/lib/throwaway-pg.sh"
+find_pgbin initdb pg_ctl pgbench psql
 
 started_all=$(date +%s)
 say "building release (payhook and examples)"
@@ -82,45 +78,7 @@ cargo build --release --bin payhook --examples >&2
 PAYHOOK=$ROOT/target/release/payhook
 LOADGEN=$ROOT/target/release/examples/loadgen
 
-TMP=$(mktemp -d /tmp/payhook-load-XXXXXX)
-chmod 755 "$TMP"
-PH_PID=
-cleanup() {
-    local rc=$?
-    if [[ -n $PH_PID ]] && kill -0 "$PH_PID" 2>/dev/null; then
-        kill "$PH_PID" 2>/dev/null || true
-        wait "$PH_PID" 2>/dev/null || true
-    fi
-    if [[ -f $TMP/pg/postmaster.pid ]]; then
-        as_pg "$PGBIN/pg_ctl" -D "$TMP/pg" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    if [[ ${LOAD_KEEP:-0} == 1 ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Server tools as the postgres user when we are root (initdb refuses root).
-if [[ $(id -u) == 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "running as root but there is no postgres user"
-    as_pg() { (cd "$TMP" && runuser -u postgres -- "$@"); }
-    chown postgres "$TMP"
-else
-    as_pg() { (cd "$TMP" && "$@"); }
-fi
-
-# A loopback port below the kernel's ephemeral range (so that no outgoing
-# connection of this very test holds it) that no socket uses in any state.
-free_port() {
-    local p lo
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
-    ((lo > 11000)) || lo=61000
-    for _ in $(seq 200); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        if ! ss -Htan "( sport = :$p or dport = :$p )" | grep -q .; then echo "$p"; return; fi
-    done
-    die "no free loopback port found"
-}
+throwaway_dir payhook-load ${LOAD_KEEP:-0}
 
 # --- PostgreSQL --------------------------------------------------------------
 PGPORT=$(free_port)
