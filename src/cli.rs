@@ -38,6 +38,68 @@ pub enum Command {
     PaymentUrl(PaymentUrlArgs),
     /// Work on orders directly in the database, with the service's configuration.
     Orders(OrdersArgs),
+    /// Read and replay the callback journal, on the database directly.
+    Callbacks(CallbacksArgs),
+    /// Run a callback URL copied from the gateway's panel through the pipeline;
+    /// stored like a received callback, with method INGEST.
+    IngestUrl {
+        url: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete journal rows older than an age, keeping every row of orders that
+    /// are paid, in review or refunded. A dry run unless --yes.
+    Prune {
+        #[arg(long, value_name = "AGE")]
+        older_than: String,
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CallbacksArgs {
+    #[command(subcommand)]
+    pub command: CallbacksCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallbacksCommand {
+    /// Stored callbacks, newest first.
+    List {
+        #[arg(long)]
+        outcome: Option<String>,
+        #[arg(long = "order")]
+        orderid: Option<String>,
+        /// Received within this age (90s, 10m, 2d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One stored request: raw, decoded fields, outcome, reason and answer.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run stored callbacks through the pipeline again (idempotent: a replayed
+    /// paid callback is a duplicate); prints each new outcome.
+    Replay {
+        id: Option<i64>,
+        /// Every callback received within this age (90s, 10m, 2d).
+        #[arg(long)]
+        since: Option<String>,
+        /// With --since: only callbacks with this outcome.
+        #[arg(long)]
+        outcome: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +118,14 @@ pub enum OrdersCommand {
         /// The project the order belongs to (default: the first configured).
         #[arg(long)]
         project_id: Option<u64>,
+    },
+    /// An order's story: registration, state, flags, every callback.
+    Show {
+        orderid: String,
+        #[arg(long)]
+        project_id: Option<u64>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -373,82 +443,32 @@ pub fn orders(args: OrdersArgs) -> ExitCode {
         OrdersCommand::Close {
             orderid,
             project_id,
-        } => close_order(&orderid, project_id),
+        } => crate::operator::orders_close(&orderid, project_id),
+        OrdersCommand::Show {
+            orderid,
+            project_id,
+            json,
+        } => crate::operator::orders_show(&orderid, project_id, json),
     }
 }
 
-fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
-    use crate::store::{DatabaseConfig, Store};
-    let settings = match settings() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let project = match project_id {
-        None => settings.projects.first(),
-        Some(id) => settings.projects.iter().find(|p| p.id == id),
-    };
-    let Some(project) = project.map(|p| p.id) else {
-        return usage_error(&format!(
-            "project {} is not configured",
-            project_id.map_or("-".into(), |id| id.to_string())
-        ));
-    };
-    // Opening a missing SQLite file would create an empty database: that is a
-    // wrong DATABASE_URL or PAYHOOK_DATA_DIR, not an order that does not exist.
-    if let DatabaseConfig::Sqlite { path } = &settings.database {
-        if !path.exists() {
-            return usage_error(&format!(
-                "no database at {} (check DATABASE_URL / PAYHOOK_DATA_DIR)",
-                path.display()
-            ));
-        }
-    }
-    let database_error = |e: crate::store::StoreError| {
-        eprintln!("error: {e}");
-        ExitCode::from(3)
-    };
-    let store = match Store::connect(
-        &settings.database,
-        1,
-        settings.db_acquire_timeout,
-        settings.db_statement_timeout,
-    ) {
-        Ok(store) => store,
-        Err(e) => return database_error(e),
-    };
-    if let Err(e) = store.ready() {
-        let pending = matches!(e, crate::store::StoreError::Migration(_));
-        let code = database_error(e);
-        if pending {
-            eprintln!("hint: run `payhook migrate` (or start the service) first");
-        }
-        return code;
-    }
-    let at = |millis: i64| {
-        chrono::DateTime::from_timestamp_millis(millis)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default()
-    };
-    match store.close_order(&project.to_string(), orderid) {
-        Ok(Some((closed_at, true))) => {
-            println!(
-                "order {orderid} (project {project}) closed at {}: the missed-callback detector no longer counts it",
-                at(closed_at)
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(Some((closed_at, false))) => {
-            println!(
-                "order {orderid} (project {project}) was already closed at {}; nothing changed",
-                at(closed_at)
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(None) => {
-            eprintln!("error: no order {orderid} in project {project}");
-            ExitCode::from(1)
-        }
-        Err(e) => database_error(e),
+pub fn callbacks(args: CallbacksArgs) -> ExitCode {
+    use crate::operator::{callbacks_list, callbacks_replay, callbacks_show};
+    match args.command {
+        CallbacksCommand::List {
+            outcome,
+            orderid,
+            since,
+            limit,
+            json,
+        } => callbacks_list(outcome.as_deref(), orderid, since.as_deref(), limit, json),
+        CallbacksCommand::Show { id, json } => callbacks_show(id, json),
+        CallbacksCommand::Replay {
+            id,
+            since,
+            outcome,
+            json,
+        } => callbacks_replay(id, since.as_deref(), outcome.as_deref(), json),
     }
 }
 

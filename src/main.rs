@@ -19,5 +19,12 @@ fn main() -> ExitCode {
         Some(Command::Verify(args)) => cli::verify(args),
         Some(Command::PaymentUrl(args)) => cli::payment_url(args),
         Some(Command::Orders(args)) => cli::orders(args),
+        Some(Command::Callbacks(args)) => cli::callbacks(args),
+        Some(Command::IngestUrl { url, json }) => payhook::operator::ingest_url(&url, json),
+        Some(Command::Prune {
+            older_than,
+            yes,
+            json,
+        }) => payhook::operator::prune(&older_than, yes, json),
     }
 }

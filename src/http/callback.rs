@@ -14,12 +14,23 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::{callback_status, CallbackClass, CallbackHttpError};
 use super::{AppState, MAX_CALLBACK_BYTES};
 use crate::alerts::{Alert, AlertKind};
+use crate::domain::Rules;
 use crate::domain::{decide_callback, order_to_lock, Answer, OkBody, Outcome, VerifiedCallback};
-use crate::paysera::{CallbackError, RejectClass, RequestParams};
+use crate::paysera::{CallbackError, RejectClass, RequestParams, Verifier};
 use crate::store::{CallbackMeta, Processed, RawRequest, Step, Store, StoreError};
 
+/// What the pipeline needs: the same for the endpoint and for the operator's
+/// replay and ingest commands.
+pub struct Pipeline<'a> {
+    pub verifier: &'a Verifier,
+    pub store: &'a Store,
+    pub rules: Rules,
+    /// Bytes of a rejected request that are stored.
+    pub rejected_max_bytes: usize,
+}
+
 /// How far a request got, for the answer and the report.
-enum Handled {
+pub enum Handled {
     /// Not a form, or a form in a content coding: stored as rejected, answered 415.
     Unsupported(Unsupported),
     /// Verification failed: stored as rejected.
@@ -29,8 +40,28 @@ enum Handled {
     Done(Processed, Box<VerifiedCallback>),
 }
 
+impl Handled {
+    /// The outcome stored (`None`: nothing was, payhook itself cannot check it).
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Handled::Unsupported(_) | Handled::Rejected(_) => Some(Outcome::Rejected),
+            Handled::Misconfigured(_) => None,
+            Handled::Done(p, _) => Some(p.outcome),
+        }
+    }
+
+    /// Why, when there is a reason.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Handled::Unsupported(u) => Some(u.reason().to_string()),
+            Handled::Rejected(e) | Handled::Misconfigured(e) => Some(e.to_string()),
+            Handled::Done(p, _) => p.reason.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
-enum Unsupported {
+pub enum Unsupported {
     ContentType,
     /// Refused before the body is read as anything but bytes: a body is never
     /// decompressed, so a small request cannot grow into a large one.
@@ -38,7 +69,7 @@ enum Unsupported {
 }
 
 impl Unsupported {
-    fn reason(self) -> &'static str {
+    pub fn reason(self) -> &'static str {
         match self {
             Unsupported::ContentType => "unsupported content type",
             Unsupported::ContentEncoding => "unsupported content encoding",
@@ -73,7 +104,13 @@ pub async fn receive(
     let worker = state.clone();
     // Bounded: a stalled database is answered 503 in time, not waited for.
     let handled = Store::bounded(&state.store, move || {
-        handle(&worker, query.as_bytes(), &body, &meta, unsupported)
+        let pipeline = Pipeline {
+            verifier: &worker.verifier,
+            store: &worker.store,
+            rules: worker.rules,
+            rejected_max_bytes: worker.rejected_max_bytes,
+        };
+        handle(&pipeline, query.as_bytes(), &body, &meta, unsupported)
     })
     .await;
 
@@ -83,8 +120,8 @@ pub async fn receive(
 }
 
 /// parse → verify → store (claim, lock, decide, write); the caller answers.
-fn handle(
-    state: &AppState,
+pub fn handle(
+    state: &Pipeline<'_>,
     query: &[u8],
     body: &[u8],
     meta: &CallbackMeta,

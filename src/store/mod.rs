@@ -3,6 +3,7 @@
 //! compiled for each backend by `dispatch!`.
 
 mod callbacks;
+mod journal;
 mod models;
 mod orders;
 pub mod raw;
@@ -22,7 +23,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use callbacks::{CallbackMeta, Processed, Step};
-pub use models::{CallbackRow, OrderDetails};
+pub use journal::{JournalEntry, JournalFilter, PruneCount};
+pub use models::{rfc3339, CallbackRow, OrderDetails};
 pub use orders::Registration;
 pub use raw::RawRequest;
 pub use retention::spawn_pruner;

@@ -96,7 +96,7 @@ pub struct OrderDetails {
     pub callbacks: Vec<CallbackRow>,
 }
 
-pub(crate) fn rfc3339(millis: i64) -> String {
+pub fn rfc3339(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()

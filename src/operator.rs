@@ -1,0 +1,516 @@
+//! The operator's commands: the journal, replays, a callback URL pasted from
+//! the gateway's panel, an order's story, pruning. They work on the database
+//! directly, with the service's configuration; no running service is needed.
+//!
+//! Exit codes: 0 done; 1 the thing asked for does not exist, or a replay
+//! could not run; 2 usage or configuration; 3 the database failed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::Outcome;
+use crate::http::callback::{handle, Handled, Pipeline};
+use crate::paysera::Verifier;
+use crate::store::raw::{unescape, RawRequest};
+use crate::store::{CallbackMeta, DatabaseConfig, JournalFilter, Store, StoreError};
+
+/// What every command needs: the settings and an open, migrated store.
+pub struct Operator {
+    pub settings: Settings,
+    pub store: Store,
+}
+
+pub fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn database_error(e: StoreError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(3)
+}
+
+fn not_found(what: &str) -> ExitCode {
+    eprintln!("{what} not found");
+    ExitCode::from(1)
+}
+
+impl Operator {
+    /// Opens the configured database; never creates an empty SQLite file (that
+    /// is a wrong `DATABASE_URL` or `PAYHOOK_DATA_DIR`, not an empty journal).
+    pub fn open() -> Result<Operator, ExitCode> {
+        let settings = Settings::from_env().map_err(|e| usage_error(&e.to_string()))?;
+        if let DatabaseConfig::Sqlite { path } = &settings.database {
+            if !path.exists() {
+                return Err(usage_error(&format!(
+                    "no database at {} (check DATABASE_URL / PAYHOOK_DATA_DIR)",
+                    path.display()
+                )));
+            }
+        }
+        let store = Store::connect(
+            &settings.database,
+            1,
+            settings.db_acquire_timeout,
+            settings.db_statement_timeout,
+        )
+        .map_err(database_error)?;
+        if let Err(e) = store.ready() {
+            let pending = matches!(e, StoreError::Migration(_));
+            let code = database_error(e);
+            if pending {
+                eprintln!("hint: run `payhook migrate` (or start the service) first");
+            }
+            return Err(code);
+        }
+        Ok(Operator { settings, store })
+    }
+
+    fn verifier(&self) -> Result<Verifier, ExitCode> {
+        Verifier::new(
+            self.settings.verifier_projects(),
+            self.settings.keys.clone(),
+            self.settings.policy,
+        )
+        .map_err(|e| usage_error(&e.to_string()))
+    }
+
+    /// Runs raw request bytes through the callback pipeline, stored with `method`.
+    fn run(&self, verifier: &Verifier, method: &str, raw: &[u8]) -> Result<Handled, StoreError> {
+        let pipeline = Pipeline {
+            verifier,
+            store: &self.store,
+            rules: self.settings.rules,
+            rejected_max_bytes: self.settings.rejected_max_bytes,
+        };
+        let meta = CallbackMeta {
+            method: method.to_string(),
+            raw: RawRequest::join(raw, b""),
+            remote_addr: None,
+        };
+        handle(&pipeline, raw, b"", &meta, None)
+    }
+}
+
+/// `90s`, `10m`, `2d` before now, as unix milliseconds.
+pub fn since(text: &str) -> Result<i64, ExitCode> {
+    let age = crate::config::parse_duration(text)
+        .ok_or_else(|| usage_error(&format!("{text:?} is not a duration like 90s, 10m or 2d")))?;
+    Ok(chrono::Utc::now().timestamp_millis() - age.as_millis() as i64)
+}
+
+pub fn parse_outcome(text: Option<&str>) -> Result<Option<Outcome>, ExitCode> {
+    text.map(|t| {
+        Outcome::parse(t).ok_or_else(|| {
+            let all: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+            usage_error(&format!("{t:?} is not an outcome ({})", all.join(", ")))
+        })
+    })
+    .transpose()
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+pub fn callbacks_list(
+    outcome: Option<&str>,
+    orderid: Option<String>,
+    since_text: Option<&str>,
+    limit: i64,
+    json: bool,
+) -> ExitCode {
+    let outcome = match parse_outcome(outcome) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let since = match since_text.map(since).transpose() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if !(1..=10_000).contains(&limit) {
+        return usage_error("--limit must be 1 to 10000");
+    }
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let filter = JournalFilter {
+        outcome,
+        orderid,
+        since,
+        limit,
+    };
+    let rows = match op.store.journal(&filter) {
+        Ok(rows) => rows,
+        Err(e) => return database_error(e),
+    };
+    if json {
+        print_json(&serde_json::json!({ "callbacks": rows }));
+    } else {
+        println!(
+            "{:>8}  {:<24}  {:<18}  {:<20}  {:>4}  reason",
+            "id", "received_at", "outcome", "orderid", "http"
+        );
+        for r in &rows {
+            println!(
+                "{:>8}  {:<24}  {:<18}  {:<20}  {:>4}  {}",
+                r.id,
+                crate::store::rfc3339(r.received_at),
+                r.outcome,
+                r.orderid.as_deref().unwrap_or("-"),
+                r.http_status,
+                r.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let entry = match op.store.journal_entry(id) {
+        Ok(Some(entry)) => entry,
+        Ok(None) => return not_found(&format!("callback {id}")),
+        Err(e) => return database_error(e),
+    };
+    // The decoded fields, when the stored request still verifies (a truncated
+    // rejection cannot be decoded again).
+    let fields = unescape(&entry.raw_query).ok().and_then(|raw| {
+        let verifier = op.verifier().ok()?;
+        let params = crate::paysera::RequestParams::parse(&raw, b"");
+        verifier.verify(&params).ok().map(|v| v.fields().clone())
+    });
+    let shown_fields = fields.map(|f| mask_personal_data(&f, op.settings.log_pii));
+    if json {
+        print_json(&serde_json::json!({
+            "callback": entry,
+            "received_at": entry.received_at_rfc3339(),
+            "fields": shown_fields,
+        }));
+    } else {
+        println!("id           {}", entry.id);
+        println!("received_at  {}", entry.received_at_rfc3339());
+        println!("method       {}", entry.method);
+        println!(
+            "project      {}",
+            entry.project_id.as_deref().unwrap_or("-")
+        );
+        println!("orderid      {}", entry.orderid.as_deref().unwrap_or("-"));
+        println!("outcome      {}", entry.outcome);
+        println!("reason       {}", entry.reason.as_deref().unwrap_or("-"));
+        println!("answer       {}", entry.http_status);
+        println!(
+            "raw          {} bytes, sha256 {}{}",
+            entry.raw_length.map_or("?".into(), |n| n.to_string()),
+            entry.raw_sha256.as_deref().unwrap_or("?"),
+            if entry.raw_truncated {
+                " (only the beginning is stored)"
+            } else {
+                ""
+            }
+        );
+        println!("{}", entry.raw_query);
+        match &shown_fields {
+            Some(fields) => {
+                println!("fields:");
+                if let Some(map) = fields.as_object() {
+                    for (k, v) in map {
+                        println!("  {k} = {}", v.as_str().unwrap_or(&v.to_string()));
+                    }
+                }
+            }
+            None => println!("fields: (the stored request does not verify)"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Buyer personal data is masked unless `PAYHOOK_LOG_PII` says otherwise.
+fn mask_personal_data(fields: &crate::domain::Fields, show: bool) -> serde_json::Value {
+    let mut value = serde_json::to_value(fields).unwrap_or_default();
+    if !show {
+        if let Some(map) = value.as_object_mut() {
+            for (k, v) in map.iter_mut() {
+                let personal = k.starts_with("p_") || k == "name" || k == "surename";
+                if personal && v.as_str().is_some_and(|s| !s.is_empty()) {
+                    *v = serde_json::Value::String("***".into());
+                }
+            }
+        }
+    }
+    value
+}
+
+/// Runs stored callbacks through the pipeline again, oldest first; each one is
+/// stored as a new journal row with method `REPLAY`. Idempotent: a replayed
+/// paid callback is a `duplicate`.
+pub fn callbacks_replay(
+    id: Option<i64>,
+    since_text: Option<&str>,
+    outcome: Option<&str>,
+    json: bool,
+) -> ExitCode {
+    let outcome = match parse_outcome(outcome) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let ids = match (id, since_text) {
+        (Some(id), None) => vec![id],
+        (None, Some(text)) => {
+            let since = match since(text) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match op.store.journal_ids_since(since, outcome) {
+                Ok(ids) => ids,
+                Err(e) => return database_error(e),
+            }
+        }
+        _ => return usage_error("give a callback id or --since (not both)"),
+    };
+    let verifier = match op.verifier() {
+        Ok(v) => Arc::new(v),
+        Err(code) => return code,
+    };
+    let mut failed = false;
+    for id in ids {
+        let entry = match op.store.journal_entry(id) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return not_found(&format!("callback {id}")),
+            Err(e) => return database_error(e),
+        };
+        let result = if entry.raw_truncated {
+            Err("only the beginning of this request is stored".to_string())
+        } else {
+            match unescape(&entry.raw_query) {
+                Ok(raw) => match op.run(&verifier, "REPLAY", &raw) {
+                    Ok(handled) => Ok(handled),
+                    Err(e) => return database_error(e),
+                },
+                Err(e) => Err(format!("stored request is not readable: {e}")),
+            }
+        };
+        match result {
+            Ok(handled) => report(id, &handled, json),
+            Err(why) => {
+                failed = true;
+                if json {
+                    print_json(&serde_json::json!({"replayed": id, "error": why}));
+                } else {
+                    println!("{id}\tnot replayed: {why}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(id: i64, handled: &Handled, json: bool) {
+    let outcome = handled.outcome().map_or("error", Outcome::as_str);
+    let reason = handled.reason();
+    if json {
+        print_json(&serde_json::json!({"replayed": id, "outcome": outcome, "reason": reason}));
+    } else {
+        match reason {
+            Some(reason) => println!("{id}\t{outcome}\t{reason}"),
+            None => println!("{id}\t{outcome}"),
+        }
+    }
+}
+
+/// A callback URL copied from the gateway's panel, run through the pipeline
+/// and stored like a received callback, with method `INGEST`.
+pub fn ingest_url(url: &str, json: bool) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let verifier = match op.verifier() {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let input = url.trim();
+    let query = input.split_once('?').map_or(input, |(_, q)| q);
+    let query = query.split('#').next().unwrap_or_default();
+    let handled = match op.run(&verifier, "INGEST", query.as_bytes()) {
+        Ok(handled) => handled,
+        Err(e) => return database_error(e),
+    };
+    let outcome = handled.outcome().map_or("error", Outcome::as_str);
+    let reason = handled.reason();
+    if json {
+        print_json(&serde_json::json!({"outcome": outcome, "reason": reason}));
+    } else {
+        match &reason {
+            Some(reason) => println!("{outcome}\t{reason}"),
+            None => println!("{outcome}"),
+        }
+    }
+    match handled {
+        Handled::Done(..) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
+/// The configured project an order belongs to (default: the first one).
+fn project_of(settings: &Settings, project_id: Option<u64>) -> Result<String, ExitCode> {
+    let project = match project_id {
+        None => settings.projects.first(),
+        Some(id) => settings.projects.iter().find(|p| p.id == id),
+    };
+    project.map(|p| p.id.to_string()).ok_or_else(|| {
+        usage_error(&format!(
+            "project {} is not configured",
+            project_id.map_or("-".into(), |id| id.to_string())
+        ))
+    })
+}
+
+/// Takes an order out of the missed-callback count.
+pub fn orders_close(orderid: &str, project_id: Option<u64>) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let project = match project_of(&op.settings, project_id) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let at = |millis: i64| {
+        chrono::DateTime::from_timestamp_millis(millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    match op.store.close_order(&project, orderid) {
+        Ok(Some((closed_at, true))) => {
+            println!(
+                "order {orderid} (project {project}) closed at {}: the missed-callback detector no longer counts it",
+                at(closed_at)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Some((closed_at, false))) => {
+            println!(
+                "order {orderid} (project {project}) was already closed at {}; nothing changed",
+                at(closed_at)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("error: no order {orderid} in project {project}");
+            ExitCode::from(1)
+        }
+        Err(e) => database_error(e),
+    }
+}
+
+/// An order's story: its registration, state and flags, and every callback
+/// with its outcome, oldest first.
+pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let project = match project_of(&op.settings, project_id) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let order = match op.store.order(&project, orderid) {
+        Ok(Some(order)) => order,
+        Ok(None) => return not_found(&format!("order {orderid}")),
+        Err(e) => return database_error(e),
+    };
+    if json {
+        print_json(&serde_json::json!({ "order": order }));
+        return ExitCode::SUCCESS;
+    }
+    println!("order     {} (project {})", order.orderid, order.project_id);
+    println!(
+        "expected  {}",
+        match (order.amount, &order.currency) {
+            (Some(a), Some(c)) => format!("{a} {c} (minor units)"),
+            _ => "nothing registered".into(),
+        }
+    );
+    println!("state     {}", order.state);
+    println!(
+        "flags     {}",
+        if order.flags.is_empty() {
+            "-".into()
+        } else {
+            order.flags.join(", ")
+        }
+    );
+    if let Some(refunded) = order.refunded_amount {
+        println!("refunded  {refunded}");
+    }
+    for (label, at) in [
+        ("fulfilled", order.fulfilled_at),
+        ("returned", order.returned_at),
+        ("closed", order.closed_at),
+    ] {
+        if let Some(at) = at {
+            println!("{label:<9} {}", crate::store::rfc3339(at));
+        }
+    }
+    println!("callbacks:");
+    for c in &order.callbacks {
+        println!(
+            "  {:>8}  {}  {:<18}  {:>4}  {}",
+            c.id,
+            crate::store::rfc3339(c.received_at),
+            c.outcome,
+            c.http_status,
+            c.reason.as_deref().unwrap_or("")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Deletes journal rows older than `older_than`, keeping every row of orders
+/// that are paid, in review or refunded. A dry run unless `yes`.
+pub fn prune(older_than: &str, yes: bool, json: bool) -> ExitCode {
+    let cutoff = match since(older_than) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let count = match op.store.prune_journal(cutoff, !yes) {
+        Ok(c) => c,
+        Err(e) => return database_error(e),
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "deleted": if yes { count.deletable } else { 0 },
+            "would_delete": if yes { 0 } else { count.deletable },
+            "kept": count.kept,
+        }));
+    } else if yes {
+        println!(
+            "deleted {} journal rows older than {older_than}; kept {} of paid, in-review or refunded orders",
+            count.deletable, count.kept
+        );
+    } else {
+        println!(
+            "would delete {} journal rows older than {older_than} (dry run: add --yes); would keep {} of paid, in-review or refunded orders",
+            count.deletable, count.kept
+        );
+    }
+    ExitCode::SUCCESS
+}

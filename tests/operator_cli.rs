@@ -1,0 +1,257 @@
+//! The operator's commands as the real binary, on a real PostgreSQL database
+//! and on a SQLite file, configured as the service is (environment only):
+//! `ingest-url`, `callbacks list|show|replay`, `orders show`, `prune`.
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use payhook::domain::{Amount, Currency};
+use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::store::{DatabaseConfig, Store};
+use secrecy::SecretString;
+
+const PROJECT: &str = "123";
+const PASSWORD: &str = "pass-1f2e3d";
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/current")
+}
+
+fn payhook(dir: &Path, database_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhook"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PAYSERA_PROJECT_ID", PROJECT)
+        .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
+        .env("PAYSERA_PUBLIC_KEY_FILE", vectors().join("public.pem"))
+        .env("PAYHOOK_ADMIN_TOKEN", "test-admin-token-0123456789")
+        .env("PAYHOOK_DATA_DIR", dir)
+        .env("DATABASE_URL", database_url)
+        .current_dir(dir);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.code().expect("exited"),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// A paid callback URL as the gateway's panel shows it.
+fn callback_url(orderid: &str, amount: &str) -> String {
+    let pem = std::fs::read_to_string(vectors().join("private.pem")).unwrap();
+    let signer = GatewaySigner::from_pem(&pem, PASSWORD).unwrap();
+    let fields = [
+        ("projectid", PROJECT),
+        ("orderid", orderid),
+        ("amount", amount),
+        ("currency", "EUR"),
+        ("p_email", "buyer@example.com"),
+        ("status", "1"),
+        ("test", "0"),
+        ("version", "1.6"),
+    ];
+    format!(
+        "https://shop.example/paysera/callback?{}",
+        signer.callback_query(&fields, CallbackForm::Ss2)
+    )
+}
+
+fn operator_commands(dir: &Path, database_url: &str, config: DatabaseConfig) {
+    let (code, out, err) = run(payhook(dir, database_url).arg("migrate"));
+    assert_eq!(code, 0, "migrate: {out}{err}");
+    let store = Store::connect(&config, 1, Duration::from_secs(5), Duration::from_secs(5)).unwrap();
+    let eur = Currency::parse("EUR").unwrap();
+    for orderid in ["O-1", "O-2"] {
+        store
+            .register_order(
+                PROJECT,
+                orderid,
+                Amount::from_minor(500).unwrap(),
+                &eur,
+                None,
+            )
+            .unwrap();
+    }
+
+    // The rescue: a URL pasted from the gateway's panel fulfils the order.
+    let (code, out, err) =
+        run(payhook(dir, database_url).args(["ingest-url", &callback_url("O-1", "500")]));
+    assert_eq!((code, out.trim()), (0, "fulfilled"), "{err}");
+    let order = store.order(PROJECT, "O-1").unwrap().unwrap();
+    assert_eq!(order.state, "paid");
+    let first = order.callbacks[0].id;
+    // A wrong amount is stored and reported too; a forged URL is rejected (exit 1).
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["ingest-url", &callback_url("O-2", "1")]));
+    assert_eq!(
+        (code, out.trim()),
+        (0, "amount_mismatch\tamount 1, expected 500")
+    );
+    let forged = callback_url("O-2", "500").replacen("data=", "data=x", 1);
+    let (code, out, _) = run(payhook(dir, database_url).args(["ingest-url", &forged]));
+    assert_eq!(code, 1);
+    assert!(out.starts_with("rejected"), "{out}");
+
+    // The journal, as a table and as JSON.
+    let (code, out, _) = run(payhook(dir, database_url).args(["callbacks", "list"]));
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 4, "header and three rows: {out}");
+    let (code, out, _) = run(payhook(dir, database_url).args([
+        "callbacks",
+        "list",
+        "--outcome",
+        "fulfilled",
+        "--since",
+        "1h",
+        "--json",
+    ]));
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = listed["callbacks"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["orderid"], "O-1");
+    let (code, _, err) =
+        run(payhook(dir, database_url).args(["callbacks", "list", "--outcome", "paid"]));
+    assert_eq!(code, 2, "not an outcome: {err}");
+
+    // One callback: the raw request, the fields (buyer data masked), the answer.
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["callbacks", "show", &first.to_string()]));
+    assert_eq!(code, 0);
+    for expected in [
+        "outcome      fulfilled",
+        "method       INGEST",
+        "answer       200",
+        "orderid = O-1",
+        "p_email = ***",
+    ] {
+        assert!(out.contains(expected), "{expected:?} in:\n{out}");
+    }
+    assert!(!out.contains("buyer@example.com"), "{out}");
+    let (code, _, _) = run(payhook(dir, database_url).args(["callbacks", "show", "999999"]));
+    assert_eq!(code, 1);
+
+    // Replaying a fulfilled callback is idempotent: a duplicate, one fulfilment.
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["callbacks", "replay", &first.to_string()]));
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("{first}\tduplicate").as_str())
+    );
+    let (code, out, _) = run(payhook(dir, database_url).args([
+        "callbacks",
+        "replay",
+        "--since",
+        "1h",
+        "--outcome",
+        "fulfilled",
+        "--json",
+    ]));
+    assert_eq!(code, 0);
+    let replayed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(replayed["outcome"], "duplicate");
+    let order = store.order(PROJECT, "O-1").unwrap().unwrap();
+    assert!(order.fulfilled_at.is_some());
+    assert_eq!(
+        order
+            .callbacks
+            .iter()
+            .filter(|c| c.outcome == "fulfilled")
+            .count(),
+        1
+    );
+
+    // The order's story.
+    let (code, out, _) = run(payhook(dir, database_url).args(["orders", "show", "O-2"]));
+    assert_eq!(code, 0);
+    for expected in [
+        "state     needs_review",
+        "unmatched_payment",
+        "amount_mismatch",
+    ] {
+        assert!(out.contains(expected), "{expected:?} in:\n{out}");
+    }
+    let (code, _, _) = run(payhook(dir, database_url).args(["orders", "show", "NOPE"]));
+    assert_eq!(code, 1);
+
+    // Pruning: a dry run by default; the paid and in-review orders' rows stay.
+    let total = store
+        .order(PROJECT, "O-1")
+        .unwrap()
+        .unwrap()
+        .callbacks
+        .len()
+        + store
+            .order(PROJECT, "O-2")
+            .unwrap()
+            .unwrap()
+            .callbacks
+            .len();
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["prune", "--older-than", "0s", "--json"]));
+    assert_eq!(code, 0);
+    let dry: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(dry["deleted"], 0);
+    assert_eq!(dry["would_delete"], 1, "the forged rejection: {out}");
+    assert_eq!(dry["kept"], total as i64);
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["prune", "--older-than", "0s", "--yes"]));
+    assert_eq!(code, 0, "{out}");
+    let (_, out, _) = run(payhook(dir, database_url).args([
+        "callbacks",
+        "list",
+        "--outcome",
+        "rejected",
+        "--json",
+    ]));
+    let left: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(left["callbacks"].as_array().unwrap().len(), 0);
+    let after = store
+        .order(PROJECT, "O-1")
+        .unwrap()
+        .unwrap()
+        .callbacks
+        .len()
+        + store
+            .order(PROJECT, "O-2")
+            .unwrap()
+            .unwrap()
+            .callbacks
+            .len();
+    assert_eq!(after, total);
+    let (code, _, _) = run(payhook(dir, database_url).args(["prune", "--older-than", "soon"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn operator_commands_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres::fresh_database();
+    operator_commands(
+        dir.path(),
+        &url,
+        DatabaseConfig::Postgres {
+            url: SecretString::from(url.clone()),
+        },
+    );
+}
+
+#[test]
+fn operator_commands_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.sqlite3");
+    let url = format!("sqlite:{}", path.display());
+    operator_commands(dir.path(), &url, DatabaseConfig::Sqlite { path });
+}
