@@ -1,8 +1,8 @@
 //! Bad input of any kind gets a clear 4xx, never a 500, a panic or a hang.
 
-use payhook::paysera::gateway::CallbackForm;
-
-use crate::helpers::{paid_fields, sign, with, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{Backend, TestApp, ADMIN_TOKEN};
+use crate::support::gateway::{paid_fields, sign, with, CallbackForm};
+use crate::support::readyz;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_queries_are_accepted_and_oversized_refused() {
@@ -224,13 +224,7 @@ async fn payments_api_signs_and_registers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_turns_readiness_off_and_stops() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(readyz(&app.base).await, (200, "ready".to_string()));
     let health = app
         .client
         .get(format!("{}/healthz", app.base))
