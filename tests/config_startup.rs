@@ -4,20 +4,18 @@
 //! secret, the admin token rules and the bearer scheme, and where the offline
 //! commands take the project password from.
 
-#[path = "support/postgres.rs"]
-mod postgres;
-#[path = "support/vectors.rs"]
-mod vectors;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use support::gateway::{gateway, CallbackForm, PASSWORD};
+use support::{free_port, postgres, vectors};
 
-const PASSWORD: &str = "pass-1f2e3d";
 const ADMIN_TOKEN: &str = "startup-admin-token-0123456789";
 /// Appears in values that must never be shown.
 const SECRET: &str = "s3cr3t-marker";
@@ -293,14 +291,6 @@ fn the_admin_token_is_checked_at_start_up() {
     ran.assert_config_error(&["PAYHOOK_ADMIN_TOKEN", "whitespace"]);
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 request; the status code of the answer.
 fn status_of(port: u16, path: &str, authorization: Option<&str>) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -514,8 +504,6 @@ fn the_offline_commands_take_the_password_from_a_file_or_the_environment() {
     ran.assert_config_error(&["--password-file", "/nonexistent/password"]);
 
     // verify: an encrypted callback opens only with the project password.
-    let pem = std::fs::read_to_string(vectors::vectors_dir().join("current/private.pem")).unwrap();
-    let signer = GatewaySigner::from_pem(&pem, PASSWORD).unwrap();
     let fields = [
         ("projectid", "123"),
         ("orderid", "PW-1"),
@@ -523,7 +511,7 @@ fn the_offline_commands_take_the_password_from_a_file_or_the_environment() {
         ("currency", "EUR"),
         ("status", "1"),
     ];
-    let encrypted = signer.callback_query(&fields, CallbackForm::Encrypted);
+    let encrypted = gateway().callback_query(&fields, CallbackForm::Encrypted);
     let key = vectors::vectors_dir().join("current/public.pem");
     let verify = |configure: &dyn Fn(&mut Command)| {
         let mut cmd = payhook(dir.path());

@@ -1,17 +1,13 @@
 //! The README's run command: demo mode on the embedded default, then
 //! `payhook simulate` against it, both as the real binary.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "support/mod.rs"]
+mod support;
+
+use support::free_port;
 
 struct Service(Child);
 

@@ -1,78 +1,65 @@
 //! Inputs the fuzz targets (`fuzz/`, see docs/fuzzing.md) found or made
-//! interesting, replayed through the same code: `RequestParams::parse` then
-//! `Verifier::verify`, with the fuzz target's configuration (projects 123 and
-//! 31530, the vectors' test key plus Paysera's production key).
+//! interesting, replayed through the same checks: the fuzz targets' harness
+//! (`tests/support/fuzz_harness.rs`, which `fuzz/fuzz_targets/*.rs` include
+//! too), with the fuzz target's configuration (projects 123 and 31530, the
+//! vectors' test key plus Paysera's production key).
 //!
 //! Each asserts the exact rejection (the `CallbackError` text), so a change in
 //! how hostile input is refused shows up here.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use md5::{Digest, Md5};
 use payhook::domain::{PaymentKind, Proof, VerifiedCallback};
-use payhook::paysera::{
-    base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, Verifier,
-};
-use secrecy::SecretString;
+use payhook::paysera::{base64url, php, CallbackError, Policy, RequestParams};
 
-const TEST_PUBLIC_PEM: &str = include_str!("../fuzz/keys/test-public.pem");
+use support::fuzz_harness::{self as harness, verifier, POLICIES, PROJECTS};
+
 /// A callback the vectors' test key signed with `ss2` only (project 123).
 const SS2_ONLY: &str = include_str!("../fuzz/seeds/verify_callback/current-paid-ss2-only.query");
 
-const PROJECTS: [(u64, &str); 2] = [
-    (123, "pass-1f2e3d"),
-    (31530, "8c5ebe834bb61a2e5ab8ef38f8d940f3"),
-];
+const LAX: Policy = POLICIES[0];
 
-const LAX: Policy = Policy {
-    accept_ss1: false,
-    strict: false,
-    accept_legacy: true,
-};
-const POLICIES: [Policy; 4] = [
-    LAX,
-    Policy {
-        accept_ss1: false,
-        strict: true,
-        accept_legacy: true,
-    },
-    Policy {
-        accept_ss1: true,
-        strict: false,
-        accept_legacy: true,
-    },
-    Policy {
-        accept_ss1: true,
-        strict: true,
-        accept_legacy: true,
-    },
-];
-
-fn verifier(policy: Policy) -> Verifier {
-    let mut keys = KeySet::from_pem(TEST_PUBLIC_PEM).unwrap();
-    keys.extend(KeySet::paysera_production());
-    let projects = PROJECTS
-        .iter()
-        .map(|(id, pw)| Project::new(*id, Some(SecretString::from(pw.to_string()))))
-        .collect();
-    Verifier::new(projects, keys, policy).unwrap()
+/// Runs a request through every check of the `verify_callback` fuzz target
+/// (`harness::check_callback`), as if the fuzzer had found it.
+fn replay(query: &[u8], body: &[u8]) {
+    // The target splits its input at the first NUL: a query holding one
+    // cannot be expressed (none of these does; their NULs are `%00`).
+    assert!(!query.contains(&0), "not a fuzz input");
+    let input = if body.is_empty() {
+        query.to_vec()
+    } else {
+        [query, b"\0", body].concat()
+    };
+    harness::check_callback(&input);
 }
 
+/// Verifies under `policy`, after replaying the request through the fuzz checks.
 fn verify(policy: Policy, query: &[u8], body: &[u8]) -> Result<VerifiedCallback, CallbackError> {
+    replay(query, body);
     verifier(policy).verify(&RequestParams::parse(query, body))
 }
 
-/// The rejection text under `policy`; panics if the callback is accepted.
-fn rejection(policy: Policy, query: &[u8], body: &[u8]) -> String {
-    match verify(policy, query, body) {
+fn rejection_text(policy: Policy, result: Result<VerifiedCallback, CallbackError>) -> String {
+    match result {
         Ok(v) => panic!("accepted under {policy:?}: {:?}", v.fields()),
         Err(e) => e.to_string(),
     }
 }
 
+/// The rejection text under `policy`; panics if the callback is accepted.
+fn rejection(policy: Policy, query: &[u8], body: &[u8]) -> String {
+    rejection_text(policy, verify(policy, query, body))
+}
+
 /// The same rejection text under every policy.
 fn rejected_everywhere(query: &[u8], body: &[u8], want: &str) {
+    replay(query, body);
     for policy in POLICIES {
+        let result = verifier(policy).verify(&RequestParams::parse(query, body));
         assert_eq!(
-            rejection(policy, query, body),
+            rejection_text(policy, result),
             want,
             "{policy:?} {:?}",
             String::from_utf8_lossy(&query[..query.len().min(80)])
@@ -83,12 +70,7 @@ fn rejected_everywhere(query: &[u8], body: &[u8], want: &str) {
 /// `data` carrying `content`, with a valid `ss1` of project `project`
 /// (what the fuzz target forges to reach the decoding behind the signature).
 fn ss1_query(content: &[u8], project: usize) -> Vec<u8> {
-    let data = base64url::encode(content);
-    let mut h = Md5::new();
-    h.update(data.as_bytes());
-    h.update(PROJECTS[project].1.as_bytes());
-    let ss1 = hex::encode(h.finalize());
-    php::build_query([("data", data.as_str()), ("ss1", ss1.as_str())]).into_bytes()
+    harness::ss1_query(content, project).into_bytes()
 }
 
 const ACCEPT_SS1: Policy = Policy {
@@ -109,6 +91,39 @@ fn assert_log_safe(text: &str) {
         text.len(),
         text.chars().take(60).collect::<String>()
     );
+}
+
+/// Every seed of the fuzz corpus (`fuzz/seeds/verify_callback`), and whatever
+/// a local run left in `fuzz/corpus` and `fuzz/artifacts` (ignored by git),
+/// through the `verify_callback` and `decode` targets' checks.
+#[test]
+fn the_corpus_passes_the_fuzz_targets_checks() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut seeds = 0;
+    for dir in [
+        "seeds/verify_callback",
+        "corpus/verify_callback",
+        "artifacts/verify_callback",
+    ] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(dir)) else {
+            assert_ne!(
+                dir, "seeds/verify_callback",
+                "the seeds are part of the repository"
+            );
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let input = std::fs::read(&path).unwrap();
+            let checked = std::panic::catch_unwind(|| {
+                harness::check_callback(&input);
+                harness::check_decoders(&input);
+            });
+            assert!(checked.is_ok(), "{} breaks a fuzz check", path.display());
+            seeds += usize::from(dir.starts_with("seeds"));
+        }
+    }
+    assert!(seeds >= 20, "only {seeds} seeds found");
 }
 
 #[test]
@@ -371,11 +386,9 @@ fn non_utf8_field_name_in_error_is_escaped_and_bounded() {
 /// (and so the identity) depends on the policy. Fixed: it no longer does.
 #[test]
 fn legacy_micro_project_does_not_depend_on_the_policy() {
-    use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
-    let private = std::fs::read_to_string(dir.join("current/private.pem")).unwrap();
+    use support::gateway::{signer, CallbackForm};
     // Signed for project 31530 (its password makes `_ss1`), with the test key (`_ss2`).
-    let signer = GatewaySigner::from_pem(&private, PROJECTS[1].1).unwrap();
+    let signer = signer(PROJECTS[1].1);
     let fields = [
         ("to", "1679"),
         ("from", "37060000000"),
@@ -413,6 +426,7 @@ fn request_fields_the_gateway_reads_are_validated() {
     .collect();
     params.push((" amount".into(), "12.50".into()));
     params.push(("p.zip".into(), "9".repeat(100)));
+    harness::check_payment_request(false, 123, "pass-1f2e3d", "1.6", params.clone());
     let built = build_payment_request(123, "pass-1f2e3d", &params, "1.6");
     if let Ok(request) = &built {
         let query = base64url::decode(request.data.as_bytes()).unwrap();

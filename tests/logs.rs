@@ -1,37 +1,22 @@
 //! The logs of a whole scenario, captured from the real binary: one structured
 //! line per callback, and no secret or buyer data anywhere.
 
-#[path = "support/smtp.rs"]
-mod smtp;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::io::Read;
-use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use support::gateway::{paid_fields, sign, with, CallbackForm, PASSWORD};
+use support::{free_port, smtp};
 
-const PASSWORD: &str = "pass-1f2e3d";
 const ADMIN_TOKEN: &str = "log-test-admin-token-9876543210";
 const SMTP_PASSWORD: &str = "smtp-secret-pw-4242";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn no_secret_reaches_the_logs() {
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/current");
-    let signer = GatewaySigner::from_pem(
-        &std::fs::read_to_string(vectors.join("private.pem")).unwrap(),
-        PASSWORD,
-    )
-    .unwrap();
+    let vectors = support::vectors::vectors_dir().join("current");
     let smtp = smtp::SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
@@ -65,17 +50,15 @@ fn no_secret_reaches_the_logs() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let fields = [
-        ("projectid", "123"),
-        ("orderid", "L-1"),
-        ("amount", "1250"),
-        ("currency", "EUR"),
-        ("status", "1"),
+    let mut fields = paid_fields("L-1", "1250", "EUR");
+    for (name, value) in [
         ("name", "Jonas"),
         ("surename", "Jonaitis"),
         ("p_email", "buyer@example.com"),
-    ];
-    let paid = signer.callback_query(&fields, CallbackForm::AllSignatures);
+    ] {
+        fields = with(fields, name, value);
+    }
+    let paid = sign(&fields, CallbackForm::AllSignatures);
     let param = |name: &str| {
         paid.split('&')
             .find_map(|p| p.strip_prefix(&format!("{name}=")))
@@ -135,16 +118,7 @@ fn no_secret_reaches_the_logs() {
         ),
         "400"
     );
-    let unknown = signer.callback_query(
-        &[
-            ("projectid", "123"),
-            ("orderid", "L-404"),
-            ("status", "1"),
-            ("amount", "1"),
-            ("currency", "EUR"),
-        ],
-        CallbackForm::Ss2,
-    );
+    let unknown = support::gateway::paid("L-404", "1");
     assert_eq!(
         http("GET", format!("{base}/paysera/callback?{unknown}"), None),
         "409"

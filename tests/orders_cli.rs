@@ -1,8 +1,8 @@
 //! `payhook orders close` as the real binary, on a real PostgreSQL database and
 //! on a SQLite file, configured as the service is (environment only).
 
-#[path = "support/postgres.rs"]
-mod postgres;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use payhook::domain::{Amount, Currency};
 use payhook::store::{DatabaseConfig, Store};
 use secrecy::SecretString;
+use support::postgres;
 
 const PROJECT: &str = "123";
 

@@ -15,7 +15,6 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use md5::{Digest, Md5};
 use payhook::domain::{FieldValue, PaymentKind, Proof, VerifiedCallback};
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
 use payhook::paysera::{
     base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, Verifier,
 };
@@ -24,21 +23,15 @@ use proptest::sample::Index;
 use proptest::test_runner::Config;
 use secrecy::SecretString;
 
-#[path = "support/vectors.rs"]
-mod vectors;
-use vectors::vectors_dir;
+#[path = "support/mod.rs"]
+mod support;
 
-const PROJECT: u64 = 123;
-const PASSWORD: &str = "pass-1f2e3d";
+use support::gateway::{gateway as signer, CallbackForm, PASSWORD, PROJECT};
+use support::vectors::vectors_dir;
 
 fn read(name: &str) -> String {
     let path = vectors_dir().join("current").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn signer() -> &'static GatewaySigner {
-    static SIGNER: OnceLock<GatewaySigner> = OnceLock::new();
-    SIGNER.get_or_init(|| GatewaySigner::from_pem(&read("private.pem"), PASSWORD).unwrap())
 }
 
 fn keys() -> &'static KeySet {

@@ -3,20 +3,20 @@
 //! is closed, and `PAYHOOK_MAX_CONNECTIONS` caps what an instance holds.
 //! The service runs with its defaults, except what a test must set to run.
 
-#[path = "support/vectors.rs"]
-mod vectors;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use payhook::config::Settings;
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
 use payhook::startup::{Application, ConnectionLimits, StopHandle};
+use support::gateway::{paid_fields, sign, CallbackForm, PASSWORD};
+use support::vectors;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-const PASSWORD: &str = "pass-1f2e3d";
 const ADMIN_TOKEN: &str = "slow-clients-admin-token-0123";
 /// What `PAYHOOK_REQUEST_TIMEOUT` defaults to.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,20 +79,10 @@ impl Service {
 
 /// A paid callback for `orderid`, signed by the shared test gateway key.
 fn paid_callback(orderid: &str) -> String {
-    let pem = std::fs::read_to_string(vectors::vectors_dir().join("current/private.pem")).unwrap();
-    let signer = GatewaySigner::from_pem(&pem, PASSWORD).unwrap();
-    let fields = [
-        ("projectid", "123"),
-        ("orderid", orderid),
-        ("amount", "1250"),
-        ("currency", "EUR"),
-        ("status", "1"),
-        ("test", "0"),
-        ("payamount", "1250"),
-        ("paycurrency", "EUR"),
-        ("version", "1.6"),
-    ];
-    signer.callback_query(&fields, CallbackForm::AllSignatures)
+    sign(
+        &paid_fields(orderid, "1250", "EUR"),
+        CallbackForm::AllSignatures,
+    )
 }
 
 /// Raises the soft file-descriptor limit to `needed`, or fails saying why.

@@ -13,9 +13,10 @@ use payhook::paysera::{
 use secrecy::SecretString;
 use serde_json::Value;
 
-#[path = "support/vectors.rs"]
-mod shared;
-use shared::vectors_dir;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::vectors::vectors_dir;
 
 fn load(rel: &str) -> (PathBuf, Value) {
     let path = vectors_dir().join(rel);

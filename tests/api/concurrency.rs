@@ -1,9 +1,10 @@
 //! Exactly once, whatever arrives at the same moment, on one or several instances.
 
 use futures::future::join_all;
-use payhook::paysera::gateway::CallbackForm;
 
-use crate::helpers::{paid_fields, sign, Backend, TestApp};
+use crate::helpers::{Backend, TestApp};
+use crate::support::gateway::{paid, paid_fields, sign, CallbackForm};
+use crate::support::readyz;
 
 /// 500 requests at once queue for 2 × 16 connections; on a shared, loaded CI
 /// machine that can take longer than the default 2 s wait (which would answer
@@ -64,7 +65,7 @@ async fn fifty_orders_paid_ten_times_at_once_on_two_instances() {
 async fn ten_identical_paid_callbacks_at_once_on_sqlite() {
     let app = TestApp::spawn_with(Backend::Sqlite, PATIENT).await;
     app.register("S-1", 500, "EUR").await;
-    let query = sign(&paid_fields("S-1", "500", "EUR"), CallbackForm::Ss2);
+    let query = paid("S-1", "500");
     let replies = join_all((0..10).map(|_| app.get_callback(&query))).await;
     for r in &replies {
         assert_eq!(
@@ -88,7 +89,7 @@ async fn ten_identical_paid_callbacks_at_once_on_sqlite() {
 async fn two_different_payments_at_once_fulfil_once() {
     let app = TestApp::spawn(Backend::Postgres).await;
     app.register("P-1", 500, "EUR").await;
-    let first = sign(&paid_fields("P-1", "500", "EUR"), CallbackForm::Ss2);
+    let first = paid("P-1", "500");
     let mut other = paid_fields("P-1", "500", "EUR");
     other.iter_mut().find(|(k, _)| k == "requestid").unwrap().1 = "42".into();
     let second = sign(&other, CallbackForm::Ss2);
@@ -111,13 +112,7 @@ async fn instances_starting_together_migrate_once() {
         TestApp::spawn_on(Backend::Postgres, &url, tempfile::tempdir().unwrap(), &[]),
     );
     for app in [&a, &b, &c] {
-        let ready = app
-            .client
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ready.status(), 200);
+        assert_eq!(readyz(&app.base).await, (200, "ready".to_string()));
     }
     let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
         .unwrap()

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use futures::future::join_all;
-use payhook::paysera::gateway::CallbackForm;
 
-use crate::helpers::{both_backends, paid_fields, sign, Backend, TestApp};
+use crate::helpers::{both_backends, Backend, TestApp};
+use crate::support::gateway::paid;
+use crate::support::readyz;
 use crate::support::smtp::{subject, SmtpSink};
 use crate::support::{postgres, proxy::ChaosProxy};
 
@@ -42,10 +43,6 @@ fn callbacks_total(metrics: &HashMap<String, f64>, outcome: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn paid(orderid: &str, amount: &str) -> String {
-    sign(&paid_fields(orderid, amount, "EUR"), CallbackForm::Ss2)
-}
-
 #[derive(QueryableByName)]
 struct StoredRow {
     #[diesel(sql_type = Text)]
@@ -56,20 +53,9 @@ struct StoredRow {
 
 /// Rows stored for an order as (outcome, http_status), oldest first.
 fn stored(app: &TestApp, orderid: &str) -> Vec<(String, i32)> {
-    let query = diesel::sql_query(format!(
+    let rows: Vec<StoredRow> = app.query(&format!(
         "SELECT outcome, http_status FROM callbacks WHERE orderid = '{orderid}' ORDER BY id"
     ));
-    let rows: Vec<StoredRow> = match app.backend {
-        Backend::Postgres => query
-            .load(&mut PgConnection::establish(&app.database_url).unwrap())
-            .unwrap(),
-        Backend::Sqlite => query
-            .load(
-                &mut SqliteConnection::establish(app.database_url.trim_start_matches("sqlite:"))
-                    .unwrap(),
-            )
-            .unwrap(),
-    };
     rows.into_iter()
         .map(|r| (r.outcome, r.http_status))
         .collect()
@@ -265,13 +251,10 @@ async fn a_stalled_database_answers_503_within_the_bound_then_recovers() {
         }
     }
     let started = Instant::now();
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        readyz(&app.base).await,
+        (503, "database not ready".to_string())
+    );
     assert!(started.elapsed() <= BOUND + MARGIN);
     // The admin API too (a shop registering an order before checkout).
     let started = Instant::now();
@@ -329,13 +312,11 @@ async fn instances_starting_together_migrate_a_fresh_database_once(backend: Back
         )
         .await;
         for app in &apps {
-            let ready = app
-                .client
-                .get(format!("{}/readyz", app.base))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(ready.status(), 200, "round {round}");
+            assert_eq!(
+                readyz(&app.base).await,
+                (200, "ready".to_string()),
+                "round {round}"
+            );
         }
         assert_eq!(
             apps[0].count("SELECT count(*) AS n FROM __diesel_schema_migrations"),

@@ -1,11 +1,9 @@
 //! An attacker who holds old genuine callbacks, or the buyer's own payment
 //! link, and can send anything: nothing of it becomes a payment.
 
-use payhook::paysera::gateway::CallbackForm;
-
-use crate::helpers::{
-    both_backends, paid_fields, sign, vectors_dir, with, Backend, TestApp, ADMIN_TOKEN,
-};
+use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
+use crate::support::gateway::{paid_fields, sign, with, CallbackForm};
+use crate::support::vectors::vectors_dir;
 
 /// The real gateway-signed legacy callback (project 13156, order 1, 100.00 LTL, test=1).
 fn legacy_case() -> (String, String) {

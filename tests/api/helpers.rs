@@ -3,97 +3,22 @@
 //! and talks HTTP to it.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use payhook::config::Settings;
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
 use payhook::startup::{Application, StopHandle};
 
+use crate::support::gateway::{PASSWORD, PROJECT};
 use crate::support::postgres;
-pub use crate::support::vectors::vectors_dir;
+use crate::support::vectors::vectors_dir;
 
-pub const PROJECT: u64 = 123;
-pub const PASSWORD: &str = "pass-1f2e3d";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
     Sqlite,
-}
-
-/// The gateway, as far as tests are concerned: signs with the shared test key.
-pub fn gateway() -> &'static GatewaySigner {
-    static SIGNER: OnceLock<GatewaySigner> = OnceLock::new();
-    SIGNER.get_or_init(|| {
-        let pem = std::fs::read_to_string(vectors_dir().join("current/private.pem")).unwrap();
-        GatewaySigner::from_pem(&pem, PASSWORD).unwrap()
-    })
-}
-
-/// A paid macro callback's fields for an order, in the gateway's order.
-pub fn paid_fields(orderid: &str, amount: &str, currency: &str) -> Vec<(String, String)> {
-    [
-        ("projectid", "123"),
-        ("orderid", orderid),
-        ("lang", "LIT"),
-        ("amount", amount),
-        ("currency", currency),
-        ("payment", "hanza"),
-        ("country", "LT"),
-        ("status", "1"),
-        ("test", "0"),
-        ("payamount", amount),
-        ("paycurrency", currency),
-        ("version", "1.6"),
-        ("requestid", "987654321"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
-/// The same, in the order a legacy (`wp_`) callback carries them: `test` and
-/// `version` before `status` (the signer puts `_ss1` between them).
-pub fn legacy_paid_fields(orderid: &str, amount: &str, currency: &str) -> Vec<(String, String)> {
-    let fields = paid_fields(orderid, amount, currency);
-    let order = [
-        "projectid",
-        "orderid",
-        "lang",
-        "amount",
-        "currency",
-        "payment",
-        "country",
-        "test",
-        "version",
-        "status",
-        "requestid",
-        "payamount",
-        "paycurrency",
-    ];
-    order
-        .iter()
-        .filter_map(|name| fields.iter().find(|(k, _)| k == name).cloned())
-        .collect()
-}
-
-pub fn with(mut fields: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
-    match fields.iter_mut().find(|(k, _)| k == key) {
-        Some(slot) => slot.1 = value.to_string(),
-        None => fields.push((key.to_string(), value.to_string())),
-    }
-    fields
-}
-
-pub fn sign(fields: &[(String, String)], form: CallbackForm) -> String {
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    gateway().callback_query(&pairs, form)
 }
 
 pub struct TestApp {
@@ -242,20 +167,27 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// Runs a `SELECT count(*) AS n …` directly on the app's database.
-    pub fn count(&self, sql: &str) -> i64 {
-        let sql = diesel::sql_query(sql);
-        match self.backend {
+    /// Runs `sql` directly on the app's database, whichever backend it is.
+    pub fn query<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sqlite> + 'static,
+    {
+        let query = diesel::sql_query(sql);
+        let rows = match self.backend {
             Backend::Postgres => {
-                let mut c = PgConnection::establish(&self.database_url).unwrap();
-                sql.get_result::<Count>(&mut c).unwrap().n
+                query.load(&mut PgConnection::establish(&self.database_url).unwrap())
             }
             Backend::Sqlite => {
                 let path = self.database_url.trim_start_matches("sqlite:");
-                let mut c = SqliteConnection::establish(path).unwrap();
-                sql.get_result::<Count>(&mut c).unwrap().n
+                query.load(&mut SqliteConnection::establish(path).unwrap())
             }
-        }
+        };
+        rows.unwrap_or_else(|err| panic!("{sql}: {err}"))
+    }
+
+    /// Runs a `SELECT count(*) AS n …` directly on the app's database.
+    pub fn count(&self, sql: &str) -> i64 {
+        self.query::<Count>(sql)[0].n
     }
 
     pub fn fulfilments(&self, orderid: &str) -> i64 {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
-use payhook::paysera::gateway::CallbackForm;
 use payhook::store::raw::unescape;
 use payhook::store::{DatabaseConfig, Store};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{both_backends, paid_fields, sign, with, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
+use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 
 /// The journal row of one request, read straight from the database.
 #[derive(Debug, QueryableByName)]
@@ -36,21 +36,10 @@ fn rows(app: &TestApp) -> Vec<Stored> {
         Backend::Postgres => "octet_length(raw_query)::bigint",
         Backend::Sqlite => "length(CAST(raw_query AS BLOB))",
     };
-    let sql = diesel::sql_query(format!(
+    app.query(&format!(
         "SELECT outcome, raw_query, raw_length, raw_sha256, raw_truncated, \
          {octets} AS stored_bytes FROM callbacks ORDER BY id"
-    ));
-    match app.backend {
-        Backend::Postgres => {
-            let mut c = PgConnection::establish(&app.database_url).unwrap();
-            sql.load(&mut c).unwrap()
-        }
-        Backend::Sqlite => {
-            let path = app.database_url.trim_start_matches("sqlite:");
-            let mut c = SqliteConnection::establish(path).unwrap();
-            sql.load(&mut c).unwrap()
-        }
-    }
+    ))
 }
 
 fn last_row(app: &TestApp) -> Stored {
@@ -228,7 +217,7 @@ async fn a_content_encoding_gets_415_before_anything_is_decompressed(backend: Ba
 async fn rejected_rows_past_retention_are_deleted_and_genuine_ones_kept(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("PAYHOOK_REJECTED_RETENTION", "1s")]).await;
     app.register("KEEP-1", 500, "EUR").await;
-    let paid = sign(&paid_fields("KEEP-1", "500", "EUR"), CallbackForm::Ss2);
+    let paid = paid("KEEP-1", "500");
     assert_eq!(app.get_callback(&paid).await.status, 200);
     for i in 0..5 {
         assert_eq!(post_raw(&app, "", garbage_64k(i), &[]).await, 400);
@@ -265,7 +254,7 @@ async fn pruning_stops_at_the_cutoff_and_instances_share_the_work(backend: Backe
     for i in 0..120u8 {
         assert_eq!(post_raw(&app, "", garbage_64k(i), &[]).await, 400);
     }
-    let paid = sign(&paid_fields("KEEP-2", "500", "EUR"), CallbackForm::Ss2);
+    let paid = paid("KEEP-2", "500");
     assert_eq!(app.get_callback(&paid).await.status, 200);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cutoff = chrono::Utc::now().timestamp_millis();
@@ -343,7 +332,7 @@ async fn strange_bytes_are_stored_losslessly_and_never_a_database_error(backend:
     // A verified callback whose order id holds a NUL is malformed, not a
     // database error; a NUL in a field never written as such is harmless.
     app.register("NUL-2", 700, "EUR").await;
-    let nul_order = sign(&paid_fields("NUL\u{0}1", "700", "EUR"), CallbackForm::Ss2);
+    let nul_order = paid("NUL\u{0}1", "700");
     let reply = app.get_callback(&nul_order).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body.contains("orderid"), "{}", reply.body);

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod backends_agree;
 mod concurrency;
 mod db_faults;
 mod forgery;

@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use payhook::paysera::gateway::CallbackForm;
-
-use crate::helpers::{paid_fields, sign, with, Backend, TestApp};
+use crate::helpers::{Backend, TestApp};
+use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 use crate::support::smtp::{subject, SmtpSink};
 use crate::support::{postgres, proxy::ChaosProxy};
 
@@ -73,13 +72,13 @@ async fn every_outcome_is_counted_exactly() {
     ] {
         app.register(id, amount, "EUR").await;
     }
-    let paid = paid_fields("M-1", "1250", "EUR");
+    let m1 = paid_fields("M-1", "1250", "EUR");
     let expect: Vec<(&str, String, u16)> = vec![
-        ("fulfilled", sign(&paid, CallbackForm::Ss2), 200),
-        ("duplicate", sign(&paid, CallbackForm::Ss2), 200),
+        ("fulfilled", sign(&m1, CallbackForm::Ss2), 200),
+        ("duplicate", sign(&m1, CallbackForm::Ss2), 200),
         (
             "paid_again",
-            sign(&with(paid.clone(), "requestid", "2"), CallbackForm::Ss2),
+            sign(&with(m1.clone(), "requestid", "2"), CallbackForm::Ss2),
             200,
         ),
         (
@@ -123,16 +122,8 @@ async fn every_outcome_is_counted_exactly() {
             200,
         ),
         ("sms_received", sign(&sms(), CallbackForm::Ss2), 200),
-        (
-            "unknown_order",
-            sign(&paid_fields("NOPE", "1", "EUR"), CallbackForm::Ss2),
-            409,
-        ),
-        (
-            "amount_mismatch",
-            sign(&paid_fields("M-3", "1", "EUR"), CallbackForm::Ss2),
-            200,
-        ),
+        ("unknown_order", paid("NOPE", "1"), 409),
+        ("amount_mismatch", paid("M-3", "1"), 200),
         (
             "currency_mismatch",
             sign(&paid_fields("M-4", "1250", "USD"), CallbackForm::Ss2),
@@ -151,18 +142,18 @@ async fn every_outcome_is_counted_exactly() {
     let rejections = [
         (
             "signature",
-            sign(&paid, CallbackForm::Ss2).replacen("data=c", "data=d", 1),
+            sign(&m1, CallbackForm::Ss2).replacen("data=c", "data=d", 1),
         ),
         ("signature", "data=QUJD&ss3=".to_string()),
         ("decoding", "data=!!!".to_string()),
         (
             "project",
-            sign(&with(paid.clone(), "projectid", "999"), CallbackForm::Ss2),
+            sign(&with(m1.clone(), "projectid", "999"), CallbackForm::Ss2),
         ),
         ("malformed", "data[]=1".to_string()),
         (
             "malformed",
-            sign(&with(paid.clone(), "amount", "12.50"), CallbackForm::Ss2),
+            sign(&with(m1.clone(), "amount", "12.50"), CallbackForm::Ss2),
         ),
     ];
     for (_, query) in &rejections {
@@ -256,7 +247,7 @@ async fn alerts_arrive_by_email_and_bursts_are_held_back() {
     )
     .await;
     app.register("A-1", 1250, "EUR").await;
-    let cheap = sign(&paid_fields("A-1", "1", "EUR"), CallbackForm::Ss2);
+    let cheap = paid("A-1", "1");
     assert_eq!(
         app.get_callback(&cheap).await.body,
         "OK",
@@ -371,9 +362,7 @@ async fn a_dead_mail_server_is_counted_never_fatal() {
     }
     assert_eq!(failed, 1.0);
     app.register("A-1", 1, "EUR").await;
-    let reply = app
-        .get_callback(&sign(&paid_fields("A-1", "1", "EUR"), CallbackForm::Ss2))
-        .await;
+    let reply = app.get_callback(&paid("A-1", "1")).await;
     assert_eq!(reply.body, "OK");
 }
 
@@ -446,12 +435,7 @@ async fn missed_callback_is_noticed(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(
-        app.get_callback(&sign(&paid_fields("R-2", "500", "EUR"), CallbackForm::Ss2))
-            .await
-            .body,
-        "OK"
-    );
+    assert_eq!(app.get_callback(&paid("R-2", "500")).await.body, "OK");
     assert!(app.order("R-1").await["returned_at"].is_string());
 
     let messages = smtp.wait_for(1, Duration::from_secs(15));

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
-use payhook::paysera::gateway::CallbackForm;
 use serde_json::json;
 
-use crate::helpers::{both_backends, paid_fields, sign, with, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
+use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 use crate::support::postgres;
 use crate::support::smtp::{subject, SmtpSink};
 
@@ -136,7 +136,7 @@ async fn a_payment_after_a_refund_is_never_fulfilled_silently(backend: Backend) 
     .await;
     app.register("A-1", 1250, "EUR").await;
     let refund = sign(&refund_of("A-1", "1250", "1250"), CallbackForm::Ss2);
-    let paid = sign(&paid_fields("A-1", "1250", "EUR"), CallbackForm::Ss2);
+    let paid = paid("A-1", "1250");
     assert_eq!(app.get_callback(&refund).await.body, "OK");
     // The delayed paid callback: stored, so answered OK, but not fulfilled.
     let reply = app.get_callback(&paid).await;
@@ -197,7 +197,7 @@ async fn a_payment_after_a_refund_is_never_fulfilled_silently(backend: Backend) 
 async fn a_matching_payment_after_a_mismatch_fulfils_once_and_keeps_the_flag(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.register("A-1", 1250, "EUR").await;
-    let cheap = sign(&paid_fields("A-1", "1", "EUR"), CallbackForm::Ss2);
+    let cheap = paid("A-1", "1");
     let foreign = sign(&paid_fields("A-1", "1250", "USD"), CallbackForm::Ss2);
     let right = paid_fields("A-1", "1250", "EUR");
     for query in [&cheap, &foreign] {
@@ -491,7 +491,7 @@ async fn a_closed_order_is_no_missed_callback(backend: Backend) {
     gauge_settles_at(&app, 0.0).await;
 
     // A closed order's callbacks are still decided and stored.
-    let paid = sign(&paid_fields("C-1", "500", "EUR"), CallbackForm::Ss2);
+    let paid = paid("C-1", "500");
     assert_eq!(app.get_callback(&paid).await.body, "OK");
     assert_eq!(app.fulfilments("C-1"), 1);
 

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use payhook::paysera::gateway::CallbackForm;
 
-use crate::helpers::{paid_fields, sign, Backend, TestApp};
+use crate::helpers::{Backend, TestApp};
+use crate::support::gateway::paid;
+use crate::support::readyz;
 use crate::support::{postgres, proxy::ChaosProxy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -28,10 +29,7 @@ async fn database_outage_answers_503_then_recovers() {
     for id in &orders {
         app.register(id, 100, "EUR").await;
     }
-    let queries: Vec<String> = orders
-        .iter()
-        .map(|id| sign(&paid_fields(id, "100", "EUR"), CallbackForm::Ss2))
-        .collect();
+    let queries: Vec<String> = orders.iter().map(|id| paid(id, "100")).collect();
     let mut answered_ok: Vec<String> = Vec::new();
 
     // Cut the link while callbacks are in flight.
@@ -65,13 +63,10 @@ async fn database_outage_answers_503_then_recovers() {
             started.elapsed()
         );
     }
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        readyz(&app.base).await,
+        (503, "database not ready".to_string())
+    );
 
     // Back again: the gateway's retries are each fulfilled exactly once.
     proxy.restore_networking();

@@ -1,10 +1,7 @@
 //! Every outcome, asserted on the HTTP answer and on the stored rows.
 
-use payhook::paysera::gateway::CallbackForm;
-
-use crate::helpers::{
-    both_backends, legacy_paid_fields, paid_fields, sign, with, Backend, TestApp,
-};
+use crate::helpers::{both_backends, Backend, TestApp};
+use crate::support::gateway::{legacy_paid_fields, paid, paid_fields, sign, with, CallbackForm};
 
 async fn fulfilled_once_and_duplicates_answer_ok(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -33,7 +30,7 @@ async fn fulfilled_once_and_duplicates_answer_ok(backend: Backend) {
 async fn rejected_callbacks_are_stored_with_the_reason(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.register("A-1", 1250, "EUR").await;
-    let query = sign(&paid_fields("A-1", "1250", "EUR"), CallbackForm::Ss2);
+    let query = paid("A-1", "1250");
     // Flip a character of `data`: the signature no longer matches.
     let tampered = query.replacen("data=c", "data=d", 1);
     let reply = app.get_callback(&tampered).await;
@@ -172,7 +169,7 @@ async fn statuses_other_than_paid(backend: Backend) {
 
 async fn unknown_orders_are_retried_until_registered(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let query = sign(&paid_fields("LATE-1", "500", "EUR"), CallbackForm::Ss2);
+    let query = paid("LATE-1", "500");
     let reply = app.get_callback(&query).await;
     assert_eq!(reply.status, 409);
     assert_ne!(reply.body, "OK");
@@ -217,7 +214,7 @@ async fn mismatches_need_review(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.register("A-1", 1250, "EUR").await;
     app.register("A-2", 1250, "EUR").await;
-    let cheap = sign(&paid_fields("A-1", "1", "EUR"), CallbackForm::Ss2);
+    let cheap = paid("A-1", "1");
     let foreign = sign(&paid_fields("A-2", "1250", "USD"), CallbackForm::Ss2);
     assert_eq!(app.get_callback(&cheap).await.body, "OK");
     assert_eq!(app.get_callback(&foreign).await.body, "OK");
@@ -231,7 +228,7 @@ async fn mismatches_need_review(backend: Backend) {
 
 async fn order_check_none_records_unchecked_fulfilment(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("PAYHOOK_ORDER_CHECK", "none")]).await;
-    let query = sign(&paid_fields("FREE-1", "990", "EUR"), CallbackForm::Ss2);
+    let query = paid("FREE-1", "990");
     assert_eq!(app.get_callback(&query).await.body, "OK");
     assert_eq!(app.fulfilments("FREE-1"), 1);
     assert_eq!(

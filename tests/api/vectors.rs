@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use crate::helpers::{vectors_dir, Backend, TestApp};
+use crate::helpers::{Backend, TestApp};
+use crate::support::vectors::vectors_dir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_current_vector_through_http() {

@@ -1,4 +1,47 @@
+//! Test support: one module, included the same way by every test binary,
+//!
+//! ```ignore
+//! #[path = "support/mod.rs"]     // tests/*.rs
+//! #[path = "../support/mod.rs"]  // tests/api/main.rs
+//! mod support;
+//! ```
+//!
+//! so there is one of each helper: one `free_port`, one `readyz`, one signer
+//! and one `paid` callback, one PostgreSQL cluster manager. Each binary uses
+//! only part of it, hence `dead_code` is allowed here.
+#![allow(dead_code)]
+
+pub mod fuzz_harness;
+pub mod gateway;
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;
 pub mod vectors;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Duration;
+
+/// A loopback port nobody uses right now (the kernel's choice). Only free
+/// until someone else binds it: prefer port 0 where the code under test
+/// reports the port it got.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|err| panic!("cannot bind a loopback port: {err}"))
+}
+
+/// `GET {base}/readyz` on a new connection: the status and the body.
+pub async fn readyz(base: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("GET {base}/readyz: {err}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}

@@ -11,11 +11,10 @@
 //!
 //! Nothing here skips silently: a missing binary or a failed `initdb` panics
 //! with the tool's output and the server log, so a red CI run explains itself.
-#![allow(dead_code)]
 
 use std::env;
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -288,7 +287,7 @@ impl Cluster {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            cluster.port = free_port()?;
+            cluster.port = super::free_port();
             match cluster.pg_ctl_start() {
                 Ok(()) => break,
                 Err(err) => {
@@ -488,16 +487,6 @@ fn running_as_root() -> Result<bool, String> {
         .output()
         .map_err(|err| format!("cannot run `id -u` to learn whether we are root: {err}"))?;
     Ok(String::from_utf8_lossy(&output.stdout).trim() == "0")
-}
-
-/// Asks the kernel for a loopback port nobody uses right now.
-fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|err| format!("cannot bind a loopback port: {err}"))?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(|err| format!("cannot read the bound port: {err}"))
 }
 
 /// Starts a shell that outlives us just long enough to stop the server and

@@ -16,7 +16,6 @@
 //! runtime, so it works the same from a plain `#[test]` and from a
 //! `#[tokio::test]` of either flavour, and keeps forwarding while the test's
 //! runtime is blocked.
-#![allow(dead_code)]
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener};

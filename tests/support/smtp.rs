@@ -2,7 +2,6 @@
 //! over a socket as any relay does (EHLO, MAIL, RCPT, DATA with dot-stuffing,
 //! QUIT), so lettre talks to it exactly as it would to a real one, and it keeps
 //! each message decoded as a mail reader shows it. No external program needed.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,7 +1,6 @@
 //! Where the test vectors are: `tests/vectors/`, a copy of the shared set with
 //! its README, unchanged, so the repository stands alone. Missing vectors fail
 //! loudly, never skip.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
