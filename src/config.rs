@@ -87,6 +87,8 @@ pub struct Settings {
     pub log_pii: bool,
     pub public_url: Option<String>,
     pub shutdown_timeout: Duration,
+    /// How long readiness says 503 before the listeners close.
+    pub drain_delay: Duration,
     /// `None`: no `SMTP_URL`, alerts are off.
     pub email: Option<EmailSettings>,
     pub alert_min_interval: Duration,
@@ -280,6 +282,7 @@ impl Settings {
                 .get("PAYHOOK_PUBLIC_URL")
                 .map(|u| u.trim_end_matches('/').to_string()),
             shutdown_timeout: env.duration("PAYHOOK_SHUTDOWN_TIMEOUT", "25s")?,
+            drain_delay: env.duration("PAYHOOK_DRAIN_DELAY", "2s")?,
             email: email_settings(&env)?,
             alert_min_interval: env.duration("ALERT_MIN_INTERVAL", "10m")?,
             missed_callback_after,

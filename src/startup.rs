@@ -24,6 +24,7 @@ pub struct Application {
     admin: Server,
     state: AppState,
     limits: ConnectionLimits,
+    drain_delay: std::time::Duration,
 }
 
 /// Stops a running application the way a SIGTERM does.
@@ -32,12 +33,16 @@ pub struct StopHandle {
     accepting: Arc<AtomicBool>,
     public: ServerHandle,
     admin: ServerHandle,
+    drain_delay: std::time::Duration,
 }
 
 impl StopHandle {
-    /// Readiness turns 503 first; then in-flight requests finish and listeners close.
+    /// Readiness turns 503 first and stays so for `PAYHOOK_DRAIN_DELAY`, while
+    /// the listeners still answer, so a load balancer sees it and stops sending;
+    /// then in-flight requests finish and the listeners close.
     pub async fn stop(&self) {
         self.accepting.store(false, Ordering::SeqCst);
+        tokio::time::sleep(self.drain_delay).await;
         tokio::join!(self.public.stop(true), self.admin.stop(true));
     }
 }
@@ -243,6 +248,7 @@ impl Application {
             admin,
             state,
             limits,
+            drain_delay: settings.drain_delay,
         })
     }
 
@@ -263,6 +269,7 @@ impl Application {
             accepting: self.state.accepting.clone(),
             public: self.public.handle(),
             admin: self.admin.handle(),
+            drain_delay: self.drain_delay,
         }
     }
 

@@ -2,17 +2,19 @@
 //! and on a SQLite file, configured as the service is (environment only):
 //! `ingest-url`, `callbacks list|show|replay`, `orders show`, `prune`.
 
-#[path = "support/postgres.rs"]
-mod postgres;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use payhook::domain::{Amount, Currency};
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+
 use payhook::store::{DatabaseConfig, Store};
 use secrecy::SecretString;
+use support::gateway::CallbackForm;
+use support::postgres;
 
 const PROJECT: &str = "123";
 const PASSWORD: &str = "pass-1f2e3d";
@@ -50,8 +52,7 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 
 /// A paid callback URL as the gateway's panel shows it.
 fn callback_url(orderid: &str, amount: &str) -> String {
-    let pem = std::fs::read_to_string(vectors().join("private.pem")).unwrap();
-    let signer = GatewaySigner::from_pem(&pem, PASSWORD).unwrap();
+    let signer = support::gateway::signer(PASSWORD);
     let fields = [
         ("projectid", PROJECT),
         ("orderid", orderid),

@@ -81,6 +81,7 @@ impl TestApp {
             ("PAYHOOK_ADMIN_BIND", "127.0.0.1:0".to_string()),
             ("PAYHOOK_DATA_DIR", dir.path().display().to_string()),
             ("PAYHOOK_SHUTDOWN_TIMEOUT", "5s".to_string()),
+            ("PAYHOOK_DRAIN_DELAY", "500ms".to_string()),
             ("DATABASE_URL", database_url.to_string()),
         ]
         .into_iter()
