@@ -10,7 +10,7 @@ use std::time::Duration;
 use aes_gcm::aead::Aead;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use criterion::{criterion_group, criterion_main, Criterion};
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 use payhook::paysera::{base64url, php, HashAlg, KeySet, Policy, Project, RequestParams, Verifier};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use secrecy::SecretString;

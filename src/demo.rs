@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use crate::paysera::gateway::GatewaySigner;
+use crate::sim::GatewaySigner;
 
 pub const DEMO_PROJECT_ID: u64 = 100_001;
 

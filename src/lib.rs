@@ -9,6 +9,7 @@ pub mod http;
 pub mod keyfile;
 pub mod metrics;
 pub mod paysera;
+pub mod sim;
 pub mod simulate;
 pub mod startup;
 pub mod store;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 
 const PASSWORD: &str = "pass-1f2e3d";
 const ADMIN_TOKEN: &str = "startup-admin-token-0123456789";

@@ -371,7 +371,7 @@ fn non_utf8_field_name_in_error_is_escaped_and_bounded() {
 /// (and so the identity) depends on the policy. Fixed: it no longer does.
 #[test]
 fn legacy_micro_project_does_not_depend_on_the_policy() {
-    use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+    use payhook::sim::{CallbackForm, GatewaySigner};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     let private = std::fs::read_to_string(dir.join("current/private.pem")).unwrap();
     // Signed for project 31530 (its password makes `_ss1`), with the test key (`_ss2`).

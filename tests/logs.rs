@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 
 const PASSWORD: &str = "pass-1f2e3d";
 const ADMIN_TOKEN: &str = "log-test-admin-token-9876543210";

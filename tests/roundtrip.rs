@@ -15,7 +15,7 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use md5::{Digest, Md5};
 use payhook::domain::{FieldValue, PaymentKind, Proof, VerifiedCallback};
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 use payhook::paysera::{
     base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
 };

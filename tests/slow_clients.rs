@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use payhook::config::Settings;
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 use payhook::startup::{Application, ConnectionLimits, StopHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

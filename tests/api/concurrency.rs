@@ -1,7 +1,7 @@
 //! Exactly once, whatever arrives at the same moment, on one or several instances.
 
 use futures::future::join_all;
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{paid_fields, sign, Backend, TestApp};
 

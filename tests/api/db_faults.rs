@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use futures::future::join_all;
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{both_backends, paid_fields, sign, Backend, TestApp};
 use crate::support::smtp::{subject, SmtpSink};

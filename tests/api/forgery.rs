@@ -1,7 +1,7 @@
 //! An attacker who holds old genuine callbacks, or the buyer's own payment
 //! link, and can send anything: nothing of it becomes a payment.
 
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{
     both_backends, paid_fields, sign, vectors_dir, with, Backend, TestApp, ADMIN_TOKEN,

@@ -1,6 +1,6 @@
 //! Bad input of any kind gets a clear 4xx, never a 500, a panic or a hang.
 
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{paid_fields, sign, with, Backend, TestApp, ADMIN_TOKEN};
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use payhook::config::Settings;
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 use payhook::startup::{Application, StopHandle};
 
 use crate::support::postgres;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 use payhook::store::raw::unescape;
 use payhook::store::{DatabaseConfig, Store};
 use sha2::{Digest, Sha256};

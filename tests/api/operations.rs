@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{paid_fields, sign, with, Backend, TestApp};
 use crate::support::smtp::{subject, SmtpSink};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 use serde_json::json;
 
 use crate::helpers::{both_backends, paid_fields, sign, with, Backend, TestApp, ADMIN_TOKEN};

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{paid_fields, sign, Backend, TestApp};
 use crate::support::{postgres, proxy::ChaosProxy};

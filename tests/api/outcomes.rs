@@ -1,6 +1,6 @@
 //! Every outcome, asserted on the HTTP answer and on the stored rows.
 
-use payhook::paysera::gateway::CallbackForm;
+use payhook::sim::CallbackForm;
 
 use crate::helpers::{
     both_backends, legacy_paid_fields, paid_fields, sign, with, Backend, TestApp,
