@@ -9,7 +9,7 @@ use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::alerts::{Alerter, Mailer};
+use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
 use crate::http::body::{self, Answer};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
@@ -111,18 +111,19 @@ impl Application {
             tracing::info!(bits = key.bits(), sha256 = %key.fingerprint(), "gateway public key");
         }
         let metrics = Metrics::new();
+        let counters: Arc<dyn AlertCounters> = Arc::new(metrics.clone());
         let alerter = match &settings.email {
             Some(email) => {
                 tracing::info!(recipients = email.to.len(), "e-mail alerts on");
                 Alerter::start(
                     Mailer::new(email)?,
                     settings.alert_min_interval,
-                    metrics.clone(),
+                    counters.clone(),
                 )
             }
             None => {
                 tracing::info!("e-mail alerts off (no SMTP_URL)");
-                Alerter::disabled(metrics.clone())
+                Alerter::disabled(counters.clone())
             }
         };
         if settings.public_url.is_some() {
@@ -130,7 +131,7 @@ impl Application {
                 store.clone(),
                 settings.missed_callback_after,
                 settings.missed_callback_window,
-                metrics.clone(),
+                counters,
                 alerter.clone(),
             );
         }
