@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::Settings;
 use crate::keyfile::load_public_keys;
 use crate::paysera::{
     build_payment_request, Environment, KeySet, Policy, Project, RequestParams, Verifier,
@@ -272,16 +273,24 @@ fn project_password(
 }
 
 /// Loads settings, logging a bad key as one line (exit 2).
-fn settings() -> Result<crate::config::Settings, ExitCode> {
-    crate::config::Settings::from_env().map_err(|e| usage_error(&e.to_string()))
+fn settings() -> Result<Settings, ExitCode> {
+    Settings::from_env().map_err(|e| usage_error(&e.to_string()))
+}
+
+/// Settings for a command that needs the gateway's projects: in demo mode,
+/// the demo gateway is made (or read) here, once.
+fn provisioned_settings() -> Result<Settings, ExitCode> {
+    let mut settings = settings()?;
+    crate::demo::provision(&mut settings).map_err(|e| usage_error(&e.to_string()))?;
+    Ok(settings)
 }
 
 pub fn serve() -> ExitCode {
-    let settings = match settings() {
+    let settings = match provisioned_settings() {
         Ok(s) => s,
         Err(code) => return code,
     };
-    crate::telemetry::init(settings.log_format);
+    crate::telemetry::init(settings.logging.format);
     if settings.demo {
         announce_demo(&settings);
     }
@@ -312,7 +321,7 @@ pub fn serve() -> ExitCode {
     })
 }
 
-fn announce_demo(settings: &crate::config::Settings) {
+fn announce_demo(settings: &Settings) {
     let dir = crate::demo::demo_dir(&settings.data_dir);
     eprintln!(
         "\n*** DEMO MODE: no PAYSERA_PROJECT_ID configured. ***\n\
@@ -321,8 +330,8 @@ fn announce_demo(settings: &crate::config::Settings) {
          Admin token: {}/admin-token. Send it demo callbacks with: cargo run --release -- simulate\n",
         crate::demo::DEMO_PROJECT_ID,
         dir.display(),
-        settings.bind,
-        settings.admin_bind,
+        settings.http.bind,
+        settings.http.admin_bind,
         dir.display(),
     );
 }
@@ -349,11 +358,12 @@ pub fn migrate() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let db = &settings.database;
     let result = crate::store::Store::connect(
-        &settings.database,
+        &db.connection,
         1,
-        settings.db_acquire_timeout,
-        settings.db_statement_timeout,
+        db.acquire_timeout,
+        db.statement_timeout,
     )
     .and_then(|store| store.migrate());
     match result {
@@ -379,13 +389,14 @@ pub fn orders(args: OrdersArgs) -> ExitCode {
 
 fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
     use crate::store::{DatabaseConfig, Store};
-    let settings = match settings() {
+    let settings = match provisioned_settings() {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let projects = &settings.gateway.projects;
     let project = match project_id {
-        None => settings.projects.first(),
-        Some(id) => settings.projects.iter().find(|p| p.id == id),
+        None => projects.first(),
+        Some(id) => projects.iter().find(|p| p.id == id),
     };
     let Some(project) = project.map(|p| p.id) else {
         return usage_error(&format!(
@@ -395,7 +406,8 @@ fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
     };
     // Opening a missing SQLite file would create an empty database: that is a
     // wrong DATABASE_URL or PAYHOOK_DATA_DIR, not an order that does not exist.
-    if let DatabaseConfig::Sqlite { path } = &settings.database {
+    let db = &settings.database;
+    if let DatabaseConfig::Sqlite { path } = &db.connection {
         if !path.exists() {
             return usage_error(&format!(
                 "no database at {} (check DATABASE_URL / PAYHOOK_DATA_DIR)",
@@ -407,12 +419,7 @@ fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::from(3)
     };
-    let store = match Store::connect(
-        &settings.database,
-        1,
-        settings.db_acquire_timeout,
-        settings.db_statement_timeout,
-    ) {
+    let store = match Store::connect(&db.connection, 1, db.acquire_timeout, db.statement_timeout) {
         Ok(store) => store,
         Err(e) => return database_error(e),
     };

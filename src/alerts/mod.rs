@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-pub use email::{EmailSettings, Mailer};
+pub use email::{check_smtp_url, EmailSettings, Mailer};
 pub use missed::spawn_scanner;
 
 /// What alerting counts. `crate::metrics::Metrics` implements it; alerts sees
