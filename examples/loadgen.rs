@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+use payhook::sim::{CallbackForm, GatewaySigner};
 use serde_json::json;
 
 /// Fields about the run that a signed-queries file must match to be reused.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::Settings;
 use crate::keyfile::load_public_keys;
 use crate::paysera::{
     build_payment_request, Environment, KeySet, Policy, Project, RequestParams, Verifier,
@@ -342,16 +343,24 @@ fn project_password(
 }
 
 /// Loads settings, logging a bad key as one line (exit 2).
-fn settings() -> Result<crate::config::Settings, ExitCode> {
-    crate::config::Settings::from_env().map_err(|e| usage_error(&e.to_string()))
+fn settings() -> Result<Settings, ExitCode> {
+    Settings::from_env().map_err(|e| usage_error(&e.to_string()))
+}
+
+/// Settings for a command that needs the gateway's projects: in demo mode,
+/// the demo gateway is made (or read) here, once.
+fn provisioned_settings() -> Result<Settings, ExitCode> {
+    let mut settings = settings()?;
+    crate::demo::provision(&mut settings).map_err(|e| usage_error(&e.to_string()))?;
+    Ok(settings)
 }
 
 pub fn serve() -> ExitCode {
-    let settings = match settings() {
+    let settings = match provisioned_settings() {
         Ok(s) => s,
         Err(code) => return code,
     };
-    crate::telemetry::init(settings.log_format);
+    crate::telemetry::init(settings.logging.format);
     if settings.demo {
         announce_demo(&settings);
     }
@@ -382,7 +391,7 @@ pub fn serve() -> ExitCode {
     })
 }
 
-fn announce_demo(settings: &crate::config::Settings) {
+fn announce_demo(settings: &Settings) {
     let dir = crate::demo::demo_dir(&settings.data_dir);
     eprintln!(
         "\n*** DEMO MODE: no PAYSERA_PROJECT_ID configured. ***\n\
@@ -391,8 +400,8 @@ fn announce_demo(settings: &crate::config::Settings) {
          Admin token: {}/admin-token. Send it demo callbacks with: cargo run --release -- simulate\n",
         crate::demo::DEMO_PROJECT_ID,
         dir.display(),
-        settings.bind,
-        settings.admin_bind,
+        settings.http.bind,
+        settings.http.admin_bind,
         dir.display(),
     );
 }
@@ -419,13 +428,10 @@ pub fn migrate() -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let result = crate::store::Store::connect(
-        &settings.database,
-        1,
-        settings.db_acquire_timeout,
-        settings.db_statement_timeout,
-    )
-    .and_then(|store| store.migrate());
+    let db = &settings.database;
+    let result =
+        crate::store::Store::connect(&db.connection, 1, db.acquire_timeout, db.statement_timeout)
+            .and_then(|store| store.migrate());
     match result {
         Ok(applied) => {
             println!("{applied} migration(s) applied");

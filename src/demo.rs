@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use crate::paysera::gateway::GatewaySigner;
+use crate::config::{ConfigError, Settings};
+use crate::paysera::{KeySet, ProjectCredentials};
+use crate::sim::GatewaySigner;
 
 pub const DEMO_PROJECT_ID: u64 = 100_001;
 
@@ -22,6 +24,25 @@ pub struct DemoMaterial {
 
 pub fn demo_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("demo")
+}
+
+/// Puts demo mode's gateway into the settings: its project, its public key (in
+/// place of any configured one) and its admin token. Called once, at start-up,
+/// by the commands that need them; nothing to do outside demo mode.
+pub fn provision(settings: &mut Settings) -> Result<(), ConfigError> {
+    if !settings.demo {
+        return Ok(());
+    }
+    let material = prepare(&settings.data_dir)
+        .map_err(|e| ConfigError::new("PAYHOOK_DATA_DIR", format!("demo set-up failed: {e}")))?;
+    settings.gateway.keys = KeySet::from_pem(&material.gateway_public_pem)
+        .map_err(|e| ConfigError::new("PAYHOOK_DATA_DIR", format!("demo key: {e}")))?;
+    settings.gateway.projects = vec![ProjectCredentials {
+        id: material.project_id,
+        password: material.password,
+    }];
+    settings.http.admin_token = Some(material.admin_token);
+    Ok(())
 }
 
 /// Creates the demo material once, then reuses it.

@@ -11,6 +11,7 @@ pub mod keyfile;
 pub mod metrics;
 pub mod operator;
 pub mod paysera;
+pub mod sim;
 pub mod simulate;
 pub mod startup;
 pub mod store;

@@ -6,7 +6,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::alerts::AlertKind;
+use crate::alerts::{AlertCounters, AlertKind};
 use crate::domain::Outcome;
 use crate::paysera::RejectClass;
 
@@ -148,18 +148,6 @@ impl Metrics {
         self.rejected.with_label_values(&[class.as_str()]).inc();
     }
 
-    pub fn alert_sent(&self, kind: AlertKind) {
-        self.alerts_sent.with_label_values(&[kind.as_str()]).inc();
-    }
-
-    pub fn alert_failed(&self) {
-        self.alerts_failed.inc();
-    }
-
-    pub fn set_missing_callbacks(&self, n: i64) {
-        self.missing_callback.set(n);
-    }
-
     /// The text exposition format.
     pub fn render(&self) -> (String, String) {
         let encoder = TextEncoder::new();
@@ -177,5 +165,19 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+impl AlertCounters for Metrics {
+    fn alert_sent(&self, kind: AlertKind) {
+        self.alerts_sent.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    fn alert_failed(&self) {
+        self.alerts_failed.inc();
+    }
+
+    fn set_missing_callbacks(&self, n: i64) {
+        self.missing_callback.set(n);
     }
 }

@@ -40,8 +40,10 @@ impl Operator {
     /// Opens the configured database; never creates an empty SQLite file (that
     /// is a wrong `DATABASE_URL` or `PAYHOOK_DATA_DIR`, not an empty journal).
     pub fn open() -> Result<Operator, ExitCode> {
-        let settings = Settings::from_env().map_err(|e| usage_error(&e.to_string()))?;
-        if let DatabaseConfig::Sqlite { path } = &settings.database {
+        let mut settings = Settings::from_env().map_err(|e| usage_error(&e.to_string()))?;
+        crate::demo::provision(&mut settings).map_err(|e| usage_error(&e.to_string()))?;
+        let db = &settings.database;
+        if let DatabaseConfig::Sqlite { path } = &db.connection {
             if !path.exists() {
                 return Err(usage_error(&format!(
                     "no database at {} (check DATABASE_URL / PAYHOOK_DATA_DIR)",
@@ -49,13 +51,8 @@ impl Operator {
                 )));
             }
         }
-        let store = Store::connect(
-            &settings.database,
-            1,
-            settings.db_acquire_timeout,
-            settings.db_statement_timeout,
-        )
-        .map_err(database_error)?;
+        let store = Store::connect(&db.connection, 1, db.acquire_timeout, db.statement_timeout)
+            .map_err(database_error)?;
         if let Err(e) = store.ready() {
             let pending = matches!(e, StoreError::Migration(_));
             let code = database_error(e);
@@ -68,10 +65,11 @@ impl Operator {
     }
 
     fn verifier(&self) -> Result<Verifier, ExitCode> {
+        let gateway = &self.settings.gateway;
         Verifier::new(
-            self.settings.verifier_projects(),
-            self.settings.keys.clone(),
-            self.settings.policy,
+            gateway.verifier_projects(),
+            gateway.keys.clone(),
+            gateway.policy,
         )
         .map_err(|e| usage_error(&e.to_string()))
     }
@@ -82,7 +80,7 @@ impl Operator {
             verifier,
             store: &self.store,
             rules: self.settings.rules,
-            rejected_max_bytes: self.settings.rejected_max_bytes,
+            rejected_max_bytes: self.settings.database.rejected_max_bytes,
         };
         let meta = CallbackMeta {
             method: method.to_string(),
@@ -185,7 +183,7 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         let params = crate::paysera::RequestParams::parse(&raw, b"");
         verifier.verify(&params).ok().map(|v| v.fields().clone())
     });
-    let shown_fields = fields.map(|f| mask_personal_data(&f, op.settings.log_pii));
+    let shown_fields = fields.map(|f| mask_personal_data(&f, op.settings.logging.pii));
     if json {
         print_json(&serde_json::json!({
             "callback": entry,
@@ -368,8 +366,8 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
 /// The configured project an order belongs to (default: the first one).
 fn project_of(settings: &Settings, project_id: Option<u64>) -> Result<String, ExitCode> {
     let project = match project_id {
-        None => settings.projects.first(),
-        Some(id) => settings.projects.iter().find(|p| p.id == id),
+        None => settings.gateway.projects.first(),
+        Some(id) => settings.gateway.projects.iter().find(|p| p.id == id),
     };
     project.map(|p| p.id.to_string()).ok_or_else(|| {
         usage_error(&format!(

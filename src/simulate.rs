@@ -8,7 +8,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::demo;
-use crate::paysera::gateway::{CallbackForm, GatewaySigner};
+use crate::sim::{CallbackForm, GatewaySigner};
 
 pub struct Target<'a> {
     pub url: &'a str,

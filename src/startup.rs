@@ -8,8 +8,9 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
 
-use crate::alerts::{Alerter, Mailer};
+use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
 use crate::http::body::{self, Answer};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
@@ -88,9 +89,18 @@ fn bad_input(message: String) -> actix_web::Error {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let db = settings.database.clone();
-        let (pool_size, acquire) = (settings.db_pool_size, settings.db_acquire_timeout);
-        let statement = settings.db_statement_timeout;
+        let db = settings.database.connection.clone();
+        let (pool_size, acquire) = (
+            settings.database.pool_size,
+            settings.database.acquire_timeout,
+        );
+        let statement = settings.database.statement_timeout;
+        // Demo mode's token exists once `demo::provision` has run.
+        let admin_token = settings
+            .http
+            .admin_token
+            .clone()
+            .context("PAYHOOK_ADMIN_TOKEN: none (demo mode's gateway was not provisioned)")?;
         let store = tokio::task::spawn_blocking(move || -> anyhow::Result<Store> {
             let store = Store::connect(&db, pool_size, acquire, statement)?;
             let applied = store.migrate()?;
@@ -101,12 +111,13 @@ impl Application {
         })
         .await??;
 
+        let gateway = &settings.gateway;
         let verifier = Verifier::new(
-            settings.verifier_projects(),
-            settings.keys.clone(),
-            settings.policy,
+            gateway.verifier_projects(),
+            gateway.keys.clone(),
+            gateway.policy,
         )?;
-        if settings.policy.accept_legacy {
+        if gateway.policy.accept_legacy {
             tracing::warn!(
                 "legacy (wp_) callbacks accepted (PAYHOOK_ACCEPT_LEGACY): each needs _ss2 and \
                  _ss1/_ss1v2, no repeated name, the gateway's field order"
@@ -116,55 +127,57 @@ impl Application {
             tracing::info!(bits = key.bits(), sha256 = %key.fingerprint(), "gateway public key");
         }
         let metrics = Metrics::new();
-        let alerter = match &settings.email {
+        let counters: Arc<dyn AlertCounters> = Arc::new(metrics.clone());
+        let alerter = match &settings.alerts.email {
             Some(email) => {
                 tracing::info!(recipients = email.to.len(), "e-mail alerts on");
                 Alerter::start(
                     Mailer::new(email)?,
-                    settings.alert_min_interval,
-                    metrics.clone(),
+                    settings.alerts.min_interval,
+                    counters.clone(),
                 )
             }
             None => {
                 tracing::info!("e-mail alerts off (no SMTP_URL)");
-                Alerter::disabled(metrics.clone())
+                Alerter::disabled(counters.clone())
             }
         };
-        if settings.public_url.is_some() {
+        if settings.http.public_url.is_some() {
             crate::alerts::spawn_scanner(
                 store.clone(),
-                settings.missed_callback_after,
-                settings.missed_callback_window,
-                metrics.clone(),
+                settings.alerts.missed_callback_after,
+                settings.alerts.missed_callback_window,
+                counters,
                 alerter.clone(),
             );
         }
-        crate::store::spawn_pruner(store.clone(), settings.rejected_retention);
+        crate::store::spawn_pruner(store.clone(), settings.database.rejected_retention);
+        let http = &settings.http;
         let state = AppState {
             verifier: Arc::new(verifier),
             store,
             rules: settings.rules,
-            sms_reply: settings.sms_reply.clone(),
-            admin_token: settings.admin_token.clone(),
-            projects: Arc::new(settings.projects.clone()),
+            sms_reply: http.sms_reply.clone(),
+            admin_token,
+            projects: Arc::new(settings.gateway.projects.clone()),
             accepting: Arc::new(AtomicBool::new(true)),
             metrics,
             alerter,
-            log_pii: settings.log_pii,
-            public_url: settings.public_url.clone(),
-            rejected_max_bytes: settings.rejected_max_bytes,
+            log_pii: settings.logging.pii,
+            public_url: http.public_url.clone(),
+            rejected_max_bytes: settings.database.rejected_max_bytes,
         };
 
-        let public_listener = TcpListener::bind(settings.bind)?;
-        let admin_listener = TcpListener::bind(settings.admin_bind)?;
+        let public_listener = TcpListener::bind(http.bind)?;
+        let admin_listener = TcpListener::bind(http.admin_bind)?;
         let port = public_listener.local_addr()?.port();
         let admin_port = admin_listener.local_addr()?.port();
-        let shutdown = settings.shutdown_timeout.as_secs().max(1);
+        let shutdown = http.shutdown_timeout.as_secs().max(1);
         let limits = ConnectionLimits::split(
-            settings.max_connections as usize,
+            http.max_connections as usize,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         );
-        let timeout = settings.request_timeout;
+        let timeout = http.request_timeout;
         tracing::info!(
             public = limits.public_total(),
             public_workers = limits.public_workers,
@@ -248,7 +261,7 @@ impl Application {
             admin,
             state,
             limits,
-            drain_delay: settings.drain_delay,
+            drain_delay: settings.http.drain_delay,
         })
     }
 

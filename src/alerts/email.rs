@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lettre::message::Mailbox;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -33,12 +34,9 @@ pub struct Mailer {
 
 impl Mailer {
     pub fn new(settings: &EmailSettings) -> Result<Mailer, EmailError> {
-        let transport =
-            AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.smtp_url.expose_secret())
-                // lettre's message would quote the URL, password included.
-                .map_err(|_| EmailError::Url("not a valid smtp:// or smtps:// URL".into()))?
-                .timeout(Some(Duration::from_secs(10)))
-                .build();
+        let transport = smtp_builder(settings.smtp_url.expose_secret())?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
         Ok(Mailer {
             transport,
             from: settings.from.clone(),
@@ -60,4 +58,16 @@ impl Mailer {
             .map(|_| ())
             .map_err(|e| EmailError::Send(e.to_string()))
     }
+}
+
+/// Checks an SMTP URL the way `Mailer::new` reads it, without building the
+/// transport: configuration validates, start-up builds.
+pub fn check_smtp_url(url: &str) -> Result<(), EmailError> {
+    smtp_builder(url).map(|_| ())
+}
+
+fn smtp_builder(url: &str) -> Result<AsyncSmtpTransportBuilder, EmailError> {
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        // lettre's message would quote the URL, password included.
+        .map_err(|_| EmailError::Url("not a valid smtp:// or smtps:// URL".into()))
 }

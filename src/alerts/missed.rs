@@ -5,17 +5,17 @@
 //! for payment and that nobody closed. Scanned from the shared database, so
 //! every instance reports the same gauge and only one alerts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Alert, AlertKind, Alerter};
-use crate::metrics::Metrics;
+use super::{Alert, AlertCounters, AlertKind, Alerter};
 use crate::store::Store;
 
 pub fn spawn_scanner(
     store: Store,
     after: Duration,
     window: Duration,
-    metrics: Metrics,
+    counters: Arc<dyn AlertCounters>,
     alerter: Alerter,
 ) {
     let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
@@ -29,7 +29,7 @@ pub fn spawn_scanner(
             let store = store.clone();
             match tokio::task::spawn_blocking(move || store.missed_callbacks(since, cutoff)).await {
                 Ok(Ok((count, claimed))) => {
-                    metrics.set_missing_callbacks(count);
+                    counters.set_missing_callbacks(count);
                     for (project, orderid) in claimed {
                         tracing::warn!(project, orderid, "buyer returned but no callback arrived");
                         alerter.raise(

@@ -5,15 +5,23 @@ mod email;
 mod missed;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-pub use email::{EmailSettings, Mailer};
+pub use email::{check_smtp_url, EmailSettings, Mailer};
 pub use missed::spawn_scanner;
 
 use crate::domain::Flag;
-use crate::metrics::Metrics;
+
+/// What alerting counts. `crate::metrics::Metrics` implements it; alerts sees
+/// only this, so metrics may label its counters by `AlertKind` without a cycle.
+pub trait AlertCounters: Send + Sync + 'static {
+    fn alert_sent(&self, kind: AlertKind);
+    fn alert_failed(&self);
+    fn set_missing_callbacks(&self, n: i64);
+}
 
 /// What an alert is about: a flagged decision (the domain's `Flag`), or one of
 /// the things only the service itself sees.
@@ -145,7 +153,7 @@ impl Alert {
 #[derive(Clone)]
 pub struct Alerter {
     tx: Option<mpsc::Sender<Alert>>,
-    metrics: Metrics,
+    counters: Arc<dyn AlertCounters>,
 }
 
 /// Alerts waiting to be sent beyond this are dropped and counted as failed:
@@ -153,17 +161,21 @@ pub struct Alerter {
 const QUEUE: usize = 1024;
 
 impl Alerter {
-    pub fn disabled(metrics: Metrics) -> Alerter {
-        Alerter { tx: None, metrics }
+    pub fn disabled(counters: Arc<dyn AlertCounters>) -> Alerter {
+        Alerter { tx: None, counters }
     }
 
     /// Starts the sender task on the current tokio runtime.
-    pub fn start(mailer: Mailer, min_interval: Duration, metrics: Metrics) -> Alerter {
+    pub fn start(
+        mailer: Mailer,
+        min_interval: Duration,
+        counters: Arc<dyn AlertCounters>,
+    ) -> Alerter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, mailer, min_interval, metrics.clone()));
+        tokio::spawn(run(rx, mailer, min_interval, counters.clone()));
         Alerter {
             tx: Some(tx),
-            metrics,
+            counters,
         }
     }
 
@@ -174,7 +186,7 @@ impl Alerter {
     pub fn raise(&self, alert: Alert) {
         let Some(tx) = &self.tx else { return };
         if tx.try_send(alert).is_err() {
-            self.metrics.alert_failed();
+            self.counters.alert_failed();
             tracing::warn!("alert queue full; alert dropped");
         }
     }
@@ -187,7 +199,12 @@ struct KindState {
     latest_held: Option<Alert>,
 }
 
-async fn run(mut rx: mpsc::Receiver<Alert>, mailer: Mailer, interval: Duration, metrics: Metrics) {
+async fn run(
+    mut rx: mpsc::Receiver<Alert>,
+    mailer: Mailer,
+    interval: Duration,
+    counters: Arc<dyn AlertCounters>,
+) {
     let mut kinds: HashMap<AlertKind, KindState> = HashMap::new();
     let mut tick =
         tokio::time::interval(Duration::from_secs(1).min(interval.max(Duration::from_millis(100))));
@@ -200,7 +217,7 @@ async fn run(mut rx: mpsc::Receiver<Alert>, mailer: Mailer, interval: Duration, 
                     let held = std::mem::take(&mut state.held);
                     state.latest_held = None;
                     state.last_sent = Some(Instant::now());
-                    deliver(&mailer, &metrics, &alert, held).await;
+                    deliver(&mailer, counters.as_ref(), &alert, held).await;
                 } else {
                     state.held += 1;
                     state.latest_held = Some(alert);
@@ -214,7 +231,7 @@ async fn run(mut rx: mpsc::Receiver<Alert>, mailer: Mailer, interval: Duration, 
                         if let Some(alert) = state.latest_held.take() {
                             let held = std::mem::take(&mut state.held) - 1;
                             state.last_sent = Some(Instant::now());
-                            deliver(&mailer, &metrics, &alert, held).await;
+                            deliver(&mailer, counters.as_ref(), &alert, held).await;
                         }
                     }
                 }
@@ -223,10 +240,10 @@ async fn run(mut rx: mpsc::Receiver<Alert>, mailer: Mailer, interval: Duration, 
     }
 }
 
-async fn deliver(mailer: &Mailer, metrics: &Metrics, alert: &Alert, held: u32) {
+async fn deliver(mailer: &Mailer, counters: &dyn AlertCounters, alert: &Alert, held: u32) {
     match mailer.send(&alert.subject(), &alert.body(held)).await {
         Ok(()) => {
-            metrics.alert_sent(alert.kind);
+            counters.alert_sent(alert.kind);
             tracing::info!(
                 kind = alert.kind.as_str(),
                 held_back = held,
@@ -234,7 +251,7 @@ async fn deliver(mailer: &Mailer, metrics: &Metrics, alert: &Alert, held: u32) {
             );
         }
         Err(e) => {
-            metrics.alert_failed();
+            counters.alert_failed();
             tracing::error!(kind = alert.kind.as_str(), error = %e, "alert e-mail failed");
         }
     }

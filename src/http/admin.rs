@@ -12,9 +12,8 @@ use subtle::ConstantTimeEq;
 
 use super::error::AdminError;
 use super::AppState;
-use crate::config::ProjectSettings;
 use crate::domain::{Amount, Currency, Outcome};
-use crate::paysera::{build_payment_request, Environment, SPEC_VERSION};
+use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
 use crate::store::{Registration, Store, StoreError};
 
 /// Present in a handler's arguments: the request carried the admin token.
@@ -51,7 +50,7 @@ impl FromRequest for Admin {
     }
 }
 
-fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectSettings, AdminError> {
+fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentials, AdminError> {
     match requested {
         None => state
             .projects
@@ -86,7 +85,7 @@ fn currency_of(value: Option<&Value>) -> Result<Currency, AdminError> {
 
 async fn register(
     state: &web::Data<AppState>,
-    project: &ProjectSettings,
+    project: &ProjectCredentials,
     orderid: String,
     amount: Amount,
     currency: Currency,

@@ -13,10 +13,9 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use crate::alerts::Alerter;
-use crate::config::ProjectSettings;
 use crate::domain::Rules;
 use crate::metrics::Metrics;
-use crate::paysera::Verifier;
+use crate::paysera::{ProjectCredentials, Verifier};
 use crate::store::Store;
 
 /// What every handler shares; cheap to clone.
@@ -27,7 +26,8 @@ pub struct AppState {
     pub rules: Rules,
     pub sms_reply: Option<String>,
     pub admin_token: SecretString,
-    pub projects: Arc<Vec<ProjectSettings>>,
+    /// The projects payment requests are signed for (the first is the default).
+    pub projects: Arc<Vec<ProjectCredentials>>,
     /// Cleared when shutdown starts, so `/readyz` turns 503 first.
     pub accepting: Arc<AtomicBool>,
     pub metrics: Metrics,

@@ -5,16 +5,18 @@ use aes_gcm::aead::Aead;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
 use super::base64url;
+use super::context::Context;
+use super::digest::{gcm_key, md5_matches};
 use super::error::CallbackError;
 use super::keys::HashAlg;
+use super::params::{to_fields, RequestParams};
 use super::php;
-use super::verify::{md5_matches, to_fields, RequestParams, Verifier};
 use crate::domain::{FieldValue, Fields, PaymentKind, Proof, VerifiedCallback};
 
 /// IV (12) + tag (16): anything shorter cannot hold a single byte of query.
 const GCM_MIN_LEN: usize = 12 + 16;
 
-impl Verifier {
+impl Context {
     pub(super) fn verify_current(
         &self,
         params: &RequestParams,
@@ -103,7 +105,7 @@ impl Verifier {
     }
 
     /// AES-256-GCM, `IV(12) || ciphertext || tag(16)`, keyed with the project
-    /// password the way PHP's OpenSSL takes a string key: NUL-padded or cut to 32 bytes.
+    /// password (`gcm_key`).
     fn decrypt(&self, raw: &[u8]) -> Result<(usize, Vec<u8>), CallbackError> {
         let passwords = self.passwords("encrypted data")?;
         if raw.len() < GCM_MIN_LEN {
@@ -118,14 +120,6 @@ impl Verifier {
         }
         Err(CallbackError::DecryptionFailed)
     }
-}
-
-pub(super) fn gcm_key(password: &str) -> [u8; 32] {
-    let mut key = [0u8; 32];
-    let bytes = password.as_bytes();
-    let n = bytes.len().min(32);
-    key[..n].copy_from_slice(&bytes[..n]);
-    key
 }
 
 /// The library keeps `type` when it is exactly `micro` or `macro`, and otherwise

@@ -2,11 +2,13 @@
 //! `_ss1v2` or `_ss1` (protocol.md section g).
 
 use super::base64url;
+use super::context::Context;
+use super::digest::{legacy_password, md5_matches};
 use super::error::{printable, CallbackError};
 use super::keys::HashAlg;
-use super::verify::{md5_hex, md5_matches, to_fields, RequestParams, Verifier};
+use super::params::{to_fields, RequestParams};
+use super::php;
 use crate::domain::{FieldValue, PaymentKind, Proof, VerifiedCallback};
-use crate::paysera::php;
 
 const PREFIX: &[u8] = b"wp_";
 
@@ -119,7 +121,7 @@ impl Pairs {
     }
 }
 
-impl Verifier {
+impl Context {
     pub(super) fn verify_legacy(
         &self,
         params: &RequestParams,
@@ -253,15 +255,6 @@ fn legacy_array(pairs: &Pairs) -> php::Array {
         array.set(k.as_bytes().to_vec(), php::Value::Str(v.clone()));
     }
     array
-}
-
-/// The legacy library used a 32-character password as it is, and the MD5 of any other.
-pub(super) fn legacy_password(password: &str) -> String {
-    if password.len() == 32 {
-        password.to_string()
-    } else {
-        md5_hex(password.as_bytes())
-    }
 }
 
 /// PHP `intval` of a string: optional leading whitespace and sign, then digits.

@@ -1,21 +1,28 @@
-//! The Paysera (WebToPay) protocol, pure: no I/O, no HTTP or database types.
+//! The Paysera (WebToPay) protocol as a receiver needs it, pure: no I/O, no
+//! HTTP or database types, no private key (the gateway's side is `crate::sim`).
 //!
 //! `protocol.md` in the shared documents is the spec this follows section by section.
 
 pub mod base64url;
+mod context;
 mod current;
+pub(crate) mod digest;
 mod error;
-pub mod gateway;
 mod keys;
 mod legacy;
+mod params;
 pub mod php;
+mod project;
 mod request;
 mod verify;
 
+pub use context::Policy;
 pub use error::{CallbackError, RejectClass};
 pub use keys::{HashAlg, KeyError, KeySet, PublicKey, PAYSERA_PRODUCTION_PEM};
+pub use params::RequestParams;
+pub use project::{Project, ProjectCredentials};
 pub use request::{
     build_payment_request, build_repeat_request, validate as validate_request, Environment,
     RequestError, SignedRequest, SPEC_VERSION,
 };
-pub use verify::{NoProjects, Policy, Project, RequestParams, Verifier};
+pub use verify::{NoProjects, Verifier};

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-pub use payhook::paysera::gateway::{CallbackForm, GatewaySigner};
+pub use payhook::sim::{CallbackForm, GatewaySigner};
 
 use super::vectors::vectors_dir;
 

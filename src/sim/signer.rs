@@ -11,8 +11,8 @@ use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::current::gcm_key;
-use super::{base64url, php};
+use crate::paysera::digest::{gcm_key, legacy_password, md5_hex};
+use crate::paysera::{base64url, php};
 
 /// Which callback form to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl GatewaySigner {
             return php::build_query([("data", data.as_str())]);
         }
         let data = base64url::encode(query.as_bytes());
-        let ss1 = || super::verify::md5_hex(format!("{data}{}", self.password).as_bytes());
+        let ss1 = || md5_hex(format!("{data}{}", self.password).as_bytes());
         let ss2 = || base64url::encode(&self.rsa_sign_sha1(data.as_bytes()));
         let ss3 = || base64url::encode(&self.rsa_sign_sha256(data.as_bytes()));
         let signatures = match form {
@@ -123,11 +123,11 @@ impl GatewaySigner {
     }
 
     fn legacy_query(&self, fields: &[(&str, &str)]) -> String {
-        let p = super::legacy::legacy_password(&self.password);
+        let p = legacy_password(&self.password);
         let find = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         let order = find("orderid").or_else(|| find("id")).unwrap_or_default();
         let test = if find("test") == Some("1") { "1" } else { "0" };
-        let ss1 = super::verify::md5_hex(format!("{p}|{order}|{test}|1").as_bytes());
+        let ss1 = md5_hex(format!("{p}|{order}|{test}|1").as_bytes());
         // Where real legacy callbacks carry it: before `status` and the pay* fields.
         let mut signed: Vec<(&str, &str)> = fields.to_vec();
         let at = signed

@@ -1,0 +1,9 @@
+//! The gateway's side of the protocol, for demo mode's simulator, tests,
+//! benchmarks, examples and fuzz targets: it signs and encrypts callbacks the
+//! way Paysera does. Outside `paysera/` on purpose: it holds a private key and
+//! randomness, which a receiver never needs. It stays in the binary because
+//! demo mode signs with it.
+
+mod signer;
+
+pub use signer::{CallbackForm, GatewaySigner, SignerKeyError};
