@@ -14,4 +14,5 @@ mod operations;
 mod order_edges;
 mod outage;
 mod outcomes;
+mod round_trips;
 mod vectors;

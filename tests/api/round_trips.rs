@@ -1,0 +1,87 @@
+//! What a paid callback costs PostgreSQL in round trips, read from the
+//! server's own statement log (`log_statement = 'all'`, set for the test's
+//! database only). Every statement is one synchronous round trip; a prepared
+//! statement's first use on a pooled connection costs one more (the prepare,
+//! which the log does not show), so this counts the steady state.
+//! docs/performance.md ("Round trips per paid callback") has the figures.
+
+use std::time::Duration;
+
+use crate::helpers::{Backend, TestApp};
+use crate::support::gateway::paid;
+use crate::support::postgres;
+
+/// The most statements a first paid callback for a registered order may cost:
+/// BEGIN, the duplicate guard, the locked order read, the writes (one call of
+/// `payhook_fulfil`), COMMIT.
+const PAID_CALLBACK_STATEMENTS: usize = 5;
+
+/// Statements of one server process in a slice of the server log, in order.
+fn statements_by_process(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|line| {
+            let pid = line.split_once(" [")?.1.split_once(']')?.0;
+            let (_, statement) = line
+                .split_once("LOG:  statement: ")
+                .or_else(|| line.split_once("LOG:  execute "))?;
+            Some((pid.to_string(), statement.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_callback_costs_five_statements_on_postgres() {
+    // The process's own cluster, not TEST_DATABASE_URL's: its log is needed.
+    let (url, log_file) = tokio::task::spawn_blocking(|| {
+        let cluster = postgres::cluster();
+        let name = format!("round_trips_{}", std::process::id());
+        cluster.create_database(&name);
+        postgres::psql(
+            &cluster.url("postgres"),
+            &format!("ALTER DATABASE \"{name}\" SET log_statement = 'all'"),
+        )
+        .unwrap();
+        (cluster.url(&name), cluster.log_file().to_path_buf())
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn_on(Backend::Postgres, &url, tempfile::tempdir().unwrap(), &[]).await;
+    for id in ["RT-1", "RT-2"] {
+        app.register(id, 1250, "EUR").await;
+    }
+    // One paid callback first, so that nothing below is a first use.
+    assert_eq!(app.get_callback(&paid("RT-1", "1250")).await.status, 200);
+
+    let query = paid("RT-2", "1250");
+    let before = std::fs::metadata(&log_file).unwrap().len() as usize;
+    let reply = app.get_callback(&query).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read(&log_file).unwrap();
+    let log = String::from_utf8_lossy(&log[before..]);
+
+    let statements = statements_by_process(&log);
+    let fulfilling = statements
+        .iter()
+        .find(|(_, s)| s.contains("payhook_fulfil") || s.contains("INSERT INTO \"fulfilments\""))
+        .map(|(pid, _)| pid.clone())
+        .unwrap_or_else(|| panic!("no fulfilment in the statement log:\n{log}"));
+    let paid_callback: Vec<&str> = statements
+        .iter()
+        .filter(|(pid, _)| *pid == fulfilling)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    let shown = paid_callback.join("\n  ");
+    eprintln!(
+        "{} statements for one paid callback:\n  {shown}",
+        paid_callback.len()
+    );
+    assert!(
+        paid_callback.len() <= PAID_CALLBACK_STATEMENTS,
+        "{} statements (at most {PAID_CALLBACK_STATEMENTS}) for one paid callback:\n  {shown}",
+        paid_callback.len()
+    );
+    assert_eq!(paid_callback.first(), Some(&"BEGIN"), "{shown}");
+    assert_eq!(paid_callback.last(), Some(&"COMMIT"), "{shown}");
+    assert_eq!(app.fulfilments("RT-2"), 1);
+}
