@@ -5,6 +5,7 @@
 mod callbacks;
 mod models;
 mod orders;
+mod outbox;
 pub mod raw;
 mod retention;
 pub mod schema;
@@ -24,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use callbacks::{CallbackMeta, Processed, Step};
 pub use models::{CallbackRow, OrderDetails};
 pub use orders::Registration;
+pub use outbox::{AfterAttempt, Attempt, AttemptRow, Backlog, EventFilter, EventRow, EventState};
 pub use raw::RawRequest;
 pub use retention::spawn_pruner;
 
