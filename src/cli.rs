@@ -38,6 +38,8 @@ pub enum Command {
     PaymentUrl(PaymentUrlArgs),
     /// Work on orders directly in the database, with the service's configuration.
     Orders(OrdersArgs),
+    /// Print a new secret for SHOP_NOTIFY_SECRET (whsec_ + 32 random bytes, base64).
+    NotifySecret,
 }
 
 #[derive(Debug, Args)]
@@ -450,6 +452,11 @@ fn close_order(orderid: &str, project_id: Option<u64>) -> ExitCode {
         }
         Err(e) => database_error(e),
     }
+}
+
+pub fn notify_secret() -> ExitCode {
+    println!("{}", crate::notify::WebhookSecret::generate());
+    ExitCode::SUCCESS
 }
 
 fn usage_error(message: &str) -> ExitCode {

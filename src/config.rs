@@ -101,6 +101,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Open connections per instance, both listeners together.
     pub max_connections: u32,
+    /// Shop notifications (`SHOP_NOTIFY_*`).
+    pub notify: crate::notify::NotifySettings,
 }
 
 impl Settings {
@@ -298,6 +300,7 @@ impl Settings {
                 n if n >= 2 => n,
                 _ => return Err(bad("PAYHOOK_MAX_CONNECTIONS", "must be at least 2")),
             },
+            notify: crate::notify::NotifySettings::from_lookup(&get)?,
         })
     }
 }

@@ -19,5 +19,6 @@ fn main() -> ExitCode {
         Some(Command::Verify(args)) => cli::verify(args),
         Some(Command::PaymentUrl(args)) => cli::payment_url(args),
         Some(Command::Orders(args)) => cli::orders(args),
+        Some(Command::NotifySecret) => cli::notify_secret(),
     }
 }

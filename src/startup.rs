@@ -149,6 +149,7 @@ impl Application {
             public_url: settings.public_url.clone(),
             rejected_max_bytes: settings.rejected_max_bytes,
         };
+        crate::notify::start(&settings.notify, &state)?;
 
         let public_listener = TcpListener::bind(settings.bind)?;
         let admin_listener = TcpListener::bind(settings.admin_bind)?;
@@ -225,7 +226,8 @@ impl Application {
                             "/orders/{orderid}/close",
                             web::post().to(admin::close_order),
                         )
-                        .route("/callbacks", web::get().to(admin::list_callbacks)),
+                        .route("/callbacks", web::get().to(admin::list_callbacks))
+                        .configure(crate::http::events::routes),
                 )
         })
         .workers(1)
