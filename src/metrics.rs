@@ -33,7 +33,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let notify = NotifyMetrics::new();
+        let notify = NotifyMetrics::default();
         let callbacks = IntCounterVec::new(
             Opts::new("payhook_callbacks_total", "Callbacks received, by outcome"),
             &["outcome"],

@@ -38,8 +38,14 @@ impl NotificationResult {
     }
 }
 
+impl Default for NotifyMetrics {
+    fn default() -> Self {
+        NotifyMetrics::new()
+    }
+}
+
 impl NotifyMetrics {
-    pub fn new() -> NotifyMetrics {
+    fn new() -> NotifyMetrics {
         let results = IntCounterVec::new(
             Opts::new(
                 "payhook_notifications_total",

@@ -276,7 +276,8 @@ mod tests {
 
     #[test]
     fn a_bad_secret_names_its_key_never_its_value() {
-        let cases: [(&[(&str, &str)], &str, &str); 3] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: [Case<'_>; 3] = [
             (
                 &[("SHOP_NOTIFY_SECRET", "C2FVsBQIhrscChlQIMV+b5sSYspob7oD")],
                 "SHOP_NOTIFY_SECRET",
