@@ -71,6 +71,7 @@ pub async fn list_events(
                 limit,
                 kinds,
                 state: None,
+                order: None,
                 created_before: store.feed_settled_before(chrono::Utc::now().timestamp_millis()),
             };
             store.events(&filter)

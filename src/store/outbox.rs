@@ -118,6 +118,8 @@ pub struct EventFilter {
     /// Only events written by these outcomes (`None`: any).
     pub kinds: Option<Vec<String>>,
     pub state: Option<EventState>,
+    /// Only the events of this order: (project id, order id).
+    pub order: Option<(String, String)>,
     /// Only events created before this time (milliseconds): see
     /// [`Store::feed_settled_before`].
     pub created_before: Option<i64>,
@@ -296,7 +298,8 @@ impl Store {
         })
     }
 
-    /// Events in id order (the feed, `payhook events list`).
+    /// Events in id order (the feed; `payhook events list --state`, `payhook
+    /// orders show`).
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<EventRow>, StoreError> {
         // A boxed query belongs to one backend: built in each arm.
         macro_rules! load {
@@ -312,6 +315,11 @@ impl Store {
                 }
                 if let Some(state) = filter.state {
                     query = query.filter(outbox::state.eq(state.as_str()));
+                }
+                if let Some((project, orderid)) = &filter.order {
+                    query = query
+                        .filter(outbox::project_id.eq(project.clone()))
+                        .filter(outbox::orderid.eq(orderid.clone()));
                 }
                 if let Some(before) = filter.created_before {
                     query = query.filter(outbox::created_at.lt(before));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use payhook::paysera::gateway::CallbackForm;
-use payhook::store::{AfterAttempt, Attempt, DatabaseConfig, Store};
+use payhook::store::{AfterAttempt, Attempt, DatabaseConfig, EventFilter, EventState, Store};
 use secrecy::SecretString;
 use serde_json::Value;
 use standardwebhooks::Webhook;
@@ -839,20 +839,52 @@ async fn an_expired_claim_lets_another_worker_take_the_event(backend: Backend) {
             .unwrap();
         let (row, attempts) = s.event(first).unwrap().unwrap();
         let next = s.claim_events("other", now + 62_000, lease, 10).unwrap();
+        // What the operator's command line lists: by state, by order.
+        let listed = |state: Option<EventState>, order: Option<(&str, &str)>| {
+            let filter = EventFilter {
+                after: 0,
+                limit: 100,
+                state,
+                order: order.map(|(p, o)| (p.to_string(), o.to_string())),
+                ..EventFilter::default()
+            };
+            s.events(&filter)
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        };
         serde_json::json!([
             late,
             current,
             row.state,
             row.attempts,
             attempts.len(),
-            next.iter().map(|e| e.id).collect::<Vec<_>>()
+            next.iter().map(|e| e.id).collect::<Vec<_>>(),
+            listed(Some(EventState::Delivered), None),
+            listed(Some(EventState::Pending), None),
+            listed(Some(EventState::Dead), None),
+            listed(None, Some(("123", "A-1"))),
+            listed(None, Some(("123", "B-1"))),
         ])
     }))
     .await
     .unwrap();
     assert_eq!(
         results,
-        serde_json::json!([false, true, "delivered", 1, 2, [ids[1]]]),
+        serde_json::json!([
+            false,
+            true,
+            "delivered",
+            1,
+            2,
+            [ids[1]],
+            [ids[0]],
+            [ids[1]],
+            [],
+            [ids[0], ids[1]],
+            []
+        ]),
         "the late worker's attempt is kept in the history, not applied"
     );
 }
