@@ -901,6 +901,26 @@ both_backends!(
     an_expired_claim_lets_another_worker_take_the_event,
 );
 
+/// A redirect is no acknowledgement, and is not followed: the signed event
+/// never goes where the answer points.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_a_failure_and_is_not_followed() {
+    let elsewhere = Receiver::always(Reply::Status(200)).await;
+    let target = elsewhere.addr;
+    let shop = Receiver::always(Reply::RedirectTo(target)).await;
+    let url = shop.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, &notify_env(&url, &[])).await;
+    app.register("A-1", 1250, "EUR").await;
+    pay(&app, &paid_fields("A-1", "1250", "EUR")).await;
+    let id = event_ids(&app)[0];
+    shop.wait_until(Duration::from_secs(10), "retried", |r| r.len() >= 2)
+        .await;
+    let e = event(&app, id).await;
+    assert_eq!(e["state"], "pending");
+    assert_eq!(e["attempt_log"][0]["status"], 307);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+}
+
 /// `payhook notify-secret` prints a secret the Standard Webhooks libraries
 /// take, and a new one each time.
 #[test]

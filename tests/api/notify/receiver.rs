@@ -18,6 +18,8 @@ pub enum Reply {
     Silent,
     /// Read the request, then close the connection without an answer.
     Drop,
+    /// 307 to the same path on another receiver.
+    RedirectTo(SocketAddr),
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +191,14 @@ async fn serve(
         Reply::Status(code) => {
             let answer = format!(
                 "HTTP/1.1 {code} Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(answer.as_bytes()).await?;
+            stream.shutdown().await?;
+        }
+        Reply::RedirectTo(addr) => {
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{addr}/hooks/payhook?shop_token=t0k3n\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
             );
             stream.write_all(answer.as_bytes()).await?;
             stream.shutdown().await?;
