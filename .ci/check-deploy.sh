@@ -123,7 +123,10 @@ def run():
                  "payhook_callback_duration_seconds", "payhook_fulfilments_total",
                  "payhook_alerts_sent_total", "payhook_alerts_failed_total",
                  "payhook_db_errors_total", "payhook_build_info",
-                 "payhook_orders_missing_callback"}
+                 "payhook_orders_missing_callback",
+                 "payhook_notifications_total", "payhook_outbox_pending",
+                 "payhook_outbox_oldest_pending_seconds",
+                 "payhook_notification_duration_seconds"}
         suffixes = ("_bucket", "_sum", "_count")
         files = [D / "prometheus/alert-rules.yml", D / "prometheus/alert-rules.test.yml",
                  D / "grafana/dashboard.json", D / "k8s/prometheusrule.yaml"]

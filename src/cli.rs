@@ -39,6 +39,8 @@ pub enum Command {
     PaymentUrl(PaymentUrlArgs),
     /// Work on orders directly in the database, with the service's configuration.
     Orders(OrdersArgs),
+    /// Print a new secret for SHOP_NOTIFY_SECRET (whsec_ + 32 random bytes, base64).
+    NotifySecret,
     /// Read and replay the callback journal, on the database directly.
     Callbacks(CallbacksArgs),
     /// Run a callback URL copied from the gateway's panel through the pipeline;
@@ -476,6 +478,11 @@ pub fn callbacks(args: CallbacksArgs) -> ExitCode {
             json,
         } => callbacks_replay(id, since.as_deref(), outcome.as_deref(), json),
     }
+}
+
+pub fn notify_secret() -> ExitCode {
+    println!("{}", crate::notify::WebhookSecret::generate());
+    ExitCode::SUCCESS
 }
 
 fn usage_error(message: &str) -> ExitCode {

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;
+pub mod notify;
 pub mod operator;
 pub mod paysera;
 pub mod sim;

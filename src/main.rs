@@ -26,5 +26,6 @@ fn main() -> ExitCode {
             yes,
             json,
         }) => payhook::operator::prune(&older_than, yes, json),
+        Some(Command::NotifySecret) => cli::notify_secret(),
     }
 }

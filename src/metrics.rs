@@ -8,6 +8,7 @@ use prometheus::{
 
 use crate::alerts::{AlertCounters, AlertKind};
 use crate::domain::Outcome;
+use crate::notify::metrics::NotifyMetrics;
 use crate::paysera::RejectClass;
 
 /// The label of callbacks answered 503 and not stored.
@@ -25,11 +26,14 @@ pub struct Metrics {
     alerts_failed: IntCounter,
     db_errors: IntCounter,
     missing_callback: IntGauge,
+    /// Delivery of the outbox to the shop.
+    pub notify: NotifyMetrics,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        let notify = NotifyMetrics::default();
         let callbacks = IntCounterVec::new(
             Opts::new("payhook_callbacks_total", "Callbacks received, by outcome"),
             &["outcome"],
@@ -106,7 +110,10 @@ impl Metrics {
             Box::new(db_errors.clone()),
             Box::new(missing_callback.clone()),
             Box::new(build_info),
-        ] {
+        ]
+        .into_iter()
+        .chain(notify.collectors())
+        {
             registry
                 .register(collector)
                 .expect("metric registered once");
@@ -128,6 +135,7 @@ impl Metrics {
             alerts_failed,
             db_errors,
             missing_callback,
+            notify,
         }
     }
 

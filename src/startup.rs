@@ -167,6 +167,7 @@ impl Application {
             public_url: http.public_url.clone(),
             rejected_max_bytes: settings.database.rejected_max_bytes,
         };
+        crate::notify::start(&settings.notify, &state)?;
 
         let public_listener = TcpListener::bind(http.bind)?;
         let admin_listener = TcpListener::bind(http.admin_bind)?;
@@ -243,7 +244,8 @@ impl Application {
                             "/orders/{orderid}/close",
                             web::post().to(admin::close_order),
                         )
-                        .route("/callbacks", web::get().to(admin::list_callbacks)),
+                        .route("/callbacks", web::get().to(admin::list_callbacks))
+                        .configure(crate::http::events::routes),
                 )
         })
         .workers(1)

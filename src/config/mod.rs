@@ -76,6 +76,8 @@ pub struct Settings {
     pub rules: Rules,
     pub alerts: AlertSettings,
     pub logging: LogSettings,
+    /// Shop notifications (`SHOP_NOTIFY_*`).
+    pub notify: crate::notify::NotifySettings,
     /// Where the default SQLite database and demo mode's gateway live.
     pub data_dir: PathBuf,
     /// No deployment key is set (`DEMO_BLOCKERS`): start-up makes a throw-away
@@ -110,6 +112,7 @@ impl Settings {
             policy: sections::policy(&env)?,
         };
         let logging = LogSettings::read(&env)?;
+        let notify = crate::notify::NotifySettings::from_lookup(&get)?;
         Ok(Settings {
             http,
             database,
@@ -117,6 +120,7 @@ impl Settings {
             rules,
             alerts,
             logging,
+            notify,
             data_dir,
             demo,
         })

@@ -367,6 +367,7 @@ fn notification(callback: &VerifiedCallback, outcome: Outcome) -> serde_json::Va
         "paycurrency": callback.paycurrency().map(Currency::as_str),
         "refund_amount": callback.refund_amount().map(Amount::minor_units),
         "requestid": callback.fields().text("requestid"),
+        "payment": callback.fields().text("payment"),
     })
 }
 

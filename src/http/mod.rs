@@ -4,6 +4,7 @@ pub mod admin;
 pub mod body;
 pub mod callback;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod return_url;
 

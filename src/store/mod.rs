@@ -6,6 +6,7 @@ mod callbacks;
 mod journal;
 mod models;
 mod orders;
+mod outbox;
 pub mod raw;
 mod retention;
 pub mod schema;
@@ -26,6 +27,7 @@ pub use callbacks::{CallbackMeta, Processed, Step};
 pub use journal::{JournalEntry, JournalFilter, PruneCount};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
 pub use orders::Registration;
+pub use outbox::{AfterAttempt, Attempt, AttemptRow, Backlog, EventFilter, EventRow, EventState};
 pub use raw::RawRequest;
 pub use retention::spawn_pruner;
 

@@ -74,6 +74,23 @@ diesel::table! {
         next_attempt_at -> BigInt,
         delivered_at -> Nullable<BigInt>,
         created_at -> BigInt,
+        state -> Text,
+        failures -> Integer,
+        requeued_at -> Nullable<BigInt>,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<BigInt>,
+        dead_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    outbox_attempts (id) {
+        id -> BigInt,
+        event_id -> BigInt,
+        attempted_at -> BigInt,
+        duration_ms -> BigInt,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
     }
 }
 

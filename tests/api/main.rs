@@ -10,6 +10,7 @@ mod forgery;
 mod hardening;
 mod helpers;
 mod hostile_storage;
+mod notify;
 mod operations;
 mod order_edges;
 mod outage;

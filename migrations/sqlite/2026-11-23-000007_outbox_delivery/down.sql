@@ -1,0 +1,11 @@
+DROP TABLE outbox_attempts;
+DROP INDEX outbox_state;
+DROP INDEX outbox_order_pending;
+DROP INDEX outbox_due;
+CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE delivered_at IS NULL;
+ALTER TABLE outbox DROP COLUMN dead_at;
+ALTER TABLE outbox DROP COLUMN claimed_until;
+ALTER TABLE outbox DROP COLUMN claimed_by;
+ALTER TABLE outbox DROP COLUMN requeued_at;
+ALTER TABLE outbox DROP COLUMN failures;
+ALTER TABLE outbox DROP COLUMN state;

@@ -1,0 +1,335 @@
+//! `SHOP_NOTIFY_*`: where events go, the signing secrets and the retry bounds.
+
+use std::time::Duration;
+
+use crate::config::{parse_duration, ConfigError};
+
+use super::signing::WebhookSecret;
+
+/// The shop's endpoint, validated. Shown as scheme, host and port only: a
+/// path or query may carry the shop's own token.
+#[derive(Clone)]
+pub struct ShopUrl(reqwest::Url);
+
+impl ShopUrl {
+    pub fn url(&self) -> &reqwest::Url {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ShopUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = &self.0;
+        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or("?"))?;
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ShopUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ShopUrl({self})")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NotifySettings {
+    /// `None`: delivery is off; events stay in the outbox (and the feed).
+    pub url: Option<ShopUrl>,
+    /// Signs every notification; required with a URL.
+    pub secret: Option<WebhookSecret>,
+    /// Also signs, while shops move to `secret`.
+    pub previous_secret: Option<WebhookSecret>,
+    /// One attempt, connection to last byte of the answer's head.
+    pub timeout: Duration,
+    /// The longest wait between two attempts.
+    pub max_interval: Duration,
+    /// Past this age without a 2xx, an event is dead.
+    pub max_age: Duration,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            url: None,
+            secret: None,
+            previous_secret: None,
+            timeout: Duration::from_secs(10),
+            max_interval: Duration::from_secs(3600),
+            max_age: Duration::from_secs(3 * 86400),
+        }
+    }
+}
+
+fn bad(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A non-empty value, trimmed.
+fn get(lookup: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String> {
+    lookup(key)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `KEY`, or the contents of the file `KEY_FILE` names, as a secret. Errors
+/// name the key (and the file), never the value.
+fn secret(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+) -> Result<Option<WebhookSecret>, ConfigError> {
+    let file_key = format!("{key}_FILE");
+    let (text, source) = match (get(lookup, key), get(lookup, &file_key)) {
+        (Some(text), _) => (text, key.to_string()),
+        (None, Some(path)) => (
+            std::fs::read_to_string(&path)
+                .map_err(|e| bad(&file_key, format!("cannot read {path}: {e}")))?,
+            file_key,
+        ),
+        (None, None) => return Ok(None),
+    };
+    WebhookSecret::parse(text.trim_end_matches(['\r', '\n']))
+        .map(Some)
+        .map_err(|e| {
+            bad(
+                &source,
+                format!("{e}; `payhook notify-secret` prints a new one"),
+            )
+        })
+}
+
+fn duration(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    default: Duration,
+    at_least: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = get(lookup, key) else {
+        return Ok(default);
+    };
+    let value = parse_duration(&text).ok_or_else(|| {
+        bad(
+            key,
+            format!("{text:?} is not a duration like 90s, 10m or 3d"),
+        )
+    })?;
+    if value < at_least {
+        return Err(bad(
+            key,
+            format!("must be at least {}ms", at_least.as_millis()),
+        ));
+    }
+    Ok(value)
+}
+
+impl NotifySettings {
+    /// Reads the `SHOP_NOTIFY_*` keys through the lookup `Settings` uses.
+    pub fn from_lookup(get_var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let lookup: &dyn Fn(&str) -> Option<String> = &get_var;
+        let defaults = NotifySettings::default();
+        let url = match get(lookup, "SHOP_NOTIFY_URL") {
+            None => None,
+            Some(text) => {
+                let key = "SHOP_NOTIFY_URL";
+                // The value is not quoted back: it may carry the shop's token.
+                let url =
+                    reqwest::Url::parse(&text).map_err(|e| bad(key, format!("not a URL ({e})")))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(bad(key, "must be an http:// or https:// URL"));
+                }
+                if url.host_str().is_none_or(str::is_empty) {
+                    return Err(bad(key, "must name a host"));
+                }
+                Some(ShopUrl(url))
+            }
+        };
+        let current = secret(lookup, "SHOP_NOTIFY_SECRET")?;
+        let previous_secret = secret(lookup, "SHOP_NOTIFY_SECRET_PREVIOUS")?;
+        if url.is_some() && current.is_none() {
+            return Err(bad(
+                "SHOP_NOTIFY_SECRET",
+                "required with SHOP_NOTIFY_URL (whsec_...; `payhook notify-secret` prints one)",
+            ));
+        }
+        if previous_secret.is_some() && current.is_none() {
+            return Err(bad(
+                "SHOP_NOTIFY_SECRET_PREVIOUS",
+                "set only beside SHOP_NOTIFY_SECRET (the new secret)",
+            ));
+        }
+        let timeout = duration(
+            lookup,
+            "SHOP_NOTIFY_TIMEOUT",
+            defaults.timeout,
+            Duration::from_millis(100),
+        )?;
+        let max_interval = duration(
+            lookup,
+            "SHOP_NOTIFY_MAX_INTERVAL",
+            defaults.max_interval,
+            Duration::from_secs(1),
+        )?;
+        let max_age = duration(
+            lookup,
+            "SHOP_NOTIFY_MAX_AGE",
+            defaults.max_age,
+            Duration::from_secs(1),
+        )?;
+        Ok(NotifySettings {
+            url,
+            secret: current,
+            previous_secret,
+            timeout,
+            max_interval,
+            max_age,
+        })
+    }
+
+    /// The secrets to sign with, current first.
+    pub fn signing_secrets(&self) -> Vec<&WebhookSecret> {
+        self.secret
+            .iter()
+            .chain(self.previous_secret.iter())
+            .collect()
+    }
+
+    /// For the start-up log: no secret, no path or query of the URL.
+    pub fn summary(&self) -> String {
+        match &self.url {
+            None => "off".to_string(),
+            Some(url) => format!(
+                "{url} signatures={} timeout={}ms max_interval={}s max_age={}s",
+                self.signing_secrets().len(),
+                self.timeout.as_millis(),
+                self.max_interval.as_secs(),
+                self.max_age.as_secs()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<NotifySettings, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        NotifySettings::from_lookup(|k| env.get(k).cloned())
+    }
+
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    #[test]
+    fn off_by_default_with_the_documented_bounds() {
+        let s = settings(&[]).unwrap();
+        assert!(s.url.is_none() && s.secret.is_none());
+        assert_eq!(s.timeout, Duration::from_secs(10));
+        assert_eq!(s.max_interval, Duration::from_secs(3600));
+        assert_eq!(s.max_age, Duration::from_secs(3 * 86400));
+        assert_eq!(s.summary(), "off");
+    }
+
+    #[test]
+    fn a_url_needs_a_secret_and_both_are_validated() {
+        let err = settings(&[("SHOP_NOTIFY_URL", "https://shop.example/hooks")]).unwrap_err();
+        assert_eq!(err.key, "SHOP_NOTIFY_SECRET");
+        for url in ["ftp://shop.example/", "shop.example/hooks", "https://"] {
+            let err =
+                settings(&[("SHOP_NOTIFY_URL", url), ("SHOP_NOTIFY_SECRET", SECRET)]).unwrap_err();
+            assert_eq!(err.key, "SHOP_NOTIFY_URL", "{url}");
+        }
+        let s = settings(&[
+            (
+                "SHOP_NOTIFY_URL",
+                "https://shop.example:8443/hooks?token=t0ps3cret",
+            ),
+            ("SHOP_NOTIFY_SECRET", SECRET),
+            ("SHOP_NOTIFY_TIMEOUT", "2s"),
+            ("SHOP_NOTIFY_MAX_INTERVAL", "5m"),
+            ("SHOP_NOTIFY_MAX_AGE", "1d"),
+        ])
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(2));
+        assert_eq!(s.max_interval, Duration::from_secs(300));
+        assert_eq!(s.max_age, Duration::from_secs(86400));
+        let summary = s.summary();
+        assert!(
+            summary.starts_with("https://shop.example:8443 "),
+            "{summary}"
+        );
+        assert!(
+            !summary.contains("t0ps3cret") && !summary.contains("C2FV"),
+            "{summary}"
+        );
+        assert!(!format!("{s:?}").contains("t0ps3cret") && !format!("{s:?}").contains("C2FV"));
+    }
+
+    #[test]
+    fn a_bad_secret_names_its_key_never_its_value() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: [Case<'_>; 3] = [
+            (
+                &[("SHOP_NOTIFY_SECRET", "C2FVsBQIhrscChlQIMV+b5sSYspob7oD")],
+                "SHOP_NOTIFY_SECRET",
+                "C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            ),
+            (
+                &[("SHOP_NOTIFY_SECRET", "whsec_C2FVsBQIhrscChlQIMVb5sS")],
+                "SHOP_NOTIFY_SECRET",
+                "C2FVsBQIhrscChlQIMVb5sS",
+            ),
+            (
+                &[
+                    ("SHOP_NOTIFY_SECRET", SECRET),
+                    ("SHOP_NOTIFY_SECRET_PREVIOUS", "whsec_%%notbase64%%"),
+                ],
+                "SHOP_NOTIFY_SECRET_PREVIOUS",
+                "notbase64",
+            ),
+        ];
+        for (pairs, key, value) in cases {
+            let err = settings(pairs).unwrap_err();
+            assert_eq!(err.key, key);
+            let line = err.to_string();
+            assert!(!line.contains(value), "{line}");
+            assert!(line.contains("payhook notify-secret"), "{line}");
+        }
+        let err = settings(&[("SHOP_NOTIFY_SECRET_PREVIOUS", SECRET)]).unwrap_err();
+        assert_eq!(err.key, "SHOP_NOTIFY_SECRET_PREVIOUS");
+    }
+
+    #[test]
+    fn secrets_from_files_and_durations_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+        let path = path.display().to_string();
+        let s = settings(&[
+            ("SHOP_NOTIFY_URL", "http://127.0.0.1:9/"),
+            ("SHOP_NOTIFY_SECRET_FILE", &path),
+            ("SHOP_NOTIFY_SECRET_PREVIOUS_FILE", &path),
+        ])
+        .unwrap();
+        assert_eq!(s.signing_secrets().len(), 2);
+        let err = settings(&[("SHOP_NOTIFY_SECRET_FILE", "/nonexistent/secret")]).unwrap_err();
+        assert_eq!(err.key, "SHOP_NOTIFY_SECRET_FILE");
+        for (key, value) in [
+            ("SHOP_NOTIFY_TIMEOUT", "0s"),
+            ("SHOP_NOTIFY_TIMEOUT", "ten"),
+            ("SHOP_NOTIFY_MAX_INTERVAL", "500ms"),
+            ("SHOP_NOTIFY_MAX_AGE", "0s"),
+        ] {
+            assert_eq!(settings(&[(key, value)]).unwrap_err().key, key, "{value}");
+        }
+    }
+}

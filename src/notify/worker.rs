@@ -1,0 +1,330 @@
+//! The delivery worker: its own tokio task, reading the outbox from the
+//! database, so a slow or dead shop never delays a callback's answer. Each
+//! instance runs one; claims keep them from sending the same event at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use super::event::{EventType, Notification};
+use super::metrics::NotificationResult;
+use super::retry::{after_failure, Next, JITTER};
+use super::settings::ShopUrl;
+use super::signing::{signature_header, WebhookSecret};
+use crate::alerts::{Alert, AlertKind, Alerter};
+use crate::metrics::Metrics;
+use crate::store::{AfterAttempt, Attempt, EventRow, Store};
+
+/// How often the outbox is looked at when nothing is in flight: the first
+/// attempt starts within this of the callback's commit.
+const POLL: Duration = Duration::from_millis(250);
+/// Attempts in flight at once per instance; a shop that hangs holds at most
+/// this many connections.
+const IN_FLIGHT: usize = 32;
+/// How often the outbox gauges are refreshed.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+/// After a database error, before the next look.
+const DATABASE_PAUSE: Duration = Duration::from_secs(1);
+/// Errors stored and logged are cut to this many characters.
+const MAX_ERROR_CHARS: usize = 300;
+
+pub(super) struct Worker {
+    /// Names this worker's claims: the process and a random part, so two
+    /// instances (or a restarted one) never share it.
+    id: String,
+    store: Store,
+    client: reqwest::Client,
+    url: ShopUrl,
+    secrets: Vec<WebhookSecret>,
+    timeout: Duration,
+    max_interval: Duration,
+    max_age: Duration,
+    metrics: Metrics,
+    alerter: Alerter,
+    /// Cleared when the service stops: no new claims after that.
+    running: Arc<AtomicBool>,
+}
+
+pub(super) struct WorkerConfig {
+    pub url: ShopUrl,
+    pub secrets: Vec<WebhookSecret>,
+    pub timeout: Duration,
+    pub max_interval: Duration,
+    pub max_age: Duration,
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Worker {
+    pub(super) fn new(
+        config: WorkerConfig,
+        store: Store,
+        metrics: Metrics,
+        alerter: Alerter,
+        running: Arc<AtomicBool>,
+    ) -> anyhow::Result<Worker> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            // A redirect is no acknowledgement, and following one would send
+            // the signed event wherever the answer points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("payhook/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Worker {
+            id: format!(
+                "{}-{}",
+                std::process::id(),
+                hex::encode(rand::random::<[u8; 6]>())
+            ),
+            store,
+            client,
+            url: config.url,
+            secrets: config.secrets,
+            timeout: config.timeout,
+            max_interval: config.max_interval,
+            max_age: config.max_age,
+            metrics,
+            alerter,
+            running,
+        })
+    }
+
+    /// A claim outlives any attempt (bounded by the time-out) with room for
+    /// recording it; past it, a worker that died mid-attempt loses the event
+    /// to another.
+    fn lease(&self) -> Duration {
+        self.timeout + Duration::from_secs(30)
+    }
+
+    pub(super) async fn run(self: Arc<Self>) {
+        let mut in_flight = JoinSet::new();
+        let mut gauges_at: Option<Instant> = None;
+        let mut database_down = false;
+        while self.running.load(Ordering::SeqCst) {
+            if gauges_at.is_none_or(|t| t.elapsed() >= GAUGES_EVERY) {
+                self.refresh_gauges().await;
+                gauges_at = Some(Instant::now());
+            }
+            while in_flight.try_join_next().is_some() {}
+            let free = IN_FLIGHT.saturating_sub(in_flight.len());
+            let claimed = if free == 0 {
+                Ok(Vec::new())
+            } else {
+                let (store, id, lease) = (self.store.clone(), self.id.clone(), self.lease());
+                self.store
+                    .bounded(move || store.claim_events(&id, now_millis(), lease, free as i64))
+                    .await
+            };
+            match claimed {
+                Ok(events) if !events.is_empty() => {
+                    database_down = false;
+                    for event in events {
+                        in_flight.spawn(self.clone().deliver(event));
+                    }
+                    continue;
+                }
+                Ok(_) => database_down = false,
+                Err(e) => {
+                    if !database_down {
+                        tracing::warn!(error = %e, "outbox unreadable; delivery paused");
+                    }
+                    database_down = true;
+                    tokio::time::sleep(DATABASE_PAUSE).await;
+                    continue;
+                }
+            }
+            // Nothing to claim: wait for the next poll, or for an attempt to
+            // end (which may unblock the same order's next event).
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            }
+        }
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    async fn refresh_gauges(&self) {
+        let store = self.store.clone();
+        match self.store.bounded(move || store.outbox_backlog()).await {
+            Ok(backlog) => {
+                let age = backlog
+                    .oldest
+                    .map_or(0, |oldest| (now_millis() - oldest).max(0) / 1000);
+                self.metrics.notify.set_outbox(backlog.pending, age);
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox gauges not refreshed"),
+        }
+    }
+
+    /// One attempt for one claimed event, recorded with what it becomes.
+    async fn deliver(self: Arc<Self>, event: EventRow) {
+        let body = Notification::of(&event).to_bytes();
+        let id = event.id.to_string();
+        let at = now_millis();
+        let timestamp = at.div_euclid(1000);
+        let secrets: Vec<&WebhookSecret> = self.secrets.iter().collect();
+        let signature = signature_header(&secrets, &id, timestamp, &body);
+        let started = Instant::now();
+        let request = self
+            .client
+            .post(self.url.url().clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send();
+        // reqwest's own time-out covers the request; this one is the backstop.
+        let answer = tokio::time::timeout(self.timeout + Duration::from_secs(1), request).await;
+        let elapsed = started.elapsed();
+        let (status_code, error) = match answer {
+            Ok(Ok(response)) => (Some(response.status().as_u16()), None),
+            Ok(Err(e)) => (None, Some(describe(&e, self.timeout))),
+            Err(_) => (None, Some(timed_out(self.timeout))),
+        };
+        let delivered = status_code.is_some_and(|s| (200..300).contains(&s));
+        let next = if delivered {
+            AfterAttempt::Delivered
+        } else {
+            let jitter = rand::thread_rng().gen_range(JITTER);
+            match after_failure(
+                u32::try_from(event.failures).unwrap_or(0) + 1,
+                event.age_from(),
+                now_millis(),
+                self.max_interval,
+                self.max_age,
+                jitter,
+            ) {
+                Next::Retry { at } => AfterAttempt::Retry { at },
+                Next::Dead => AfterAttempt::Dead,
+            }
+        };
+        let attempt = Attempt {
+            at,
+            duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            status_code,
+            error,
+        };
+        let result = if delivered {
+            NotificationResult::Delivered
+        } else {
+            NotificationResult::Failed
+        };
+        self.metrics
+            .notify
+            .notification(result, Some(elapsed.as_secs_f64()));
+        let what = attempt_summary(&attempt);
+        let event_type = EventType::name_of_kind(&event.kind);
+        match next {
+            AfterAttempt::Delivered => {
+                tracing::info!(event = event.id, r#type = %event_type, attempt = event.attempts + 1, %what, "notification delivered")
+            }
+            AfterAttempt::Retry { at } => tracing::warn!(
+                event = event.id,
+                r#type = %event_type,
+                attempt = event.attempts + 1,
+                %what,
+                retry_in_ms = at - now_millis(),
+                "notification not acknowledged; will retry"
+            ),
+            AfterAttempt::Dead => {}
+        }
+
+        let (store, worker) = (self.store.clone(), self.id.clone());
+        let recorded = self
+            .store
+            .bounded(move || store.record_attempt(event.id, &worker, &attempt, next))
+            .await;
+        match recorded {
+            Ok(true) => {
+                if next == AfterAttempt::Dead {
+                    self.dead(&event, &event_type, &what);
+                }
+            }
+            Ok(false) => tracing::warn!(
+                event = event.id,
+                "the claim on this event expired during the attempt; another worker has it"
+            ),
+            // The claim expires and the event is sent again: at least once.
+            Err(e) => tracing::error!(event = event.id, error = %e, "attempt not recorded"),
+        }
+    }
+
+    fn dead(&self, event: &EventRow, event_type: &str, last: &str) {
+        self.metrics
+            .notify
+            .notification(NotificationResult::Dead, None);
+        tracing::error!(
+            event = event.id,
+            r#type = %event_type,
+            attempts = event.attempts + 1,
+            last = %last,
+            "notification dead: not acknowledged within SHOP_NOTIFY_MAX_AGE"
+        );
+        let id = event.id;
+        self.alerter.raise(
+            Alert::new(
+                AlertKind::NotificationDead,
+                format!(
+                    "event {id} ({event_type}) not acknowledged by the shop after {} attempt(s)",
+                    event.attempts + 1
+                ),
+                &event.kind,
+            )
+            .order(event.orderid.as_deref())
+            .reason(Some(&format!(
+                "last attempt: {last}. Look it up: GET /api/v1/events/{id}; send it again: \
+                 POST /api/v1/events/{id}/retry"
+            ))),
+        );
+    }
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {}ms", timeout.as_millis())
+}
+
+/// One line for the attempt history: the error and its causes, without the
+/// URL (its path or query may hold the shop's token).
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return timed_out(timeout);
+    }
+    let mut text = String::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        let part = match c.downcast_ref::<reqwest::Error>() {
+            Some(r) if c.source().is_some() && r.url().is_some() => {
+                // reqwest's own line quotes the URL: its kind is enough.
+                if r.is_connect() {
+                    "connection failed".to_string()
+                } else if r.is_request() {
+                    "request failed".to_string()
+                } else {
+                    "error".to_string()
+                }
+            }
+            _ => c.to_string(),
+        };
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+        cause = c.source();
+    }
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+fn attempt_summary(attempt: &Attempt) -> String {
+    match (&attempt.status_code, &attempt.error) {
+        (Some(status), _) => format!("HTTP {status} in {}ms", attempt.duration_ms),
+        (None, Some(error)) => format!("{error} after {}ms", attempt.duration_ms),
+        (None, None) => format!("no answer after {}ms", attempt.duration_ms),
+    }
+}
