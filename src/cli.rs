@@ -359,13 +359,9 @@ pub fn migrate() -> ExitCode {
         Err(code) => return code,
     };
     let db = &settings.database;
-    let result = crate::store::Store::connect(
-        &db.connection,
-        1,
-        db.acquire_timeout,
-        db.statement_timeout,
-    )
-    .and_then(|store| store.migrate());
+    let result =
+        crate::store::Store::connect(&db.connection, 1, db.acquire_timeout, db.statement_timeout)
+            .and_then(|store| store.migrate());
     match result {
         Ok(applied) => {
             println!("{applied} migration(s) applied");

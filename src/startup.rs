@@ -85,7 +85,10 @@ fn bad_input(message: String) -> actix_web::Error {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let db = settings.database.connection.clone();
-        let (pool_size, acquire) = (settings.database.pool_size, settings.database.acquire_timeout);
+        let (pool_size, acquire) = (
+            settings.database.pool_size,
+            settings.database.acquire_timeout,
+        );
         let statement = settings.database.statement_timeout;
         // Demo mode's token exists once `demo::provision` has run.
         let admin_token = settings

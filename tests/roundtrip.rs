@@ -15,10 +15,10 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use md5::{Digest, Md5};
 use payhook::domain::{FieldValue, PaymentKind, Proof, VerifiedCallback};
-use payhook::sim::{CallbackForm, GatewaySigner};
 use payhook::paysera::{
     base64url, php, CallbackError, KeySet, Policy, Project, RequestParams, SignatureParam, Verifier,
 };
+use payhook::sim::{CallbackForm, GatewaySigner};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;

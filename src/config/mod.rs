@@ -323,13 +323,22 @@ mod tests {
         let s = settings(BASE).unwrap();
         assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.http.admin_bind.to_string(), "127.0.0.1:8081");
-        assert!(matches!(s.database.connection, DatabaseConfig::Sqlite { .. }));
+        assert!(matches!(
+            s.database.connection,
+            DatabaseConfig::Sqlite { .. }
+        ));
         assert_eq!(s.rules.order_check, OrderCheck::Registered);
         assert!(!s.rules.allow_test_payments && !s.gateway.policy.accept_ss1);
         assert_eq!(s.database.acquire_timeout, Duration::from_secs(2));
-        assert_eq!(s.alerts.missed_callback_window, Duration::from_secs(3 * 86400));
+        assert_eq!(
+            s.alerts.missed_callback_window,
+            Duration::from_secs(3 * 86400)
+        );
         assert_eq!(s.database.rejected_max_bytes, 2048);
-        assert_eq!(s.database.rejected_retention, Duration::from_secs(30 * 86400));
+        assert_eq!(
+            s.database.rejected_retention,
+            Duration::from_secs(30 * 86400)
+        );
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "postgres://payhook:hunter2@db/payhook"));
         let s = settings(&pairs).unwrap();
@@ -344,21 +353,12 @@ mod tests {
     fn demo_mode_only_when_no_deployment_key_is_set() {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().display().to_string();
-        let mut s = settings(&[("PAYHOOK_DATA_DIR", &data_dir)]).unwrap();
+        let s = settings(&[("PAYHOOK_DATA_DIR", &data_dir)]).unwrap();
         assert!(s.demo);
-        // Parsing writes nothing: the demo gateway is made at start-up.
+        // Parsing writes nothing: the demo gateway is made at start-up
+        // (`demo::tests::start_up_makes_the_demo_gateway`).
         assert!(!dir.path().join("demo").exists(), "made while parsing");
         assert!(s.gateway.projects.is_empty() && s.http.admin_token.is_none());
-        crate::demo::provision(&mut s).unwrap();
-        assert!(dir.path().join("demo/gateway-private.pem").exists());
-        let ids: Vec<u64> = s.gateway.projects.iter().map(|p| p.id).collect();
-        assert_eq!(ids, [crate::demo::DEMO_PROJECT_ID]);
-        assert!(s.http.admin_token.is_some());
-        let summary = s.summary();
-        assert!(summary.contains("projects=[100001]"), "{summary}");
-        // The demo key, not Paysera's, verifies demo callbacks.
-        let paysera = crate::paysera::KeySet::paysera_production().keys()[0].fingerprint();
-        assert!(!summary.contains(&paysera), "{summary}");
 
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, "file-secret-value\n").unwrap();
@@ -573,7 +573,10 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "host=db password='pw x' dbname=payhook"));
         let s = settings(&pairs).unwrap();
-        assert!(matches!(s.database.connection, DatabaseConfig::Postgres { .. }));
+        assert!(matches!(
+            s.database.connection,
+            DatabaseConfig::Postgres { .. }
+        ));
         let summary = s.summary();
         assert!(
             summary.contains("host=db password=*** dbname=payhook"),

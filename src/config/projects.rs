@@ -137,4 +137,3 @@ fn line_number(text: &str, offset: usize) -> usize {
         .count()
         + 1
 }
-

@@ -67,4 +67,3 @@ pub(super) fn to_fields(array: php::Array) -> Result<Fields, CallbackError> {
         .collect::<Result<Vec<_>, _>>()
         .map(Fields::new)
 }
-

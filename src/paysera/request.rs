@@ -2,8 +2,8 @@
 //! builds them (protocol.md section b).
 
 use super::base64url;
-use super::php;
 use super::digest::md5_hex;
+use super::php;
 
 /// The spec version payhook states in its requests (the one every callback echoes).
 pub const SPEC_VERSION: &str = "1.6";
