@@ -94,3 +94,42 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     }
     options.open(path)?.write_all(contents.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn start_up_makes_the_demo_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().display().to_string();
+        let get = |key: &str| (key == "PAYHOOK_DATA_DIR").then(|| data_dir.clone());
+        let mut settings = Settings::from_lookup(get).unwrap();
+        assert!(settings.demo);
+        assert!(!demo_dir(dir.path()).exists(), "made while parsing");
+
+        provision(&mut settings).unwrap();
+        assert!(demo_dir(dir.path()).join("gateway-private.pem").exists());
+        let ids: Vec<u64> = settings.gateway.projects.iter().map(|p| p.id).collect();
+        assert_eq!(ids, [DEMO_PROJECT_ID]);
+        let token = settings.http.admin_token.clone().expect("the demo token");
+        let summary = settings.summary();
+        assert!(summary.contains("projects=[100001]"), "{summary}");
+        // The demo key, not Paysera's, verifies demo callbacks.
+        let paysera = KeySet::paysera_production().keys()[0].fingerprint();
+        assert!(!summary.contains(&paysera), "{summary}");
+
+        // The next start reads the same gateway back.
+        let mut again = Settings::from_lookup(get).unwrap();
+        provision(&mut again).unwrap();
+        assert_eq!(
+            again.http.admin_token.unwrap().expose_secret(),
+            token.expose_secret()
+        );
+        assert_eq!(
+            again.gateway.keys.keys()[0].fingerprint(),
+            settings.gateway.keys.keys()[0].fingerprint()
+        );
+    }
+}

@@ -167,7 +167,22 @@ impl Application {
             public_url: http.public_url.clone(),
             rejected_max_bytes: settings.database.rejected_max_bytes,
         };
-        crate::notify::start(&settings.notify, &state)?;
+        match settings.notify.delivery() {
+            Some(delivery) => {
+                tracing::info!(notify = %settings.notify.summary(), "shop notifications on");
+                crate::notify::start(
+                    delivery,
+                    state.store.clone(),
+                    state.metrics.notify.clone(),
+                    state.alerter.clone(),
+                    state.accepting.clone(),
+                )?;
+            }
+            None => tracing::info!(
+                "shop notifications off (no SHOP_NOTIFY_URL): events stay in the outbox, \
+                 readable at GET /api/v1/events"
+            ),
+        }
 
         let public_listener = TcpListener::bind(http.bind)?;
         let admin_listener = TcpListener::bind(http.admin_bind)?;

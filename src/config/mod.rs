@@ -9,6 +9,7 @@
 //!   alerts, logging; the decision's rules are `domain::Rules`).
 
 mod env;
+mod notify;
 mod projects;
 mod sections;
 
@@ -22,6 +23,7 @@ use crate::store::{url_secrets, DatabaseConfig};
 
 use env::Env;
 pub use env::{load_dotenv, parse_dotenv, parse_duration, DotenvError};
+pub use notify::NotifySettings;
 pub use sections::{AlertSettings, DatabaseSettings, GatewaySettings, HttpSettings, LogSettings};
 
 /// One bad key. Displayed on one line (a reason never spans lines), and a
@@ -77,7 +79,7 @@ pub struct Settings {
     pub alerts: AlertSettings,
     pub logging: LogSettings,
     /// Shop notifications (`SHOP_NOTIFY_*`).
-    pub notify: crate::notify::NotifySettings,
+    pub notify: NotifySettings,
     /// Where the default SQLite database and demo mode's gateway live.
     pub data_dir: PathBuf,
     /// No deployment key is set (`DEMO_BLOCKERS`): start-up makes a throw-away
@@ -112,7 +114,7 @@ impl Settings {
             policy: sections::policy(&env)?,
         };
         let logging = LogSettings::read(&env)?;
-        let notify = crate::notify::NotifySettings::from_lookup(&get)?;
+        let notify = NotifySettings::from_lookup(&get)?;
         Ok(Settings {
             http,
             database,
@@ -357,21 +359,12 @@ mod tests {
     fn demo_mode_only_when_no_deployment_key_is_set() {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().display().to_string();
-        let mut s = settings(&[("PAYHOOK_DATA_DIR", &data_dir)]).unwrap();
+        let s = settings(&[("PAYHOOK_DATA_DIR", &data_dir)]).unwrap();
         assert!(s.demo);
-        // Parsing writes nothing: the demo gateway is made at start-up.
+        // Parsing writes nothing: the demo gateway is made at start-up
+        // (`demo::tests::start_up_makes_the_demo_gateway`).
         assert!(!dir.path().join("demo").exists(), "made while parsing");
         assert!(s.gateway.projects.is_empty() && s.http.admin_token.is_none());
-        crate::demo::provision(&mut s).unwrap();
-        assert!(dir.path().join("demo/gateway-private.pem").exists());
-        let ids: Vec<u64> = s.gateway.projects.iter().map(|p| p.id).collect();
-        assert_eq!(ids, [crate::demo::DEMO_PROJECT_ID]);
-        assert!(s.http.admin_token.is_some());
-        let summary = s.summary();
-        assert!(summary.contains("projects=[100001]"), "{summary}");
-        // The demo key, not Paysera's, verifies demo callbacks.
-        let paysera = crate::paysera::KeySet::paysera_production().keys()[0].fingerprint();
-        assert!(!summary.contains(&paysera), "{summary}");
 
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, "file-secret-value\n").unwrap();

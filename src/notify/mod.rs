@@ -6,45 +6,32 @@
 pub mod event;
 pub mod metrics;
 pub mod retry;
-pub mod settings;
+mod shop;
 pub mod signing;
 mod worker;
 
 use std::sync::Arc;
 
 pub use event::{EventType, Notification};
-pub use settings::NotifySettings;
+pub use shop::ShopUrl;
 pub use signing::WebhookSecret;
+pub use worker::Delivery;
 
-use crate::http::AppState;
+use std::sync::atomic::AtomicBool;
 
-/// Starts the delivery worker on the current runtime, when a URL is set; it
-/// stops claiming events once the service stops accepting (`StopHandle`).
-pub fn start(settings: &NotifySettings, state: &AppState) -> anyhow::Result<()> {
-    let (Some(url), Some(secret)) = (&settings.url, &settings.secret) else {
-        tracing::info!(
-            "shop notifications off (no SHOP_NOTIFY_URL): events stay in the outbox, \
-             readable at GET /api/v1/events"
-        );
-        return Ok(());
-    };
-    tracing::info!(notify = %settings.summary(), "shop notifications on");
-    let config = worker::WorkerConfig {
-        url: url.clone(),
-        secrets: std::iter::once(secret.clone())
-            .chain(settings.previous_secret.clone())
-            .collect(),
-        timeout: settings.timeout,
-        max_interval: settings.max_interval,
-        max_age: settings.max_age,
-    };
-    let worker = worker::Worker::new(
-        config,
-        state.store.clone(),
-        state.metrics.clone(),
-        state.alerter.clone(),
-        state.accepting.clone(),
-    )?;
+use crate::alerts::Alerter;
+use crate::store::Store;
+
+/// Starts the delivery worker on the current runtime; it stops claiming events
+/// once `running` is cleared (the service's `StopHandle`).
+pub fn start(
+    delivery: Delivery,
+    store: Store,
+    metrics: metrics::NotifyMetrics,
+    alerter: Alerter,
+    running: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let worker = worker::Worker::new(delivery, store, metrics, alerter, running)?;
     tokio::spawn(Arc::new(worker).run());
     Ok(())
 }

@@ -10,12 +10,11 @@ use rand::Rng;
 use tokio::task::JoinSet;
 
 use super::event::{EventType, Notification};
-use super::metrics::NotificationResult;
+use super::metrics::{NotificationResult, NotifyMetrics};
 use super::retry::{after_failure, Next, JITTER};
-use super::settings::ShopUrl;
+use super::shop::ShopUrl;
 use super::signing::{signature_header, WebhookSecret};
 use crate::alerts::{Alert, AlertKind, Alerter};
-use crate::metrics::Metrics;
 use crate::store::{AfterAttempt, Attempt, EventRow, Store};
 
 /// How often the outbox is looked at when nothing is in flight: the first
@@ -42,13 +41,14 @@ pub(super) struct Worker {
     timeout: Duration,
     max_interval: Duration,
     max_age: Duration,
-    metrics: Metrics,
+    metrics: NotifyMetrics,
     alerter: Alerter,
     /// Cleared when the service stops: no new claims after that.
     running: Arc<AtomicBool>,
 }
 
-pub(super) struct WorkerConfig {
+/// Where and how events are delivered: built at start-up from `SHOP_NOTIFY_*`.
+pub struct Delivery {
     pub url: ShopUrl,
     pub secrets: Vec<WebhookSecret>,
     pub timeout: Duration,
@@ -62,9 +62,9 @@ fn now_millis() -> i64 {
 
 impl Worker {
     pub(super) fn new(
-        config: WorkerConfig,
+        config: Delivery,
         store: Store,
-        metrics: Metrics,
+        metrics: NotifyMetrics,
         alerter: Alerter,
         running: Arc<AtomicBool>,
     ) -> anyhow::Result<Worker> {
@@ -156,7 +156,7 @@ impl Worker {
                 let age = backlog
                     .oldest
                     .map_or(0, |oldest| (now_millis() - oldest).max(0) / 1000);
-                self.metrics.notify.set_outbox(backlog.pending, age);
+                self.metrics.set_outbox(backlog.pending, age);
             }
             Err(e) => tracing::debug!(error = %e, "outbox gauges not refreshed"),
         }
@@ -217,7 +217,6 @@ impl Worker {
             NotificationResult::Failed
         };
         self.metrics
-            .notify
             .notification(result, Some(elapsed.as_secs_f64()));
         let what = attempt_summary(&attempt);
         let event_type = EventType::name_of_kind(&event.kind);
@@ -257,9 +256,7 @@ impl Worker {
     }
 
     fn dead(&self, event: &EventRow, event_type: &str, last: &str) {
-        self.metrics
-            .notify
-            .notification(NotificationResult::Dead, None);
+        self.metrics.notification(NotificationResult::Dead, None);
         tracing::error!(
             event = event.id,
             r#type = %event_type,

@@ -1,38 +1,10 @@
-//! `SHOP_NOTIFY_*`: where events go, the signing secrets and the retry bounds.
+//! `SHOP_NOTIFY_*`: where events go, the signing secrets and the retry bounds
+//! (the delivery itself is `crate::notify`).
 
 use std::time::Duration;
 
-use crate::config::{parse_duration, ConfigError};
-
-use super::signing::WebhookSecret;
-
-/// The shop's endpoint, validated. Shown as scheme, host and port only: a
-/// path or query may carry the shop's own token.
-#[derive(Clone)]
-pub struct ShopUrl(reqwest::Url);
-
-impl ShopUrl {
-    pub fn url(&self) -> &reqwest::Url {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for ShopUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = &self.0;
-        write!(f, "{}://{}", url.scheme(), url.host_str().unwrap_or("?"))?;
-        if let Some(port) = url.port() {
-            write!(f, ":{port}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for ShopUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ShopUrl({self})")
-    }
-}
+use super::{parse_duration, ConfigError};
+use crate::notify::{Delivery, ShopUrl, WebhookSecret};
 
 #[derive(Clone, Debug)]
 pub struct NotifySettings {
@@ -135,17 +107,8 @@ impl NotifySettings {
         let url = match get(lookup, "SHOP_NOTIFY_URL") {
             None => None,
             Some(text) => {
-                let key = "SHOP_NOTIFY_URL";
                 // The value is not quoted back: it may carry the shop's token.
-                let url =
-                    reqwest::Url::parse(&text).map_err(|e| bad(key, format!("not a URL ({e})")))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(bad(key, "must be an http:// or https:// URL"));
-                }
-                if url.host_str().is_none_or(str::is_empty) {
-                    return Err(bad(key, "must name a host"));
-                }
-                Some(ShopUrl(url))
+                Some(ShopUrl::parse(&text).map_err(|e| bad("SHOP_NOTIFY_URL", e))?)
             }
         };
         let current = secret(lookup, "SHOP_NOTIFY_SECRET")?;
@@ -187,6 +150,20 @@ impl NotifySettings {
             timeout,
             max_interval,
             max_age,
+        })
+    }
+
+    /// What the delivery worker needs, when delivery is on.
+    pub fn delivery(&self) -> Option<Delivery> {
+        let (url, secret) = (self.url.clone()?, self.secret.clone()?);
+        Some(Delivery {
+            url,
+            secrets: std::iter::once(secret)
+                .chain(self.previous_secret.clone())
+                .collect(),
+            timeout: self.timeout,
+            max_interval: self.max_interval,
+            max_age: self.max_age,
         })
     }
 
