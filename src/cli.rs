@@ -43,6 +43,8 @@ pub enum Command {
     NotifySecret,
     /// Read and replay the callback journal, on the database directly.
     Callbacks(CallbacksArgs),
+    /// The shop's events (the outbox), on the database directly.
+    Events(EventsArgs),
     /// Run a callback URL copied from the gateway's panel through the pipeline;
     /// stored like a received callback, with method INGEST.
     IngestUrl {
@@ -60,6 +62,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    pub command: EventsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Events, oldest first.
+    List {
+        /// pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a delivered or dead event again (the same webhook-id).
+    Retry { id: i64 },
+}
+
+pub fn events(args: EventsArgs) -> ExitCode {
+    match args.command {
+        EventsCommand::List { state, limit, json } => {
+            crate::operator::events_list(state.as_deref(), limit, json)
+        }
+        EventsCommand::Retry { id } => crate::operator::events_retry(id),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::PaymentUrl(args)) => cli::payment_url(args),
         Some(Command::Orders(args)) => cli::orders(args),
         Some(Command::Callbacks(args)) => cli::callbacks(args),
+        Some(Command::Events(args)) => cli::events(args),
         Some(Command::IngestUrl { url, json }) => payhook::operator::ingest_url(&url, json),
         Some(Command::Prune {
             older_than,

@@ -13,7 +13,9 @@ use crate::domain::Outcome;
 use crate::http::callback::{handle, Handled, Pipeline};
 use crate::paysera::Verifier;
 use crate::store::raw::{unescape, RawRequest};
-use crate::store::{CallbackMeta, DatabaseConfig, JournalFilter, Store, StoreError};
+use crate::store::{
+    CallbackMeta, DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError,
+};
 
 /// What every command needs: the settings and an open, migrated store.
 pub struct Operator {
@@ -464,6 +466,18 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
             println!("{label:<9} {}", crate::store::rfc3339(at));
         }
     }
+    let events = op.store.events(&EventFilter {
+        after: 0,
+        limit: 1000,
+        kinds: None,
+        state: None,
+        order: Some((project.clone(), orderid.to_string())),
+        created_before: None,
+    });
+    let events = match events {
+        Ok(events) => events,
+        Err(e) => return database_error(e),
+    };
     println!("callbacks:");
     for c in &order.callbacks {
         println!(
@@ -475,7 +489,111 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
             c.reason.as_deref().unwrap_or("")
         );
     }
+    println!("events:");
+    for e in &events {
+        println!(
+            "  {:>8}  {}  {:<18}  {:<9}  {} attempt(s)",
+            e.id,
+            crate::store::rfc3339(e.created_at),
+            e.kind,
+            e.state,
+            e.attempts
+        );
+        if let Ok(Some((_, attempts))) = op.store.event(e.id) {
+            for a in attempts {
+                println!(
+                    "            {}  {}  {} ms",
+                    crate::store::rfc3339(a.attempted_at),
+                    a.status_code
+                        .map(|s| s.to_string())
+                        .or(a.error)
+                        .unwrap_or_default(),
+                    a.duration_ms
+                );
+            }
+        }
+    }
     ExitCode::SUCCESS
+}
+
+/// The shop's events, oldest first, by state.
+pub fn events_list(state: Option<&str>, limit: i64, json: bool) -> ExitCode {
+    let state = match state.map(|s| {
+        EventState::parse(s)
+            .ok_or_else(|| usage_error(&format!("{s:?} is not pending, delivered or dead")))
+    }) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(code)) => return code,
+    };
+    if !(1..=10_000).contains(&limit) {
+        return usage_error("--limit must be 1 to 10000");
+    }
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let filter = EventFilter {
+        after: 0,
+        limit,
+        kinds: None,
+        state,
+        order: None,
+        created_before: None,
+    };
+    let events = match op.store.events(&filter) {
+        Ok(events) => events,
+        Err(e) => return database_error(e),
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.id, "kind": e.kind, "project_id": e.project_id,
+                    "orderid": e.orderid, "state": e.state, "attempts": e.attempts,
+                    "created_at": crate::store::rfc3339(e.created_at),
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({ "events": rows }));
+    } else {
+        println!(
+            "{:>8}  {:<24}  {:<18}  {:<20}  {:<9}  attempts",
+            "id", "created_at", "kind", "orderid", "state"
+        );
+        for e in &events {
+            println!(
+                "{:>8}  {:<24}  {:<18}  {:<20}  {:<9}  {}",
+                e.id,
+                crate::store::rfc3339(e.created_at),
+                e.kind,
+                e.orderid.as_deref().unwrap_or("-"),
+                e.state,
+                e.attempts
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Sends a delivered or dead event again: the same event, the same `webhook-id`.
+pub fn events_retry(id: i64) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    match op.store.retry_event(id) {
+        Ok(Some(event)) => {
+            println!(
+                "event {} is {} again: the worker sends it",
+                event.id, event.state
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => not_found(&format!("event {id}")),
+        Err(e) => database_error(e),
+    }
 }
 
 /// Deletes journal rows older than `older_than`, keeping every row of orders

@@ -187,6 +187,29 @@ fn operator_commands(dir: &Path, database_url: &str, config: DatabaseConfig) {
     let (code, _, _) = run(payhook(dir, database_url).args(["orders", "show", "NOPE"]));
     assert_eq!(code, 1);
 
+    // The shop's events: written with the callbacks, pending without a URL.
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["events", "list", "--state", "pending", "--json"]));
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let events = listed["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["fulfilled", "amount_mismatch"], "{out}");
+    let first_event = events[0]["id"].as_i64().unwrap();
+    let (code, out, _) =
+        run(payhook(dir, database_url).args(["events", "retry", &first_event.to_string()]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("pending"), "{out}");
+    let (code, _, _) = run(payhook(dir, database_url).args(["events", "retry", "999999"]));
+    assert_eq!(code, 1);
+    let (code, _, _) = run(payhook(dir, database_url).args(["events", "list", "--state", "gone"]));
+    assert_eq!(code, 2);
+    let (_, out, _) = run(payhook(dir, database_url).args(["orders", "show", "O-1"]));
+    assert!(
+        out.contains("events:") && out.contains("fulfilled           pending"),
+        "{out}"
+    );
+
     // Pruning: a dry run by default; the paid and in-review orders' rows stay.
     let total = store
         .order(PROJECT, "O-1")
