@@ -5,50 +5,19 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::Duration;
 
 use payhook::domain::{Amount, Currency};
 
 use payhook::store::{DatabaseConfig, Store};
 use secrecy::SecretString;
+use support::cli::{payhook, run};
 use support::gateway::CallbackForm;
 use support::postgres;
 
 const PROJECT: &str = "123";
 const PASSWORD: &str = "pass-1f2e3d";
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/current")
-}
-
-fn payhook(dir: &Path, database_url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhook"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PAYSERA_PROJECT_ID", PROJECT)
-        .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
-        .env("PAYSERA_PUBLIC_KEY_FILE", vectors().join("public.pem"))
-        .env("PAYHOOK_ADMIN_TOKEN", "test-admin-token-0123456789")
-        .env("PAYHOOK_DATA_DIR", dir)
-        .env("DATABASE_URL", database_url)
-        .current_dir(dir);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().unwrap();
-    (
-        status.code().expect("exited"),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
 
 /// A paid callback URL as the gateway's panel shows it.
 fn callback_url(orderid: &str, amount: &str) -> String {

@@ -16,24 +16,8 @@ use crate::support::readyz;
 use crate::support::smtp::{subject, SmtpSink};
 use crate::support::{postgres, proxy::ChaosProxy};
 
-/// `name{labels}` → value, from the admin listener's exposition.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    app.metrics().await
 }
 
 fn callbacks_total(metrics: &HashMap<String, f64>, outcome: &str) -> f64 {

@@ -99,17 +99,9 @@ async fn admin_json(app: &TestApp, path: &str) -> serde_json::Value {
 
 /// The value of an unlabelled counter on the admin listener's `/metrics`.
 async fn metric(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    let metrics = app.metrics().await;
+    *metrics
+        .get(name)
         .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 

@@ -103,24 +103,8 @@ async fn wait_for_state(app: &TestApp, id: i64, state: &str, within: Duration) -
     }
 }
 
-/// `name{labels}` → value.
 async fn metrics(app: &TestApp) -> HashMap<String, f64> {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    app.metrics().await
 }
 
 fn verify(request: &Received, secret: &str) -> Result<(), standardwebhooks::WebhookError> {

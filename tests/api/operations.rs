@@ -9,31 +9,8 @@ use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 use crate::support::smtp::{subject, SmtpSink};
 use crate::support::{postgres, proxy::ChaosProxy};
 
-/// `name{labels} value` lines of the exposition, keyed by everything before the value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
-        "{content_type}"
-    );
-    let text = response.text().await.unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    app.metrics().await
 }
 
 fn sms() -> Vec<(String, String)> {

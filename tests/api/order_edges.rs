@@ -14,24 +14,8 @@ use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 use crate::support::postgres;
 use crate::support::smtp::{subject, SmtpSink};
 
-/// `name{labels} value` lines of the exposition, keyed by everything before the value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (key, value) = l.rsplit_once(' ')?;
-            Some((key.to_string(), value.parse().ok()?))
-        })
-        .collect()
+    app.metrics().await
 }
 
 /// Runs one statement directly on the app's database (to set up what only

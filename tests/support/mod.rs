@@ -11,6 +11,7 @@
 //! only part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fuzz_harness;
 pub mod gateway;
 pub mod postgres;
