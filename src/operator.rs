@@ -342,9 +342,7 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let input = url.trim();
-    let query = input.split_once('?').map_or(input, |(_, q)| q);
-    let query = query.split('#').next().unwrap_or_default();
+    let query = crate::paysera::query_of(url);
     let handled = match op.run(&verifier, "INGEST", query.as_bytes()) {
         Ok(handled) => handled,
         Err(e) => return database_error(e),

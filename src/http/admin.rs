@@ -14,7 +14,7 @@ use super::error::AdminError;
 use super::AppState;
 use crate::domain::{Amount, Currency, Outcome};
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
-use crate::store::{Registration, Store, StoreError};
+use crate::store::{JournalFilter, Registration, Store, StoreError};
 
 /// Present in a handler's arguments: the request carried the admin token.
 pub struct Admin;
@@ -344,7 +344,12 @@ pub async fn list_callbacks(
         ));
     }
     let store = state.store.clone();
-    let rows = on_store(&state.store, move || store.callbacks(outcome, limit)).await?;
+    let filter = JournalFilter {
+        outcome,
+        limit,
+        ..JournalFilter::default()
+    };
+    let rows = on_store(&state.store, move || store.journal(&filter)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
 }
 

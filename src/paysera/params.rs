@@ -25,13 +25,7 @@ impl RequestParams {
 
     /// A bare query string, or a whole callback URL as copied from the gateway's panel.
     pub fn from_query_or_url(input: &str) -> Self {
-        let input = input.trim();
-        let query = match input.split_once('?') {
-            Some((_, q)) => q,
-            None => input,
-        };
-        let query = query.split('#').next().unwrap_or_default();
-        Self::parse(query.as_bytes(), b"")
+        Self::parse(query_of(input).as_bytes(), b"")
     }
 
     pub(super) fn str_param(&self, name: &str) -> Result<Option<&[u8]>, CallbackError> {
@@ -66,4 +60,12 @@ pub(super) fn to_fields(array: php::Array) -> Result<Fields, CallbackError> {
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Fields::new)
+}
+
+/// The query of a bare query string or of a whole callback URL as copied from
+/// the gateway's panel (fragment dropped).
+pub fn query_of(input: &str) -> &str {
+    let input = input.trim();
+    let query = input.split_once('?').map_or(input, |(_, q)| q);
+    query.split('#').next().unwrap_or_default()
 }

@@ -209,27 +209,6 @@ impl Store {
             }))
         })
     }
-
-    /// Stored callbacks, newest first.
-    pub fn callbacks(
-        &self,
-        outcome: Option<Outcome>,
-        limit: i64,
-    ) -> Result<Vec<CallbackRow>, StoreError> {
-        self.with_conn(|mut conn| {
-            Ok(dispatch!(&mut conn, c => {
-                let mut query = callbacks::table
-                    .order(callbacks::id.desc())
-                    .limit(limit)
-                    .select(CallbackRow::as_select())
-                    .into_boxed();
-                if let Some(outcome) = outcome {
-                    query = query.filter(callbacks::outcome.eq(outcome.as_str()));
-                }
-                query.load(c)?
-            }))
-        })
-    }
 }
 
 pub(super) fn find_order(
