@@ -11,9 +11,11 @@ use crate::domain::Outcome;
 use crate::notify::metrics::NotifyMetrics;
 use crate::paysera::RejectClass;
 
-/// The label of callbacks answered 503 and not stored.
 /// The `outcome` label of a callback that was not stored (answered 503).
 const ERROR_OUTCOME: &str = "error";
+
+/// The `api` label: which Paysera API a request came through.
+pub const APIS: [&str; 2] = ["classic", "checkout"];
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -35,8 +37,11 @@ impl Metrics {
         let registry = Registry::new();
         let notify = NotifyMetrics::default();
         let callbacks = IntCounterVec::new(
-            Opts::new("payhook_callbacks_total", "Callbacks received, by outcome"),
-            &["outcome"],
+            Opts::new(
+                "payhook_callbacks_total",
+                "Callbacks and webhooks received, by API and outcome",
+            ),
+            &["api", "outcome"],
         )
         .expect("valid metric");
         let rejected = IntCounterVec::new(
@@ -89,10 +94,12 @@ impl Metrics {
             .set(1);
 
         // Every label value exists from the start, so increase() sees the first event.
-        for outcome in Outcome::ALL {
-            callbacks.with_label_values(&[outcome.as_str()]);
+        for api in APIS {
+            for outcome in Outcome::ALL {
+                callbacks.with_label_values(&[api, outcome.as_str()]);
+            }
+            callbacks.with_label_values(&[api, ERROR_OUTCOME]);
         }
-        callbacks.with_label_values(&[ERROR_OUTCOME]);
         for class in RejectClass::ALL {
             rejected.with_label_values(&[class.as_str()]);
         }
@@ -141,9 +148,10 @@ impl Metrics {
 
     /// One callback answered: `Some(outcome)` when it was stored, `None` when
     /// the database failed and it was answered 503.
-    pub fn callback(&self, outcome: Option<Outcome>, seconds: f64) {
+    /// `api` is `classic` or `checkout`.
+    pub fn callback(&self, api: &'static str, outcome: Option<Outcome>, seconds: f64) {
         let label = outcome.map_or(ERROR_OUTCOME, Outcome::as_str);
-        self.callbacks.with_label_values(&[label]).inc();
+        self.callbacks.with_label_values(&[api, label]).inc();
         self.duration.observe(seconds);
         match outcome {
             Some(Outcome::Fulfilled) => self.fulfilments.inc(),

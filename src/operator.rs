@@ -88,6 +88,7 @@ impl Operator {
             method: method.to_string(),
             raw: RawRequest::join(raw, b""),
             remote_addr: None,
+            api: "classic",
         };
         handle(&pipeline, raw, b"", &meta, None)
     }

@@ -155,6 +155,11 @@ impl Application {
         let http = &settings.http;
         let state = AppState {
             verifier: Arc::new(verifier),
+            checkout: gateway.checkout_verifier()?.map(Arc::new),
+            checkout_reject_status: gateway.checkout_reject_status,
+            checkout_projects: Arc::new(
+                gateway.checkout.iter().map(|p| p.client_id.clone()).collect(),
+            ),
             store,
             rules: settings.rules,
             sms_reply: http.sms_reply.clone(),
@@ -213,6 +218,10 @@ impl Application {
                 .app_data(web::PayloadConfig::new(MAX_CALLBACK_BYTES))
                 .route("/paysera/callback", web::get().to(callback::receive))
                 .route("/paysera/callback", web::post().to(callback::receive))
+                .route(
+                    "/paysera/checkout/webhook",
+                    web::post().to(crate::http::checkout::receive),
+                )
                 .route(
                     "/paysera/return/{token}",
                     web::get().to(return_url::buyer_returned),

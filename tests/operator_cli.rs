@@ -50,6 +50,7 @@ fn operator_commands(dir: &Path, database_url: &str, config: DatabaseConfig) {
                 orderid,
                 Amount::from_minor(500).unwrap(),
                 &eur,
+                false,
                 None,
             )
             .unwrap();

@@ -36,6 +36,7 @@ fn closes_an_order(dir: &Path, database_url: &str, config: DatabaseConfig) {
                 orderid,
                 amount,
                 &eur,
+                false,
                 Some((token, "https://shop.example/thanks")),
             )
             .unwrap();

@@ -58,12 +58,14 @@ impl AlertKind {
     /// What an operator should do about it, for the e-mail body.
     fn advice(self) -> &'static str {
         match self {
-            AlertKind::SignatureRejected => "A callback failed verification. Repeated ones mean a forger, a wrong public key (key rotation?) or a proxy altering requests.",
+            AlertKind::SignatureRejected => "A callback or Checkout webhook failed verification. Repeated ones mean a forger, a wrong public key or Checkout client secret (rotation? PAYSERA_CHECKOUT_SECRET), or a proxy altering requests. Checkout webhooks are answered 403 so Paysera keeps retrying until the secret is fixed.",
             AlertKind::Flag(Flag::AmountMismatch | Flag::CurrencyMismatch) => "The payment does not match the registered order; the order is in state needs_review and was not fulfilled.",
             AlertKind::Flag(Flag::PaidAgain) => "The buyer paid an order that was already paid: refund the second payment.",
             AlertKind::Flag(Flag::PaidOrderUnpaid) => "The gateway reported 'not executed' for an order payhook already saw paid; the order stays paid. Check the payment in the gateway's panel.",
             AlertKind::Flag(Flag::PaidAfterRefund) => "A payment arrived for an order with a refund on record; the order is in state needs_review with flag paid_after_refund and was not fulfilled. Check both in the gateway's panel: fulfil, or refund this payment too.",
             AlertKind::Flag(Flag::UnknownOrder) => "A paid callback names an order nobody registered; payhook answered 409 so the gateway retries. Register the order (PUT /api/v1/orders/{orderid}) or check the shop's integration.",
+            AlertKind::Flag(Flag::Overpaid) => "More than the order's amount was paid (Checkout); the order was fulfilled. Refund the excess.",
+            AlertKind::Flag(Flag::Disputed) => "A payment of the order was charged back (Checkout); the order is in state disputed. Check the payment in Paysera's portal before shipping anything more.",
             AlertKind::Flag(Flag::TestRefused) => "A test payment arrived while test payments are not allowed; nothing was fulfilled.",
             AlertKind::DatabaseError => "payhook could not store a callback and answered 503; the gateway will retry. Check the database.",
             AlertKind::MissedCallback => "The buyer came back from the gateway but no callback arrived since: check callbackurl, firewalls and that payhook is reachable. If no callback is expected any more, close the order (POST /api/v1/orders/{orderid}/close or `payhook orders close`).",

@@ -16,6 +16,7 @@
 mod body;
 mod error;
 mod event;
+mod facts;
 mod headers;
 mod verify;
 

@@ -16,6 +16,8 @@ use super::headers::{Headers, WebhookHeaders};
 #[derive(Clone)]
 pub struct Secret {
     label: String,
+    /// The Checkout project (its API client id) this secret signs for.
+    project: Option<String>,
     key: SecretString,
 }
 
@@ -35,11 +37,25 @@ impl Secret {
         if key.expose_secret().is_empty() {
             return Err(SecretError::Empty(label));
         }
-        Ok(Secret { label, key })
+        Ok(Secret {
+            label,
+            project: None,
+            key,
+        })
+    }
+
+    /// The secret signs for this project: a match selects it (§3.4).
+    pub fn of_project(mut self, client_id: impl Into<String>) -> Self {
+        self.project = Some(client_id.into());
+        self
     }
 
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    pub fn project(&self) -> Option<&str> {
+        self.project.as_deref()
     }
 }
 
@@ -58,6 +74,7 @@ impl std::fmt::Debug for Secret {
 pub struct MatchedSecret {
     pub index: usize,
     pub label: String,
+    pub project: Option<String>,
 }
 
 /// The headers passed §3.1 and the body's HMAC matched a secret. The body
@@ -113,6 +130,7 @@ impl Verifier {
                     secret: MatchedSecret {
                         index,
                         label: secret.label.clone(),
+                        project: secret.project.clone(),
                     },
                 });
             }

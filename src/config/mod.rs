@@ -18,12 +18,12 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{OrderCheck, Rules};
-use crate::paysera::ProjectCredentials;
 use crate::store::{url_secrets, DatabaseConfig};
 
 use env::Env;
 pub use env::{load_dotenv, parse_dotenv, parse_duration, DotenvError};
 pub use notify::NotifySettings;
+pub use projects::CheckoutProject;
 pub use sections::{AlertSettings, DatabaseSettings, GatewaySettings, HttpSettings, LogSettings};
 
 /// One bad key. Displayed on one line (a reason never spans lines), and a
@@ -63,6 +63,9 @@ pub const DEMO_BLOCKERS: &[&str] = &[
     "PAYSERA_PROJECT_PASSWORD",
     "PAYSERA_PROJECT_PASSWORD_FILE",
     "PAYHOOK_CONFIG_FILE",
+    "PAYSERA_CHECKOUT_CLIENT_ID",
+    "PAYSERA_CHECKOUT_SECRET",
+    "PAYSERA_CHECKOUT_SECRET_FILE",
     "DATABASE_URL",
     "PAYHOOK_ADMIN_TOKEN",
     "PAYHOOK_ADMIN_TOKEN_FILE",
@@ -102,14 +105,19 @@ impl Settings {
         );
         let connection = sections::connection(env.get("DATABASE_URL"), &data_dir)?;
         let keys = sections::public_keys(&env)?;
-        let projects = projects::read(&env)?;
-        let demo = demo_mode(&env, &projects)?;
+        let projects::Projects {
+            classic: projects,
+            checkout,
+        } = projects::read(&env)?;
+        let demo = demo_mode(&env, !projects.is_empty() || !checkout.is_empty())?;
         let http = HttpSettings::read(&env, demo)?;
         let alerts = AlertSettings::read(&env)?;
         let rules = sections::rules(&env)?;
         let database = DatabaseSettings::read(&env, connection)?;
         let gateway = GatewaySettings {
             projects,
+            checkout,
+            checkout_reject_status: sections::checkout_reject_status(&env)?,
             keys,
             policy: sections::policy(&env)?,
         };
@@ -137,7 +145,14 @@ impl Settings {
             .iter()
             .map(|k| format!("rsa-{} sha256:{}", k.bits(), k.fingerprint()))
             .collect();
-        let projects: Vec<String> = gateway.projects.iter().map(|p| p.id.to_string()).collect();
+        let projects: Vec<String> = gateway
+            .projects
+            .iter()
+            .map(|p| p.id.to_string())
+            .chain(gateway.checkout.iter().map(|p| {
+                format!("checkout:{} ({} secrets)", p.client_id, p.secrets.len())
+            }))
+            .collect();
         format!(
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
              allow_test_payments={} accept_ss1={} strict_signatures={} accept_legacy={} order_check={} \
@@ -190,6 +205,13 @@ impl Settings {
                 .iter()
                 .map(|p| p.password.expose_secret().to_string()),
         );
+        secrets.extend(
+            self.gateway
+                .checkout
+                .iter()
+                .flat_map(|p| &p.secrets)
+                .map(|(_, s)| s.expose_secret().to_string()),
+        );
         if let DatabaseConfig::Postgres { url } = &self.database.connection {
             secrets.extend(url_secrets(url.expose_secret()));
         }
@@ -205,8 +227,8 @@ impl Settings {
 
 /// Demo mode only when nothing says "real deployment"; a deployment without a
 /// project is a half configuration and stops start-up.
-fn demo_mode(env: &Env<'_>, projects: &[ProjectCredentials]) -> Result<bool, ConfigError> {
-    if !projects.is_empty() {
+fn demo_mode(env: &Env<'_>, any_project: bool) -> Result<bool, ConfigError> {
+    if any_project {
         return Ok(false);
     }
     let Some(set) = DEMO_BLOCKERS.iter().find(|k| env.is_set(k)) else {

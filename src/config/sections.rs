@@ -191,8 +191,14 @@ fn is_conninfo(text: &str) -> bool {
 /// signatures decide.
 #[derive(Clone)]
 pub struct GatewaySettings {
-    /// Empty only in demo mode until start-up has made the demo gateway.
+    /// Classic projects; empty in demo mode until start-up has made the demo
+    /// gateway, or when only Checkout projects are configured.
     pub projects: Vec<ProjectCredentials>,
+    /// Checkout (Modern) projects, by API client id.
+    pub checkout: Vec<super::projects::CheckoutProject>,
+    /// What a Checkout webhook failing its headers or signature is answered
+    /// (`PAYHOOK_CHECKOUT_REJECT_STATUS`, 403: a 401 stops Paysera's retries).
+    pub checkout_reject_status: u16,
     pub keys: KeySet,
     pub policy: Policy,
 }
@@ -200,6 +206,25 @@ pub struct GatewaySettings {
 impl GatewaySettings {
     pub fn verifier_projects(&self) -> Vec<Project> {
         self.projects.iter().map(Project::from).collect()
+    }
+
+    /// The Checkout webhook verifier over every Checkout project's secrets, a
+    /// match naming its project; `None` without a Checkout project.
+    pub fn checkout_verifier(&self) -> Result<Option<crate::checkout::Verifier>, ConfigError> {
+        if self.checkout.is_empty() {
+            return Ok(None);
+        }
+        let mut secrets = Vec::new();
+        for project in &self.checkout {
+            for (label, key) in &project.secrets {
+                let secret = crate::checkout::Secret::new(label.clone(), key.clone())
+                    .map_err(|e| bad("PAYSERA_CHECKOUT_SECRET", e.to_string()))?;
+                secrets.push(secret.of_project(project.client_id.clone()));
+            }
+        }
+        crate::checkout::Verifier::new(secrets)
+            .map(Some)
+            .map_err(|e| bad("PAYSERA_CHECKOUT_SECRET", e.to_string()))
     }
 }
 
@@ -215,6 +240,18 @@ pub(super) fn public_keys(env: &Env<'_>) -> Result<KeySet, ConfigError> {
             load_public_keys(&files).map_err(|e| bad("PAYSERA_PUBLIC_KEY_FILE", e.to_string()))
         }
         None => Ok(KeySet::paysera_production()),
+    }
+}
+
+pub(super) fn checkout_reject_status(env: &Env<'_>) -> Result<u16, ConfigError> {
+    let key = "PAYHOOK_CHECKOUT_REJECT_STATUS";
+    match env.get(key) {
+        None => Ok(403),
+        Some(text) => text
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (400..500).contains(s) && *s != 408 && *s != 429)
+            .ok_or_else(|| bad(key, "must be a 4xx status such as 403 or 401")),
     }
 }
 

@@ -19,10 +19,14 @@ pub enum Outcome {
     AmountMismatch,
     CurrencyMismatch,
     Fulfilled,
+    /// Checkout: part of the order is paid; it stays open.
+    PartiallyPaid,
+    /// Checkout: a payment of the order was charged back.
+    Disputed,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 14] = [
+    pub const ALL: [Outcome; 16] = [
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::SmsReceived,
@@ -37,6 +41,8 @@ impl Outcome {
         Outcome::AmountMismatch,
         Outcome::CurrencyMismatch,
         Outcome::Fulfilled,
+        Outcome::PartiallyPaid,
+        Outcome::Disputed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +61,8 @@ impl Outcome {
             Outcome::AmountMismatch => "amount_mismatch",
             Outcome::CurrencyMismatch => "currency_mismatch",
             Outcome::Fulfilled => "fulfilled",
+            Outcome::PartiallyPaid => "partially_paid",
+            Outcome::Disputed => "disputed",
         }
     }
 
@@ -89,6 +97,8 @@ impl Outcome {
                 | Outcome::AmountMismatch
                 | Outcome::CurrencyMismatch
                 | Outcome::Refunded
+                | Outcome::PartiallyPaid
+                | Outcome::Disputed
         )
     }
 }
@@ -114,6 +124,8 @@ pub enum OrderState {
     Paid,
     NeedsReview,
     Refunded,
+    /// A payment was charged back (Checkout): the money may be gone.
+    Disputed,
 }
 
 impl OrderState {
@@ -123,6 +135,7 @@ impl OrderState {
             OrderState::Paid => "paid",
             OrderState::NeedsReview => "needs_review",
             OrderState::Refunded => "refunded",
+            OrderState::Disputed => "disputed",
         }
     }
 
@@ -132,6 +145,7 @@ impl OrderState {
             OrderState::Paid,
             OrderState::NeedsReview,
             OrderState::Refunded,
+            OrderState::Disputed,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)
@@ -148,6 +162,13 @@ pub struct OrderView {
     pub fulfilled: bool,
     /// A refund was recorded, whatever came before or after it.
     pub refunded: bool,
+    /// The shop registered it as a test order (what a Checkout webhook's
+    /// test flag is taken from).
+    pub test: bool,
+    /// The last Checkout snapshot applied: what was paid by then, and its
+    /// `updated_at` (unix seconds).
+    pub amount_paid: Option<Amount>,
+    pub snapshot_at: Option<i64>,
 }
 
 /// Something operators should hear about (an alert).
@@ -163,6 +184,10 @@ pub enum Flag {
     CurrencyMismatch,
     UnknownOrder,
     TestRefused,
+    /// More than the order's amount was paid (Checkout): refund the excess.
+    Overpaid,
+    /// A payment was charged back (Checkout).
+    Disputed,
 }
 
 impl Flag {
@@ -175,11 +200,13 @@ impl Flag {
             Flag::CurrencyMismatch => "currency_mismatch",
             Flag::UnknownOrder => "unknown_order",
             Flag::TestRefused => "test_refused",
+            Flag::Overpaid => "overpaid",
+            Flag::Disputed => "disputed",
         }
     }
 
     /// Every flag; a new one must be listed here to be read back (`parse`).
-    pub const ALL: [Flag; 7] = [
+    pub const ALL: [Flag; 9] = [
         Flag::PaidAgain,
         Flag::PaidOrderUnpaid,
         Flag::PaidAfterRefund,
@@ -187,6 +214,8 @@ impl Flag {
         Flag::CurrencyMismatch,
         Flag::UnknownOrder,
         Flag::TestRefused,
+        Flag::Overpaid,
+        Flag::Disputed,
     ];
 
     pub fn parse(text: &str) -> Option<Flag> {
@@ -201,6 +230,8 @@ impl Flag {
             Flag::PaidOrderUnpaid => Some(OrderFlag::PaidOrderUnpaid),
             Flag::PaidAfterRefund => Some(OrderFlag::PaidAfterRefund),
             Flag::AmountMismatch | Flag::CurrencyMismatch => Some(OrderFlag::UnmatchedPayment),
+            Flag::Overpaid => Some(OrderFlag::Overpaid),
+            Flag::Disputed => Some(OrderFlag::Disputed),
             Flag::UnknownOrder | Flag::TestRefused => None,
         }
     }
@@ -215,14 +246,18 @@ pub enum OrderFlag {
     PaidAfterRefund,
     /// A payment whose amount or currency did not match arrived for the order.
     UnmatchedPayment,
+    Overpaid,
+    Disputed,
 }
 
 impl OrderFlag {
-    pub const ALL: [OrderFlag; 4] = [
+    pub const ALL: [OrderFlag; 6] = [
         OrderFlag::PaidAgain,
         OrderFlag::PaidOrderUnpaid,
         OrderFlag::PaidAfterRefund,
         OrderFlag::UnmatchedPayment,
+        OrderFlag::Overpaid,
+        OrderFlag::Disputed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -231,6 +266,8 @@ impl OrderFlag {
             OrderFlag::PaidOrderUnpaid => "paid_order_unpaid",
             OrderFlag::PaidAfterRefund => "paid_after_refund",
             OrderFlag::UnmatchedPayment => "unmatched_payment",
+            OrderFlag::Overpaid => "overpaid",
+            OrderFlag::Disputed => "disputed",
         }
     }
 
@@ -262,6 +299,18 @@ pub struct Decision {
     pub flag: Option<Flag>,
     /// What the shop is told, written in the same transaction.
     pub notify: Option<Notice>,
+    /// A Checkout snapshot the order now stands at (§9), recorded with it.
+    pub progress: Option<Progress>,
+}
+
+/// Where a Checkout order stands after a snapshot: the next one is compared
+/// with this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub amount_paid: Amount,
+    /// The snapshot's `updated_at` (unix seconds), when it had one.
+    pub updated_at: Option<i64>,
+    pub paysera_order_id: Option<String>,
 }
 
 /// An event for the shop: the decision and the gateway's figures, no personal
@@ -273,13 +322,14 @@ pub struct Notice {
 }
 
 impl Decision {
-    fn new(outcome: Outcome) -> Self {
+    pub(super) fn new(outcome: Outcome) -> Self {
         Decision {
             outcome,
             reason: None,
             change: OrderChange::None,
             flag: None,
             notify: None,
+            progress: None,
         }
     }
 
@@ -290,17 +340,17 @@ impl Decision {
         self.outcome.answers_ok()
     }
 
-    fn because(mut self, reason: impl Into<String>) -> Self {
+    pub(super) fn because(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
         self
     }
 
-    fn change(mut self, change: OrderChange) -> Self {
+    pub(super) fn change(mut self, change: OrderChange) -> Self {
         self.change = change;
         self
     }
 
-    fn flag(mut self, flag: Flag) -> Self {
+    pub(super) fn flag(mut self, flag: Flag) -> Self {
         self.flag = Some(flag);
         self
     }
@@ -495,6 +545,9 @@ mod tests {
             },
             fulfilled,
             refunded: false,
+            test: false,
+            amount_paid: None,
+            snapshot_at: None,
         }
     }
 
@@ -503,6 +556,9 @@ mod tests {
     fn refunded(expected: bool, fulfilled: bool) -> OrderView {
         OrderView {
             refunded: true,
+            test: false,
+            amount_paid: None,
+            snapshot_at: None,
             state: OrderState::Refunded,
             expected: if expected {
                 order(false).expected

@@ -10,8 +10,12 @@ pub use callback::{FieldError, FieldValue, Fields, PaymentKind, Proof, VerifiedC
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use status::{Status, StatusError};
 mod decision;
+mod recorded;
+mod webhook;
 
 pub use decision::{
     decide, decide_callback, order_to_lock, Decision, Flag, Notice, OrderChange, OrderCheck,
-    OrderFlag, OrderLock, OrderState, OrderView, Outcome, Rules, Seen,
+    OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,
 };
+pub use recorded::Recorded;
+pub use webhook::{decide_webhook, webhook_order_to_lock, Snapshot, CheckoutWebhook, WebhookFact};

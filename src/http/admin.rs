@@ -64,6 +64,45 @@ fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentia
     }
 }
 
+/// The project an order belongs to: a classic project's number or a
+/// Checkout project's client id, as a string; the first configured by default.
+fn order_project(state: &AppState, requested: Option<&str>) -> Result<String, AdminError> {
+    let classic = state.projects.iter().map(|p| p.id.to_string());
+    let mut all = classic.chain(state.checkout_projects.iter().cloned());
+    match requested {
+        None => all
+            .next()
+            .ok_or_else(|| AdminError::BadRequest("no project configured".into())),
+        Some(id) => all
+            .find(|p| p == id)
+            .ok_or_else(|| AdminError::BadRequest(format!("project_id {id} is not configured"))),
+    }
+}
+
+/// `project_id` in a JSON body: a number (classic) or a string (either).
+fn project_id_of(value: Option<&Value>) -> Result<Option<String>, AdminError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.is_u64() => Ok(Some(n.to_string())),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(AdminError::Invalid(
+            "project_id must be a project number or a Checkout client id".into(),
+        )),
+    }
+}
+
+/// `test` in a JSON body: `true` or `false` (the default).
+fn test_of(value: Option<&Value>) -> Result<bool, AdminError> {
+    match value {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        // The classic request's own spelling, for `POST /payments`.
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= 1) => Ok(n.as_u64() == Some(1)),
+        Some(Value::String(s)) if s == "0" || s == "1" => Ok(s == "1"),
+        Some(_) => Err(AdminError::Invalid("test must be true or false".into())),
+    }
+}
+
 fn amount_of(value: Option<&Value>) -> Result<Amount, AdminError> {
     value
         .and_then(Value::as_i64)
@@ -83,19 +122,30 @@ fn currency_of(value: Option<&Value>) -> Result<Currency, AdminError> {
         })
 }
 
-async fn register(
-    state: &web::Data<AppState>,
-    project: &ProjectCredentials,
+struct NewExpectation {
+    project_id: String,
     orderid: String,
     amount: Amount,
     currency: Currency,
+    test: bool,
+}
+
+async fn register(
+    state: &web::Data<AppState>,
+    order: NewExpectation,
     return_to: Option<(String, String)>,
 ) -> Result<(Registration, Option<String>), AdminError> {
     let store = state.store.clone();
-    let project_id = project.id.to_string();
     on_store(&state.store, move || {
         let return_to = return_to.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
-        store.register_order(&project_id, &orderid, amount, &currency, return_to)
+        store.register_order(
+            &order.project_id,
+            &order.orderid,
+            order.amount,
+            &order.currency,
+            order.test,
+            return_to,
+        )
     })
     .await
 }
@@ -113,10 +163,15 @@ fn conflict(registration: Registration) -> Result<bool, AdminError> {
     match registration {
         Registration::Created => Ok(true),
         Registration::Unchanged => Ok(false),
-        Registration::Conflict { amount, currency } => Err(AdminError::Conflict(format!(
-            "order already registered with amount {} {}",
+        Registration::Conflict {
+            amount,
+            currency,
+            test,
+        } => Err(AdminError::Conflict(format!(
+            "order already registered with amount {} {}{}",
             amount.map_or("-".into(), |a| a.to_string()),
-            currency.unwrap_or_default()
+            currency.unwrap_or_default(),
+            if test { " (test)" } else { "" }
         ))),
     }
 }
@@ -140,6 +195,7 @@ pub async fn create_payment(
     let project = project(&state, project_id)?.clone();
     let amount = amount_of(fields.get("amount"))?;
     let currency = currency_of(fields.get("currency"))?;
+    let test = test_of(fields.get("test"))?;
     let orderid = match fields.get("orderid") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -203,8 +259,14 @@ pub async fn create_payment(
         .as_ref()
         .and(shop_accept)
         .map(|url| (hex::encode(rand::random::<[u8; 16]>()), url));
-    let (registration, token) =
-        register(&state, &project, orderid, amount, currency, return_to).await?;
+    let order = NewExpectation {
+        project_id: project.id.to_string(),
+        orderid,
+        amount,
+        currency,
+        test,
+    };
+    let (registration, token) = register(&state, order, return_to).await?;
     let created = conflict(registration)?;
     if let (Some(public), Some(token)) = (&state.public_url, token) {
         for (k, v) in params.iter_mut() {
@@ -234,7 +296,10 @@ pub async fn create_payment(
 pub struct Expectation {
     amount: Value,
     currency: Value,
-    project_id: Option<u64>,
+    /// A classic project's number, or a Checkout project's client id.
+    project_id: Option<Value>,
+    /// A test order (a Checkout webhook carries no test flag of its own).
+    test: Option<Value>,
 }
 
 /// `PUT /api/v1/orders/{orderid}`: register an expectation only.
@@ -245,21 +310,27 @@ pub async fn put_order(
     body: web::Json<Expectation>,
 ) -> Result<HttpResponse, AdminError> {
     let orderid = order_id(path.into_inner())?;
-    let project = project(&state, body.project_id)?.clone();
+    let requested = project_id_of(body.project_id.as_ref())?;
+    let project_id = order_project(&state, requested.as_deref())?;
     let amount = amount_of(Some(&body.amount))?;
     let currency = currency_of(Some(&body.currency))?;
-    let (registration, _) = register(
-        &state,
-        &project,
-        orderid.clone(),
+    let test = test_of(body.test.as_ref())?;
+    let order = NewExpectation {
+        project_id: project_id.clone(),
+        orderid: orderid.clone(),
         amount,
-        currency.clone(),
-        None,
-    )
-    .await?;
+        currency: currency.clone(),
+        test,
+    };
+    let (registration, _) = register(&state, order, None).await?;
     let created = conflict(registration)?;
+    // A classic project's id stays a number in the answer, as before.
+    let shown: Value = project_id
+        .parse::<u64>()
+        .map_or_else(|_| project_id.clone().into(), Into::into);
     let reply = serde_json::json!({
-        "orderid": orderid, "amount": amount, "currency": currency, "project_id": project.id,
+        "orderid": orderid, "amount": amount, "currency": currency, "project_id": shown,
+        "test": test,
     });
     Ok(if created {
         HttpResponse::Created()
@@ -271,7 +342,8 @@ pub async fn put_order(
 
 #[derive(Deserialize)]
 pub struct ProjectQuery {
-    project_id: Option<u64>,
+    /// A classic project's number or a Checkout project's client id.
+    project_id: Option<String>,
 }
 
 /// `GET /api/v1/orders/{orderid}`
@@ -281,7 +353,7 @@ pub async fn get_order(
     path: web::Path<String>,
     query: web::Query<ProjectQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let project = project(&state, query.project_id)?.id.to_string();
+    let project = order_project(&state, query.project_id.as_deref())?;
     let orderid = order_id(path.into_inner())?;
     let store = state.store.clone();
     let order = on_store(&state.store, move || store.order(&project, &orderid)).await?;
@@ -299,7 +371,7 @@ pub async fn close_order(
     path: web::Path<String>,
     query: web::Query<ProjectQuery>,
 ) -> Result<HttpResponse, AdminError> {
-    let project = project(&state, query.project_id)?.id.to_string();
+    let project = order_project(&state, query.project_id.as_deref())?;
     let orderid = order_id(path.into_inner())?;
     let store = state.store.clone();
     let order = on_store(&state.store, move || {

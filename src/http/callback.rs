@@ -99,6 +99,7 @@ pub async fn receive(
         method: req.method().to_string(),
         raw: RawRequest::join(query.as_bytes(), &body),
         remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
+        api: "classic",
     };
 
     let worker = state.clone();
@@ -162,7 +163,7 @@ pub fn handle(
 
 /// The body's bytes, at most `MAX_CALLBACK_BYTES` of them (413 beyond, before
 /// reading when the length is announced).
-async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, CallbackHttpError> {
+pub(super) async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, CallbackHttpError> {
     let announced = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -270,7 +271,7 @@ impl<'a> Report<'a> {
 
     fn record(&self, state: &AppState, started: Instant) {
         let seconds = started.elapsed().as_secs_f64();
-        state.metrics.callback(self.outcome, seconds);
+        state.metrics.callback("classic", self.outcome, seconds);
         let outcome = self.outcome.map_or("error", Outcome::as_str);
         if let Some(class) = self.reject_class {
             state.metrics.rejected(class);
@@ -345,7 +346,7 @@ impl<'a> Report<'a> {
 }
 
 /// The caller's `X-Request-Id` when it is sane, else a fresh one.
-fn request_id(req: &HttpRequest) -> String {
+pub(super) fn request_id(req: &HttpRequest) -> String {
     req.headers()
         .get("X-Request-Id")
         .and_then(|v| v.to_str().ok())

@@ -86,6 +86,57 @@ impl ResponseError for CallbackHttpError {
     }
 }
 
+/// Why a Checkout webhook was not answered 200.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutHttpError {
+    /// Headers or signature: `PAYHOOK_CHECKOUT_REJECT_STATUS` (403), so that
+    /// Paysera keeps retrying while the operator fixes a mistyped secret.
+    #[error("rejected: {reason}")]
+    Rejected { status: u16, reason: String },
+    /// Authentic, but the body is not a webhook payhook can read.
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("unknown order")]
+    UnknownOrder,
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// Too large, or a body that could not be read.
+    #[error(transparent)]
+    Transport(CallbackHttpError),
+    #[error("no Checkout project is configured")]
+    NotConfigured,
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+}
+
+impl ResponseError for CheckoutHttpError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CheckoutHttpError::Rejected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
+            }
+            CheckoutHttpError::Malformed(_) => StatusCode::BAD_REQUEST,
+            CheckoutHttpError::UnknownOrder => {
+                callback_status(CallbackClass::Domain(Answer::UnknownOrder))
+            }
+            CheckoutHttpError::Unsupported(_) => {
+                callback_status(CallbackClass::UnsupportedMediaType)
+            }
+            CheckoutHttpError::Transport(e) => e.status_code(),
+            CheckoutHttpError::NotConfigured => StatusCode::NOT_FOUND,
+            CheckoutHttpError::Unavailable(_) => {
+                callback_status(CallbackClass::Domain(Answer::Unavailable))
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .content_type("text/plain; charset=utf-8")
+            .body(self.to_string())
+    }
+}
+
 /// Errors of the admin API, answered as `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod body;
 pub mod callback;
+pub mod checkout;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -23,6 +24,12 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub verifier: Arc<Verifier>,
+    /// Checkout (Modern) webhooks' verifier; `None` without a Checkout project.
+    pub checkout: Option<Arc<crate::checkout::Verifier>>,
+    /// What a Checkout webhook failing verification is answered.
+    pub checkout_reject_status: u16,
+    /// Checkout projects' client ids, for the admin API's `project_id`.
+    pub checkout_projects: Arc<Vec<String>>,
     pub store: Store,
     pub rules: Rules,
     pub sms_reply: Option<String>,

@@ -18,14 +18,20 @@ pub enum EventType {
     Refunded,
     /// A second payment for a paid order: refund it.
     PaidAgain,
+    /// Checkout: part of the order is paid; `amount_due` is what remains.
+    PartiallyPaid,
+    /// Checkout: a payment was charged back.
+    Disputed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 6] = [
         EventType::Paid,
         EventType::NeedsReview,
         EventType::Refunded,
         EventType::PaidAgain,
+        EventType::PartiallyPaid,
+        EventType::Disputed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +40,8 @@ impl EventType {
             EventType::NeedsReview => "order.needs_review",
             EventType::Refunded => "order.refunded",
             EventType::PaidAgain => "order.paid_again",
+            EventType::PartiallyPaid => "order.partially_paid",
+            EventType::Disputed => "order.disputed",
         }
     }
 
@@ -50,6 +58,8 @@ impl EventType {
             }
             Outcome::Refunded => Some(EventType::Refunded),
             Outcome::PaidAgain => Some(EventType::PaidAgain),
+            Outcome::PartiallyPaid => Some(EventType::PartiallyPaid),
+            Outcome::Disputed => Some(EventType::Disputed),
             _ => None,
         }
     }
@@ -84,6 +94,10 @@ struct StoredPayload {
     #[serde(default)]
     test: bool,
     refund_amount: Option<i64>,
+    api: Option<String>,
+    paysera_order_id: Option<String>,
+    amount_paid: Option<i64>,
+    amount_due: Option<i64>,
 }
 
 /// The JSON body POSTed to `SHOP_NOTIFY_URL` (and listed by the feed).
@@ -110,6 +124,16 @@ pub struct Notification {
     /// `order.refunded` only: the amount refunded, when the gateway stated it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_amount: Option<i64>,
+    /// Checkout (Modern) events only: `"checkout"`, Paysera's order id, what
+    /// was paid so far and what is still due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paysera_order_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_due: Option<i64>,
 }
 
 impl Notification {
@@ -138,6 +162,10 @@ impl Notification {
             test: payload.test,
             callback_id: row.callback_id,
             refund_amount,
+            api: payload.api,
+            paysera_order_id: payload.paysera_order_id,
+            amount_paid: payload.amount_paid,
+            amount_due: payload.amount_due,
         }
     }
 

@@ -10,8 +10,8 @@ use super::raw::{RawRequest, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
-    Amount, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView, Outcome, Seen,
-    VerifiedCallback,
+    Amount, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView, Outcome,
+    Progress, Recorded, Seen,
 };
 
 /// Once per request, written with the duplicate guard: a retry whose earlier
@@ -27,6 +27,8 @@ pub struct CallbackMeta {
     /// The bytes received; stored escaped, whole for a verified callback.
     pub raw: RawRequest,
     pub remote_addr: Option<String>,
+    /// `classic` or `checkout`: which endpoint received it.
+    pub api: &'static str,
 }
 
 /// What the caller decided for a callback, as the store writes it.
@@ -76,6 +78,7 @@ impl Store {
                 raw_length: raw.length,
                 raw_sha256: &raw.sha256,
                 raw_truncated: raw.truncated,
+                api: meta.api,
             };
             insert_callback(conn, &row)
         })
@@ -89,7 +92,7 @@ impl Store {
     /// is run again on a fresh one.
     pub fn record(
         &self,
-        callback: &VerifiedCallback,
+        callback: &dyn Recorded,
         meta: &CallbackMeta,
         lock: Option<OrderLock<'_>>,
         decide: impl Fn(Seen<'_>) -> Step,
@@ -121,6 +124,7 @@ fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i6
             callbacks::raw_length.eq(row.raw_length),
             callbacks::raw_sha256.eq(row.raw_sha256),
             callbacks::raw_truncated.eq(row.raw_truncated),
+            callbacks::api.eq(row.api),
         ))
         .returning(callbacks::id)
         .get_result(c))
@@ -139,7 +143,7 @@ fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
 
 fn record_in(
     conn: &mut Conn<'_>,
-    callback: &VerifiedCallback,
+    callback: &dyn Recorded,
     meta: &CallbackMeta,
     raw: &StoredRaw,
     lock: Option<OrderLock<'_>>,
@@ -202,17 +206,24 @@ fn record_in(
         raw_length: raw.length,
         raw_sha256: &raw.sha256,
         raw_truncated: raw.truncated,
+        api: callback.api(),
     };
 
+    let one_statement = decision.progress.is_none() && decision.flag.is_none();
     let callback_id = match (&*conn, &decision.change, orderid, &decision.notify) {
         // The paid path, PostgreSQL: every write in one statement (one round trip).
-        (Conn::Pg(_), OrderChange::Fulfil { checked }, Some(orderid), Some(notice)) => {
+        (Conn::Pg(_), OrderChange::Fulfil { checked }, Some(orderid), Some(notice))
+            if one_statement =>
+        {
             fulfil_in_one_statement(conn, &row, callback, *checked, orderid, &notice.payload)?
         }
         _ => {
             let callback_id = insert_callback(conn, &row)?;
             if let Some(orderid) = orderid {
                 apply_change(conn, callback, &decision, orderid, callback_id, now)?;
+                if let Some(progress) = &decision.progress {
+                    record_progress(conn, project, orderid, progress, now)?;
+                }
             }
             if let Some(notice) = &decision.notify {
                 dispatch!(conn, c => diesel::insert_into(outbox::table)
@@ -257,7 +268,7 @@ fn record_in(
 /// removed), rows after it are duplicates, which wait for this guard.
 fn own_earlier_attempt(
     conn: &mut Conn<'_>,
-    callback: &VerifiedCallback,
+    callback: &dyn Recorded,
     identity: &str,
     attempt: &str,
 ) -> QueryResult<Option<Processed>> {
@@ -317,7 +328,38 @@ fn order_view(row: &OrderRow) -> OrderView {
         fulfilled: row.fulfilled_at.is_some(),
         // A refund without a stated amount is recorded as 0, so this holds too.
         refunded: row.refunded_amount.is_some() || row.state == OrderState::Refunded.as_str(),
+        test: row.test,
+        amount_paid: row.amount_paid.and_then(|a| Amount::from_minor(a).ok()),
+        snapshot_at: row.snapshot_at,
     }
+}
+
+/// Where a Checkout order stands after the snapshot just applied (§9).
+fn record_progress(
+    conn: &mut Conn<'_>,
+    project: &str,
+    orderid: &str,
+    progress: &Progress,
+    now: i64,
+) -> QueryResult<()> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    let this_order = orders::table
+        .filter(orders::project_id.eq(project))
+        .filter(orders::orderid.eq(orderid));
+    dispatch!(conn, c => diesel::update(this_order)
+        .set((
+            orders::amount_paid.eq(progress.amount_paid.minor_units()),
+            orders::snapshot_at.eq(sql::<Nullable<BigInt>>("COALESCE(")
+                .bind::<Nullable<BigInt>, _>(progress.updated_at)
+                .sql(", snapshot_at)")),
+            orders::paysera_order_id.eq(sql::<Nullable<Text>>("COALESCE(")
+                .bind::<Nullable<Text>, _>(progress.paysera_order_id.as_deref())
+                .sql(", paysera_order_id)")),
+            orders::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
 }
 
 /// Without registered orders there is still one row per order to lock, so two
@@ -334,6 +376,7 @@ fn ensure_order_row(
         amount: None,
         currency: None,
         state: OrderState::AwaitingPayment.as_str(),
+        test: false,
         return_token: None,
         accept_url: None,
         created_at: now,
@@ -366,7 +409,7 @@ fn lock_order(conn: &mut Conn<'_>, project: &str, orderid: &str) -> QueryResult<
 
 fn apply_change(
     conn: &mut Conn<'_>,
-    callback: &VerifiedCallback,
+    callback: &dyn Recorded,
     decision: &Decision,
     orderid: &str,
     callback_id: i64,
@@ -455,7 +498,7 @@ struct InsertedId {
 fn fulfil_in_one_statement(
     conn: &mut Conn<'_>,
     row: &NewCallback<'_>,
-    callback: &VerifiedCallback,
+    callback: &dyn Recorded,
     checked: bool,
     orderid: &str,
     payload: &str,
@@ -495,6 +538,7 @@ mod tests {
     use super::*;
     use crate::domain::{
         decide_callback, order_to_lock, FieldValue, Fields, OrderCheck, PaymentKind, Proof, Rules,
+        VerifiedCallback,
     };
     use crate::store::DatabaseConfig;
 
@@ -534,6 +578,7 @@ mod tests {
             method: "GET".into(),
             raw: RawRequest::join(b"data=...", b""),
             remote_addr: None,
+            api: "classic",
         }
     }
 
@@ -569,7 +614,7 @@ mod tests {
         let eur = Currency::parse("EUR").unwrap();
         for id in ["A", "B"] {
             store
-                .register_order("1", id, Amount::parse("100").unwrap(), &eur, None)
+                .register_order("1", id, Amount::parse("100").unwrap(), &eur, false, None)
                 .unwrap();
         }
 

@@ -18,6 +18,10 @@ pub(crate) struct OrderRow {
     pub returned_at: Option<i64>,
     pub return_token: Option<String>,
     pub closed_at: Option<i64>,
+    pub test: bool,
+    pub amount_paid: Option<i64>,
+    pub snapshot_at: Option<i64>,
+    pub paysera_order_id: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -28,6 +32,7 @@ pub(crate) struct NewOrder<'a> {
     pub amount: Option<i64>,
     pub currency: Option<&'a str>,
     pub state: &'a str,
+    pub test: bool,
     pub return_token: Option<&'a str>,
     pub accept_url: Option<&'a str>,
     pub created_at: i64,
@@ -50,6 +55,8 @@ pub(crate) struct NewCallback<'a> {
     pub raw_length: i64,
     pub raw_sha256: &'a str,
     pub raw_truncated: bool,
+    /// `classic` or `checkout`.
+    pub api: &'a str,
 }
 
 /// A stored callback as the admin API lists it.
@@ -72,6 +79,8 @@ pub struct CallbackRow {
     /// Only the beginning of the request is stored (a rejected request longer
     /// than `PAYHOOK_REJECTED_MAX_BYTES`).
     pub raw_truncated: bool,
+    /// Which Paysera API it came through: `classic` or `checkout`.
+    pub api: String,
 }
 
 /// An order as the admin API shows it.
@@ -93,6 +102,14 @@ pub struct OrderDetails {
     /// When an operator closed it (no callback expected any more).
     #[serde(serialize_with = "opt_as_rfc3339")]
     pub closed_at: Option<i64>,
+    /// Registered as a test order (Checkout webhooks carry no test flag).
+    pub test: bool,
+    /// What the last Checkout snapshot applied said was paid, and what is
+    /// still due then (`null` for classic orders).
+    pub amount_paid: Option<i64>,
+    pub amount_due: Option<i64>,
+    /// Paysera's own id of a Checkout order.
+    pub paysera_order_id: Option<String>,
     pub callbacks: Vec<CallbackRow>,
 }
 

@@ -16,11 +16,13 @@ pub enum Registration {
     Conflict {
         amount: Option<i64>,
         currency: Option<String>,
+        test: bool,
     },
 }
 
 impl Store {
-    /// Registers what an order must be paid; idempotent for identical values.
+    /// Registers what an order must be paid, and whether it is a test order;
+    /// idempotent for identical values.
     /// `return_to` is a fresh return token and the shop's accept URL, for buyers
     /// who come back through payhook; an existing order keeps its token.
     pub fn register_order(
@@ -29,6 +31,7 @@ impl Store {
         orderid: &str,
         amount: Amount,
         currency: &Currency,
+        test: bool,
         return_to: Option<(&str, &str)>,
     ) -> Result<(Registration, Option<String>), StoreError> {
         let now = now_millis();
@@ -39,6 +42,7 @@ impl Store {
                 amount: Some(amount.minor_units()),
                 currency: Some(currency.as_str()),
                 state: OrderState::AwaitingPayment.as_str(),
+                test,
                 return_token: return_to.map(|(token, _)| token),
                 accept_url: return_to.map(|(_, url)| url),
                 created_at: now,
@@ -56,7 +60,11 @@ impl Store {
                 find_order(conn, project, orderid)?.ok_or(diesel::result::Error::NotFound)?;
             let token = existing.return_token.clone();
             match (existing.amount, existing.currency.as_deref()) {
-                (Some(a), Some(c)) if a == amount.minor_units() && c == currency.as_str() => {
+                (Some(a), Some(c))
+                    if a == amount.minor_units()
+                        && c == currency.as_str()
+                        && existing.test == test =>
+                {
                     Ok((Registration::Unchanged, token))
                 }
                 // A row made by a paid callback without expectation (order check
@@ -69,6 +77,7 @@ impl Store {
                         .set((
                             orders::amount.eq(amount.minor_units()),
                             orders::currency.eq(currency.as_str()),
+                            orders::test.eq(test),
                             orders::updated_at.eq(now),
                         ))
                         .execute(c))?;
@@ -78,6 +87,7 @@ impl Store {
                     Registration::Conflict {
                         amount,
                         currency: currency.map(str::to_string),
+                        test: existing.test,
                     },
                     None,
                 )),
@@ -205,6 +215,13 @@ impl Store {
                 fulfilled_at: row.fulfilled_at,
                 returned_at: row.returned_at,
                 closed_at: row.closed_at,
+                test: row.test,
+                amount_paid: row.amount_paid,
+                amount_due: row
+                    .amount_paid
+                    .zip(row.amount)
+                    .map(|(paid, amount)| (amount - paid).max(0)),
+                paysera_order_id: row.paysera_order_id,
                 callbacks,
             }))
         })

@@ -36,6 +36,40 @@ impl RawRequest {
         RawRequest(bytes)
     }
 
+    /// A Checkout webhook as the journal keeps it: its `X-Paysera-*` headers
+    /// one per line (`Name: value`), an empty line, then the body exactly as
+    /// received. [`RawRequest::split_webhook`] gives the two back.
+    pub fn webhook<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>, body: &[u8]) -> RawRequest {
+        let mut bytes = Vec::with_capacity(512 + body.len());
+        for (name, value) in headers {
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value);
+            bytes.extend_from_slice(b"\n");
+        }
+        bytes.extend_from_slice(b"\n");
+        bytes.extend_from_slice(body);
+        RawRequest(bytes)
+    }
+
+    /// The headers (name, value) and the body of a journaled webhook; `None`
+    /// when the bytes are not in [`RawRequest::webhook`]'s form.
+    pub fn split_webhook(bytes: &[u8]) -> Option<(Vec<(String, Vec<u8>)>, &[u8])> {
+        let mut headers = Vec::new();
+        let mut rest = bytes;
+        loop {
+            let end = rest.iter().position(|b| *b == b'\n')?;
+            let line = &rest[..end];
+            rest = &rest[end + 1..];
+            if line.is_empty() {
+                return Some((headers, rest));
+            }
+            let colon = line.windows(2).position(|w| w == b": ")?;
+            let name = std::str::from_utf8(&line[..colon]).ok()?.to_string();
+            headers.push((name, line[colon + 2..].to_vec()));
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }

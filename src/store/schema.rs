@@ -18,6 +18,10 @@ diesel::table! {
         accept_url -> Nullable<Text>,
         missed_alerted_at -> Nullable<BigInt>,
         closed_at -> Nullable<BigInt>,
+        test -> Bool,
+        amount_paid -> Nullable<BigInt>,
+        snapshot_at -> Nullable<BigInt>,
+        paysera_order_id -> Nullable<Text>,
     }
 }
 
@@ -37,6 +41,7 @@ diesel::table! {
         raw_length -> Nullable<BigInt>,
         raw_sha256 -> Nullable<Text>,
         raw_truncated -> Bool,
+        api -> Text,
     }
 }
 

@@ -1,0 +1,337 @@
+//! A Checkout (Modern) webhook proven authentic, and what it means for its
+//! order (checkout-modern.md §8 and §9). The same outcomes, flags and order
+//! states as classic callbacks where the meaning is the same.
+
+use sha2::{Digest, Sha256};
+
+use super::decision::{
+    Decision, Flag, Notice, OrderChange, OrderCheck, OrderLock, OrderState, OrderView, Outcome,
+    Progress, Rules, Seen,
+};
+use super::{Amount, Currency};
+
+/// What an authentic webhook says about its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookFact {
+    /// The complete order as it stood (`order` / `amount_paid_updated`).
+    Snapshot(Snapshot),
+    /// A thin payment event saying a payment was charged back.
+    Chargeback { payment_id: String },
+    /// A thin refund event saying a refund completed.
+    RefundCompleted { amount: Option<Amount> },
+    /// Authentic, kept and counted, but nothing acts on it (yet): another
+    /// event type, or a thin event whose status changes nothing.
+    Unhandled { what: String },
+}
+
+/// The figures of an order snapshot a decision reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub amount: Amount,
+    pub amount_paid: Amount,
+    pub currency: Currency,
+    /// The ordering key of snapshots (unix seconds), when sent.
+    pub updated_at: Option<i64>,
+    /// A payer-set order: `amount` is what the payer chose, checked against
+    /// the limits instead of the registered amount.
+    pub payer_sets_amount: bool,
+    pub within_limits: bool,
+    /// A payment in it has the status `chargeback`.
+    pub chargeback: bool,
+}
+
+impl Snapshot {
+    fn fully_paid(&self) -> bool {
+        self.amount_paid >= self.amount
+    }
+
+    fn due(&self) -> i64 {
+        (self.amount.minor_units() - self.amount_paid.minor_units()).max(0)
+    }
+}
+
+/// A Checkout webhook proven authentic by the `checkout` module; nothing else
+/// makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutWebhook {
+    project_id: String,
+    identity: [u8; 32],
+    orderid: Option<String>,
+    paysera_order_id: Option<String>,
+    event: String,
+    fact: WebhookFact,
+}
+
+impl CheckoutWebhook {
+    /// `body` is the raw, authenticated body: the same bytes delivered again
+    /// (a retry, a resend from the portal) are the same webhook (§9.2).
+    pub(crate) fn new(
+        project_id: String,
+        body: &[u8],
+        orderid: Option<String>,
+        paysera_order_id: Option<String>,
+        event: String,
+        fact: WebhookFact,
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"checkout\0");
+        h.update(project_id.as_bytes());
+        h.update([0]);
+        h.update(body);
+        CheckoutWebhook {
+            identity: h.finalize().into(),
+            project_id,
+            // Stored as text: a NUL could not be (PostgreSQL `TEXT`), and no
+            // shop's order id holds one.
+            orderid: orderid.filter(|id| !id.is_empty() && !id.contains('\0')),
+            paysera_order_id: paysera_order_id.filter(|id| !id.contains('\0')),
+            event,
+            fact,
+        }
+    }
+
+    /// The Checkout project: the API client id whose secret matched.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+    pub fn identity(&self) -> [u8; 32] {
+        self.identity
+    }
+    /// The shop's order id (`merchant_order_id`).
+    pub fn orderid(&self) -> Option<&str> {
+        self.orderid.as_deref()
+    }
+    pub fn paysera_order_id(&self) -> Option<&str> {
+        self.paysera_order_id.as_deref()
+    }
+    /// `type:name`, as sent.
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+    pub fn fact(&self) -> &WebhookFact {
+        &self.fact
+    }
+    fn snapshot(&self) -> Option<&Snapshot> {
+        match &self.fact {
+            WebhookFact::Snapshot(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// What a fulfilment records as paid: the snapshot's amount and currency.
+    pub fn amount(&self) -> Option<Amount> {
+        self.snapshot().map(|s| s.amount)
+    }
+    pub fn currency(&self) -> Option<&Currency> {
+        self.snapshot().map(|s| &s.currency)
+    }
+}
+
+/// Which order must be locked to decide this webhook.
+pub fn webhook_order_to_lock(webhook: &CheckoutWebhook, rules: Rules) -> Option<OrderLock<'_>> {
+    let orderid = webhook.orderid()?;
+    let paying = webhook
+        .snapshot()
+        .is_some_and(|s| s.amount_paid.minor_units() > 0);
+    Some(OrderLock {
+        orderid,
+        create: rules.order_check == OrderCheck::None && paying,
+    })
+}
+
+/// The whole decision for a verified webhook, and what the shop is told.
+pub fn decide_webhook(webhook: &CheckoutWebhook, seen: Seen<'_>, rules: Rules) -> Decision {
+    let mut decision = match seen {
+        Seen::Again => Decision::new(Outcome::Duplicate).because("the same webhook was stored"),
+        Seen::First(_) if webhook.orderid().is_none() => {
+            Decision::new(Outcome::Info).because(format!(
+                "{} names no merchant_order_id; kept, nothing to apply",
+                webhook.event()
+            ))
+        }
+        Seen::First(order) => decide_fresh(webhook, order, rules),
+    };
+    decision.notify = decision.outcome.notifies_shop().then(|| Notice {
+        kind: decision.outcome,
+        payload: notification(webhook, decision.outcome, seen).to_string(),
+    });
+    decision
+}
+
+fn notification(
+    webhook: &CheckoutWebhook,
+    outcome: Outcome,
+    seen: Seen<'_>,
+) -> serde_json::Value {
+    let snapshot = webhook.snapshot();
+    let test = match seen {
+        Seen::First(Some(order)) => order.test,
+        _ => false,
+    };
+    let refund = match webhook.fact() {
+        WebhookFact::RefundCompleted { amount } => amount.map(Amount::minor_units),
+        _ => None,
+    };
+    serde_json::json!({
+        "event": outcome.as_str(),
+        "api": "checkout",
+        "project_id": webhook.project_id(),
+        "orderid": webhook.orderid(),
+        "paysera_order_id": webhook.paysera_order_id(),
+        "test": test,
+        "amount": snapshot.map(|s| s.amount.minor_units()),
+        "currency": snapshot.map(|s| s.currency.as_str()),
+        "amount_paid": snapshot.map(|s| s.amount_paid.minor_units()),
+        "amount_due": snapshot.map(Snapshot::due),
+        "refund_amount": refund,
+    })
+}
+
+fn decide_fresh(webhook: &CheckoutWebhook, order: Option<&OrderView>, rules: Rules) -> Decision {
+    match webhook.fact() {
+        WebhookFact::Unhandled { what } => {
+            Decision::new(Outcome::Info).because(format!("{what}; kept, nothing to apply"))
+        }
+        WebhookFact::Chargeback { payment_id } => dispute(order, payment_id),
+        WebhookFact::RefundCompleted { amount } => {
+            Decision::new(Outcome::Refunded).change(OrderChange::Refund(*amount))
+        }
+        WebhookFact::Snapshot(snapshot) => {
+            let progress = Progress {
+                amount_paid: snapshot.amount_paid,
+                updated_at: snapshot.updated_at,
+                paysera_order_id: webhook.paysera_order_id().map(str::to_string),
+            };
+            let mut decision = decide_snapshot(snapshot, order, rules);
+            // Recorded only where the order moved: a duplicate leaves the
+            // order where the newest snapshot put it; an unknown order has
+            // no row to record it on yet.
+            if !matches!(decision.outcome, Outcome::Duplicate | Outcome::UnknownOrder) {
+                decision.progress = Some(progress);
+            }
+            decision
+        }
+    }
+}
+
+fn dispute(order: Option<&OrderView>, payment_id: &str) -> Decision {
+    if order.is_some_and(|o| o.state == OrderState::Disputed) {
+        return Decision::new(Outcome::Duplicate).because("the order is already disputed");
+    }
+    Decision::new(Outcome::Disputed)
+        .because(format!("payment {payment_id} was charged back"))
+        .change(OrderChange::SetState(OrderState::Disputed))
+        .flag(Flag::Disputed)
+}
+
+/// §8 in order: never back in time (§9), a chargeback, nothing new, test
+/// orders, nothing paid, a reversal, the registration, then how much is paid.
+fn decide_snapshot(
+    s: &Snapshot,
+    order: Option<&OrderView>,
+    rules: Rules,
+) -> Decision {
+    if let Some((new, last)) = s.updated_at.zip(order.and_then(|o| o.snapshot_at)) {
+        if new < last {
+            return Decision::new(Outcome::Duplicate).because(format!(
+                "older snapshot (updated_at {new} before {last}); the order is not moved back"
+            ));
+        }
+    }
+    if s.chargeback {
+        let disputed = dispute(order, "in the snapshot");
+        if disputed.outcome == Outcome::Disputed {
+            return disputed.because("a payment in the snapshot was charged back");
+        }
+    }
+    let recorded = order.and_then(|o| o.amount_paid);
+    if recorded == Some(s.amount_paid) {
+        return Decision::new(Outcome::Duplicate)
+            .because(format!("amount_paid {} already recorded", s.amount_paid));
+    }
+    if order.is_some_and(|o| o.test) && !rules.allow_test_payments {
+        return Decision::new(Outcome::TestIgnored)
+            .because("a test order while test payments are not allowed")
+            .flag(Flag::TestRefused);
+    }
+    if s.amount_paid.minor_units() == 0 {
+        return Decision::new(Outcome::NotPaid).because("nothing paid yet");
+    }
+    if let Some(before) = recorded.filter(|before| s.amount_paid < *before) {
+        return review(
+            Outcome::AmountMismatch,
+            Flag::AmountMismatch,
+            format!(
+                "amount_paid went down from {before} to {}: a reversal to review",
+                s.amount_paid
+            ),
+        );
+    }
+    let expected = order.and_then(|o| o.expected.as_ref());
+    if order.is_some_and(|o| o.refunded) && s.fully_paid() {
+        return review(
+            Outcome::PaidAfterRefund,
+            Flag::PaidAfterRefund,
+            "paid after a refund was recorded; not fulfilled".into(),
+        );
+    }
+    if rules.order_check == OrderCheck::Registered && expected.is_none() {
+        return Decision::new(Outcome::UnknownOrder)
+            .because("order is not registered")
+            .flag(Flag::UnknownOrder);
+    }
+    if order.is_some_and(|o| o.fulfilled) {
+        return Decision::new(Outcome::PaidAgain)
+            .because(format!(
+                "amount_paid grew to {} after the order was paid; refund needed",
+                s.amount_paid
+            ))
+            .flag(Flag::PaidAgain);
+    }
+    if let Some((amount, currency)) = expected {
+        if s.currency != *currency {
+            return review(
+                Outcome::CurrencyMismatch,
+                Flag::CurrencyMismatch,
+                format!("currency {}, expected {currency}", s.currency),
+            );
+        }
+        if !s.payer_sets_amount && s.amount != *amount {
+            return review(
+                Outcome::AmountMismatch,
+                Flag::AmountMismatch,
+                format!("amount {}, expected {amount}", s.amount),
+            );
+        }
+    }
+    if s.payer_sets_amount && !s.within_limits {
+        return review(
+            Outcome::AmountMismatch,
+            Flag::AmountMismatch,
+            format!("payer-set amount {} outside its limits", s.amount),
+        );
+    }
+    if !s.fully_paid() {
+        return Decision::new(Outcome::PartiallyPaid).because(format!(
+            "{} of {} paid; {} due",
+            s.amount_paid,
+            s.amount,
+            s.due()
+        ));
+    }
+    let paid = Decision::new(Outcome::Fulfilled).change(OrderChange::Fulfil {
+        checked: expected.is_some(),
+    });
+    match s.amount_paid.minor_units() - s.amount.minor_units() {
+        0 => paid,
+        extra => paid
+            .because(format!("overpaid by {extra}; refund the excess"))
+            .flag(Flag::Overpaid),
+    }
+}
+
+fn review(outcome: Outcome, flag: Flag, reason: String) -> Decision {
+    Decision::new(outcome)
+        .because(reason)
+        .change(OrderChange::SetState(OrderState::NeedsReview))
+        .flag(flag)
+}
