@@ -158,7 +158,11 @@ impl Application {
             checkout: gateway.checkout_verifier()?.map(Arc::new),
             checkout_reject_status: gateway.checkout_reject_status,
             checkout_projects: Arc::new(
-                gateway.checkout.iter().map(|p| p.client_id.clone()).collect(),
+                gateway
+                    .checkout
+                    .iter()
+                    .map(|p| p.client_id.clone())
+                    .collect(),
             ),
             store,
             rules: settings.rules,

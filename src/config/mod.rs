@@ -149,9 +149,12 @@ impl Settings {
             .projects
             .iter()
             .map(|p| p.id.to_string())
-            .chain(gateway.checkout.iter().map(|p| {
-                format!("checkout:{} ({} secrets)", p.client_id, p.secrets.len())
-            }))
+            .chain(
+                gateway
+                    .checkout
+                    .iter()
+                    .map(|p| format!("checkout:{} ({} secrets)", p.client_id, p.secrets.len())),
+            )
             .collect();
         format!(
             "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \

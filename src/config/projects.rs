@@ -205,7 +205,10 @@ fn checkout_from_file(key: &str, p: FileProject) -> Result<CheckoutProject, Conf
     }
     let mut secrets = Vec::new();
     for (i, secret) in p.secrets.unwrap_or_default().into_iter().enumerate() {
-        secrets.push((format!("{client_id} secret {}", i + 1), SecretString::from(secret)));
+        secrets.push((
+            format!("{client_id} secret {}", i + 1),
+            SecretString::from(secret),
+        ));
     }
     for file in p.secret_files.unwrap_or_default() {
         let secret = std::fs::read_to_string(&file)
@@ -213,7 +216,10 @@ fn checkout_from_file(key: &str, p: FileProject) -> Result<CheckoutProject, Conf
             .map_err(|e| {
                 bad(
                     key,
-                    format!("Checkout project {client_id}: cannot read {}: {e}", file.display()),
+                    format!(
+                        "Checkout project {client_id}: cannot read {}: {e}",
+                        file.display()
+                    ),
                 )
             })?;
         let label = format!("{client_id} {}", file.display());

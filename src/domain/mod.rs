@@ -18,4 +18,4 @@ pub use decision::{
     OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,
 };
 pub use recorded::Recorded;
-pub use webhook::{decide_webhook, webhook_order_to_lock, Snapshot, CheckoutWebhook, WebhookFact};
+pub use webhook::{decide_webhook, webhook_order_to_lock, CheckoutWebhook, Snapshot, WebhookFact};

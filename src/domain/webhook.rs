@@ -157,11 +157,7 @@ pub fn decide_webhook(webhook: &CheckoutWebhook, seen: Seen<'_>, rules: Rules) -
     decision
 }
 
-fn notification(
-    webhook: &CheckoutWebhook,
-    outcome: Outcome,
-    seen: Seen<'_>,
-) -> serde_json::Value {
+fn notification(webhook: &CheckoutWebhook, outcome: Outcome, seen: Seen<'_>) -> serde_json::Value {
     let snapshot = webhook.snapshot();
     let test = match seen {
         Seen::First(Some(order)) => order.test,
@@ -225,11 +221,7 @@ fn dispute(order: Option<&OrderView>, payment_id: &str) -> Decision {
 
 /// §8 in order: never back in time (§9), a chargeback, nothing new, test
 /// orders, nothing paid, a reversal, the registration, then how much is paid.
-fn decide_snapshot(
-    s: &Snapshot,
-    order: Option<&OrderView>,
-    rules: Rules,
-) -> Decision {
+fn decide_snapshot(s: &Snapshot, order: Option<&OrderView>, rules: Rules) -> Decision {
     if let Some((new, last)) = s.updated_at.zip(order.and_then(|o| o.snapshot_at)) {
         if new < last {
             return Decision::new(Outcome::Duplicate).because(format!(

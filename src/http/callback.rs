@@ -163,7 +163,10 @@ pub fn handle(
 
 /// The body's bytes, at most `MAX_CALLBACK_BYTES` of them (413 beyond, before
 /// reading when the length is announced).
-pub(super) async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, CallbackHttpError> {
+pub(super) async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Bytes, CallbackHttpError> {
     let announced = req
         .headers()
         .get(CONTENT_LENGTH)

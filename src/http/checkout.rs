@@ -190,11 +190,25 @@ fn report(
     match handled {
         HandledWebhook::Unsupported(_) | HandledWebhook::Malformed(_) => {
             state.metrics.rejected(RejectClass::Malformed);
-            tracing::warn!(request_id, api = API, outcome = outcome.as_str(), reason, duration_ms, "webhook");
+            tracing::warn!(
+                request_id,
+                api = API,
+                outcome = outcome.as_str(),
+                reason,
+                duration_ms,
+                "webhook"
+            );
         }
         HandledWebhook::Rejected(e) => {
             state.metrics.rejected(e.class());
-            tracing::warn!(request_id, api = API, outcome = outcome.as_str(), reason, duration_ms, "webhook");
+            tracing::warn!(
+                request_id,
+                api = API,
+                outcome = outcome.as_str(),
+                reason,
+                duration_ms,
+                "webhook"
+            );
             state.alerter.raise(
                 Alert::new(
                     AlertKind::SignatureRejected,
@@ -212,9 +226,31 @@ fn report(
                     webhook.event(),
                 );
                 if flagged {
-                    tracing::warn!(request_id, api = API, project = fields.0, orderid = fields.1, event = fields.2, secret = matched.as_str(), outcome = outcome.as_str(), reason, duration_ms, "webhook");
+                    tracing::warn!(
+                        request_id,
+                        api = API,
+                        project = fields.0,
+                        orderid = fields.1,
+                        event = fields.2,
+                        secret = matched.as_str(),
+                        outcome = outcome.as_str(),
+                        reason,
+                        duration_ms,
+                        "webhook"
+                    );
                 } else {
-                    tracing::info!(request_id, api = API, project = fields.0, orderid = fields.1, event = fields.2, secret = matched.as_str(), outcome = outcome.as_str(), reason, duration_ms, "webhook");
+                    tracing::info!(
+                        request_id,
+                        api = API,
+                        project = fields.0,
+                        orderid = fields.1,
+                        event = fields.2,
+                        secret = matched.as_str(),
+                        outcome = outcome.as_str(),
+                        reason,
+                        duration_ms,
+                        "webhook"
+                    );
                 }
             };
             line(processed.flag.is_some());

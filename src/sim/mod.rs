@@ -1,9 +1,11 @@
 //! The gateway's side of the protocol, for demo mode's simulator, tests,
-//! benchmarks, examples and fuzz targets: it signs and encrypts callbacks the
-//! way Paysera does. Outside `paysera/` on purpose: it holds a private key and
+//! benchmarks, examples and fuzz targets: it signs and encrypts callbacks, and
+//! signs Checkout webhooks, the way Paysera does. Outside `paysera/` on purpose: it holds a private key and
 //! randomness, which a receiver never needs. It stays in the binary because
 //! demo mode signs with it.
 
+mod checkout;
 mod signer;
 
+pub use checkout::{snapshot_body, CheckoutSigner, OrderFigures, SignedWebhook};
 pub use signer::{CallbackForm, GatewaySigner, SignerKeyError};

@@ -39,7 +39,10 @@ impl RawRequest {
     /// A Checkout webhook as the journal keeps it: its `X-Paysera-*` headers
     /// one per line (`Name: value`), an empty line, then the body exactly as
     /// received. [`RawRequest::split_webhook`] gives the two back.
-    pub fn webhook<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>, body: &[u8]) -> RawRequest {
+    pub fn webhook<'a>(
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+        body: &[u8],
+    ) -> RawRequest {
         let mut bytes = Vec::with_capacity(512 + body.len());
         for (name, value) in headers {
             bytes.extend_from_slice(name.as_bytes());

@@ -22,7 +22,9 @@ async fn scrape(app: &TestApp) -> HashMap<String, f64> {
 
 fn callbacks_total(metrics: &HashMap<String, f64>, outcome: &str) -> f64 {
     metrics
-        .get(&format!("payhook_callbacks_total{{api=\"classic\",outcome=\"{outcome}\"}}"))
+        .get(&format!(
+            "payhook_callbacks_total{{api=\"classic\",outcome=\"{outcome}\"}}"
+        ))
         .copied()
         .unwrap_or(0.0)
 }

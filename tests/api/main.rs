@@ -4,6 +4,7 @@
 mod support;
 
 mod backends_agree;
+mod checkout;
 mod concurrency;
 mod db_faults;
 mod forgery;

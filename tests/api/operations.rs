@@ -169,7 +169,9 @@ async fn every_outcome_is_counted_exactly() {
         "fulfilled",
         "error",
     ] {
-        let got = count(&format!("payhook_callbacks_total{{api=\"classic\",outcome=\"{outcome}\"}}"));
+        let got = count(&format!(
+            "payhook_callbacks_total{{api=\"classic\",outcome=\"{outcome}\"}}"
+        ));
         assert_eq!(got, want[outcome], "outcome {outcome}");
     }
     for (reason, n) in [

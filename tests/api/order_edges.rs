@@ -169,7 +169,10 @@ async fn a_payment_after_a_refund_is_never_fulfilled_silently(backend: Backend) 
         m["payhook_callbacks_total{api=\"classic\",outcome=\"paid_after_refund\"}"],
         2.0
     );
-    assert_eq!(m["payhook_callbacks_total{api=\"classic\",outcome=\"duplicate\"}"], 1.0);
+    assert_eq!(
+        m["payhook_callbacks_total{api=\"classic\",outcome=\"duplicate\"}"],
+        1.0
+    );
     assert_eq!(m["payhook_fulfilments_total"], 0.0);
     // Two alerts, one e-mail: the second is held back by ALERT_MIN_INTERVAL.
     assert_eq!(

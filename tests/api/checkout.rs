@@ -1,0 +1,358 @@
+//! Checkout (Modern) webhooks over HTTP, through the same pipeline, journal,
+//! orders, outbox, metrics and alerts as classic callbacks.
+
+use std::time::Duration;
+
+use payhook::sim::{CheckoutSigner, OrderFigures, SignedWebhook};
+use serde_json::json;
+
+use crate::helpers::{both_backends, Backend, Reply, TestApp, ADMIN_TOKEN};
+use crate::support::smtp::{subject, SmtpSink};
+
+const CLIENT_ID: &str = "shop-client-7";
+const SECRET: &str = "checkout-secret-current-01";
+const PREVIOUS: &str = "checkout-secret-previous-02";
+
+fn checkout_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("PAYSERA_CHECKOUT_CLIENT_ID", CLIENT_ID),
+        ("PAYSERA_CHECKOUT_SECRET", SECRET),
+        ("PAYSERA_CHECKOUT_SECRET_PREVIOUS", PREVIOUS),
+    ]
+}
+
+async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = checkout_env();
+    env.extend_from_slice(extra);
+    TestApp::spawn_with(backend, &env).await
+}
+
+fn snapshot(orderid: &str, amount: i64, paid: i64, updated_at: i64) -> SignedWebhook {
+    CheckoutSigner::new(SECRET).snapshot(&OrderFigures {
+        orderid,
+        amount,
+        amount_paid: paid,
+        currency: "EUR",
+        updated_at,
+        payment_status: "settled",
+    })
+}
+
+async fn send(app: &TestApp, webhook: &SignedWebhook) -> Reply {
+    let mut request = app
+        .client
+        .post(format!("{}/paysera/checkout/webhook", app.base))
+        .body(webhook.body.clone());
+    for (name, value) in &webhook.headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.expect("webhook request");
+    Reply {
+        status: response.status().as_u16(),
+        body: response.text().await.unwrap(),
+    }
+}
+
+async fn register(app: &TestApp, orderid: &str, amount: i64, test: bool) {
+    let response = app
+        .client
+        .put(format!("{}/api/v1/orders/{orderid}", app.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"amount": amount, "currency": "EUR", "project_id": CLIENT_ID, "test": test}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "register {orderid}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (&body["project_id"], &body["test"]),
+        (&json!(CLIENT_ID), &json!(test))
+    );
+}
+
+async fn order(app: &TestApp, orderid: &str) -> serde_json::Value {
+    let response = app
+        .client
+        .get(format!(
+            "{}/api/v1/orders/{orderid}?project_id={CLIENT_ID}",
+            app.admin
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "order {orderid}");
+    response.json().await.unwrap()
+}
+
+fn outcomes(order: &serde_json::Value) -> Vec<String> {
+    order["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["api"], "checkout");
+            c["outcome"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn events(app: &TestApp, orderid: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Kind {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        kind: String,
+    }
+    app.query::<Kind>(&format!(
+        "SELECT kind FROM outbox WHERE orderid = '{orderid}' ORDER BY id"
+    ))
+    .into_iter()
+    .map(|k| k.kind)
+    .collect()
+}
+
+async fn paid_partial_full_overpaid_and_out_of_order(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    register(&app, "C-1", 2500, false).await;
+
+    // Partial, then full: one fulfilment, the amount due shown in between.
+    let reply = send(&app, &snapshot("C-1", 2500, 1000, 100)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    let after_partial = order(&app, "C-1").await;
+    assert_eq!(after_partial["state"], "awaiting_payment");
+    assert_eq!(
+        (&after_partial["amount_paid"], &after_partial["amount_due"]),
+        (&json!(1000), &json!(1500))
+    );
+    assert_eq!(app.fulfilments("C-1"), 0);
+    assert_eq!(
+        send(&app, &snapshot("C-1", 2500, 2500, 200)).await.status,
+        200
+    );
+    // The same amount again in a newer body, and an older snapshot arriving
+    // late (lower updated_at): neither moves the order.
+    assert_eq!(
+        send(&app, &snapshot("C-1", 2500, 2500, 300)).await.status,
+        200
+    );
+    assert_eq!(
+        send(&app, &snapshot("C-1", 2500, 1000, 150)).await.status,
+        200
+    );
+
+    let paid = order(&app, "C-1").await;
+    assert_eq!(
+        outcomes(&paid),
+        ["partially_paid", "fulfilled", "duplicate", "duplicate"]
+    );
+    assert_eq!(paid["state"], "paid");
+    assert_eq!(
+        (&paid["amount_paid"], &paid["amount_due"]),
+        (&json!(2500), &json!(0))
+    );
+    assert_eq!(paid["paysera_order_id"].as_str().map(str::len), Some(36));
+    assert_eq!(app.fulfilments("C-1"), 1);
+    assert_eq!(events(&app, "C-1"), ["partially_paid", "fulfilled"]);
+
+    // Overpaid: fulfilled, with the flag.
+    register(&app, "C-2", 2500, false).await;
+    assert_eq!(
+        send(&app, &snapshot("C-2", 2500, 2600, 100)).await.status,
+        200
+    );
+    let over = order(&app, "C-2").await;
+    assert_eq!(outcomes(&over), ["fulfilled"]);
+    assert_eq!(
+        (&over["state"], &over["flags"]),
+        (&json!("paid"), &json!(["overpaid"]))
+    );
+    assert_eq!(app.fulfilments("C-2"), 1);
+
+    // More money after the order was paid: paid_again, not a second fulfilment.
+    assert_eq!(
+        send(&app, &snapshot("C-1", 2500, 5000, 400)).await.status,
+        200
+    );
+    let again = order(&app, "C-1").await;
+    assert_eq!(outcomes(&again).last().unwrap(), "paid_again");
+    assert_eq!(again["flags"], json!(["paid_again"]));
+    assert_eq!(app.fulfilments("C-1"), 1);
+
+    let metrics = app.metrics().await;
+    let count = |outcome: &str| {
+        metrics[&format!("payhook_callbacks_total{{api=\"checkout\",outcome=\"{outcome}\"}}")]
+    };
+    assert_eq!(
+        (
+            count("fulfilled"),
+            count("partially_paid"),
+            count("duplicate"),
+            count("paid_again")
+        ),
+        (2.0, 1.0, 2.0, 1.0)
+    );
+    assert_eq!(
+        metrics["payhook_callbacks_total{api=\"classic\",outcome=\"fulfilled\"}"],
+        0.0
+    );
+}
+
+async fn the_same_webhook_ten_times_at_once_fulfils_once(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    register(&app, "C-10", 2500, false).await;
+    let webhook = snapshot("C-10", 2500, 2500, 100);
+    let replies = futures::future::join_all((0..10).map(|_| send(&app, &webhook))).await;
+    assert!(
+        replies
+            .iter()
+            .all(|r| (r.status, r.body.as_str()) == (200, "OK")),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let mut seen = outcomes(&order(&app, "C-10").await);
+    seen.sort();
+    let mut expected = vec!["duplicate".to_string(); 9];
+    expected.push("fulfilled".into());
+    assert_eq!(seen, expected);
+    assert_eq!(app.fulfilments("C-10"), 1);
+    assert_eq!(events(&app, "C-10"), ["fulfilled"]);
+}
+
+async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend) {
+    let smtp = SmtpSink::start();
+    let app = spawn(
+        backend,
+        &[
+            ("SMTP_URL", &smtp.url()),
+            ("ALERT_EMAIL_FROM", "payhook@shop.example"),
+            ("ALERT_EMAIL_TO", "ops@shop.example"),
+            ("ALERT_MIN_INTERVAL", "0s"),
+        ],
+    )
+    .await;
+    register(&app, "C-20", 2500, false).await;
+
+    // A wrong secret: 403 (Paysera keeps retrying), stored as rejected, alert.
+    let forged = CheckoutSigner::new("not-the-secret").snapshot(&OrderFigures {
+        orderid: "C-20",
+        amount: 2500,
+        amount_paid: 2500,
+        currency: "EUR",
+        updated_at: 100,
+        payment_status: "settled",
+    });
+    let reply = send(&app, &forged).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(app.fulfilments("C-20"), 0);
+    let mail = &smtp.wait_for(1, Duration::from_secs(10))[0];
+    assert_eq!(
+        subject(mail).split(':').next(),
+        Some("[payhook] signature_rejected")
+    );
+    // A missing header: the same.
+    let mut headerless = snapshot("C-20", 2500, 2500, 100);
+    headerless
+        .headers
+        .retain(|(n, _)| *n != "X-Paysera-Callback-Id");
+    assert_eq!(send(&app, &headerless).await.status, 403);
+
+    // The previous secret still verifies during a rotation.
+    let rotated = CheckoutSigner::new(PREVIOUS).snapshot(&OrderFigures {
+        orderid: "C-20",
+        amount: 2500,
+        amount_paid: 2500,
+        currency: "EUR",
+        updated_at: 100,
+        payment_status: "settled",
+    });
+    assert_eq!(send(&app, &rotated).await.body, "OK");
+    assert_eq!(app.fulfilments("C-20"), 1);
+
+    // Authentic but without an event: 400, stored as rejected.
+    let no_event =
+        CheckoutSigner::new(SECRET).sign(br#"{"order":{"merchant_order_id":"C-20"}}"#.to_vec());
+    let reply = send(&app, &no_event).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // An event nothing handles yet: kept, counted, 200.
+    let settled = CheckoutSigner::new(SECRET).payment_status("C-20", "pay-1", "settled");
+    assert_eq!(send(&app, &settled).await.body, "OK");
+
+    // A chargeback: disputed, flagged, the shop is told, an alert goes out.
+    let chargeback = CheckoutSigner::new(SECRET).payment_status("C-20", "pay-1", "chargeback");
+    assert_eq!(send(&app, &chargeback).await.body, "OK");
+    let disputed = order(&app, "C-20").await;
+    assert_eq!(outcomes(&disputed), ["fulfilled", "info", "disputed"]);
+    assert_eq!(
+        (&disputed["state"], &disputed["flags"]),
+        (&json!("disputed"), &json!(["disputed"]))
+    );
+    assert_eq!(events(&app, "C-20"), ["fulfilled", "disputed"]);
+    let mails = smtp.wait_for(3, Duration::from_secs(10));
+    assert!(
+        mails
+            .iter()
+            .any(|m| subject(m).starts_with("[payhook] disputed")),
+        "{mails:?}"
+    );
+
+    // The journal keeps the headers and the raw body; the secret never.
+    #[derive(diesel::QueryableByName)]
+    struct Raw {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        raw_query: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        outcome: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        http_status: i32,
+    }
+    let rows =
+        app.query::<Raw>("SELECT raw_query, outcome, http_status FROM callbacks ORDER BY id");
+    let stored: Vec<(&str, i32)> = rows
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.http_status))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("rejected", 403),
+            ("rejected", 403),
+            ("fulfilled", 200),
+            ("rejected", 400),
+            ("info", 200),
+            ("disputed", 200),
+        ]
+    );
+    let fulfilled = &rows[2].raw_query;
+    assert!(fulfilled.contains("x-paysera-signature: "), "{fulfilled}");
+    assert!(
+        fulfilled.contains("\"merchant_order_id\":\"C-20\""),
+        "{fulfilled}"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| !r.raw_query.contains(SECRET) && !r.raw_query.contains(PREVIOUS)));
+
+    // A test order while test payments are refused: kept, not fulfilled.
+    register(&app, "C-21", 900, true).await;
+    assert_eq!(
+        send(&app, &snapshot("C-21", 900, 900, 100)).await.body,
+        "OK"
+    );
+    let test_order = order(&app, "C-21").await;
+    assert_eq!(outcomes(&test_order), ["test_ignored"]);
+    assert_eq!(test_order["test"], true);
+    assert_eq!(app.fulfilments("C-21"), 0);
+
+    // An order nobody registered: 409, so Paysera retries while the shop catches up.
+    assert_eq!(
+        send(&app, &snapshot("C-22", 900, 900, 100)).await.status,
+        409
+    );
+}
+
+both_backends!(
+    paid_partial_full_overpaid_and_out_of_order,
+    the_same_webhook_ten_times_at_once_fulfils_once,
+    rejections_unknown_events_chargebacks_and_test_orders,
+);
