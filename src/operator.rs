@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::domain::Outcome;
 use crate::http::callback::{handle, Handled, Pipeline};
+use crate::http::checkout::{handle as handle_webhook, WebhookPipeline};
 use crate::paysera::Verifier;
 use crate::store::raw::{unescape, RawRequest};
 use crate::store::{
@@ -92,6 +93,56 @@ impl Operator {
         };
         handle(&pipeline, raw, b"", &meta, None)
     }
+
+    /// Runs a journaled Checkout webhook (headers, empty line, body) through
+    /// the webhook pipeline again, stored with `method`.
+    fn run_webhook(&self, method: &str, raw: &[u8]) -> Result<Rerun, StoreError> {
+        let verifier = match self.settings.gateway.checkout_verifier() {
+            Ok(Some(v)) => v,
+            Ok(None) => return Ok(Rerun::Refused("no Checkout project is configured".into())),
+            Err(e) => return Ok(Rerun::Refused(e.to_string())),
+        };
+        let Some((pairs, body)) = RawRequest::split_webhook(raw) else {
+            return Ok(Rerun::Refused(
+                "the stored webhook is not headers and a body".into(),
+            ));
+        };
+        let mut headers = crate::checkout::Headers::new();
+        for (name, value) in pairs {
+            headers.push(name, value);
+        }
+        let gateway = &self.settings.gateway;
+        let pipeline = WebhookPipeline {
+            verifier: &verifier,
+            store: &self.store,
+            rules: self.settings.rules,
+            rejected_max_bytes: self.settings.database.rejected_max_bytes,
+            reject_status: gateway.checkout_reject_status,
+        };
+        let meta = CallbackMeta {
+            method: method.to_string(),
+            raw: RawRequest::webhook(headers.paysera(), body),
+            remote_addr: None,
+            api: "checkout",
+        };
+        let handled = handle_webhook(&pipeline, &headers, body, &meta, None)?;
+        Ok(Rerun::Ran(Some(handled.outcome()), handled.reason()))
+    }
+
+    /// A stored request run again through its API's pipeline.
+    fn rerun(&self, verifier: &Verifier, api: &str, raw: &[u8]) -> Result<Rerun, StoreError> {
+        if api == "checkout" {
+            return self.run_webhook("REPLAY", raw);
+        }
+        let handled = self.run(verifier, "REPLAY", raw)?;
+        Ok(Rerun::Ran(handled.outcome(), handled.reason()))
+    }
+}
+
+/// What a replay came to: the new outcome and reason, or why it could not run.
+enum Rerun {
+    Ran(Option<Outcome>, Option<String>),
+    Refused(String),
 }
 
 /// `90s`, `10m`, `2d` before now, as unix milliseconds.
@@ -141,6 +192,7 @@ pub fn callbacks_list(
         outcome,
         orderid,
         since,
+        api: None,
         limit,
     };
     let rows = match op.store.journal(&filter) {
@@ -182,11 +234,15 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
     // The decoded fields, when the stored request still verifies (a truncated
     // rejection cannot be decoded again).
     let fields = unescape(&entry.raw_query).ok().and_then(|raw| {
+        if entry.api == "checkout" {
+            return webhook_body(&raw);
+        }
         let verifier = op.verifier().ok()?;
         let params = crate::paysera::RequestParams::parse(&raw, b"");
-        verifier.verify(&params).ok().map(|v| v.fields().clone())
+        let fields = verifier.verify(&params).ok()?.fields().clone();
+        Some(mask_personal_data(&fields, op.settings.logging.pii))
     });
-    let shown_fields = fields.map(|f| mask_personal_data(&f, op.settings.logging.pii));
+    let shown_fields = fields;
     if json {
         print_json(&serde_json::json!({
             "callback": entry,
@@ -196,6 +252,7 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
     } else {
         println!("id           {}", entry.id);
         println!("received_at  {}", entry.received_at_rfc3339());
+        println!("api          {}", entry.api);
         println!("method       {}", entry.method);
         println!(
             "project      {}",
@@ -217,6 +274,10 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         );
         println!("{}", entry.raw_query);
         match &shown_fields {
+            Some(body) if entry.api == "checkout" => {
+                println!("body:");
+                println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+            }
             Some(fields) => {
                 println!("fields:");
                 if let Some(map) = fields.as_object() {
@@ -229,6 +290,12 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A journaled webhook's JSON body, as JSON (`None` when it is not JSON).
+fn webhook_body(raw: &[u8]) -> Option<serde_json::Value> {
+    let (_, body) = RawRequest::split_webhook(raw)?;
+    serde_json::from_slice(body).ok()
 }
 
 /// Buyer personal data is masked unless `PAYHOOK_LOG_PII` says otherwise.
@@ -293,15 +360,16 @@ pub fn callbacks_replay(
             Err("only the beginning of this request is stored".to_string())
         } else {
             match unescape(&entry.raw_query) {
-                Ok(raw) => match op.run(&verifier, "REPLAY", &raw) {
-                    Ok(handled) => Ok(handled),
+                Ok(raw) => match op.rerun(&verifier, &entry.api, &raw) {
+                    Ok(Rerun::Ran(outcome, reason)) => Ok((outcome, reason)),
+                    Ok(Rerun::Refused(why)) => Err(why),
                     Err(e) => return database_error(e),
                 },
                 Err(e) => Err(format!("stored request is not readable: {e}")),
             }
         };
         match result {
-            Ok(handled) => report(id, &handled, json),
+            Ok((outcome, reason)) => report(id, outcome, reason, json),
             Err(why) => {
                 failed = true;
                 if json {
@@ -319,9 +387,8 @@ pub fn callbacks_replay(
     }
 }
 
-fn report(id: i64, handled: &Handled, json: bool) {
-    let outcome = handled.outcome().map_or("error", Outcome::as_str);
-    let reason = handled.reason();
+fn report(id: i64, outcome: Option<Outcome>, reason: Option<String>, json: bool) {
+    let outcome = outcome.map_or("error", Outcome::as_str);
     if json {
         print_json(&serde_json::json!({"replayed": id, "outcome": outcome, "reason": reason}));
     } else {

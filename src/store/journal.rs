@@ -16,6 +16,8 @@ pub struct JournalFilter {
     pub orderid: Option<String>,
     /// Received at or after this time (unix milliseconds).
     pub since: Option<i64>,
+    /// `classic` or `checkout`.
+    pub api: Option<String>,
     pub limit: i64,
 }
 
@@ -36,6 +38,9 @@ pub struct JournalEntry {
     pub raw_length: Option<i64>,
     pub raw_sha256: Option<String>,
     pub raw_truncated: bool,
+    /// `classic` (a query or form) or `checkout` (`X-Paysera-*` headers, an
+    /// empty line, the JSON body).
+    pub api: String,
 }
 
 impl JournalEntry {
@@ -77,6 +82,9 @@ impl Store {
                 }
                 if let Some(since) = filter.since {
                     query = query.filter(callbacks::received_at.ge(since));
+                }
+                if let Some(api) = &filter.api {
+                    query = query.filter(callbacks::api.eq(api.clone()));
                 }
                 query.load(c)?
             }))
