@@ -35,6 +35,8 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Verify and decode one callback offline; prints its fields as JSON.
     Verify(VerifyArgs),
+    /// Verify and decode one Checkout (Modern) webhook offline; prints it as JSON.
+    VerifyCheckout(VerifyCheckoutArgs),
     /// Print a signed payment URL for the given request fields.
     PaymentUrl(PaymentUrlArgs),
     /// Work on orders directly in the database, with the service's configuration.
@@ -203,6 +205,22 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct VerifyCheckoutArgs {
+    /// A file holding the API client secret (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: PathBuf,
+    /// A file holding the previous secret, during a rotation.
+    #[arg(long, value_name = "FILE")]
+    pub previous_secret_file: Option<PathBuf>,
+    /// The request's headers, one `Name: value` per line (as `curl -D` saves
+    /// them, or as `payhook callbacks show` prints a stored webhook).
+    #[arg(long, value_name = "FILE")]
+    pub headers: PathBuf,
+    /// The body exactly as received; `-` reads it from stdin.
+    pub body_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// payhook's public listener.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -304,6 +322,85 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
         Err(e) if e.is_configuration() => usage_error(&e.to_string()),
         Err(e) => {
             eprintln!("rejected: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Exit codes: 0 accepted, 1 rejected or malformed, 2 usage error.
+pub fn verify_checkout(args: VerifyCheckoutArgs) -> ExitCode {
+    use crate::checkout::{Headers, Secret, Verifier};
+    let read_secret = |path: &Path| -> Result<SecretString, String> {
+        std::fs::read_to_string(path)
+            .map(|s| SecretString::from(s.trim_end_matches(['\r', '\n']).to_string()))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let mut secrets = Vec::new();
+    let files = std::iter::once(("current", Some(args.secret_file.as_path()))).chain(
+        std::iter::once(("previous", args.previous_secret_file.as_deref())),
+    );
+    for (label, file) in files {
+        let Some(file) = file else { continue };
+        let secret = match read_secret(file).map(|key| Secret::new(label, key)) {
+            Ok(Ok(secret)) => secret,
+            Ok(Err(e)) => return usage_error(&e.to_string()),
+            Err(e) => return usage_error(&e),
+        };
+        secrets.push(secret);
+    }
+    let verifier = match Verifier::new(secrets) {
+        Ok(v) => v,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let header_text = match std::fs::read(&args.headers) {
+        Ok(bytes) => bytes,
+        Err(e) => return usage_error(&format!("cannot read {}: {e}", args.headers.display())),
+    };
+    let mut headers = Headers::new();
+    for line in header_text.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Skips the request or status line and anything else without a colon.
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let Ok(name) = std::str::from_utf8(&line[..colon]) else {
+            continue;
+        };
+        if name.is_empty() || name.contains(' ') {
+            continue;
+        }
+        let value = &line[colon + 1..];
+        let start = value.iter().position(|b| *b != b' ').unwrap_or(value.len());
+        headers.push(name, &value[start..]);
+    }
+    let body = if args.body_file.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        if let Err(e) = std::io::stdin().read_to_end(&mut bytes) {
+            return usage_error(&format!("cannot read stdin: {e}"));
+        }
+        bytes
+    } else {
+        match std::fs::read(&args.body_file) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return usage_error(&format!("cannot read {}: {e}", args.body_file.display()))
+            }
+        }
+    };
+    match verifier.verify(&headers, &body) {
+        Ok(webhook) => match serde_json::to_string_pretty(&webhook) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(&format!("cannot print the webhook: {e}")),
+        },
+        Err(e) if e.is_verification() => {
+            eprintln!("rejected: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("malformed (authentic, but not a webhook payhook can read): {e}");
             ExitCode::from(1)
         }
     }

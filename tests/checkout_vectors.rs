@@ -608,3 +608,75 @@ fn an_unknown_event_verifies_as_unhandled() {
         Some("ORDER-12345")
     );
 }
+
+/// `payhook verify-checkout` explains one webhook offline: V1 under S1 (and
+/// under S2 as the previous secret) verifies and prints its order; V4's body
+/// under V1's signature is rejected with exit code 1.
+#[test]
+fn verify_checkout_explains_a_webhook_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let header_file = |signature: &str| {
+        let text: String = headers(signature)
+            .iter()
+            .map(|(n, v)| format!("{n}: {}\r\n", String::from_utf8_lossy(v)))
+            .collect();
+        write(
+            &format!("headers-{signature}"),
+            format!("POST /paysera/checkout/webhook HTTP/1.1\r\n{text}").as_bytes(),
+        )
+    };
+    let s1 = write("s1", format!("{S1}\n").as_bytes());
+    let s2 = write("s2", S2.as_bytes());
+    let run = |secret: &std::path::Path,
+               previous: Option<&std::path::Path>,
+               headers: &std::path::Path,
+               body: &std::path::Path| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_payhook"));
+        cmd.env_clear()
+            .arg("verify-checkout")
+            .arg("--secret-file")
+            .arg(secret);
+        if let Some(previous) = previous {
+            cmd.arg("--previous-secret-file").arg(previous);
+        }
+        let out = cmd
+            .arg("--headers")
+            .arg(headers)
+            .arg(body)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (v1_body, v1_sig) = v1();
+    let v1_path = write("v1.json", &v1_body);
+
+    let (code, out, err) = run(&s1, None, &header_file(v1_sig), &v1_path);
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["secret"]["label"], "current");
+    assert_eq!(
+        shown["body"]["payload"]["order"]["merchant_order_id"],
+        "ORDER-12345"
+    );
+    assert_eq!(shown["body"]["payload"]["order"]["amount_paid"], 2500);
+
+    let s2_sig = vector("v1_paid.json").sig_s2.unwrap();
+    let (code, out, err) = run(&s1, Some(&s2), &header_file(s2_sig), &v1_path);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"previous\""), "{out}");
+
+    let v4_path = write("v4.json", &body("v4_paid_pretty.json"));
+    let (code, out, err) = run(&s1, None, &header_file(v1_sig), &v4_path);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.starts_with("rejected: "), "{err}");
+    assert!(!err.contains(S1), "{err}");
+}
