@@ -1,6 +1,8 @@
 //! Demo mode: with no gateway configured, payhook makes a throw-away gateway of
-//! its own (project, password, RSA key pair, admin token) in its data directory,
-//! so `payhook simulate` can send it callbacks signed the way Paysera signs them.
+//! its own (a classic project with its password and RSA key pair, a Checkout
+//! project with its client secret, an admin token) in its data directory, so
+//! `payhook simulate` can send it callbacks and webhooks signed the way
+//! Paysera signs them.
 
 use std::fs;
 use std::io::Write;
@@ -8,16 +10,19 @@ use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{CheckoutProject, ConfigError, Settings};
 use crate::paysera::{KeySet, ProjectCredentials};
 use crate::sim::GatewaySigner;
 
 pub const DEMO_PROJECT_ID: u64 = 100_001;
+/// The demo Checkout project's API client id.
+pub const DEMO_CHECKOUT_CLIENT_ID: &str = "demo-checkout";
 
 pub struct DemoMaterial {
     pub project_id: u64,
     pub password: SecretString,
     pub admin_token: SecretString,
+    pub checkout_secret: SecretString,
     pub gateway_public_pem: String,
     pub gateway_private_pem: String,
 }
@@ -41,6 +46,10 @@ pub fn provision(settings: &mut Settings) -> Result<(), ConfigError> {
         id: material.project_id,
         password: material.password,
     }];
+    settings.gateway.checkout = vec![CheckoutProject {
+        client_id: DEMO_CHECKOUT_CLIENT_ID.to_string(),
+        secrets: vec![("current".to_string(), material.checkout_secret)],
+    }];
     settings.http.admin_token = Some(material.admin_token);
     Ok(())
 }
@@ -54,6 +63,9 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<DemoMaterial> {
     })?;
     let admin_token = read_or_create(&dir.join("admin-token"), || {
         hex::encode(rand::random::<[u8; 16]>())
+    })?;
+    let checkout_secret = read_or_create(&dir.join("checkout-secret"), || {
+        hex::encode(rand::random::<[u8; 24]>())
     })?;
     let private_path = dir.join("gateway-private.pem");
     let private_pem = if private_path.exists() {
@@ -69,6 +81,7 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<DemoMaterial> {
         project_id: DEMO_PROJECT_ID,
         password: SecretString::from(password),
         admin_token: SecretString::from(admin_token),
+        checkout_secret: SecretString::from(checkout_secret),
         gateway_public_pem: signer.public_key_pem().map_err(std::io::Error::other)?,
         gateway_private_pem: private_pem,
     })

@@ -1,6 +1,8 @@
 //! `payhook simulate`: plays the gateway against a payhook running in demo mode.
-//! Registers a demo order and sends it callbacks signed with the demo gateway
-//! key — paid, duplicate, tampered, wrong amount, test — printing each answer.
+//! Registers demo orders and sends them classic callbacks signed with the demo
+//! gateway key (paid, duplicate, tampered, wrong amount, test) and Checkout
+//! webhooks signed with the demo client secret (partial, full, duplicate, an
+//! older snapshot, a wrong secret), printing each answer.
 
 use std::path::Path;
 
@@ -8,7 +10,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::demo;
-use crate::sim::{CallbackForm, GatewaySigner};
+use crate::sim::{CallbackForm, CheckoutSigner, GatewaySigner, OrderFigures};
 
 pub struct Target<'a> {
     pub url: &'a str,
@@ -168,5 +170,111 @@ pub async fn run(target: Target<'_>) -> anyhow::Result<bool> {
             .unwrap_or_default();
         println!("order {id}: state {} after {outcomes:?}", order["state"]);
     }
+    all_as_expected &= checkout(&client, &target, &material, &token, &stamp).await?;
     Ok(all_as_expected)
+}
+
+/// The Checkout (Modern) half: one order paid in two parts.
+async fn checkout(
+    client: &reqwest::Client,
+    target: &Target<'_>,
+    material: &demo::DemoMaterial,
+    token: &str,
+    stamp: &str,
+) -> anyhow::Result<bool> {
+    let orderid = format!("DEMO-{stamp}-C");
+    let client_id = demo::DEMO_CHECKOUT_CLIENT_ID;
+    let created = client
+        .put(format!("{}/api/v1/orders/{orderid}", target.admin_url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"amount": 2500, "currency": "EUR", "project_id": client_id}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        created.status().is_success(),
+        "registering {orderid}: {}",
+        created.status()
+    );
+    println!("registered {orderid}: 25.00 EUR on the Checkout (Modern) API");
+    let signer = CheckoutSigner::new(material.checkout_secret.expose_secret());
+    let forger = CheckoutSigner::new("not-the-demo-secret");
+    let figures = |amount_paid: i64, updated_at: i64| OrderFigures {
+        orderid: &orderid,
+        amount: 2500,
+        amount_paid,
+        currency: "EUR",
+        updated_at,
+        payment_status: "settled",
+    };
+    let now = chrono::Utc::now().timestamp();
+    let steps = [
+        (
+            "modern partial",
+            signer.snapshot(&figures(1000, now)),
+            "200",
+        ),
+        (
+            "modern paid",
+            signer.snapshot(&figures(2500, now + 1)),
+            "200",
+        ),
+        (
+            "modern again",
+            signer.snapshot(&figures(2500, now + 1)),
+            "200",
+        ),
+        (
+            "modern older",
+            signer.snapshot(&figures(1000, now - 60)),
+            "200",
+        ),
+        (
+            "modern forged",
+            forger.snapshot(&figures(2500, now + 2)),
+            "403",
+        ),
+    ];
+    let mut as_expected = true;
+    for (name, webhook, expect) in steps {
+        let mut request = client
+            .post(format!("{}/paysera/checkout/webhook", target.url))
+            .body(webhook.body);
+        for (header, value) in &webhook.headers {
+            request = request.header(*header, value);
+        }
+        let reply = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach payhook at {}", target.url))?;
+        let answer = format!(
+            "{} {}",
+            reply.status().as_u16(),
+            reply.text().await.unwrap_or_default()
+        );
+        let ok = answer.starts_with(expect);
+        as_expected &= ok;
+        println!(
+            "{name:<15} -> {answer:<48} {}",
+            if ok { "" } else { "(unexpected)" }
+        );
+    }
+    let order: serde_json::Value = client
+        .get(format!(
+            "{}/api/v1/orders/{orderid}?project_id={client_id}",
+            target.admin_url
+        ))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let outcomes: Vec<&str> = order["callbacks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["outcome"].as_str()).collect())
+        .unwrap_or_default();
+    println!(
+        "order {orderid}: state {} after {outcomes:?}",
+        order["state"]
+    );
+    Ok(as_expected)
 }

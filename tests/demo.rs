@@ -67,6 +67,12 @@ fn demo_mode_and_simulate() {
         "test payment  -> 200 OK",
         "state \"paid\" after [\"fulfilled\", \"duplicate\"]",
         "state \"needs_review\" after [\"amount_mismatch\", \"test_ignored\"]",
+        "modern partial  -> 200 OK",
+        "modern paid     -> 200 OK",
+        "modern again    -> 200 OK",
+        "modern older    -> 200 OK",
+        "modern forged   -> 403 rejected: the body's HMAC-SHA256 matches none",
+        "state \"paid\" after [\"partially_paid\", \"fulfilled\", \"duplicate\", \"duplicate\"]",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
