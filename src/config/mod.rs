@@ -290,6 +290,84 @@ mod tests {
     ];
 
     #[test]
+    fn a_checkout_project_alone_is_a_configuration() {
+        let only_checkout = [
+            ("PAYSERA_CHECKOUT_CLIENT_ID", "client-1"),
+            ("PAYSERA_CHECKOUT_SECRET", "s3cr3t-current"),
+            ("PAYSERA_CHECKOUT_SECRET_PREVIOUS", "s3cr3t-previous"),
+            ("PAYHOOK_ADMIN_TOKEN", "0123456789abcdef"),
+        ];
+        let s = settings(&only_checkout).unwrap();
+        assert!(!s.demo && s.gateway.projects.is_empty());
+        assert_eq!(s.gateway.checkout.len(), 1);
+        assert_eq!(s.gateway.checkout_reject_status, 403);
+        let verifier = s.gateway.checkout_verifier().unwrap().unwrap();
+        let labels: Vec<(&str, Option<&str>)> = verifier
+            .secrets()
+            .iter()
+            .map(|k| (k.label(), k.project()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("current", Some("client-1")),
+                ("previous", Some("client-1"))
+            ]
+        );
+        let summary = s.summary();
+        assert!(
+            summary.contains("checkout:client-1 (2 secrets)"),
+            "{summary}"
+        );
+        assert!(!summary.contains("s3cr3t"), "{summary}");
+        assert_eq!(s.scrubber().scrub("a s3cr3t-previous b"), "a *** b");
+
+        // A secret without its client id, and a bad reject status, are named.
+        let err = settings(&[("PAYSERA_CHECKOUT_SECRET", "x")]).err().unwrap();
+        assert_eq!(err.key, "PAYSERA_CHECKOUT_CLIENT_ID");
+        let mut bad_status = only_checkout.to_vec();
+        bad_status.push(("PAYHOOK_CHECKOUT_REJECT_STATUS", "200"));
+        let err = settings(&bad_status).err().unwrap();
+        assert_eq!(err.key, "PAYHOOK_CHECKOUT_REJECT_STATUS");
+    }
+
+    #[test]
+    fn checkout_projects_in_the_projects_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("old-secret");
+        std::fs::write(&secret_file, "file-secret\n").unwrap();
+        let file = dir.path().join("projects.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[projects]]\nid = 7\npassword = \"pw\"\n\n[[projects]]\napi = \"checkout\"\n\
+                 client_id = \"shop-a\"\nsecrets = [\"new-secret\"]\nsecret_files = [{:?}]\n",
+                secret_file.display().to_string()
+            ),
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let s = settings(&[
+            ("PAYHOOK_CONFIG_FILE", &path),
+            ("PAYHOOK_ADMIN_TOKEN", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(s.gateway.projects.len(), 1);
+        let shop = &s.gateway.checkout[0];
+        assert_eq!((shop.client_id.as_str(), shop.secrets.len()), ("shop-a", 2));
+        assert_eq!(shop.secrets[1].1.expose_secret(), "file-secret");
+
+        std::fs::write(
+            &file,
+            "[[projects]]\napi = \"checkout\"\nclient_id = \"shop-a\"\npassword = \"pw\"\n\
+             secrets = [\"s\"]\n",
+        )
+        .unwrap();
+        let err = settings(&[("PAYHOOK_CONFIG_FILE", &path)]).err().unwrap();
+        assert!(err.reason.contains("belong to classic projects"), "{err:?}");
+    }
+
+    #[test]
     fn a_bad_key_is_named() {
         let cases: &[(&str, &str, &str)] = &[
             ("PAYHOOK_ORDER_CHECK", "maybe", "PAYHOOK_ORDER_CHECK"),

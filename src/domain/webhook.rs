@@ -327,3 +327,214 @@ fn review(outcome: Outcome, flag: Flag, reason: String) -> Decision {
         .change(OrderChange::SetState(OrderState::NeedsReview))
         .flag(flag)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: Rules = Rules {
+        allow_test_payments: false,
+        order_check: OrderCheck::Registered,
+    };
+
+    fn eur() -> Currency {
+        Currency::parse("EUR").unwrap()
+    }
+
+    fn amount(n: i64) -> Amount {
+        Amount::from_minor(n).unwrap()
+    }
+
+    fn snapshot(paid: i64, updated_at: i64) -> CheckoutWebhook {
+        let fact = WebhookFact::Snapshot(Snapshot {
+            amount: amount(2500),
+            amount_paid: amount(paid),
+            currency: eur(),
+            updated_at: Some(updated_at),
+            payer_sets_amount: false,
+            within_limits: true,
+            chargeback: false,
+        });
+        let body = format!("{paid}/{updated_at}");
+        CheckoutWebhook::new(
+            "client".into(),
+            body.as_bytes(),
+            Some("O-1".into()),
+            Some("p-1".into()),
+            "order:amount_paid_updated".into(),
+            fact,
+        )
+    }
+
+    fn order(paid: Option<i64>, at: Option<i64>, fulfilled: bool) -> OrderView {
+        OrderView {
+            expected: Some((amount(2500), eur())),
+            state: if fulfilled {
+                OrderState::Paid
+            } else {
+                OrderState::AwaitingPayment
+            },
+            fulfilled,
+            refunded: false,
+            test: false,
+            amount_paid: paid.map(amount),
+            snapshot_at: at,
+        }
+    }
+
+    fn outcome(webhook: &CheckoutWebhook, order: Option<&OrderView>) -> Decision {
+        decide_webhook(webhook, Seen::First(order), RULES)
+    }
+
+    #[test]
+    fn partial_then_full_then_more() {
+        let open = order(None, None, false);
+        let partial = outcome(&snapshot(1000, 10), Some(&open));
+        assert_eq!(partial.outcome, Outcome::PartiallyPaid);
+        assert_eq!(
+            partial.reason.as_deref(),
+            Some("1000 of 2500 paid; 1500 due")
+        );
+        assert_eq!(
+            partial.progress.as_ref().map(|p| p.amount_paid),
+            Some(amount(1000))
+        );
+        assert_eq!(
+            partial.notify.as_ref().map(|n| n.kind),
+            Some(Outcome::PartiallyPaid)
+        );
+
+        let after_partial = order(Some(1000), Some(10), false);
+        let full = outcome(&snapshot(2500, 20), Some(&after_partial));
+        assert_eq!(full.outcome, Outcome::Fulfilled);
+        assert_eq!(full.change, OrderChange::Fulfil { checked: true });
+        assert_eq!(full.flag, None);
+
+        let paid = order(Some(2500), Some(20), true);
+        let more = outcome(&snapshot(3000, 30), Some(&paid));
+        assert_eq!(
+            (more.outcome, more.flag),
+            (Outcome::PaidAgain, Some(Flag::PaidAgain))
+        );
+        assert_eq!(more.change, OrderChange::None);
+    }
+
+    #[test]
+    fn snapshots_never_move_an_order_back() {
+        let paid = order(Some(2500), Some(20), true);
+        let older = outcome(&snapshot(1000, 10), Some(&paid));
+        assert_eq!(older.outcome, Outcome::Duplicate);
+        assert_eq!(older.progress, None);
+        assert_eq!(older.change, OrderChange::None);
+        let same_amount = outcome(&snapshot(2500, 25), Some(&paid));
+        assert_eq!(same_amount.outcome, Outcome::Duplicate);
+        // Less paid in a newer snapshot: a reversal for a person to look at.
+        let less = outcome(&snapshot(1000, 30), Some(&paid));
+        assert_eq!(
+            (less.outcome, less.flag),
+            (Outcome::AmountMismatch, Some(Flag::AmountMismatch))
+        );
+        assert_eq!(less.change, OrderChange::SetState(OrderState::NeedsReview));
+        // The same bytes again are a duplicate whatever they say.
+        let again = decide_webhook(&snapshot(2500, 40), Seen::Again, RULES);
+        assert_eq!((again.outcome, again.notify), (Outcome::Duplicate, None));
+    }
+
+    #[test]
+    fn overpaid_unregistered_mismatched_and_test_orders() {
+        let open = order(None, None, false);
+        let over = outcome(&snapshot(2600, 10), Some(&open));
+        assert_eq!(
+            (over.outcome, over.flag),
+            (Outcome::Fulfilled, Some(Flag::Overpaid))
+        );
+        assert_eq!(
+            outcome(&snapshot(2500, 10), None).outcome,
+            Outcome::UnknownOrder
+        );
+        assert_eq!(
+            outcome(&snapshot(0, 10), Some(&open)).outcome,
+            Outcome::NotPaid
+        );
+
+        let mut other_amount = order(None, None, false);
+        other_amount.expected = Some((amount(2000), eur()));
+        let mismatch = outcome(&snapshot(2500, 10), Some(&other_amount));
+        assert_eq!(mismatch.outcome, Outcome::AmountMismatch);
+        assert_eq!(
+            mismatch.reason.as_deref(),
+            Some("amount 2500, expected 2000")
+        );
+
+        let mut test = order(None, None, false);
+        test.test = true;
+        let refused = outcome(&snapshot(2500, 10), Some(&test));
+        assert_eq!(
+            (refused.outcome, refused.flag),
+            (Outcome::TestIgnored, Some(Flag::TestRefused))
+        );
+        let allowed = decide_webhook(
+            &snapshot(2500, 10),
+            Seen::First(Some(&test)),
+            Rules {
+                allow_test_payments: true,
+                ..RULES
+            },
+        );
+        assert_eq!(allowed.outcome, Outcome::Fulfilled);
+        assert!(allowed.notify.unwrap().payload.contains("\"test\":true"));
+    }
+
+    #[test]
+    fn chargebacks_dispute_once_and_refunds_are_recorded() {
+        let chargeback = CheckoutWebhook::new(
+            "client".into(),
+            b"cb",
+            Some("O-1".into()),
+            None,
+            "payment:status_updated".into(),
+            WebhookFact::Chargeback {
+                payment_id: "pay-1".into(),
+            },
+        );
+        let paid = order(Some(2500), Some(20), true);
+        let disputed = outcome(&chargeback, Some(&paid));
+        assert_eq!(
+            (disputed.outcome, disputed.flag),
+            (Outcome::Disputed, Some(Flag::Disputed))
+        );
+        assert_eq!(disputed.change, OrderChange::SetState(OrderState::Disputed));
+        let mut already = paid.clone();
+        already.state = OrderState::Disputed;
+        assert_eq!(
+            outcome(&chargeback, Some(&already)).outcome,
+            Outcome::Duplicate
+        );
+
+        let refund = CheckoutWebhook::new(
+            "client".into(),
+            b"rf",
+            Some("O-1".into()),
+            None,
+            "refund:status_updated".into(),
+            WebhookFact::RefundCompleted {
+                amount: Some(amount(500)),
+            },
+        );
+        let refunded = outcome(&refund, Some(&paid));
+        assert_eq!(refunded.outcome, Outcome::Refunded);
+        assert_eq!(refunded.change, OrderChange::Refund(Some(amount(500))));
+
+        let orphan = CheckoutWebhook::new(
+            "client".into(),
+            b"x",
+            None,
+            None,
+            "distribution:done".into(),
+            WebhookFact::Unhandled {
+                what: "event distribution:done is not handled".into(),
+            },
+        );
+        assert_eq!(outcome(&orphan, None).outcome, Outcome::Info);
+    }
+}
