@@ -351,7 +351,79 @@ async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend)
     );
 }
 
+/// A database that is down answers 503 in time, never 200; Paysera's retry
+/// after it comes back fulfils the order once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_answers_503_never_ok() {
+    use crate::support::{postgres, proxy::ChaosProxy};
+    let direct = tokio::task::spawn_blocking(postgres::fresh_database)
+        .await
+        .unwrap();
+    let proxy = ChaosProxy::start(postgres::server_addr()).unwrap();
+    let via_proxy = postgres::url_via(&direct, proxy.addr());
+    let mut env = checkout_env();
+    env.push(("PAYHOOK_DB_POOL_SIZE", "2"));
+    let app = TestApp::spawn_on(
+        Backend::Postgres,
+        &via_proxy,
+        tempfile::tempdir().unwrap(),
+        &env,
+    )
+    .await;
+    register(&app, "C-30", 2500, false).await;
+    let webhook = snapshot("C-30", 2500, 2500, 100);
+
+    tokio::task::block_in_place(|| proxy.break_networking());
+    let started = std::time::Instant::now();
+    let reply = send(&app, &webhook).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    proxy.restore_networking();
+    let reply = send(&app, &webhook).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    assert_eq!(send(&app, &webhook).await.body, "OK");
+    assert_eq!(app.fulfilments("C-30"), 1);
+    assert_eq!(
+        outcomes(&order(&app, "C-30").await),
+        ["fulfilled", "duplicate"]
+    );
+}
+
+/// Anyone can send junk to the public endpoint: a large unauthenticated body
+/// is stored only in part, with its length and digest.
+async fn a_large_forged_webhook_is_stored_bounded(backend: Backend) {
+    let app = spawn(backend, &[("PAYHOOK_REJECTED_MAX_BYTES", "512")]).await;
+    let junk = vec![b'x'; 60 * 1024];
+    let forged = CheckoutSigner::new("not-the-secret").sign(junk);
+    assert_eq!(send(&app, &forged).await.status, 403);
+    #[derive(diesel::QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        raw_length: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        raw_truncated: bool,
+    }
+    let rows = app.query::<Stored>(
+        "SELECT CAST(length(raw_query) AS BIGINT) AS n, raw_length, raw_truncated FROM callbacks WHERE api = 'checkout'",
+    );
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].n <= 512 && rows[0].raw_truncated,
+        "{} bytes kept",
+        rows[0].n
+    );
+    assert!(rows[0].raw_length.unwrap() > 60 * 1024);
+}
+
 both_backends!(
+    a_large_forged_webhook_is_stored_bounded,
     paid_partial_full_overpaid_and_out_of_order,
     the_same_webhook_ten_times_at_once_fulfils_once,
     rejections_unknown_events_chargebacks_and_test_orders,
