@@ -57,7 +57,7 @@ impl RawRequest {
 
     /// The headers (name, value) and the body of a journaled webhook; `None`
     /// when the bytes are not in [`RawRequest::webhook`]'s form.
-    pub fn split_webhook(bytes: &[u8]) -> Option<(Vec<(String, Vec<u8>)>, &[u8])> {
+    pub fn split_webhook(bytes: &[u8]) -> Option<(HeaderPairs, &[u8])> {
         let mut headers = Vec::new();
         let mut rest = bytes;
         loop {
@@ -102,6 +102,9 @@ impl RawRequest {
         }
     }
 }
+
+/// Header names and raw values, in the order received.
+pub type HeaderPairs = Vec<(String, Vec<u8>)>;
 
 /// The journal's columns for one raw request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +194,29 @@ pub fn unescape(text: &str) -> Result<Vec<u8>, BadEscape> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_journaled_webhook_splits_back_into_headers_and_body() {
+        let body = b"{\"a\":1}\n\nnot a header: line";
+        let raw = RawRequest::webhook(
+            [
+                ("x-paysera-signature", &b"ab"[..]),
+                ("x-paysera-created-at", &b"1"[..]),
+            ]
+            .into_iter(),
+            body,
+        );
+        let (headers, back) = RawRequest::split_webhook(raw.bytes()).unwrap();
+        assert_eq!(back, body);
+        assert_eq!(
+            headers,
+            [
+                ("x-paysera-signature".to_string(), b"ab".to_vec()),
+                ("x-paysera-created-at".to_string(), b"1".to_vec())
+            ]
+        );
+        assert_eq!(RawRequest::split_webhook(b"data=1&ss1=2"), None);
+    }
 
     #[test]
     fn ordinary_requests_are_stored_unchanged() {
