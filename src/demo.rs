@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(ids, [DEMO_PROJECT_ID]);
         let token = settings.http.admin_token.clone().expect("the demo token");
         let summary = settings.summary();
-        assert!(summary.contains("projects=[100001]"), "{summary}");
+        assert!(
+            summary.contains("projects=[100001,checkout:demo-checkout(secrets=1)]"),
+            "{summary}"
+        );
         // The demo key, not Paysera's, verifies demo callbacks.
         let paysera = KeySet::paysera_production().keys()[0].fingerprint();
         assert!(!summary.contains(&paysera), "{summary}");

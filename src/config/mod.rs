@@ -153,7 +153,7 @@ impl Settings {
                 gateway
                     .checkout
                     .iter()
-                    .map(|p| format!("checkout:{} ({} secrets)", p.client_id, p.secrets.len())),
+                    .map(|p| format!("checkout:{}(secrets={})", p.client_id, p.secrets.len())),
             )
             .collect();
         format!(
@@ -316,7 +316,7 @@ mod tests {
         );
         let summary = s.summary();
         assert!(
-            summary.contains("checkout:client-1 (2 secrets)"),
+            summary.contains("checkout:client-1(secrets=2)"),
             "{summary}"
         );
         assert!(!summary.contains("s3cr3t"), "{summary}");

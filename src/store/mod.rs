@@ -113,7 +113,15 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ScrubbedConnectErrors {
 
 /// Sorted, disjoint byte ranges of `url` that hold a password.
 fn password_ranges(url: &str) -> Vec<std::ops::Range<usize>> {
-    let mut ranges = match url.find("://") {
+    // A URI only when it starts with a scheme: a key=value string whose
+    // password happens to hold `://` is still a key=value string.
+    let scheme = url.find("://").filter(|&end| {
+        end > 0
+            && url[..end]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+    });
+    let mut ranges = match scheme {
         Some(scheme) => uri_password_ranges(url, scheme + 3),
         None if url.contains('=') => conninfo_password_ranges(url),
         None => Vec::new(),
@@ -747,6 +755,12 @@ mod redact_tests {
             (
                 "host=h password=hunter2 dbname=d",
                 "host=h password=*** dbname=d",
+            ),
+            // Found by the property test below: `://` inside a key=value
+            // password does not make the string a URI.
+            (
+                "host=db.internal password='0A0A://0' dbname=payhook",
+                "host=db.internal password=*** dbname=payhook",
             ),
             (
                 "host=h password = 'hun ter\\'2' dbname=d",

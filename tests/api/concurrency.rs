@@ -7,9 +7,15 @@ use crate::support::gateway::{paid, paid_fields, sign, CallbackForm};
 use crate::support::readyz;
 
 /// 500 requests at once queue for 2 × 16 connections; on a shared, loaded CI
-/// machine that can take longer than the default 2 s wait (which would answer
-/// 503, correctly, and fail this test). The bound itself is the outage test's.
-const PATIENT: &[(&str, &str)] = &[("PAYHOOK_DB_ACQUIRE_TIMEOUT", "30s")];
+/// machine that can take longer than the default waits: 2 s for a connection,
+/// 5 s for the database work, 10 s for a request's head (which would answer
+/// 503 or close the connection, correctly, and fail this test). The bounds
+/// themselves are the outage and slow-client tests'.
+const PATIENT: &[(&str, &str)] = &[
+    ("PAYHOOK_DB_ACQUIRE_TIMEOUT", "30s"),
+    ("PAYHOOK_DB_STATEMENT_TIMEOUT", "30s"),
+    ("PAYHOOK_REQUEST_TIMEOUT", "60s"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_orders_paid_ten_times_at_once_on_two_instances() {
