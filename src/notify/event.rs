@@ -72,6 +72,10 @@ impl EventType {
     }
 }
 
+/// The type of `payhook check`'s test event: never stored, never about an
+/// order; a shop acknowledges it and does nothing else.
+pub const TEST_EVENT_TYPE: &str = "payhook.test";
+
 /// The decision's figures as the callback's transaction stored them. Every
 /// field is optional: rows written by older versions lack some.
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +142,26 @@ impl Notification {
             test: payload.test,
             callback_id: row.callback_id,
             refund_amount,
+        }
+    }
+
+    /// `payhook check`'s test event: the body of every event, id 0, no order,
+    /// `test` true, so a shop's parser sees the shape it must handle.
+    pub fn test(project_id: u64, created_at_millis: i64) -> Notification {
+        Notification {
+            id: 0,
+            event_type: TEST_EVENT_TYPE.to_string(),
+            created_at: rfc3339(created_at_millis),
+            project_id: project_id.into(),
+            orderid: None,
+            amount: None,
+            currency: None,
+            payamount: None,
+            paycurrency: None,
+            payment: None,
+            test: true,
+            callback_id: 0,
+            refund_amount: None,
         }
     }
 
