@@ -76,20 +76,42 @@ impl Operator {
         .map_err(|e| usage_error(&e.to_string()))
     }
 
-    /// Runs raw request bytes through the callback pipeline, stored with `method`.
-    fn run(&self, verifier: &Verifier, method: &str, raw: &[u8]) -> Result<Handled, StoreError> {
-        let pipeline = Pipeline {
-            verifier,
-            store: &self.store,
-            rules: self.settings.rules,
-            rejected_max_bytes: self.settings.database.rejected_max_bytes,
-        };
-        let meta = CallbackMeta {
-            method: method.to_string(),
-            raw: RawRequest::join(raw, b""),
-            remote_addr: None,
-        };
-        handle(&pipeline, raw, b"", &meta, None)
+    /// Runs raw request bytes through the callback pipeline, stored with
+    /// `method`, under the same bound as a received callback
+    /// (`Store::bounded`): past the statement time-out the answer is
+    /// `TimedOut` and the transaction rolls back instead of committing later.
+    fn run(
+        &self,
+        verifier: &Arc<Verifier>,
+        method: &str,
+        raw: &[u8],
+    ) -> Result<Handled, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the runtime: {e}")))?;
+        let (verifier, store) = (verifier.clone(), self.store.clone());
+        let rules = self.settings.rules;
+        let rejected_max_bytes = self.settings.database.rejected_max_bytes;
+        let (method, raw) = (method.to_string(), raw.to_vec());
+        let handled = runtime.block_on(self.store.bounded(move || {
+            let pipeline = Pipeline {
+                verifier: &verifier,
+                store: &store,
+                rules,
+                rejected_max_bytes,
+            };
+            let meta = CallbackMeta {
+                method,
+                raw: RawRequest::join(&raw, b""),
+                remote_addr: None,
+            };
+            handle(&pipeline, &raw, b"", &meta, None)
+        }));
+        // Work past its bound still holds a blocking thread: not waited for
+        // (it rolls back on its own).
+        runtime.shutdown_background();
+        handled
     }
 }
 
@@ -339,7 +361,7 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     let verifier = match op.verifier() {
-        Ok(v) => v,
+        Ok(v) => Arc::new(v),
         Err(code) => return code,
     };
     let query = crate::paysera::query_of(url);
