@@ -173,7 +173,7 @@ fn configuration() -> Result<(Settings, Check), Check> {
         settings.http.bind,
         settings.http.admin_bind,
     );
-    Ok((settings.clone(), Check::ok("configuration", detail)))
+    Ok((settings, Check::ok("configuration", detail)))
 }
 
 async fn everything(settings: &Settings) -> Vec<Check> {
@@ -367,8 +367,8 @@ async fn shop(settings: &Settings) -> Check {
     let body = Notification::test(project, chrono::Utc::now().timestamp_millis()).to_bytes();
     let answer = client.post("0", body).await;
     let took = answer.elapsed.as_millis();
-    match (answer.status_code, answer.error) {
-        (Some(status), _) if answer_is_2xx(status) => Check::ok(
+    match (answer.status_code, &answer.error) {
+        (Some(status), _) if answer.acknowledged() => Check::ok(
             "shop notifications",
             format!(
                 "{shown} acknowledged a signed {TEST_EVENT_TYPE} event (HTTP {status} in {took}ms)"
@@ -382,15 +382,11 @@ async fn shop(settings: &Settings) -> Check {
         ),
         (None, error) => Check::fail(
             "shop notifications",
-            format!("{shown}: {}", error.unwrap_or_else(|| "no answer".into())),
+            format!("{shown}: {}", error.as_deref().unwrap_or("no answer")),
             "check SHOP_NOTIFY_URL, and that the shop's endpoint is up and reachable \
              from this machine",
         ),
     }
-}
-
-fn answer_is_2xx(status: u16) -> bool {
-    (200..300).contains(&status)
 }
 
 /// Where the public listener is reached: `PAYHOOK_PUBLIC_URL` (through
