@@ -54,6 +54,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Self-diagnosis: configuration, gateway keys, database, SMTP, the shop's
+    /// endpoint and the public listener, one line each (✓, ! warning, ✗ with
+    /// the fix). Exit 0 nothing failed, 1 a check failed, 2 configuration error.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete journal rows older than an age, keeping every row of orders that
     /// are paid, in review or refunded. A dry run unless --yes.
     Prune {

@@ -1,6 +1,7 @@
 //! payhook: a strict, durable receiver for Paysera payment callbacks.
 
 pub mod alerts;
+pub mod check;
 pub mod checkout;
 pub mod cli;
 pub mod config;

@@ -29,5 +29,6 @@ fn main() -> ExitCode {
             json,
         }) => payhook::operator::prune(&older_than, yes, json),
         Some(Command::NotifySecret) => cli::notify_secret(),
+        Some(Command::Check { json }) => payhook::check::run(json),
     }
 }

@@ -77,21 +77,52 @@ impl Operator {
         .map_err(|e| usage_error(&e.to_string()))
     }
 
-    /// Runs raw request bytes through the callback pipeline, stored with `method`.
-    fn run(&self, verifier: &Verifier, method: &str, raw: &[u8]) -> Result<Handled, StoreError> {
-        let pipeline = Pipeline {
-            verifier,
-            store: &self.store,
-            rules: self.settings.rules,
-            rejected_max_bytes: self.settings.database.rejected_max_bytes,
-        };
-        let meta = CallbackMeta {
-            method: method.to_string(),
-            raw: RawRequest::join(raw, b""),
-            remote_addr: None,
-            api: "classic",
-        };
-        handle(&pipeline, raw, b"", &meta, None)
+    /// Runs `work` on the store under the same bound as a received callback
+    /// (`Store::bounded`): past the statement time-out the answer is
+    /// `TimedOut` and the transaction rolls back instead of committing later.
+    fn bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the runtime: {e}")))?;
+        let store = self.store.clone();
+        let result = runtime.block_on(self.store.bounded(move || work(&store)));
+        // Work past its bound still holds a blocking thread: not waited for
+        // (it rolls back on its own).
+        runtime.shutdown_background();
+        result
+    }
+
+    /// Runs raw request bytes through the callback pipeline, stored with
+    /// `method`, bounded like a received callback.
+    fn run(
+        &self,
+        verifier: &Arc<Verifier>,
+        method: &str,
+        raw: &[u8],
+    ) -> Result<Handled, StoreError> {
+        let verifier = verifier.clone();
+        let rules = self.settings.rules;
+        let rejected_max_bytes = self.settings.database.rejected_max_bytes;
+        let (method, raw) = (method.to_string(), raw.to_vec());
+        self.bounded(move |store| {
+            let pipeline = Pipeline {
+                verifier: &verifier,
+                store,
+                rules,
+                rejected_max_bytes,
+            };
+            let meta = CallbackMeta {
+                method,
+                raw: RawRequest::join(&raw, b""),
+                remote_addr: None,
+                api: "classic",
+            };
+            handle(&pipeline, &raw, b"", &meta, None)
+        })
     }
 
     /// Runs a journaled Checkout webhook (headers, empty line, body) through
@@ -111,26 +142,31 @@ impl Operator {
         for (name, value) in pairs {
             headers.push(name, value);
         }
-        let gateway = &self.settings.gateway;
-        let pipeline = WebhookPipeline {
-            verifier: &verifier,
-            store: &self.store,
-            rules: self.settings.rules,
-            rejected_max_bytes: self.settings.database.rejected_max_bytes,
-            reject_status: gateway.checkout_reject_status,
-        };
-        let meta = CallbackMeta {
-            method: method.to_string(),
-            raw: RawRequest::webhook(headers.paysera(), body),
-            remote_addr: None,
-            api: "checkout",
-        };
-        let handled = handle_webhook(&pipeline, &headers, body, &meta, None)?;
+        let rules = self.settings.rules;
+        let rejected_max_bytes = self.settings.database.rejected_max_bytes;
+        let reject_status = self.settings.gateway.checkout_reject_status;
+        let (method, body) = (method.to_string(), body.to_vec());
+        let handled = self.bounded(move |store| {
+            let pipeline = WebhookPipeline {
+                verifier: &verifier,
+                store,
+                rules,
+                rejected_max_bytes,
+                reject_status,
+            };
+            let meta = CallbackMeta {
+                method,
+                raw: RawRequest::webhook(headers.paysera(), &body),
+                remote_addr: None,
+                api: "checkout",
+            };
+            handle_webhook(&pipeline, &headers, &body, &meta, None)
+        })?;
         Ok(Rerun::Ran(Some(handled.outcome()), handled.reason()))
     }
 
     /// A stored request run again through its API's pipeline.
-    fn rerun(&self, verifier: &Verifier, api: &str, raw: &[u8]) -> Result<Rerun, StoreError> {
+    fn rerun(&self, verifier: &Arc<Verifier>, api: &str, raw: &[u8]) -> Result<Rerun, StoreError> {
         if api == "checkout" {
             return self.run_webhook("REPLAY", raw);
         }
@@ -407,7 +443,7 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         Err(code) => return code,
     };
     let verifier = match op.verifier() {
-        Ok(v) => v,
+        Ok(v) => Arc::new(v),
         Err(code) => return code,
     };
     let query = crate::paysera::query_of(url);

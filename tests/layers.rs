@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "start-up and the command line",
         &[
-            "config", "startup", "cli", "demo", "keyfile", "simulate", "operator",
+            "config", "startup", "cli", "demo", "keyfile", "simulate", "operator", "check",
         ],
     ),
 ];

@@ -44,6 +44,19 @@ impl Mailer {
         })
     }
 
+    /// Connects and greets the server (EHLO, and STARTTLS and AUTH when the
+    /// URL asks for them), then quits: no message is sent. Bounded by the
+    /// transport's 10 s time-out per command.
+    pub async fn reachable(&self) -> Result<(), EmailError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(EmailError::Send(
+                "the server did not answer NOOP after EHLO".into(),
+            )),
+            Err(e) => Err(EmailError::Send(e.to_string())),
+        }
+    }
+
     pub async fn send(&self, subject: &str, body: &str) -> Result<(), EmailError> {
         let mut builder = Message::builder().from(self.from.clone()).subject(subject);
         for to in &self.to {

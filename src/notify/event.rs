@@ -82,6 +82,10 @@ impl EventType {
     }
 }
 
+/// The type of `payhook check`'s test event: never stored, never about an
+/// order; a shop acknowledges it and does nothing else.
+pub const TEST_EVENT_TYPE: &str = "payhook.test";
+
 /// The decision's figures as the callback's transaction stored them. Every
 /// field is optional: rows written by older versions lack some.
 #[derive(Debug, Default, Deserialize)]
@@ -166,6 +170,30 @@ impl Notification {
             paysera_order_id: payload.paysera_order_id,
             amount_paid: payload.amount_paid,
             amount_due: payload.amount_due,
+        }
+    }
+
+    /// `payhook check`'s test event: the body of every event, id 0, no order,
+    /// `test` true, so a shop's parser sees the shape it must handle.
+    pub fn test(project_id: serde_json::Value, created_at_millis: i64) -> Notification {
+        Notification {
+            id: 0,
+            event_type: TEST_EVENT_TYPE.to_string(),
+            created_at: rfc3339(created_at_millis),
+            project_id,
+            orderid: None,
+            amount: None,
+            currency: None,
+            payamount: None,
+            paycurrency: None,
+            payment: None,
+            test: true,
+            callback_id: 0,
+            refund_amount: None,
+            api: None,
+            paysera_order_id: None,
+            amount_paid: None,
+            amount_due: None,
         }
     }
 

@@ -12,8 +12,8 @@ mod worker;
 
 use std::sync::Arc;
 
-pub use event::{EventType, Notification};
-pub use shop::ShopUrl;
+pub use event::{EventType, Notification, TEST_EVENT_TYPE};
+pub use shop::{describe as describe_http_error, ShopAnswer, ShopClient, ShopUrl};
 pub use signing::WebhookSecret;
 pub use worker::Delivery;
 

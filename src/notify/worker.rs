@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 use super::event::{EventType, Notification};
 use super::metrics::{NotificationResult, NotifyMetrics};
 use super::retry::{after_failure, Next, JITTER};
-use super::shop::ShopUrl;
-use super::signing::{signature_header, WebhookSecret};
+use super::shop::{ShopClient, ShopUrl};
+use super::signing::WebhookSecret;
 use crate::alerts::{Alert, AlertKind, Alerter};
 use crate::store::{AfterAttempt, Attempt, EventRow, Store};
 
@@ -27,17 +27,13 @@ const IN_FLIGHT: usize = 32;
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// After a database error, before the next look.
 const DATABASE_PAUSE: Duration = Duration::from_secs(1);
-/// Errors stored and logged are cut to this many characters.
-const MAX_ERROR_CHARS: usize = 300;
 
 pub(super) struct Worker {
     /// Names this worker's claims: the process and a random part, so two
     /// instances (or a restarted one) never share it.
     id: String,
     store: Store,
-    client: reqwest::Client,
-    url: ShopUrl,
-    secrets: Vec<WebhookSecret>,
+    shop: ShopClient,
     timeout: Duration,
     max_interval: Duration,
     max_age: Duration,
@@ -68,14 +64,7 @@ impl Worker {
         alerter: Alerter,
         running: Arc<AtomicBool>,
     ) -> anyhow::Result<Worker> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            // A redirect is no acknowledgement, and following one would send
-            // the signed event wherever the answer points.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("payhook/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let shop = ShopClient::new(config.url, config.secrets, config.timeout)?;
         Ok(Worker {
             id: format!(
                 "{}-{}",
@@ -83,9 +72,7 @@ impl Worker {
                 hex::encode(rand::random::<[u8; 6]>())
             ),
             store,
-            client,
-            url: config.url,
-            secrets: config.secrets,
+            shop,
             timeout: config.timeout,
             max_interval: config.max_interval,
             max_age: config.max_age,
@@ -165,30 +152,11 @@ impl Worker {
     /// One attempt for one claimed event, recorded with what it becomes.
     async fn deliver(self: Arc<Self>, event: EventRow) {
         let body = Notification::of(&event).to_bytes();
-        let id = event.id.to_string();
         let at = now_millis();
-        let timestamp = at.div_euclid(1000);
-        let secrets: Vec<&WebhookSecret> = self.secrets.iter().collect();
-        let signature = signature_header(&secrets, &id, timestamp, &body);
-        let started = Instant::now();
-        let request = self
-            .client
-            .post(self.url.url().clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send();
-        // reqwest's own time-out covers the request; this one is the backstop.
-        let answer = tokio::time::timeout(self.timeout + Duration::from_secs(1), request).await;
-        let elapsed = started.elapsed();
-        let (status_code, error) = match answer {
-            Ok(Ok(response)) => (Some(response.status().as_u16()), None),
-            Ok(Err(e)) => (None, Some(describe(&e, self.timeout))),
-            Err(_) => (None, Some(timed_out(self.timeout))),
-        };
-        let delivered = status_code.is_some_and(|s| (200..300).contains(&s));
+        let answer = self.shop.post(&event.id.to_string(), body).await;
+        let elapsed = answer.elapsed;
+        let delivered = answer.acknowledged();
+        let (status_code, error) = (answer.status_code, answer.error);
         let next = if delivered {
             AfterAttempt::Delivered
         } else {
@@ -281,41 +249,6 @@ impl Worker {
             ))),
         );
     }
-}
-
-fn timed_out(timeout: Duration) -> String {
-    format!("timed out after {}ms", timeout.as_millis())
-}
-
-/// One line for the attempt history: the error and its causes, without the
-/// URL (its path or query may hold the shop's token).
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
-        return timed_out(timeout);
-    }
-    let mut text = String::new();
-    let mut cause: Option<&dyn std::error::Error> = Some(e);
-    while let Some(c) = cause {
-        let part = match c.downcast_ref::<reqwest::Error>() {
-            Some(r) if c.source().is_some() && r.url().is_some() => {
-                // reqwest's own line quotes the URL: its kind is enough.
-                if r.is_connect() {
-                    "connection failed".to_string()
-                } else if r.is_request() {
-                    "request failed".to_string()
-                } else {
-                    "error".to_string()
-                }
-            }
-            _ => c.to_string(),
-        };
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-        cause = c.source();
-    }
-    text.chars().take(MAX_ERROR_CHARS).collect()
 }
 
 fn attempt_summary(attempt: &Attempt) -> String {

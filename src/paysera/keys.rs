@@ -2,7 +2,8 @@
 //!
 //! Merchants meet the key in three shapes (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`,
 //! an X.509 `CERTIFICATE`); only the key counts, so certificate dates are ignored
-//! (Paysera's first certificate expired in 2017 while the key stayed in use).
+//! when verifying (Paysera's first certificate expired in 2017 while the key
+//! stayed in use). They are kept for `payhook check`, which reports them.
 
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -35,14 +36,23 @@ pub enum HashAlg {
     Sha256,
 }
 
+/// A certificate's validity period, in unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
 #[derive(Clone)]
 pub struct PublicKey {
     key: RsaPublicKey,
     fingerprint: [u8; 32],
+    /// `Some` when the key came in a certificate.
+    certificate: Option<Validity>,
 }
 
 impl PublicKey {
-    fn new(key: RsaPublicKey) -> Result<Self, KeyError> {
+    fn new(key: RsaPublicKey, certificate: Option<Validity>) -> Result<Self, KeyError> {
         let der = key.to_public_key_der().map_err(|e| KeyError::NotRsa {
             block: "key".into(),
             detail: e.to_string(),
@@ -50,7 +60,14 @@ impl PublicKey {
         Ok(Self {
             fingerprint: Sha256::digest(der.as_bytes()).into(),
             key,
+            certificate,
         })
+    }
+
+    /// The validity dates of the certificate the key came in (`None`: a bare
+    /// key). Not used to verify: only the key counts.
+    pub fn certificate(&self) -> Option<Validity> {
+        self.certificate
     }
 
     /// SHA-256 of the key's SubjectPublicKeyInfo DER, lower-case hex.
@@ -120,11 +137,17 @@ impl KeySet {
                     block: tag.to_string(),
                     detail,
                 };
-                let key = match tag {
-                    "PUBLIC KEY" => RsaPublicKey::from_public_key_der(block.contents())
-                        .map_err(|e| not_rsa(e.to_string()))?,
-                    "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_der(block.contents())
-                        .map_err(|e| not_rsa(e.to_string()))?,
+                let (key, certificate) = match tag {
+                    "PUBLIC KEY" => (
+                        RsaPublicKey::from_public_key_der(block.contents())
+                            .map_err(|e| not_rsa(e.to_string()))?,
+                        None,
+                    ),
+                    "RSA PUBLIC KEY" => (
+                        RsaPublicKey::from_pkcs1_der(block.contents())
+                            .map_err(|e| not_rsa(e.to_string()))?,
+                        None,
+                    ),
                     "CERTIFICATE" => {
                         let cert = Certificate::from_der(block.contents())
                             .map_err(|e| not_rsa(e.to_string()))?;
@@ -133,12 +156,19 @@ impl KeySet {
                             .subject_public_key_info
                             .to_der()
                             .map_err(|e| not_rsa(e.to_string()))?;
-                        RsaPublicKey::from_public_key_der(&spki)
-                            .map_err(|e| not_rsa(e.to_string()))?
+                        let validity = &cert.tbs_certificate.validity;
+                        (
+                            RsaPublicKey::from_public_key_der(&spki)
+                                .map_err(|e| not_rsa(e.to_string()))?,
+                            Some(Validity {
+                                not_before: validity.not_before.to_unix_duration().as_secs(),
+                                not_after: validity.not_after.to_unix_duration().as_secs(),
+                            }),
+                        )
                     }
                     other => return Err(KeyError::UnsupportedBlock(other.to_string())),
                 };
-                PublicKey::new(key)
+                PublicKey::new(key, certificate)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self(keys))
@@ -174,6 +204,23 @@ mod tests {
         assert_eq!(keys.keys().len(), 1);
         assert_eq!(keys.keys()[0].fingerprint(), PAYSERA_SPKI_SHA256);
         assert_eq!(keys.keys()[0].bits(), 1024);
+    }
+
+    #[test]
+    fn a_certificate_keeps_its_dates_and_a_bare_key_has_none() {
+        assert_eq!(KeySet::paysera_production().keys()[0].certificate(), None);
+        let cert = include_str!("../../tests/vectors/real/keys/paysera-2009-mokejimai.crt.pem");
+        let keys = KeySet::from_pem(cert).unwrap();
+        let validity = keys.keys()[0].certificate().expect("a certificate");
+        assert_eq!(keys.keys()[0].fingerprint(), PAYSERA_SPKI_SHA256);
+        // 2009-07-24T12:31:15Z to 2017-10-10T12:31:15Z (the key stayed in use).
+        assert_eq!(
+            validity,
+            Validity {
+                not_before: 1_248_438_675,
+                not_after: 1_507_638_675
+            }
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod verify;
 
 pub use context::Policy;
 pub use error::{CallbackError, RejectClass};
-pub use keys::{HashAlg, KeyError, KeySet, PublicKey, PAYSERA_PRODUCTION_PEM};
+pub use keys::{HashAlg, KeyError, KeySet, PublicKey, Validity, PAYSERA_PRODUCTION_PEM};
 pub use params::{query_of, RequestParams};
 pub use project::{Project, ProjectCredentials};
 pub use request::{

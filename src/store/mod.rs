@@ -611,20 +611,20 @@ impl Store {
 
     /// Ready: the database answers and no migration is pending.
     pub fn ready(&self) -> Result<(), StoreError> {
+        if self.pending_migrations()? {
+            Err(StoreError::Migration("migrations pending".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a migration embedded in this binary is not applied yet.
+    pub fn pending_migrations(&self) -> Result<bool, StoreError> {
         let pending =
             |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
-        self.with_conn(|conn| {
-            let has_pending = match conn {
-                Conn::Pg(c) => c.has_pending_migration(PG_MIGRATIONS).map_err(pending)?,
-                Conn::Sqlite(c) => c
-                    .has_pending_migration(SQLITE_MIGRATIONS)
-                    .map_err(pending)?,
-            };
-            if has_pending {
-                Err(StoreError::Migration("migrations pending".into()))
-            } else {
-                Ok(())
-            }
+        self.with_conn(|conn| match conn {
+            Conn::Pg(c) => c.has_pending_migration(PG_MIGRATIONS).map_err(pending),
+            Conn::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS).map_err(pending),
         })
     }
 }
