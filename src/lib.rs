@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod http;

@@ -6,16 +6,16 @@
 //! could not run; 2 usage or configuration; 3 the database failed.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::Outcome;
-use crate::http::callback::{handle, Handled, Pipeline};
+use crate::http::actions::{self, ReplayError, Replayed};
+use crate::http::callback::{Handled, Pipeline};
 use crate::paysera::Verifier;
-use crate::store::raw::{unescape, RawRequest};
-use crate::store::{
-    CallbackMeta, DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError,
-};
+use crate::store::{DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError};
+
+/// Who the actions of the command line are logged as.
+const ACTOR: &str = "cli";
 
 /// What every command needs: the settings and an open, migrated store.
 pub struct Operator {
@@ -76,20 +76,14 @@ impl Operator {
         .map_err(|e| usage_error(&e.to_string()))
     }
 
-    /// Runs raw request bytes through the callback pipeline, stored with `method`.
-    fn run(&self, verifier: &Verifier, method: &str, raw: &[u8]) -> Result<Handled, StoreError> {
-        let pipeline = Pipeline {
+    /// The callback pipeline, as the service runs it.
+    fn pipeline<'a>(&'a self, verifier: &'a Verifier) -> Pipeline<'a> {
+        Pipeline {
             verifier,
             store: &self.store,
             rules: self.settings.rules,
             rejected_max_bytes: self.settings.database.rejected_max_bytes,
-        };
-        let meta = CallbackMeta {
-            method: method.to_string(),
-            raw: RawRequest::join(raw, b""),
-            remote_addr: None,
-        };
-        handle(&pipeline, raw, b"", &meta, None)
+        }
     }
 }
 
@@ -141,6 +135,7 @@ pub fn callbacks_list(
         orderid,
         since,
         limit,
+        before: None,
     };
     let rows = match op.store.journal(&filter) {
         Ok(rows) => rows,
@@ -178,14 +173,10 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         Ok(None) => return not_found(&format!("callback {id}")),
         Err(e) => return database_error(e),
     };
-    // The decoded fields, when the stored request still verifies (a truncated
-    // rejection cannot be decoded again).
-    let fields = unescape(&entry.raw_query).ok().and_then(|raw| {
-        let verifier = op.verifier().ok()?;
-        let params = crate::paysera::RequestParams::parse(&raw, b"");
-        verifier.verify(&params).ok().map(|v| v.fields().clone())
-    });
-    let shown_fields = fields.map(|f| mask_personal_data(&f, op.settings.logging.pii));
+    let shown_fields = op
+        .verifier()
+        .ok()
+        .and_then(|v| actions::decoded_fields(&v, &entry, op.settings.logging.pii));
     if json {
         print_json(&serde_json::json!({
             "callback": entry,
@@ -230,22 +221,6 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Buyer personal data is masked unless `PAYHOOK_LOG_PII` says otherwise.
-fn mask_personal_data(fields: &crate::domain::Fields, show: bool) -> serde_json::Value {
-    let mut value = serde_json::to_value(fields).unwrap_or_default();
-    if !show {
-        if let Some(map) = value.as_object_mut() {
-            for (k, v) in map.iter_mut() {
-                let personal = k.starts_with("p_") || k == "name" || k == "surename";
-                if personal && v.as_str().is_some_and(|s| !s.is_empty()) {
-                    *v = serde_json::Value::String("***".into());
-                }
-            }
-        }
-    }
-    value
-}
-
 /// Runs stored callbacks through the pipeline again, oldest first; each one is
 /// stored as a new journal row with method `REPLAY`. Idempotent: a replayed
 /// paid callback is a `duplicate`.
@@ -278,33 +253,20 @@ pub fn callbacks_replay(
         _ => return usage_error("give a callback id or --since (not both)"),
     };
     let verifier = match op.verifier() {
-        Ok(v) => Arc::new(v),
+        Ok(v) => v,
         Err(code) => return code,
     };
+    let pipeline = op.pipeline(&verifier);
     let mut failed = false;
     for id in ids {
-        let entry = match op.store.journal_entry(id) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => return not_found(&format!("callback {id}")),
-            Err(e) => return database_error(e),
-        };
-        let result = if entry.raw_truncated {
-            Err("only the beginning of this request is stored".to_string())
-        } else {
-            match unescape(&entry.raw_query) {
-                Ok(raw) => match op.run(&verifier, "REPLAY", &raw) {
-                    Ok(handled) => Ok(handled),
-                    Err(e) => return database_error(e),
-                },
-                Err(e) => Err(format!("stored request is not readable: {e}")),
-            }
-        };
-        match result {
-            Ok(handled) => report(id, &handled, json),
+        match actions::replay(&pipeline, id, ACTOR) {
+            Ok(replayed) => report(id, &replayed, json),
+            Err(ReplayError::NotFound(_)) => return not_found(&format!("callback {id}")),
+            Err(ReplayError::Store(e)) => return database_error(e),
             Err(why) => {
                 failed = true;
                 if json {
-                    print_json(&serde_json::json!({"replayed": id, "error": why}));
+                    print_json(&serde_json::json!({"replayed": id, "error": why.to_string()}));
                 } else {
                     println!("{id}\tnot replayed: {why}");
                 }
@@ -318,9 +280,9 @@ pub fn callbacks_replay(
     }
 }
 
-fn report(id: i64, handled: &Handled, json: bool) {
-    let outcome = handled.outcome().map_or("error", Outcome::as_str);
-    let reason = handled.reason();
+fn report(id: i64, replayed: &Replayed, json: bool) {
+    let outcome = replayed.outcome_name();
+    let reason = replayed.reason.as_deref();
     if json {
         print_json(&serde_json::json!({"replayed": id, "outcome": outcome, "reason": reason}));
     } else {
@@ -342,8 +304,7 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let query = crate::paysera::query_of(url);
-    let handled = match op.run(&verifier, "INGEST", query.as_bytes()) {
+    let handled = match actions::ingest_url(&op.pipeline(&verifier), url, ACTOR) {
         Ok(handled) => handled,
         Err(e) => return database_error(e),
     };
@@ -392,7 +353,7 @@ pub fn orders_close(orderid: &str, project_id: Option<u64>) -> ExitCode {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     };
-    match op.store.close_order(&project, orderid) {
+    match actions::close_order(&op.store, &project, orderid, ACTOR) {
         Ok(Some((closed_at, true))) => {
             println!(
                 "order {orderid} (project {project}) closed at {}: the missed-callback detector no longer counts it",
@@ -581,7 +542,7 @@ pub fn events_retry(id: i64) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    match op.store.retry_event(id) {
+    match actions::retry_event(&op.store, id, ACTOR) {
         Ok(Some(event)) => {
             println!(
                 "event {} is {} again: the worker sends it",

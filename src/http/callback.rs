@@ -104,13 +104,13 @@ pub async fn receive(
     let worker = state.clone();
     // Bounded: a stalled database is answered 503 in time, not waited for.
     let handled = Store::bounded(&state.store, move || {
-        let pipeline = Pipeline {
-            verifier: &worker.verifier,
-            store: &worker.store,
-            rules: worker.rules,
-            rejected_max_bytes: worker.rejected_max_bytes,
-        };
-        handle(&pipeline, query.as_bytes(), &body, &meta, unsupported)
+        handle(
+            &worker.pipeline(),
+            query.as_bytes(),
+            &body,
+            &meta,
+            unsupported,
+        )
     })
     .await;
 

@@ -16,6 +16,8 @@ pub struct JournalFilter {
     pub orderid: Option<String>,
     /// Received at or after this time (unix milliseconds).
     pub since: Option<i64>,
+    /// Only rows with a smaller id (the next page, newest first).
+    pub before: Option<i64>,
     pub limit: i64,
 }
 
@@ -77,6 +79,9 @@ impl Store {
                 }
                 if let Some(since) = filter.since {
                     query = query.filter(callbacks::received_at.ge(since));
+                }
+                if let Some(before) = filter.before {
+                    query = query.filter(callbacks::id.lt(before));
                 }
                 query.load(c)?
             }))

@@ -5,6 +5,7 @@ mod support;
 
 mod backends_agree;
 mod concurrency;
+mod console;
 mod db_faults;
 mod forgery;
 mod hardening;
