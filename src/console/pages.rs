@@ -314,7 +314,7 @@ fn period(label: &'static str, since: &str, by_outcome: &[(String, i64)]) -> Per
         .find(|(name, _)| name == Outcome::Rejected.as_str())
         .map_or(0, |(_, n)| *n);
     let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
-    const BAR_SPACE: i64 = 270;
+    const BAR_SPACE: i64 = 230;
     let bars = counts
         .iter()
         .enumerate()
