@@ -5,6 +5,7 @@ pub mod check;
 pub mod checkout;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod domain;
 pub mod http;

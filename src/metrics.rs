@@ -1,6 +1,7 @@
 //! Prometheus metrics, served on the admin listener at `/metrics`. Labels are
 //! bounded (outcomes, reject classes, alert kinds), never an order id.
 
+use prometheus::core::Metric as _;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -28,6 +29,7 @@ pub struct Metrics {
     alerts_failed: IntCounter,
     db_errors: IntCounter,
     missing_callback: IntGauge,
+    admin_unauthorized: IntCounterVec,
     /// Delivery of the outbox to the shop.
     pub notify: NotifyMetrics,
 }
@@ -84,6 +86,17 @@ impl Metrics {
             "Orders whose buyer returned between MISSED_CALLBACK_AFTER and MISSED_CALLBACK_WINDOW ago, still awaiting payment, not closed, with no verified callback since",
         )
         .expect("valid metric");
+        let admin_unauthorized = IntCounterVec::new(
+            Opts::new(
+                "payhook_admin_unauthorized_total",
+                "Requests to the admin listener with a missing or wrong admin token, by interface (api: bearer token, console: the sign-in form)",
+            ),
+            &["interface"],
+        )
+        .expect("valid metric");
+        for interface in ["api", "console"] {
+            admin_unauthorized.with_label_values(&[interface]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("payhook_build_info", "payhook's version"),
             &["version"],
@@ -116,6 +129,7 @@ impl Metrics {
             Box::new(alerts_failed.clone()),
             Box::new(db_errors.clone()),
             Box::new(missing_callback.clone()),
+            Box::new(admin_unauthorized.clone()),
             Box::new(build_info),
         ]
         .into_iter()
@@ -142,6 +156,7 @@ impl Metrics {
             alerts_failed,
             db_errors,
             missing_callback,
+            admin_unauthorized,
             notify,
         }
     }
@@ -162,6 +177,47 @@ impl Metrics {
 
     pub fn rejected(&self, class: RejectClass) {
         self.rejected.with_label_values(&[class.as_str()]).inc();
+    }
+
+    /// A missing or wrong admin token: `api` (bearer) or `console` (sign-in).
+    pub fn admin_unauthorized(&self, interface: &'static str) {
+        self.admin_unauthorized
+            .with_label_values(&[interface])
+            .inc();
+    }
+
+    /// Alert e-mails sent by this instance since it started, by kind.
+    pub fn alerts_sent(&self) -> Vec<(&'static str, u64)> {
+        AlertKind::all()
+            .map(|kind| {
+                let n = self.alerts_sent.with_label_values(&[kind.as_str()]).get();
+                (kind.as_str(), n)
+            })
+            .collect()
+    }
+
+    /// Callbacks this instance answered since it started.
+    pub fn callbacks_answered(&self) -> u64 {
+        self.duration.get_sample_count()
+    }
+
+    /// Time to answer a callback at quantile `q` (0 to 1), in seconds, over
+    /// this instance's callbacks since it started: the upper bound of the
+    /// histogram bucket the quantile falls in (`None`: no callback yet, or
+    /// beyond the last bucket).
+    pub fn answer_time_quantile(&self, q: f64) -> Option<f64> {
+        let metric = self.duration.metric();
+        let histogram = metric.get_histogram();
+        let total = histogram.get_sample_count();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        histogram
+            .get_bucket()
+            .iter()
+            .find(|b| b.get_cumulative_count() >= rank)
+            .map(|b| b.get_upper_bound())
     }
 
     /// The text exposition format.

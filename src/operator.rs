@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::Outcome;
-use crate::http::callback::{handle, Handled, Pipeline};
-use crate::http::checkout::{handle as handle_webhook, WebhookPipeline};
+use crate::http::actions::{self, ReplayError, Replayed};
+use crate::http::callback::{Handled, Pipeline};
 use crate::paysera::Verifier;
-use crate::store::raw::{unescape, RawRequest};
-use crate::store::{
-    CallbackMeta, DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError,
-};
+use crate::store::{DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError};
+
+/// Who the actions of the command line are logged as.
+const ACTOR: &str = "cli";
 
 /// What every command needs: the settings and an open, migrated store.
 pub struct Operator {
@@ -77,108 +77,65 @@ impl Operator {
         .map_err(|e| usage_error(&e.to_string()))
     }
 
+    /// What the pipeline needs, owned, so that it can run under
+    /// [`Operator::bounded`].
+    fn pipeline_parts(&self) -> Result<PipelineParts, ExitCode> {
+        let gateway = &self.settings.gateway;
+        Ok(PipelineParts {
+            verifier: Arc::new(self.verifier()?),
+            checkout: gateway
+                .checkout_verifier()
+                .map_err(|e| usage_error(&e.to_string()))?
+                .map(Arc::new),
+            checkout_reject_status: gateway.checkout_reject_status,
+            store: self.store.clone(),
+            rules: self.settings.rules,
+            rejected_max_bytes: self.settings.database.rejected_max_bytes,
+        })
+    }
+
     /// Runs `work` on the store under the same bound as a received callback
     /// (`Store::bounded`): past the statement time-out the answer is
     /// `TimedOut` and the transaction rolls back instead of committing later.
     fn bounded<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot start the runtime: {e}")))?;
-        let store = self.store.clone();
-        let result = runtime.block_on(self.store.bounded(move || work(&store)));
+        let result = runtime.block_on(self.store.bounded(work));
         // Work past its bound still holds a blocking thread: not waited for
         // (it rolls back on its own).
         runtime.shutdown_background();
         result
     }
-
-    /// Runs raw request bytes through the callback pipeline, stored with
-    /// `method`, bounded like a received callback.
-    fn run(
-        &self,
-        verifier: &Arc<Verifier>,
-        method: &str,
-        raw: &[u8],
-    ) -> Result<Handled, StoreError> {
-        let verifier = verifier.clone();
-        let rules = self.settings.rules;
-        let rejected_max_bytes = self.settings.database.rejected_max_bytes;
-        let (method, raw) = (method.to_string(), raw.to_vec());
-        self.bounded(move |store| {
-            let pipeline = Pipeline {
-                verifier: &verifier,
-                store,
-                rules,
-                rejected_max_bytes,
-            };
-            let meta = CallbackMeta {
-                method,
-                raw: RawRequest::join(&raw, b""),
-                remote_addr: None,
-                api: "classic",
-            };
-            handle(&pipeline, &raw, b"", &meta, None)
-        })
-    }
-
-    /// Runs a journaled Checkout webhook (headers, empty line, body) through
-    /// the webhook pipeline again, stored with `method`.
-    fn run_webhook(&self, method: &str, raw: &[u8]) -> Result<Rerun, StoreError> {
-        let verifier = match self.settings.gateway.checkout_verifier() {
-            Ok(Some(v)) => v,
-            Ok(None) => return Ok(Rerun::Refused("no Checkout project is configured".into())),
-            Err(e) => return Ok(Rerun::Refused(e.to_string())),
-        };
-        let Some((pairs, body)) = RawRequest::split_webhook(raw) else {
-            return Ok(Rerun::Refused(
-                "the stored webhook is not headers and a body".into(),
-            ));
-        };
-        let mut headers = crate::checkout::Headers::new();
-        for (name, value) in pairs {
-            headers.push(name, value);
-        }
-        let rules = self.settings.rules;
-        let rejected_max_bytes = self.settings.database.rejected_max_bytes;
-        let reject_status = self.settings.gateway.checkout_reject_status;
-        let (method, body) = (method.to_string(), body.to_vec());
-        let handled = self.bounded(move |store| {
-            let pipeline = WebhookPipeline {
-                verifier: &verifier,
-                store,
-                rules,
-                rejected_max_bytes,
-                reject_status,
-            };
-            let meta = CallbackMeta {
-                method,
-                raw: RawRequest::webhook(headers.paysera(), &body),
-                remote_addr: None,
-                api: "checkout",
-            };
-            handle_webhook(&pipeline, &headers, &body, &meta, None)
-        })?;
-        Ok(Rerun::Ran(Some(handled.outcome()), handled.reason()))
-    }
-
-    /// A stored request run again through its API's pipeline.
-    fn rerun(&self, verifier: &Arc<Verifier>, api: &str, raw: &[u8]) -> Result<Rerun, StoreError> {
-        if api == "checkout" {
-            return self.run_webhook("REPLAY", raw);
-        }
-        let handled = self.run(verifier, "REPLAY", raw)?;
-        Ok(Rerun::Ran(handled.outcome(), handled.reason()))
-    }
 }
 
-/// What a replay came to: the new outcome and reason, or why it could not run.
-enum Rerun {
-    Ran(Option<Outcome>, Option<String>),
-    Refused(String),
+/// The pipeline's parts, owned (see [`Operator::pipeline_parts`]).
+#[derive(Clone)]
+struct PipelineParts {
+    verifier: Arc<Verifier>,
+    checkout: Option<Arc<crate::checkout::Verifier>>,
+    checkout_reject_status: u16,
+    store: Store,
+    rules: crate::domain::Rules,
+    rejected_max_bytes: usize,
+}
+
+impl PipelineParts {
+    /// The pipeline, as the service runs it.
+    fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline {
+            verifier: &self.verifier,
+            store: &self.store,
+            rules: self.rules,
+            rejected_max_bytes: self.rejected_max_bytes,
+            checkout: self.checkout.as_deref(),
+            checkout_reject_status: self.checkout_reject_status,
+        }
+    }
 }
 
 /// `90s`, `10m`, `2d` before now, as unix milliseconds.
@@ -228,8 +185,9 @@ pub fn callbacks_list(
         outcome,
         orderid,
         since,
-        api: None,
         limit,
+        api: None,
+        before: None,
     };
     let rows = match op.store.journal(&filter) {
         Ok(rows) => rows,
@@ -267,18 +225,10 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         Ok(None) => return not_found(&format!("callback {id}")),
         Err(e) => return database_error(e),
     };
-    // The decoded fields, when the stored request still verifies (a truncated
-    // rejection cannot be decoded again).
-    let fields = unescape(&entry.raw_query).ok().and_then(|raw| {
-        if entry.api == "checkout" {
-            return webhook_body(&raw);
-        }
-        let verifier = op.verifier().ok()?;
-        let params = crate::paysera::RequestParams::parse(&raw, b"");
-        let fields = verifier.verify(&params).ok()?.fields().clone();
-        Some(mask_personal_data(&fields, op.settings.logging.pii))
-    });
-    let shown_fields = fields;
+    let shown_fields = op
+        .verifier()
+        .ok()
+        .and_then(|v| actions::decoded_fields(&v, &entry, op.settings.logging.pii));
     if json {
         print_json(&serde_json::json!({
             "callback": entry,
@@ -328,28 +278,6 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A journaled webhook's JSON body, as JSON (`None` when it is not JSON).
-fn webhook_body(raw: &[u8]) -> Option<serde_json::Value> {
-    let (_, body) = RawRequest::split_webhook(raw)?;
-    serde_json::from_slice(body).ok()
-}
-
-/// Buyer personal data is masked unless `PAYHOOK_LOG_PII` says otherwise.
-fn mask_personal_data(fields: &crate::domain::Fields, show: bool) -> serde_json::Value {
-    let mut value = serde_json::to_value(fields).unwrap_or_default();
-    if !show {
-        if let Some(map) = value.as_object_mut() {
-            for (k, v) in map.iter_mut() {
-                let personal = k.starts_with("p_") || k == "name" || k == "surename";
-                if personal && v.as_str().is_some_and(|s| !s.is_empty()) {
-                    *v = serde_json::Value::String("***".into());
-                }
-            }
-        }
-    }
-    value
-}
-
 /// Runs stored callbacks through the pipeline again, oldest first; each one is
 /// stored as a new journal row with method `REPLAY`. Idempotent: a replayed
 /// paid callback is a `duplicate`.
@@ -381,35 +309,22 @@ pub fn callbacks_replay(
         }
         _ => return usage_error("give a callback id or --since (not both)"),
     };
-    let verifier = match op.verifier() {
-        Ok(v) => Arc::new(v),
+    let parts = match op.pipeline_parts() {
+        Ok(parts) => parts,
         Err(code) => return code,
     };
     let mut failed = false;
     for id in ids {
-        let entry = match op.store.journal_entry(id) {
-            Ok(Some(entry)) => entry,
-            Ok(None) => return not_found(&format!("callback {id}")),
-            Err(e) => return database_error(e),
-        };
-        let result = if entry.raw_truncated {
-            Err("only the beginning of this request is stored".to_string())
-        } else {
-            match unescape(&entry.raw_query) {
-                Ok(raw) => match op.rerun(&verifier, &entry.api, &raw) {
-                    Ok(Rerun::Ran(outcome, reason)) => Ok((outcome, reason)),
-                    Ok(Rerun::Refused(why)) => Err(why),
-                    Err(e) => return database_error(e),
-                },
-                Err(e) => Err(format!("stored request is not readable: {e}")),
-            }
-        };
-        match result {
-            Ok((outcome, reason)) => report(id, outcome, reason, json),
+        let parts = parts.clone();
+        let replayed = op.bounded(move || Ok(actions::replay(&parts.pipeline(), id, ACTOR)));
+        match replayed.map_err(ReplayError::Store).and_then(|r| r) {
+            Ok(replayed) => report(id, &replayed, json),
+            Err(ReplayError::NotFound(_)) => return not_found(&format!("callback {id}")),
+            Err(ReplayError::Store(e)) => return database_error(e),
             Err(why) => {
                 failed = true;
                 if json {
-                    print_json(&serde_json::json!({"replayed": id, "error": why}));
+                    print_json(&serde_json::json!({"replayed": id, "error": why.to_string()}));
                 } else {
                     println!("{id}\tnot replayed: {why}");
                 }
@@ -423,8 +338,9 @@ pub fn callbacks_replay(
     }
 }
 
-fn report(id: i64, outcome: Option<Outcome>, reason: Option<String>, json: bool) {
-    let outcome = outcome.map_or("error", Outcome::as_str);
+fn report(id: i64, replayed: &Replayed, json: bool) {
+    let outcome = replayed.outcome_name();
+    let reason = replayed.reason.as_deref();
     if json {
         print_json(&serde_json::json!({"replayed": id, "outcome": outcome, "reason": reason}));
     } else {
@@ -442,12 +358,12 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    let verifier = match op.verifier() {
-        Ok(v) => Arc::new(v),
+    let parts = match op.pipeline_parts() {
+        Ok(parts) => parts,
         Err(code) => return code,
     };
-    let query = crate::paysera::query_of(url);
-    let handled = match op.run(&verifier, "INGEST", query.as_bytes()) {
+    let url = url.to_string();
+    let handled = match op.bounded(move || actions::ingest_url(&parts.pipeline(), &url, ACTOR)) {
         Ok(handled) => handled,
         Err(e) => return database_error(e),
     };
@@ -496,7 +412,7 @@ pub fn orders_close(orderid: &str, project_id: Option<u64>) -> ExitCode {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     };
-    match op.store.close_order(&project, orderid) {
+    match actions::close_order(&op.store, &project, orderid, ACTOR) {
         Ok(Some((closed_at, true))) => {
             println!(
                 "order {orderid} (project {project}) closed at {}: the missed-callback detector no longer counts it",
@@ -685,7 +601,7 @@ pub fn events_retry(id: i64) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    match op.store.retry_event(id) {
+    match actions::retry_event(&op.store, id, ACTOR) {
         Ok(Some(event)) => {
             println!(
                 "event {} is {} again: the worker sends it",

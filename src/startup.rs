@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
+use crate::console::{ConsoleSettings, LoginLimiter, LOGIN_ATTEMPTS, LOGIN_WINDOW};
 use crate::http::body::{self, Answer};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
 use crate::metrics::Metrics;
@@ -135,6 +136,7 @@ impl Application {
                     Mailer::new(email)?,
                     settings.alerts.min_interval,
                     counters.clone(),
+                    settings.http.admin_url.clone(),
                 )
             }
             None => {
@@ -243,12 +245,23 @@ impl Application {
         .run();
 
         let admin_data = data.clone();
+        let console_settings = web::Data::new(ConsoleSettings {
+            session_ttl: http.ui_session_ttl,
+            secure_cookie: http.ui_secure_cookie,
+            missed_after: settings.alerts.missed_callback_after,
+            missed_window: settings.alerts.missed_callback_window,
+        });
+        // One limiter for the listener's workers (per instance: see `LoginLimiter`).
+        let login_limiter = web::Data::new(LoginLimiter::new(LOGIN_ATTEMPTS, LOGIN_WINDOW));
         let admin = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(move |req, next| {
                     body::deadline(timeout, Answer::Json, req, next)
                 }))
                 .app_data(admin_data.clone())
+                .app_data(console_settings.clone())
+                .app_data(login_limiter.clone())
+                .configure(crate::console::routes)
                 .app_data(
                     web::JsonConfig::default()
                         .limit(64 * 1024)
@@ -273,6 +286,10 @@ impl Application {
                             web::post().to(admin::close_order),
                         )
                         .route("/callbacks", web::get().to(admin::list_callbacks))
+                        .route(
+                            "/callbacks/{id}/replay",
+                            web::post().to(admin::replay_callback),
+                        )
                         .configure(crate::http::events::routes),
                 )
         })

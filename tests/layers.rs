@@ -25,7 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["store", "sim"],
     ),
     ("operations", &["metrics", "alerts", "telemetry", "notify"]),
-    ("the HTTP edge", &["http"]),
+    ("the HTTP edge", &["http", "console"]),
     (
         "start-up and the command line",
         &[

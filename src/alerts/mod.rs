@@ -117,7 +117,9 @@ impl Alert {
         format!("[payhook] {}: {summary}", self.kind.as_str())
     }
 
-    pub fn body(&self, held_back: u32) -> String {
+    /// The e-mail's text; with `admin_url` (`PAYHOOK_ADMIN_URL`), a link to
+    /// the order's page in the console.
+    pub fn body(&self, held_back: u32, admin_url: Option<&str>) -> String {
         let mut body = format!(
             "{}\n\nWhat happened: {}\nOutcome: {}\n",
             self.kind.advice(),
@@ -130,10 +132,14 @@ impl Alert {
         if let Some(reason) = &self.reason {
             body.push_str(&format!("Reason: {reason}\n"));
         }
-        body.push_str(&format!(
-            "Time: {}\n\nLook it up (admin listener):\n",
-            self.at.to_rfc3339()
-        ));
+        body.push_str(&format!("Time: {}\n", self.at.to_rfc3339()));
+        if let (Some(base), Some(orderid)) = (admin_url, &self.orderid) {
+            let path: String =
+                percent_encoding::utf8_percent_encode(orderid, percent_encoding::NON_ALPHANUMERIC)
+                    .collect();
+            body.push_str(&format!("\nOpen the order: {base}/ui/orders/{path}\n"));
+        }
+        body.push_str("\nLook it up (admin listener):\n");
         if let Some(orderid) = &self.orderid {
             body.push_str(&format!("  GET /api/v1/orders/{orderid}\n"));
         }
@@ -172,9 +178,11 @@ impl Alerter {
         mailer: Mailer,
         min_interval: Duration,
         counters: Arc<dyn AlertCounters>,
+        admin_url: Option<String>,
     ) -> Alerter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, mailer, min_interval, counters.clone()));
+        let mail = Mail { mailer, admin_url };
+        tokio::spawn(run(rx, mail, min_interval, counters.clone()));
         Alerter {
             tx: Some(tx),
             counters,
@@ -201,9 +209,15 @@ struct KindState {
     latest_held: Option<Alert>,
 }
 
+/// The mailer, and where alert e-mails link to.
+struct Mail {
+    mailer: Mailer,
+    admin_url: Option<String>,
+}
+
 async fn run(
     mut rx: mpsc::Receiver<Alert>,
-    mailer: Mailer,
+    mail: Mail,
     interval: Duration,
     counters: Arc<dyn AlertCounters>,
 ) {
@@ -219,7 +233,7 @@ async fn run(
                     let held = std::mem::take(&mut state.held);
                     state.latest_held = None;
                     state.last_sent = Some(Instant::now());
-                    deliver(&mailer, counters.as_ref(), &alert, held).await;
+                    deliver(&mail, counters.as_ref(), &alert, held).await;
                 } else {
                     state.held += 1;
                     state.latest_held = Some(alert);
@@ -233,7 +247,7 @@ async fn run(
                         if let Some(alert) = state.latest_held.take() {
                             let held = std::mem::take(&mut state.held) - 1;
                             state.last_sent = Some(Instant::now());
-                            deliver(&mailer, counters.as_ref(), &alert, held).await;
+                            deliver(&mail, counters.as_ref(), &alert, held).await;
                         }
                     }
                 }
@@ -242,8 +256,9 @@ async fn run(
     }
 }
 
-async fn deliver(mailer: &Mailer, counters: &dyn AlertCounters, alert: &Alert, held: u32) {
-    match mailer.send(&alert.subject(), &alert.body(held)).await {
+async fn deliver(mail: &Mail, counters: &dyn AlertCounters, alert: &Alert, held: u32) {
+    let body = alert.body(held, mail.admin_url.as_deref());
+    match mail.mailer.send(&alert.subject(), &body).await {
         Ok(()) => {
             counters.alert_sent(alert.kind);
             tracing::info!(
@@ -256,5 +271,26 @@ async fn deliver(mailer: &Mailer, counters: &dyn AlertCounters, alert: &Alert, h
             counters.alert_failed();
             tracing::error!(kind = alert.kind.as_str(), error = %e, "alert e-mail failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_an_admin_url_the_body_links_the_orders_console_page() {
+        let alert = Alert::new(AlertKind::all().next().unwrap(), "x", "amount_mismatch")
+            .order(Some("A 1/ü"));
+        let body = alert.body(0, Some("https://admin.shop.example"));
+        assert!(
+            body.contains("Open the order: https://admin.shop.example/ui/orders/A%201%2F%C3%BC\n"),
+            "{body}"
+        );
+        assert!(!alert.body(0, None).contains("/ui/"));
+        let no_order = Alert::new(AlertKind::all().next().unwrap(), "x", "rejected");
+        assert!(!no_order
+            .body(0, Some("https://admin.shop.example"))
+            .contains("/ui/"));
     }
 }

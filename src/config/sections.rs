@@ -35,6 +35,14 @@ pub struct HttpSettings {
     pub shutdown_timeout: Duration,
     /// How long readiness says 503 before the listeners close.
     pub drain_delay: Duration,
+    /// How long a console session lasts (`PAYHOOK_UI_SESSION_TTL`).
+    pub ui_session_ttl: Duration,
+    /// The console's cookie is `Secure` (`PAYHOOK_UI_SECURE_COOKIE`; unset: when
+    /// `PAYHOOK_PUBLIC_URL` is https).
+    pub ui_secure_cookie: bool,
+    /// Where the admin listener is reached, for links in alert e-mails
+    /// (`PAYHOOK_ADMIN_URL`, without a trailing slash).
+    pub admin_url: Option<String>,
 }
 
 impl HttpSettings {
@@ -59,13 +67,32 @@ impl HttpSettings {
             check_admin_token(token.expose_secret())?;
             Some(token)
         };
+        let public_url = env
+            .get("PAYHOOK_PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_string());
+        let ui_secure_cookie = match env.get("PAYHOOK_UI_SECURE_COOKIE") {
+            Some(_) => env.flag("PAYHOOK_UI_SECURE_COOKIE")?,
+            None => public_url
+                .as_deref()
+                .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")),
+        };
+        let admin_url = match env.get("PAYHOOK_ADMIN_URL").filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                Some(u.trim_end_matches('/').to_string())
+            }
+            Some(u) => {
+                return Err(bad(
+                    "PAYHOOK_ADMIN_URL",
+                    format!("{u:?} is not an http:// or https:// URL"),
+                ))
+            }
+        };
         Ok(HttpSettings {
             bind,
             admin_bind,
             admin_token,
-            public_url: env
-                .get("PAYHOOK_PUBLIC_URL")
-                .map(|u| u.trim_end_matches('/').to_string()),
+            public_url,
             sms_reply: env.get("PAYHOOK_SMS_REPLY").filter(|s| !s.is_empty()),
             request_timeout: env.positive_duration("PAYHOOK_REQUEST_TIMEOUT", "10s")?,
             max_connections: match env.number("PAYHOOK_MAX_CONNECTIONS", 1024)? {
@@ -75,6 +102,9 @@ impl HttpSettings {
             },
             shutdown_timeout: env.duration("PAYHOOK_SHUTDOWN_TIMEOUT", "25s")?,
             drain_delay: env.duration("PAYHOOK_DRAIN_DELAY", "2s")?,
+            ui_session_ttl: env.positive_duration("PAYHOOK_UI_SESSION_TTL", "8h")?,
+            ui_secure_cookie,
+            admin_url,
         })
     }
 }

@@ -16,6 +16,9 @@ use crate::domain::{Amount, Currency, Outcome};
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
 use crate::store::{JournalFilter, Registration, Store, StoreError};
 
+/// Who the admin API's actions are logged as.
+pub const API_ACTOR: &str = "api";
+
 /// Present in a handler's arguments: the request carried the admin token.
 pub struct Admin;
 
@@ -45,6 +48,9 @@ impl FromRequest for Admin {
         ready(if ok {
             Ok(Admin)
         } else {
+            if let Some(state) = req.app_data::<web::Data<AppState>>() {
+                state.metrics.admin_unauthorized("api");
+            }
             Err(AdminError::Unauthorized)
         })
     }
@@ -375,11 +381,7 @@ pub async fn close_order(
     let orderid = order_id(path.into_inner())?;
     let store = state.store.clone();
     let order = on_store(&state.store, move || {
-        let closed = store.close_order(&project, &orderid)?;
-        if let Some((_, true)) = closed {
-            tracing::info!(project, orderid, "order closed by an operator");
-        }
-        match closed {
+        match super::actions::close_order(&store, &project, &orderid, API_ACTOR)? {
             Some(_) => store.order(&project, &orderid),
             None => Ok(None),
         }
@@ -437,4 +439,34 @@ fn order_id(orderid: String) -> Result<String, AdminError> {
         ));
     }
     Ok(orderid)
+}
+
+/// `POST /api/v1/callbacks/{id}/replay`: runs a stored callback through the
+/// pipeline again (stored as a new row, method `REPLAY`) and answers what it
+/// came to. Idempotent by nature: a replayed paid callback is a `duplicate`.
+pub async fn replay_callback(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, AdminError> {
+    let id = path.into_inner();
+    let worker = state.clone();
+    let replayed = state
+        .store
+        .bounded(move || {
+            let pipeline = worker.pipeline();
+            Ok(super::actions::replay(&pipeline, id, API_ACTOR))
+        })
+        .await?;
+    match replayed {
+        Ok(r) => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "replayed": id,
+            "callback_id": r.callback_id,
+            "outcome": r.outcome_name(),
+            "reason": r.reason,
+        }))),
+        Err(super::actions::ReplayError::NotFound(_)) => Err(AdminError::NotFound),
+        Err(super::actions::ReplayError::Store(e)) => Err(AdminError::Unavailable(e)),
+        Err(e) => Err(AdminError::Conflict(e.to_string())),
+    }
 }

@@ -27,6 +27,11 @@ pub struct Pipeline<'a> {
     pub rules: Rules,
     /// Bytes of a rejected request that are stored.
     pub rejected_max_bytes: usize,
+    /// Checkout webhooks' verifier, for replays of stored webhooks (`None`
+    /// without a Checkout project).
+    pub checkout: Option<&'a crate::checkout::Verifier>,
+    /// What a Checkout webhook failing verification is answered.
+    pub checkout_reject_status: u16,
 }
 
 /// How far a request got, for the answer and the report.
@@ -105,13 +110,13 @@ pub async fn receive(
     let worker = state.clone();
     // Bounded: a stalled database is answered 503 in time, not waited for.
     let handled = Store::bounded(&state.store, move || {
-        let pipeline = Pipeline {
-            verifier: &worker.verifier,
-            store: &worker.store,
-            rules: worker.rules,
-            rejected_max_bytes: worker.rejected_max_bytes,
-        };
-        handle(&pipeline, query.as_bytes(), &body, &meta, unsupported)
+        handle(
+            &worker.pipeline(),
+            query.as_bytes(),
+            &body,
+            &meta,
+            unsupported,
+        )
     })
     .await;
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use actix_web::http::header::CONTENT_ENCODING;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::callback::{read_body, request_id, Unsupported};
+use super::callback::{read_body, request_id, Pipeline, Unsupported};
 use super::error::{callback_status, CallbackClass, CheckoutHttpError};
 use super::AppState;
 use crate::alerts::{Alert, AlertKind};
@@ -30,6 +30,20 @@ pub struct WebhookPipeline<'a> {
     pub rejected_max_bytes: usize,
     /// What a header or signature failure is answered and stored with.
     pub reject_status: u16,
+}
+
+impl<'a> WebhookPipeline<'a> {
+    /// The webhook pipeline beside a callback pipeline, when a Checkout
+    /// project is configured.
+    pub fn beside(pipeline: &Pipeline<'a>) -> Option<Self> {
+        Some(WebhookPipeline {
+            verifier: pipeline.checkout?,
+            store: pipeline.store,
+            rules: pipeline.rules,
+            rejected_max_bytes: pipeline.rejected_max_bytes,
+            reject_status: pipeline.checkout_reject_status,
+        })
+    }
 }
 
 /// How far a webhook got.

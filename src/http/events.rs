@@ -106,9 +106,8 @@ pub async fn retry_event(
     let store = state.store.clone();
     let row = state
         .store
-        .bounded(move || store.retry_event(id))
+        .bounded(move || super::actions::retry_event(&store, id, super::admin::API_ACTOR))
         .await?
         .ok_or(AdminError::NotFound)?;
-    tracing::info!(event = id, "event queued again by an operator");
     Ok(HttpResponse::Accepted().json(FeedEvent::of(&row)))
 }

@@ -1,5 +1,6 @@
 //! HTTP: translates requests into domain calls and outcomes into answers.
 
+pub mod actions;
 pub mod admin;
 pub mod body;
 pub mod callback;
@@ -46,6 +47,20 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Bytes stored of a rejected request (`PAYHOOK_REJECTED_MAX_BYTES`).
     pub rejected_max_bytes: usize,
+}
+
+impl AppState {
+    /// The callback pipeline, as the endpoint runs it (and replays).
+    pub fn pipeline(&self) -> callback::Pipeline<'_> {
+        callback::Pipeline {
+            verifier: &self.verifier,
+            store: &self.store,
+            rules: self.rules,
+            rejected_max_bytes: self.rejected_max_bytes,
+            checkout: self.checkout.as_deref(),
+            checkout_reject_status: self.checkout_reject_status,
+        }
+    }
 }
 
 /// Most callbacks are under 2 KiB; the gateway's GET query is at most a few KiB.

@@ -18,6 +18,8 @@ pub struct JournalFilter {
     pub since: Option<i64>,
     /// `classic` or `checkout`.
     pub api: Option<String>,
+    /// Only rows with a smaller id (the next page, newest first).
+    pub before: Option<i64>,
     pub limit: i64,
 }
 
@@ -85,6 +87,9 @@ impl Store {
                 }
                 if let Some(api) = &filter.api {
                     query = query.filter(callbacks::api.eq(api.clone()));
+                }
+                if let Some(before) = filter.before {
+                    query = query.filter(callbacks::id.lt(before));
                 }
                 query.load(c)?
             }))

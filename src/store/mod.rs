@@ -3,6 +3,7 @@
 //! compiled for each backend by `dispatch!`.
 
 mod callbacks;
+mod console;
 mod journal;
 mod models;
 mod orders;
@@ -24,6 +25,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use callbacks::{CallbackMeta, Processed, Step};
+pub use console::{FlagRow, FormClaim, Overview};
 pub use journal::{JournalEntry, JournalFilter, PruneCount};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
 pub use orders::Registration;

@@ -20,6 +20,29 @@ pub enum Registration {
     },
 }
 
+/// Orders whose buyer came back between `$since` and `$cutoff`, still
+/// awaiting payment, not closed, with no verified callback since: the
+/// missed-callback detector's query, for the scanner and the console.
+macro_rules! missing {
+    ($since:expr, $cutoff:expr) => {
+        orders::table
+            .filter(orders::returned_at.gt($since))
+            .filter(orders::returned_at.le($cutoff))
+            .filter(orders::fulfilled_at.is_null())
+            .filter(orders::closed_at.is_null())
+            .filter(orders::state.eq(OrderState::AwaitingPayment.as_str()))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                // Any verified callback proves the gateway reaches payhook
+                // for this order; only `rejected` ones are unverified.
+                callbacks::table
+                    .filter(callbacks::project_id.eq(orders::project_id.nullable()))
+                    .filter(callbacks::orderid.eq(orders::orderid.nullable()))
+                    .filter(callbacks::outcome.ne(Outcome::Rejected.as_str()))
+                    .filter(callbacks::received_at.nullable().ge(orders::returned_at)),
+            )))
+    };
+}
+
 impl Store {
     /// Registers what an order must be paid, and whether it is a test order;
     /// idempotent for identical values.
@@ -127,34 +150,23 @@ impl Store {
     ) -> Result<(i64, Vec<(String, String)>), StoreError> {
         let now = now_millis();
         self.with_conn(|mut conn| {
-            macro_rules! missing {
-                () => {
-                    orders::table
-                        .filter(orders::returned_at.gt(since))
-                        .filter(orders::returned_at.le(cutoff))
-                        .filter(orders::fulfilled_at.is_null())
-                        .filter(orders::closed_at.is_null())
-                        .filter(orders::state.eq(OrderState::AwaitingPayment.as_str()))
-                        .filter(diesel::dsl::not(diesel::dsl::exists(
-                            // Any verified callback proves the gateway reaches
-                            // payhook for this order; only `rejected` ones are
-                            // unverified.
-                            callbacks::table
-                                .filter(callbacks::project_id.eq(orders::project_id.nullable()))
-                                .filter(callbacks::orderid.eq(orders::orderid.nullable()))
-                                .filter(callbacks::outcome.ne(Outcome::Rejected.as_str()))
-                                .filter(callbacks::received_at.nullable().ge(orders::returned_at)),
-                        )))
-                };
-            }
-            let count: i64 = dispatch!(&mut conn, c => missing!().count().get_result(c))?;
+            let count: i64 =
+                dispatch!(&mut conn, c => missing!(since, cutoff).count().get_result(c))?;
             let claimed: Vec<(String, String)> = dispatch!(&mut conn, c => diesel::update(
-                missing!().filter(orders::missed_alerted_at.is_null()),
+                missing!(since, cutoff).filter(orders::missed_alerted_at.is_null()),
             )
             .set(orders::missed_alerted_at.eq(now))
             .returning((orders::project_id, orders::orderid))
             .get_results(c))?;
             Ok((count, claimed))
+        })
+    }
+
+    /// How many orders [`Store::missed_callbacks`] counts, without claiming
+    /// any for an alert (the console's overview).
+    pub fn missed_callback_count(&self, since: i64, cutoff: i64) -> Result<i64, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => missing!(since, cutoff).count().get_result(c))?)
         })
     }
 

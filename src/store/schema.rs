@@ -112,3 +112,21 @@ diesel::table! {
 
 // The missed-callback scan asks, per order, whether a callback arrived since.
 diesel::allow_tables_to_appear_in_same_query!(orders, callbacks);
+
+diesel::table! {
+    ui_sessions (id_hash) {
+        id_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        remote_addr -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ui_actions (session_hash, nonce) {
+        session_hash -> Text,
+        nonce -> Text,
+        created_at -> BigInt,
+        location -> Nullable<Text>,
+    }
+}

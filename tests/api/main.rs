@@ -6,6 +6,7 @@ mod support;
 mod backends_agree;
 mod checkout;
 mod concurrency;
+mod console;
 mod db_faults;
 mod forgery;
 mod hardening;

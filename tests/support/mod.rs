@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod smtp;
 pub mod vectors;
+pub mod webdriver;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;

@@ -1,0 +1,2 @@
+DROP TABLE ui_actions;
+DROP TABLE ui_sessions;

@@ -1,0 +1,944 @@
+//! The console's handlers: translate a request into store reads or an
+//! operator action (`http::actions`), and the result into a page.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::error::ConsoleError;
+use super::session::{nonce, safe_next, LoginLimiter, Session};
+use super::views::{
+    encode, html, AttemptLine, Bar, CallbackLine, CallbackPage, CallbacksPage, Chrome, EventLine,
+    Flagged, Form, LoginPage, NotificationsPage, OrderPage, OrderSearchPage, OverviewPage, Period,
+    Step,
+};
+use super::ConsoleSettings;
+use crate::domain::Outcome;
+use crate::http::actions::{self, ReplayError};
+use crate::http::AppState;
+use crate::notify::EventType;
+use crate::store::{rfc3339, AttemptRow, EventFilter, EventState, FormClaim, JournalFilter};
+
+type Page = Result<HttpResponse, ConsoleError>;
+
+const STYLESHEET: &str = include_str!("static/payhook.css");
+const PAGE_SIZE: i64 = 50;
+const HOUR_MS: i64 = 3_600_000;
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn chrome(session: &Session, active: &'static str) -> Chrome {
+    Chrome {
+        csrf: session.csrf_token(),
+        logout_nonce: nonce(),
+        active,
+    }
+}
+
+fn form(action: String, label: &'static str, back: Option<String>) -> Form {
+    Form {
+        action,
+        nonce: nonce(),
+        label,
+        back,
+    }
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// `location` with one more query parameter.
+fn with_param(location: &str, name: &str, value: &str) -> String {
+    let (path, anchor) = location.split_once('#').unwrap_or((location, ""));
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let mut out = format!("{path}{sep}{name}={}", encode(value));
+    if !anchor.is_empty() {
+        out.push('#');
+        out.push_str(anchor);
+    }
+    out
+}
+
+/// The page of an order; the project is named when it is not the default one.
+fn order_link(state: &AppState, project: Option<&str>, orderid: &str) -> String {
+    let default = state.projects.first().map(|p| p.id.to_string());
+    let mut link = format!("/ui/orders/{}", encode(orderid));
+    if let Some(project) = project.filter(|p| Some(*p) != default.as_deref()) {
+        link = with_param(&link, "project_id", project);
+    }
+    link
+}
+
+/// The configured project an order belongs to (default: the first one).
+fn project_of(state: &AppState, requested: Option<u64>) -> Result<String, ConsoleError> {
+    match requested {
+        None => state.projects.first(),
+        Some(id) => state.projects.iter().find(|p| p.id == id),
+    }
+    .map(|p| p.id.to_string())
+    .ok_or_else(|| {
+        ConsoleError::BadRequest(match requested {
+            Some(id) => format!("project_id {id} is not configured"),
+            None => "no project configured".into(),
+        })
+    })
+}
+
+fn attempt_lines(attempts: Vec<AttemptRow>) -> Vec<AttemptLine> {
+    attempts
+        .into_iter()
+        .map(|a| AttemptLine {
+            at: rfc3339(a.attempted_at),
+            status: a
+                .status_code
+                .map_or_else(|| "no answer".to_string(), |s| format!("HTTP {s}")),
+            error: a.error.unwrap_or_default(),
+            duration_ms: a.duration_ms,
+        })
+        .collect()
+}
+
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(STYLESHEET)
+}
+
+pub async fn to_overview() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/ui/"))
+        .finish()
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(query: web::Query<LoginQuery>) -> Page {
+    let next = query
+        .next
+        .clone()
+        .filter(|n| safe_next(n))
+        .unwrap_or_default();
+    Ok(html(StatusCode::OK, &LoginPage { error: None, next })?)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+    next: Option<String>,
+}
+
+/// `POST /ui/login`: the admin token makes a session. A wrong one is answered
+/// 401 like the API's, counted in `payhook_admin_unauthorized_total`, and
+/// more than `LOGIN_ATTEMPTS` per address within `LOGIN_WINDOW` are refused
+/// (429) before the token is even looked at.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    settings: web::Data<ConsoleSettings>,
+    limiter: web::Data<LoginLimiter>,
+    form: web::Form<LoginForm>,
+) -> Page {
+    let addr = req.peer_addr().map(|a| a.ip());
+    let next = form.next.clone().filter(|n| safe_next(n));
+    if !limiter.allowed(addr) {
+        tracing::warn!(remote = ?addr, "console sign-in refused: too many wrong tokens");
+        let page = LoginPage {
+            error: Some("Too many wrong tokens from this address; try again later.".into()),
+            next: next.unwrap_or_default(),
+        };
+        let mut response = html(StatusCode::TOO_MANY_REQUESTS, &page)?;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(super::LOGIN_WINDOW.as_secs()),
+        );
+        return Ok(response);
+    }
+    let expected = state.admin_token.expose_secret().as_bytes();
+    if !bool::from(form.token.as_bytes().ct_eq(expected)) {
+        limiter.failed(addr);
+        state.metrics.admin_unauthorized("console");
+        tracing::warn!(remote = ?addr, "console sign-in with a missing or wrong token");
+        let page = LoginPage {
+            error: Some("missing or wrong token".into()),
+            next: next.unwrap_or_default(),
+        };
+        return Ok(html(StatusCode::UNAUTHORIZED, &page)?);
+    }
+    limiter.succeeded(addr);
+    let session = Session::generate();
+    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    let ttl = settings.session_ttl;
+    let remote = addr.map(|a| a.to_string());
+    state
+        .store
+        .bounded(move || {
+            store.create_session(
+                &hash,
+                i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+                remote.as_deref(),
+            )
+        })
+        .await?;
+    tracing::info!(session = %session.handle(), remote = ?addr, "console session started");
+    let mut response = see_other(next.as_deref().unwrap_or("/ui/"));
+    response
+        .add_cookie(&session.cookie(ttl, settings.secure_cookie))
+        .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    Ok(response)
+}
+
+/// The fields every state-changing form carries. Optional here, so that a
+/// form without them is refused as a CSRF failure (403), not a parse error.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: Option<String>,
+    nonce: Option<String>,
+    /// The console page to return to afterwards.
+    back: Option<String>,
+}
+
+impl ActionForm {
+    fn back(&self) -> Option<String> {
+        self.back.clone().filter(|b| safe_next(b))
+    }
+}
+
+/// Checks the form's CSRF token, then runs `action` once per form nonce: the
+/// first POST acts and remembers where it led; a repeat (a double click, a
+/// reload) is sent there without acting again.
+async fn act(
+    state: web::Data<AppState>,
+    session: Session,
+    form: &ActionForm,
+    fallback: String,
+    action: impl FnOnce(&AppState, &str) -> Result<String, ConsoleError> + Send + 'static,
+) -> Page {
+    if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
+        tracing::warn!(session = %session.handle(), "console form refused: missing or wrong CSRF token");
+        return Err(ConsoleError::Csrf);
+    }
+    let nonce = form
+        .nonce
+        .clone()
+        .filter(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| ConsoleError::BadRequest("the form has no nonce; reload the page".into()))?;
+    let (store, hash, n) = (
+        state.store.clone(),
+        session.hash().to_string(),
+        nonce.clone(),
+    );
+    let claim = state
+        .store
+        .bounded(move || store.claim_form(&hash, &n))
+        .await?;
+    match claim {
+        FormClaim::Repeat(location) => {
+            tracing::info!(session = %session.handle(), "console form sent again: not acted on twice");
+            Ok(see_other(location.as_deref().unwrap_or(&fallback)))
+        }
+        FormClaim::First => {
+            let worker = state.clone();
+            let actor = session.handle();
+            let location = state
+                .store
+                .bounded(move || Ok(action(&worker, &actor)))
+                .await??;
+            let (store, hash) = (state.store.clone(), session.hash().to_string());
+            let saved = location.clone();
+            state
+                .store
+                .bounded(move || store.finish_form(&hash, &nonce, &saved))
+                .await?;
+            Ok(see_other(&location))
+        }
+    }
+}
+
+/// `POST /ui/logout`: the session's row goes, on every instance at once.
+pub async fn logout(
+    state: web::Data<AppState>,
+    settings: web::Data<ConsoleSettings>,
+    session: Session,
+    form: web::Form<ActionForm>,
+) -> Page {
+    if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
+        return Err(ConsoleError::Csrf);
+    }
+    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    state
+        .store
+        .bounded(move || store.delete_session(&hash))
+        .await?;
+    tracing::info!(session = %session.handle(), "console session ended");
+    let mut response = see_other("/ui/login");
+    response
+        .add_cookie(&Session::removal(settings.secure_cookie))
+        .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    Ok(response)
+}
+
+fn period(label: &'static str, since: &str, by_outcome: &[(String, i64)]) -> Period {
+    // Known outcomes in their usual order, then anything else stored.
+    let mut counts: Vec<(String, i64)> = Outcome::ALL
+        .iter()
+        .filter_map(|o| {
+            by_outcome
+                .iter()
+                .find(|(name, _)| name == o.as_str())
+                .map(|(name, n)| (name.clone(), *n))
+        })
+        .collect();
+    for (name, n) in by_outcome {
+        if Outcome::parse(name).is_none() {
+            counts.push((name.clone(), *n));
+        }
+    }
+    counts.retain(|(_, n)| *n > 0);
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let rejected = counts
+        .iter()
+        .find(|(name, _)| name == Outcome::Rejected.as_str())
+        .map_or(0, |(_, n)| *n);
+    let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+    const BAR_SPACE: i64 = 230;
+    let bars = counts
+        .iter()
+        .enumerate()
+        .map(|(i, (name, n))| {
+            let y = i as i64 * 22 + 2;
+            Bar {
+                outcome: name.clone(),
+                count: *n,
+                width: (n * BAR_SPACE / max).max(1),
+                y,
+                text_y: y + 13,
+                link: format!("/ui/callbacks?outcome={}&since={since}", encode(name)),
+            }
+        })
+        .collect::<Vec<_>>();
+    Period {
+        label,
+        total,
+        rejected,
+        rejected_share: if total == 0 {
+            "–".into()
+        } else {
+            format!("{:.1} %", rejected as f64 * 100.0 / total as f64)
+        },
+        chart_height: bars.len() as i64 * 22 + 4,
+        bars,
+    }
+}
+
+fn seconds_text(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "–".into(),
+        Some(s) if s < 1.0 => format!("≤ {} ms", (s * 1000.0).round()),
+        Some(s) => format!("≤ {s} s"),
+    }
+}
+
+/// `GET /ui/`: the overview.
+pub async fn overview(
+    session: Session,
+    state: web::Data<AppState>,
+    settings: web::Data<ConsoleSettings>,
+) -> Page {
+    let now = now_millis();
+    let missed_cutoff = now - settings.missed_after.as_millis() as i64;
+    let missed_since = now - settings.missed_window.as_millis() as i64;
+    let store = state.store.clone();
+    let (day, week, flagged) = state
+        .store
+        .bounded(move || {
+            let day = store.overview(now - 24 * HOUR_MS, missed_since, missed_cutoff)?;
+            let week = store.callbacks_by_outcome(now - 7 * 24 * HOUR_MS)?;
+            let flagged = store.flagged_orders(10)?;
+            Ok((day, week, flagged))
+        })
+        .await?;
+    let events = |s: EventState| {
+        day.events
+            .iter()
+            .find(|(name, _)| name == s.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
+    let alerts = state.metrics.alerts_sent();
+    let page = OverviewPage {
+        chrome: chrome(&session, "overview"),
+        periods: vec![
+            period("last 24 h", "24h", &day.by_outcome),
+            period("last 7 d", "7d", &week),
+        ],
+        answered: state.metrics.callbacks_answered(),
+        p50: seconds_text(state.metrics.answer_time_quantile(0.5)),
+        p99: seconds_text(state.metrics.answer_time_quantile(0.99)),
+        awaiting_payment: day.awaiting_payment,
+        needs_review: day.needs_review,
+        missing_callback: day.missing_callback,
+        events_pending: events(EventState::Pending),
+        events_dead: events(EventState::Dead),
+        alerts_total: alerts.iter().map(|(_, n)| n).sum(),
+        alerts,
+        flagged: flagged
+            .into_iter()
+            .map(|(project, orderid, flag)| Flagged {
+                link: order_link(&state, Some(&project), &orderid),
+                orderid,
+                flag,
+            })
+            .collect(),
+    };
+    Ok(html(StatusCode::OK, &page)?)
+}
+
+/// The time filter's choices: value, label, age in hours (0: any time).
+const SINCES: [(&str, &str, i64); 5] = [
+    ("all", "any time", 0),
+    ("1h", "last hour", 1),
+    ("24h", "last 24 h", 24),
+    ("7d", "last 7 d", 7 * 24),
+    ("30d", "last 30 d", 30 * 24),
+];
+
+#[derive(Deserialize)]
+pub struct CallbacksQuery {
+    outcome: Option<String>,
+    orderid: Option<String>,
+    since: Option<String>,
+    api: Option<String>,
+    before: Option<i64>,
+}
+
+/// `GET /ui/callbacks`: the journal, newest first, filtered, in pages.
+pub async fn callbacks(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<CallbacksQuery>,
+) -> Page {
+    let query = query.into_inner();
+    let outcome_text = query.outcome.unwrap_or_default();
+    let outcome = match outcome_text.as_str() {
+        "" => None,
+        name => Some(
+            Outcome::parse(name)
+                .ok_or_else(|| ConsoleError::BadRequest(format!("unknown outcome {name:?}")))?,
+        ),
+    };
+    let since_text = query.since.unwrap_or_else(|| "all".into());
+    let since = match SINCES.iter().find(|(v, _, _)| *v == since_text) {
+        Some((_, _, 0)) => None,
+        Some((_, _, hours)) => Some(now_millis() - hours * HOUR_MS),
+        None => {
+            return Err(ConsoleError::BadRequest(format!(
+                "since must be one of {} (not {since_text:?})",
+                SINCES.map(|(v, _, _)| v).join(", ")
+            )))
+        }
+    };
+    let orderid = query.orderid.unwrap_or_default().trim().to_string();
+    let api = query.api.unwrap_or_default();
+    if !api.is_empty() && !crate::metrics::APIS.contains(&api.as_str()) {
+        return Err(ConsoleError::BadRequest(format!(
+            "api must be classic or checkout (not {api:?})"
+        )));
+    }
+    let filter = JournalFilter {
+        outcome,
+        orderid: (!orderid.is_empty()).then(|| orderid.clone()),
+        since,
+        api: (!api.is_empty()).then(|| api.clone()),
+        before: query.before,
+        limit: PAGE_SIZE,
+    };
+    let store = state.store.clone();
+    let rows = state.store.bounded(move || store.journal(&filter)).await?;
+    let older = (rows.len() as i64 == PAGE_SIZE).then(|| {
+        let last = rows.last().map_or(0, |r| r.id);
+        format!(
+            "/ui/callbacks?outcome={}&orderid={}&since={}&api={}&before={last}",
+            encode(&outcome_text),
+            encode(&orderid),
+            encode(&since_text),
+            encode(&api)
+        )
+    });
+    let page = CallbacksPage {
+        chrome: chrome(&session, "callbacks"),
+        rows: rows
+            .into_iter()
+            .map(|r| CallbackLine {
+                order_link: r
+                    .orderid
+                    .as_deref()
+                    .map(|o| order_link(&state, r.project_id.as_deref(), o)),
+                id: r.id,
+                at: rfc3339(r.received_at),
+                outcome: r.outcome,
+                orderid: r.orderid.unwrap_or_else(|| "-".into()),
+                http_status: r.http_status,
+                reason: r.reason.unwrap_or_default(),
+                truncated: r.raw_truncated,
+            })
+            .collect(),
+        outcomes: Outcome::ALL.iter().map(|o| o.as_str()).collect(),
+        outcome: outcome_text,
+        orderid,
+        since: since_text,
+        sinces: SINCES.iter().map(|(v, l, _)| (*v, *l)).collect(),
+        api,
+        apis: crate::metrics::APIS.to_vec(),
+        older,
+    };
+    Ok(html(StatusCode::OK, &page)?)
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    replayed_from: Option<i64>,
+    replay: Option<String>,
+}
+
+/// `GET /ui/callbacks/{id}`: one stored request, raw and decoded.
+pub async fn callback(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    query: web::Query<CallbackQuery>,
+) -> Page {
+    let id = path.into_inner();
+    let store = state.store.clone();
+    let entry = state
+        .store
+        .bounded(move || store.journal_entry(id))
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(format!("callback {id}")))?;
+    let fields = actions::decoded_fields(&state.verifier, &entry, state.log_pii).map(|v| {
+        v.as_object()
+            .map(|map| {
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let notice = match (&query.replayed_from, query.replay.as_deref()) {
+        (Some(from), _) => Some(format!("This is the replay of callback {from}.")),
+        (None, Some(outcome)) if outcome == "error" || Outcome::parse(outcome).is_some() => Some(
+            format!("Replayed: {outcome} (not stored as a new row with an order)."),
+        ),
+        _ => None,
+    };
+    let page = CallbackPage {
+        chrome: chrome(&session, "callbacks"),
+        replay: (!entry.raw_truncated)
+            .then(|| form(format!("/ui/callbacks/{id}/replay"), "Replay", None)),
+        order_link: entry
+            .orderid
+            .as_deref()
+            .map(|o| order_link(&state, entry.project_id.as_deref(), o)),
+        id,
+        at: entry.received_at_rfc3339(),
+        method: entry.method,
+        project_id: entry.project_id.unwrap_or_else(|| "-".into()),
+        orderid: entry.orderid.unwrap_or_else(|| "-".into()),
+        outcome: entry.outcome,
+        reason: entry.reason.unwrap_or_else(|| "-".into()),
+        http_status: entry.http_status,
+        raw: entry.raw_query,
+        raw_length: entry.raw_length.map_or("?".into(), |n| n.to_string()),
+        raw_sha256: entry.raw_sha256.unwrap_or_else(|| "?".into()),
+        truncated: entry.raw_truncated,
+        fields,
+        notice,
+    };
+    Ok(html(StatusCode::OK, &page)?)
+}
+
+/// `POST /ui/callbacks/{id}/replay`: through the pipeline again, once per form.
+pub async fn replay(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let id = path.into_inner();
+    let back = form.back();
+    let fallback = back
+        .clone()
+        .unwrap_or_else(|| format!("/ui/callbacks/{id}"));
+    act(state, session, &form, fallback, move |state, actor| {
+        let replayed = match actions::replay(&state.pipeline(), id, actor) {
+            Ok(r) => r,
+            Err(ReplayError::NotFound(_)) => {
+                return Err(ConsoleError::NotFound(format!("callback {id}")))
+            }
+            Err(ReplayError::Store(e)) => return Err(ConsoleError::Unavailable(e)),
+            Err(e) => return Err(ConsoleError::Conflict(e.to_string())),
+        };
+        Ok(match (back, replayed.callback_id) {
+            (Some(back), Some(new)) => {
+                let back = back.split('#').next().unwrap_or_default().to_string();
+                format!(
+                    "{}#callback-{new}",
+                    with_param(&back, "replayed", &new.to_string())
+                )
+            }
+            (None, Some(new)) => format!("/ui/callbacks/{new}?replayed_from={id}"),
+            (_, None) => format!(
+                "/ui/callbacks/{id}?replay={}",
+                encode(replayed.outcome_name())
+            ),
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct OrderSearch {
+    orderid: Option<String>,
+    project_id: Option<u64>,
+}
+
+/// `GET /ui/orders?orderid=`: to the order's page, when there is one.
+pub async fn order_search(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<OrderSearch>,
+) -> Page {
+    let orderid = query.orderid.clone().unwrap_or_default().trim().to_string();
+    let mut not_found = false;
+    if !orderid.is_empty() {
+        let project = project_of(&state, query.project_id)?;
+        let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
+        let found = state.store.bounded(move || store.order(&p, &o)).await?;
+        if found.is_some() {
+            return Ok(see_other(&order_link(&state, Some(&project), &orderid)));
+        }
+        not_found = true;
+    }
+    let page = OrderSearchPage {
+        chrome: chrome(&session, "orders"),
+        orderid,
+        projects: state.projects.iter().map(|p| p.id).collect(),
+        not_found,
+    };
+    let status = if not_found {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    Ok(html(status, &page)?)
+}
+
+#[derive(Deserialize)]
+pub struct OrderQuery {
+    project_id: Option<u64>,
+    replayed: Option<i64>,
+    closed: Option<u8>,
+}
+
+/// `GET /ui/orders/{orderid}`: the order's story.
+pub async fn order(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<OrderQuery>,
+) -> Page {
+    let orderid = path.into_inner();
+    let project = project_of(&state, query.project_id)?;
+    let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
+    let found = state
+        .store
+        .bounded(move || {
+            let Some(order) = store.order(&p, &o)? else {
+                return Ok(None);
+            };
+            let flags = store.order_flags(&p, &o)?;
+            let rows = store.events(&EventFilter {
+                limit: 1000,
+                order: Some((p.clone(), o.clone())),
+                ..EventFilter::default()
+            })?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in rows {
+                let attempts = store.event(row.id)?.map(|(_, a)| a).unwrap_or_default();
+                events.push((row, attempts));
+            }
+            Ok(Some((order, flags, events)))
+        })
+        .await?;
+    let (order, flags, events) =
+        found.ok_or_else(|| ConsoleError::NotFound(format!("order {orderid}")))?;
+    let here = order_link(&state, Some(&project), &orderid);
+
+    let mut steps: Vec<(i64, Step)> = Vec::new();
+    let blank = |at: i64, what: String, anchor: String| Step {
+        at: if at == i64::MIN {
+            String::new()
+        } else {
+            rfc3339(at)
+        },
+        what,
+        anchor,
+        tag: String::new(),
+        detail: String::new(),
+        link: None,
+        highlight: false,
+        attempts: Vec::new(),
+        form: None,
+    };
+    let expected = match (order.amount, &order.currency) {
+        (Some(a), Some(c)) => format!("{a} {c} (minor units)"),
+        _ => "nothing registered".into(),
+    };
+    let mut registered = blank(i64::MIN, "registered".into(), "registered".into());
+    registered.detail = match (order.amount, &order.currency) {
+        (Some(_), Some(_)) => format!("expects {expected}"),
+        _ => "made by a callback; no expectation registered".into(),
+    };
+    steps.push((i64::MIN, registered));
+    let mut replayed_outcome = None;
+    for c in &order.callbacks {
+        let mut step = blank(
+            c.received_at,
+            format!("callback {}", c.id),
+            format!("callback-{}", c.id),
+        );
+        step.tag = c.outcome.clone();
+        let raised: Vec<&str> = flags
+            .iter()
+            .filter(|f| f.callback_id == Some(c.id))
+            .map(|f| f.flag.as_str())
+            .collect();
+        let mut detail = format!("answered {}", c.http_status);
+        if let Some(reason) = &c.reason {
+            detail.push_str(&format!("; {reason}"));
+        }
+        if !raised.is_empty() {
+            detail.push_str(&format!("; flag {}", raised.join(", ")));
+        }
+        step.detail = detail;
+        step.link = Some(format!("/ui/callbacks/{}", c.id));
+        step.highlight = query.replayed == Some(c.id);
+        if step.highlight {
+            replayed_outcome = Some((c.id, c.outcome.clone()));
+        }
+        if !c.raw_truncated {
+            step.form = Some(form(
+                format!("/ui/callbacks/{}/replay", c.id),
+                "Replay",
+                Some(here.clone()),
+            ));
+        }
+        steps.push((c.received_at, step));
+    }
+    for (row, attempts) in events {
+        let mut step = blank(
+            row.created_at,
+            format!("event {} {}", row.id, EventType::name_of_kind(&row.kind)),
+            format!("event-{}", row.id),
+        );
+        step.tag = row.state.clone();
+        step.detail = format!(
+            "{} attempt(s); from callback {}",
+            row.attempts, row.callback_id
+        );
+        step.attempts = attempt_lines(attempts);
+        step.form = Some(form(
+            format!("/ui/events/{}/retry", row.id),
+            "Retry notification",
+            Some(format!("{here}#event-{}", row.id)),
+        ));
+        steps.push((row.created_at, step));
+    }
+    for (at, what) in [
+        (order.returned_at, "the buyer came back"),
+        (order.fulfilled_at, "fulfilled"),
+        (order.closed_at, "closed by an operator"),
+    ] {
+        if let Some(at) = at {
+            steps.push((at, blank(at, what.into(), what.replace(' ', "-"))));
+        }
+    }
+    steps.sort_by_key(|(at, _)| *at);
+
+    let mut notice =
+        replayed_outcome.map(|(id, outcome)| format!("Replay stored as callback {id}: {outcome}."));
+    if query.closed == Some(1) {
+        notice = Some("Closed: the missed-callback count leaves this order out.".into());
+    }
+    let page = OrderPage {
+        chrome: chrome(&session, "orders"),
+        close: order.closed_at.is_none().then(|| {
+            form(
+                format!(
+                    "/ui/orders/{}/close?project_id={}",
+                    encode(&orderid),
+                    encode(&project)
+                ),
+                "Close",
+                None,
+            )
+        }),
+        orderid: order.orderid,
+        project_id: order.project_id,
+        expected,
+        state: order.state,
+        flags: order.flags,
+        refunded: order
+            .refunded_amount
+            .map_or_else(|| "no".into(), |r| r.to_string()),
+        closed: order.closed_at.map(rfc3339),
+        steps: steps.into_iter().map(|(_, s)| s).collect(),
+        notice,
+    };
+    Ok(html(StatusCode::OK, &page)?)
+}
+
+#[derive(Deserialize)]
+pub struct ProjectQuery {
+    project_id: Option<u64>,
+}
+
+/// `POST /ui/orders/{orderid}/close`: out of the missed-callback count.
+pub async fn close(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ProjectQuery>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let orderid = path.into_inner();
+    let project = project_of(&state, query.project_id)?;
+    let here = order_link(&state, Some(&project), &orderid);
+    act(
+        state,
+        session,
+        &form,
+        here.clone(),
+        move |state, actor| match actions::close_order(&state.store, &project, &orderid, actor)? {
+            Some(_) => Ok(with_param(&here, "closed", "1")),
+            None => Err(ConsoleError::NotFound(format!("order {orderid}"))),
+        },
+    )
+    .await
+}
+
+/// `POST /ui/events/{id}/retry`: the event is sent again, the same id.
+pub async fn retry(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let id = path.into_inner();
+    let back = form
+        .back()
+        .unwrap_or_else(|| format!("/ui/notifications?state=pending#event-{id}"));
+    act(
+        state,
+        session,
+        &form,
+        back.clone(),
+        move |state, actor| match actions::retry_event(&state.store, id, actor)? {
+            Some(_) => Ok(with_param(&back, "retried", &id.to_string())),
+            None => Err(ConsoleError::NotFound(format!("event {id}"))),
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct NotificationsQuery {
+    state: Option<String>,
+    after: Option<i64>,
+    retried: Option<i64>,
+}
+
+/// `GET /ui/notifications?state=`: the shop's events with their attempts.
+pub async fn notifications(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<NotificationsQuery>,
+) -> Page {
+    let state_text = query.state.clone().unwrap_or_else(|| "pending".into());
+    let wanted = EventState::parse(&state_text).ok_or_else(|| {
+        ConsoleError::BadRequest(format!(
+            "state must be pending, delivered or dead (not {state_text:?})"
+        ))
+    })?;
+    let after = query.after.unwrap_or(0);
+    let store = state.store.clone();
+    let events = state
+        .store
+        .bounded(move || {
+            let rows = store.events(&EventFilter {
+                after,
+                limit: PAGE_SIZE,
+                state: Some(wanted),
+                ..EventFilter::default()
+            })?;
+            let mut events = Vec::with_capacity(rows.len());
+            for row in rows {
+                let attempts = store.event(row.id)?.map(|(_, a)| a).unwrap_or_default();
+                events.push((row, attempts));
+            }
+            Ok(events)
+        })
+        .await?;
+    let more = (events.len() as i64 == PAGE_SIZE).then(|| {
+        let last = events.last().map_or(0, |(r, _)| r.id);
+        format!("/ui/notifications?state={state_text}&after={last}")
+    });
+    let here = format!("/ui/notifications?state={state_text}");
+    let page = NotificationsPage {
+        chrome: chrome(&session, "notifications"),
+        notice: query
+            .retried
+            .map(|id| format!("Event {id} is pending again: the worker sends it.")),
+        events: events
+            .into_iter()
+            .map(|(row, attempts)| EventLine {
+                id: row.id,
+                at: rfc3339(row.created_at),
+                event_type: EventType::name_of_kind(&row.kind),
+                order_link: row
+                    .orderid
+                    .as_deref()
+                    .map(|o| order_link(&state, Some(&row.project_id), o)),
+                orderid: row.orderid.unwrap_or_else(|| "-".into()),
+                state: row.state,
+                attempts: attempt_lines(attempts),
+                retry: form(
+                    format!("/ui/events/{}/retry", row.id),
+                    "Retry",
+                    Some(format!("{here}#event-{}", row.id)),
+                ),
+            })
+            .collect(),
+        state: state_text,
+        states: EventState::ALL.iter().map(|s| s.as_str()).collect(),
+        more,
+    };
+    Ok(html(StatusCode::OK, &page)?)
+}

@@ -1,0 +1,220 @@
+//! What the operator console keeps and reads: its sessions (in the database,
+//! so every instance knows them), the forms already acted on, and the counts
+//! of its overview.
+
+use diesel::prelude::*;
+
+use super::schema::{callbacks, order_flags, orders, outbox, ui_actions, ui_sessions};
+use super::{dispatch, now_millis, Store, StoreError};
+use crate::domain::OrderState;
+
+/// A flag as the order's story shows it: which callback raised it, and when.
+#[derive(Debug, Clone, Queryable)]
+pub struct FlagRow {
+    pub flag: String,
+    pub callback_id: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What a form's nonce says about a POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormClaim {
+    /// The first POST of this form: act.
+    First,
+    /// Acted on before: where that POST sent the operator (`None` while the
+    /// first one is still running).
+    Repeat(Option<String>),
+}
+
+/// The figures of the overview, over one period.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    /// Callbacks received in the period, by outcome.
+    pub by_outcome: Vec<(String, i64)>,
+    pub awaiting_payment: i64,
+    pub needs_review: i64,
+    pub missing_callback: i64,
+    /// Events by state (`pending`, `delivered`, `dead`), all time.
+    pub events: Vec<(String, i64)>,
+}
+
+impl Store {
+    /// Stores a new session (its id's hash) and deletes the expired ones.
+    pub fn create_session(
+        &self,
+        id_hash: &str,
+        ttl_millis: i64,
+        remote_addr: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let now = now_millis();
+        let expires_at = now.saturating_add(ttl_millis);
+        self.transaction(|conn| {
+            dispatch!(conn, c => diesel::delete(
+                ui_sessions::table.filter(ui_sessions::expires_at.le(now)),
+            )
+            .execute(c))?;
+            dispatch!(conn, c => diesel::insert_into(ui_sessions::table)
+                .values((
+                    ui_sessions::id_hash.eq(id_hash),
+                    ui_sessions::created_at.eq(now),
+                    ui_sessions::expires_at.eq(expires_at),
+                    ui_sessions::remote_addr.eq(remote_addr),
+                ))
+                .execute(c))?;
+            Ok(expires_at)
+        })
+    }
+
+    /// Whether a session with this id hash exists and has not expired.
+    pub fn session_alive(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        self.with_conn(|mut conn| {
+            let n: i64 = dispatch!(&mut conn, c => ui_sessions::table
+                .filter(ui_sessions::id_hash.eq(id_hash))
+                .filter(ui_sessions::expires_at.gt(now))
+                .count()
+                .get_result(c))?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Ends a session (sign-out): its row and its forms go.
+    pub fn delete_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        self.transaction(|conn| {
+            dispatch!(conn, c => diesel::delete(
+                ui_actions::table.filter(ui_actions::session_hash.eq(id_hash)),
+            )
+            .execute(c))?;
+            let n = dispatch!(conn, c => diesel::delete(
+                ui_sessions::table.filter(ui_sessions::id_hash.eq(id_hash)),
+            )
+            .execute(c))?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Claims a form's nonce for a session: the first claim acts, any later
+    /// one (a double click, a reload, another instance) finds it taken.
+    pub fn claim_form(&self, session_hash: &str, nonce: &str) -> Result<FormClaim, StoreError> {
+        let now = now_millis();
+        self.transaction(|conn| {
+            let inserted = dispatch!(conn, c => diesel::insert_into(ui_actions::table)
+                .values((
+                    ui_actions::session_hash.eq(session_hash),
+                    ui_actions::nonce.eq(nonce),
+                    ui_actions::created_at.eq(now),
+                ))
+                .on_conflict((ui_actions::session_hash, ui_actions::nonce))
+                .do_nothing()
+                .execute(c))?;
+            if inserted == 1 {
+                return Ok(FormClaim::First);
+            }
+            let location: Option<String> = dispatch!(conn, c => ui_actions::table
+                .filter(ui_actions::session_hash.eq(session_hash))
+                .filter(ui_actions::nonce.eq(nonce))
+                .select(ui_actions::location)
+                .first(c))?;
+            Ok(FormClaim::Repeat(location))
+        })
+    }
+
+    /// Where the first POST of a form sent the operator.
+    pub fn finish_form(
+        &self,
+        session_hash: &str,
+        nonce: &str,
+        location: &str,
+    ) -> Result<(), StoreError> {
+        self.with_conn(|mut conn| {
+            dispatch!(&mut conn, c => diesel::update(
+                ui_actions::table
+                    .filter(ui_actions::session_hash.eq(session_hash))
+                    .filter(ui_actions::nonce.eq(nonce)),
+            )
+            .set(ui_actions::location.eq(location))
+            .execute(c))?;
+            Ok(())
+        })
+    }
+
+    /// The overview's figures: callbacks since `since`; orders, missed
+    /// callbacks (buyer returned between `missed_since` and `missed_cutoff`)
+    /// and events as they stand.
+    pub fn overview(
+        &self,
+        since: i64,
+        missed_since: i64,
+        missed_cutoff: i64,
+    ) -> Result<Overview, StoreError> {
+        let missing_callback = self.missed_callback_count(missed_since, missed_cutoff)?;
+        let by_outcome = self.callbacks_by_outcome(since)?;
+        self.with_conn(|mut conn| {
+            let open = |state: OrderState| state.as_str().to_string();
+            let states: Vec<(String, i64)> = dispatch!(&mut conn, c => orders::table
+                .filter(orders::closed_at.is_null())
+                .filter(orders::state.eq_any([
+                    open(OrderState::AwaitingPayment),
+                    open(OrderState::NeedsReview),
+                ]))
+                .group_by(orders::state)
+                .select((orders::state, diesel::dsl::count_star()))
+                .load(c))?;
+            let events: Vec<(String, i64)> = dispatch!(&mut conn, c => outbox::table
+                .group_by(outbox::state)
+                .select((outbox::state, diesel::dsl::count_star()))
+                .load(c))?;
+            let of = |state: OrderState| {
+                states
+                    .iter()
+                    .find(|(s, _)| s == state.as_str())
+                    .map_or(0, |(_, n)| *n)
+            };
+            Ok(Overview {
+                by_outcome,
+                awaiting_payment: of(OrderState::AwaitingPayment),
+                needs_review: of(OrderState::NeedsReview),
+                missing_callback,
+                events,
+            })
+        })
+    }
+
+    /// Callbacks received since `since`, by outcome.
+    pub fn callbacks_by_outcome(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => callbacks::table
+                .filter(callbacks::received_at.ge(since))
+                .group_by(callbacks::outcome)
+                .select((callbacks::outcome, diesel::dsl::count_star()))
+                .load(c))?)
+        })
+    }
+
+    /// An order's flags with the callback that raised each, oldest first.
+    pub fn order_flags(&self, project: &str, orderid: &str) -> Result<Vec<FlagRow>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => order_flags::table
+                .filter(order_flags::project_id.eq(project))
+                .filter(order_flags::orderid.eq(orderid))
+                .order(order_flags::id.asc())
+                .select((
+                    order_flags::flag,
+                    order_flags::callback_id,
+                    order_flags::created_at,
+                ))
+                .load(c))?)
+        })
+    }
+
+    /// Orders with a flag, newest first: the overview links them.
+    pub fn flagged_orders(&self, limit: i64) -> Result<Vec<(String, String, String)>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => order_flags::table
+                .order(order_flags::id.desc())
+                .limit(limit)
+                .select((order_flags::project_id, order_flags::orderid, order_flags::flag))
+                .load(c))?)
+        })
+    }
+}
