@@ -19,7 +19,7 @@ use crate::alerts::Mailer;
 use crate::config::{ConfigError, Settings};
 use crate::domain::Answer;
 use crate::http::error::{callback_status, CallbackClass, CallbackHttpError};
-use crate::notify::{describe_http_error, Notification, ShopClient, TEST_EVENT_TYPE};
+use crate::notify::{describe_http_error, ShopClient, TEST_EVENT_TYPE};
 use crate::paysera::{CallbackError, KeySet, PublicKey, Validity};
 use crate::store::{redact_url, DatabaseConfig, Store};
 
@@ -373,8 +373,7 @@ async fn shop(settings: &Settings) -> Check {
             .first()
             .map_or(0.into(), |p| p.client_id.clone().into()),
     };
-    let body = Notification::test(project, chrono::Utc::now().timestamp_millis()).to_bytes();
-    let answer = client.post("0", body).await;
+    let answer = client.send_test_event(project).await;
     let took = answer.elapsed.as_millis();
     match (answer.status_code, &answer.error) {
         (Some(status), _) if answer.acknowledged() => Check::ok(

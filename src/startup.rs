@@ -159,6 +159,12 @@ impl Application {
             verifier: Arc::new(verifier),
             checkout: gateway.checkout_verifier()?.map(Arc::new),
             checkout_reject_status: gateway.checkout_reject_status,
+            shop: match settings.notify.delivery() {
+                Some(d) => Some(Arc::new(crate::notify::ShopClient::new(
+                    d.url, d.secrets, d.timeout,
+                )?)),
+                None => None,
+            },
             checkout_projects: Arc::new(
                 gateway
                     .checkout

@@ -65,6 +65,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/orders/{orderid}", web::get().to(pages::order))
             .route("/orders/{orderid}/close", web::post().to(pages::close))
             .route("/notifications", web::get().to(pages::notifications))
-            .route("/events/{id}/retry", web::post().to(pages::retry)),
+            .route("/events/{id}/retry", web::post().to(pages::retry))
+            .route(
+                "/notifications/test",
+                web::post().to(pages::send_test_event),
+            ),
     );
 }

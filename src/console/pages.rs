@@ -15,7 +15,7 @@ use super::views::{
     Step,
 };
 use super::ConsoleSettings;
-use crate::domain::Outcome;
+use crate::domain::{OrderState, Outcome};
 use crate::http::actions::{self, ReplayError};
 use crate::http::AppState;
 use crate::notify::EventType;
@@ -78,18 +78,10 @@ fn order_link(state: &AppState, project: Option<&str>, orderid: &str) -> String 
 }
 
 /// The configured project an order belongs to (default: the first one).
-fn project_of(state: &AppState, requested: Option<u64>) -> Result<String, ConsoleError> {
-    match requested {
-        None => state.projects.first(),
-        Some(id) => state.projects.iter().find(|p| p.id == id),
-    }
-    .map(|p| p.id.to_string())
-    .ok_or_else(|| {
-        ConsoleError::BadRequest(match requested {
-            Some(id) => format!("project_id {id} is not configured"),
-            None => "no project configured".into(),
-        })
-    })
+fn project_of(state: &AppState, requested: Option<&str>) -> Result<String, ConsoleError> {
+    state
+        .order_project(requested)
+        .map_err(ConsoleError::BadRequest)
 }
 
 fn attempt_lines(attempts: Vec<AttemptRow>) -> Vec<AttemptLine> {
@@ -227,6 +219,53 @@ async fn act(
     fallback: String,
     action: impl FnOnce(&AppState, &str) -> Result<String, ConsoleError> + Send + 'static,
 ) -> Page {
+    let nonce = match claim(&state, &session, form, &fallback).await? {
+        Claimed::Repeat(page) => return Ok(page),
+        Claimed::First(nonce) => nonce,
+    };
+    let worker = state.clone();
+    let actor = session.handle();
+    let location = state
+        .store
+        .bounded(move || Ok(action(&worker, &actor)))
+        .await??;
+    finish(&state, &session, nonce, location).await
+}
+
+/// `act` for an action that waits on something else than the database (the
+/// shop's endpoint): it runs on the async side, bounded by its own time-out.
+async fn act_async<F>(
+    state: web::Data<AppState>,
+    session: Session,
+    form: &ActionForm,
+    fallback: String,
+    action: impl FnOnce(web::Data<AppState>, String) -> F,
+) -> Page
+where
+    F: std::future::Future<Output = Result<String, ConsoleError>>,
+{
+    let nonce = match claim(&state, &session, form, &fallback).await? {
+        Claimed::Repeat(page) => return Ok(page),
+        Claimed::First(nonce) => nonce,
+    };
+    let location = action(state.clone(), session.handle()).await?;
+    finish(&state, &session, nonce, location).await
+}
+
+enum Claimed {
+    /// This form acted before: where it led.
+    Repeat(HttpResponse),
+    /// The first time: its nonce, to record where it leads.
+    First(String),
+}
+
+/// The form's CSRF token, then its nonce claimed for this session.
+async fn claim(
+    state: &web::Data<AppState>,
+    session: &Session,
+    form: &ActionForm,
+    fallback: &str,
+) -> Result<Claimed, ConsoleError> {
     if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
         tracing::warn!(session = %session.handle(), "console form refused: missing or wrong CSRF token");
         return Err(ConsoleError::Csrf);
@@ -245,27 +284,29 @@ async fn act(
         .store
         .bounded(move || store.claim_form(&hash, &n))
         .await?;
-    match claim {
+    Ok(match claim {
         FormClaim::Repeat(location) => {
             tracing::info!(session = %session.handle(), "console form sent again: not acted on twice");
-            Ok(see_other(location.as_deref().unwrap_or(&fallback)))
+            Claimed::Repeat(see_other(location.as_deref().unwrap_or(fallback)))
         }
-        FormClaim::First => {
-            let worker = state.clone();
-            let actor = session.handle();
-            let location = state
-                .store
-                .bounded(move || Ok(action(&worker, &actor)))
-                .await??;
-            let (store, hash) = (state.store.clone(), session.hash().to_string());
-            let saved = location.clone();
-            state
-                .store
-                .bounded(move || store.finish_form(&hash, &nonce, &saved))
-                .await?;
-            Ok(see_other(&location))
-        }
-    }
+        FormClaim::First => Claimed::First(nonce),
+    })
+}
+
+/// Remembers where the form led, and goes there.
+async fn finish(
+    state: &web::Data<AppState>,
+    session: &Session,
+    nonce: String,
+    location: String,
+) -> Page {
+    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    let saved = location.clone();
+    state
+        .store
+        .bounded(move || store.finish_form(&hash, &nonce, &saved))
+        .await?;
+    Ok(see_other(&location))
 }
 
 /// `POST /ui/logout`: the session's row goes, on every instance at once.
@@ -616,7 +657,8 @@ pub async fn replay(
 #[derive(Deserialize)]
 pub struct OrderSearch {
     orderid: Option<String>,
-    project_id: Option<u64>,
+    /// A classic project's number or a Checkout project's client id.
+    project_id: Option<String>,
 }
 
 /// `GET /ui/orders?orderid=`: to the order's page, when there is one.
@@ -628,7 +670,7 @@ pub async fn order_search(
     let orderid = query.orderid.clone().unwrap_or_default().trim().to_string();
     let mut not_found = false;
     if !orderid.is_empty() {
-        let project = project_of(&state, query.project_id)?;
+        let project = project_of(&state, query.project_id.as_deref())?;
         let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
         let found = state.store.bounded(move || store.order(&p, &o)).await?;
         if found.is_some() {
@@ -652,7 +694,8 @@ pub async fn order_search(
 
 #[derive(Deserialize)]
 pub struct OrderQuery {
-    project_id: Option<u64>,
+    /// A classic project's number or a Checkout project's client id.
+    project_id: Option<String>,
     replayed: Option<i64>,
     closed: Option<u8>,
 }
@@ -665,7 +708,7 @@ pub async fn order(
     query: web::Query<OrderQuery>,
 ) -> Page {
     let orderid = path.into_inner();
-    let project = project_of(&state, query.project_id)?;
+    let project = project_of(&state, query.project_id.as_deref())?;
     let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
     let found = state
         .store
@@ -718,6 +761,7 @@ pub async fn order(
     };
     steps.push((i64::MIN, registered));
     let mut replayed_outcome = None;
+    let mut state_then = OrderState::AwaitingPayment;
     for c in &order.callbacks {
         let mut step = blank(
             c.received_at,
@@ -736,6 +780,10 @@ pub async fn order(
         }
         if !raised.is_empty() {
             detail.push_str(&format!("; flag {}", raised.join(", ")));
+        }
+        if let Some(outcome) = Outcome::parse(&c.outcome) {
+            state_then = state_then.after(outcome);
+            detail.push_str(&format!("; order {}", state_then.as_str()));
         }
         step.detail = detail;
         step.link = Some(format!("/ui/callbacks/{}", c.id));
@@ -817,7 +865,8 @@ pub async fn order(
 
 #[derive(Deserialize)]
 pub struct ProjectQuery {
-    project_id: Option<u64>,
+    /// A classic project's number or a Checkout project's client id.
+    project_id: Option<String>,
 }
 
 /// `POST /ui/orders/{orderid}/close`: out of the missed-callback count.
@@ -829,7 +878,7 @@ pub async fn close(
     form: web::Form<ActionForm>,
 ) -> Page {
     let orderid = path.into_inner();
-    let project = project_of(&state, query.project_id)?;
+    let project = project_of(&state, query.project_id.as_deref())?;
     let here = order_link(&state, Some(&project), &orderid);
     act(
         state,
@@ -868,11 +917,51 @@ pub async fn retry(
     .await
 }
 
+/// `POST /ui/notifications/test`: a signed `payhook.test` event to the
+/// shop's endpoint, sent as `payhook check` sends it; the page says what the
+/// shop answered.
+pub async fn send_test_event(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let back = "/ui/notifications".to_string();
+    act_async(state, session, &form, back, |state, actor| async move {
+        let Some(shop) = state.shop.clone() else {
+            return Err(ConsoleError::Conflict(
+                "shop notifications are off (no SHOP_NOTIFY_URL)".into(),
+            ));
+        };
+        let project = state
+            .order_project(None)
+            .map_err(ConsoleError::BadRequest)?;
+        // A classic project's number stays a number, as in every event.
+        let project: serde_json::Value = project
+            .parse::<u64>()
+            .map_or_else(|_| project.clone().into(), Into::into);
+        let answer = shop.send_test_event(project).await;
+        let acknowledged = answer.acknowledged();
+        let result = match (answer.status_code, answer.error) {
+            (Some(status), _) if acknowledged => format!("acknowledged (HTTP {status})"),
+            (Some(status), _) => format!("answered HTTP {status} (not acknowledged)"),
+            (None, error) => error.unwrap_or_else(|| "no answer".into()),
+        };
+        tracing::info!(actor, result, "test event sent to the shop by an operator");
+        Ok(format!(
+            "/ui/notifications?tested={}",
+            encode(&format!("{result}, in {} ms", answer.elapsed.as_millis()))
+        ))
+    })
+    .await
+}
+
 #[derive(Deserialize)]
 pub struct NotificationsQuery {
     state: Option<String>,
     after: Option<i64>,
     retried: Option<i64>,
+    /// What the shop answered a test event.
+    tested: Option<String>,
 }
 
 /// `GET /ui/notifications?state=`: the shop's events with their attempts.
@@ -915,7 +1004,20 @@ pub async fn notifications(
         chrome: chrome(&session, "notifications"),
         notice: query
             .retried
-            .map(|id| format!("Event {id} is pending again: the worker sends it.")),
+            .map(|id| format!("Event {id} is pending again: the worker sends it."))
+            .or_else(|| {
+                query
+                    .tested
+                    .as_ref()
+                    .map(|result| format!("Test event (payhook.test): {result}."))
+            }),
+        send_test: state.shop.is_some().then(|| {
+            form(
+                "/ui/notifications/test".to_string(),
+                "Send a test event",
+                None,
+            )
+        }),
         events: events
             .into_iter()
             .map(|(row, attempts)| EventLine {

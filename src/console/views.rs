@@ -225,4 +225,6 @@ pub struct NotificationsPage {
     pub events: Vec<EventLine>,
     pub more: Option<String>,
     pub notice: Option<String>,
+    /// The "Send a test event" form, when shop notifications are on.
+    pub send_test: Option<Form>,
 }

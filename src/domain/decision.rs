@@ -139,6 +139,21 @@ impl OrderState {
         }
     }
 
+    /// The state an order is left in by a stored callback with `outcome`,
+    /// from the state it was in: what the decisions' order changes do, for
+    /// telling an order's story from its journal.
+    pub fn after(self, outcome: Outcome) -> OrderState {
+        match outcome {
+            Outcome::Fulfilled => OrderState::Paid,
+            Outcome::AmountMismatch | Outcome::CurrencyMismatch | Outcome::PaidAfterRefund => {
+                OrderState::NeedsReview
+            }
+            Outcome::Refunded => OrderState::Refunded,
+            Outcome::Disputed => OrderState::Disputed,
+            _ => self,
+        }
+    }
+
     pub fn parse(text: &str) -> Option<OrderState> {
         [
             OrderState::AwaitingPayment,
@@ -566,6 +581,37 @@ mod tests {
                 None
             },
             fulfilled,
+        }
+    }
+
+    /// `OrderState::after` tells the story the store wrote: each outcome's
+    /// change leaves the state `after` says.
+    #[test]
+    fn state_after_agrees_with_every_decision() {
+        let open = order(false);
+        let done = order(true);
+        let refunded_order = refunded(true, false);
+        let cases: Vec<(VerifiedCallback, Option<&OrderView>)> = vec![
+            (paid(&[]), Some(&open)),
+            (paid(&[]), Some(&done)),
+            (paid(&[]), Some(&refunded_order)),
+            (paid(&[("amount", "1")]), Some(&open)),
+            (paid(&[("currency", "USD")]), Some(&open)),
+            (paid(&[("status", "0")]), Some(&done)),
+            (paid(&[("status", "2")]), Some(&open)),
+            (paid(&[("status", "5")]), Some(&done)),
+            (paid(&[("test", "1")]), Some(&open)),
+        ];
+        for (callback, view) in cases {
+            let before = view.map_or(OrderState::AwaitingPayment, |o| o.state);
+            let d = decide(&callback, view, STRICT);
+            let changed = match d.change {
+                OrderChange::Fulfil { .. } => OrderState::Paid,
+                OrderChange::SetState(s) => s,
+                OrderChange::Refund(_) => OrderState::Refunded,
+                OrderChange::None => before,
+            };
+            assert_eq!(before.after(d.outcome), changed, "{:?}", d.outcome);
         }
     }
 

@@ -70,19 +70,10 @@ fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentia
     }
 }
 
-/// The project an order belongs to: a classic project's number or a
-/// Checkout project's client id, as a string; the first configured by default.
 fn order_project(state: &AppState, requested: Option<&str>) -> Result<String, AdminError> {
-    let classic = state.projects.iter().map(|p| p.id.to_string());
-    let mut all = classic.chain(state.checkout_projects.iter().cloned());
-    match requested {
-        None => all
-            .next()
-            .ok_or_else(|| AdminError::BadRequest("no project configured".into())),
-        Some(id) => all
-            .find(|p| p == id)
-            .ok_or_else(|| AdminError::BadRequest(format!("project_id {id} is not configured"))),
-    }
+    state
+        .order_project(requested)
+        .map_err(AdminError::BadRequest)
 }
 
 /// `project_id` in a JSON body: a number (classic) or a string (either).

@@ -29,6 +29,8 @@ pub struct AppState {
     pub checkout: Option<Arc<crate::checkout::Verifier>>,
     /// What a Checkout webhook failing verification is answered.
     pub checkout_reject_status: u16,
+    /// The shop's endpoint, for test events (`None`: notifications off).
+    pub shop: Option<Arc<crate::notify::ShopClient>>,
     /// Checkout projects' client ids, for the admin API's `project_id`.
     pub checkout_projects: Arc<Vec<String>>,
     pub store: Store,
@@ -51,6 +53,22 @@ pub struct AppState {
 
 impl AppState {
     /// The callback pipeline, as the endpoint runs it (and replays).
+    /// The project an order belongs to: a classic project's number or a
+    /// Checkout project's client id, as a string; the first configured by
+    /// default. The error says why none fits.
+    pub fn order_project(&self, requested: Option<&str>) -> Result<String, String> {
+        let classic = self.projects.iter().map(|p| p.id.to_string());
+        let mut all = classic.chain(self.checkout_projects.iter().cloned());
+        match requested {
+            None => all
+                .next()
+                .ok_or_else(|| "no project configured".to_string()),
+            Some(id) => all
+                .find(|p| p == id)
+                .ok_or_else(|| format!("project_id {id} is not configured")),
+        }
+    }
+
     pub fn pipeline(&self) -> callback::Pipeline<'_> {
         callback::Pipeline {
             verifier: &self.verifier,

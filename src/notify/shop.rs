@@ -131,6 +131,17 @@ impl ShopClient {
     }
 }
 
+impl ShopClient {
+    /// Sends a `payhook.test` event (id 0, the body every event has, `test`
+    /// true) the way every event is sent: what `payhook check` and the
+    /// console's "Send a test event" do. `project` is the configured project
+    /// as events name it.
+    pub async fn send_test_event(&self, project: serde_json::Value) -> ShopAnswer {
+        let body = super::event::Notification::test(project, chrono::Utc::now().timestamp_millis());
+        self.post("0", body.to_bytes()).await
+    }
+}
+
 fn timed_out(timeout: Duration) -> String {
     format!("timed out after {}ms", timeout.as_millis())
 }

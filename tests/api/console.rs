@@ -807,3 +807,62 @@ async fn the_admin_api_replays_through_the_same_action() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// "Send a test event" sends a signed `payhook.test` to the shop as `payhook
+/// check` does, once per form, and the page says what the shop answered. An
+/// order's story says the state after each callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_reaches_the_shop_once_and_the_story_tells_each_state() {
+    use crate::notify::receiver::{Receiver, Reply};
+    let shop = Receiver::always(Reply::Status(204)).await;
+    let url = shop.url();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("SHOP_NOTIFY_URL", &url),
+            (
+                "SHOP_NOTIFY_SECRET",
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            ),
+        ],
+    )
+    .await;
+    let console = Console::signed_in(&app).await;
+    let body = console.ok("/ui/notifications").await;
+    let fields = form_fields(&body, "/ui/notifications/test");
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let sent = console.post("/ui/notifications/test", &pairs).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let location = sent.location.unwrap();
+    assert!(location.contains("tested=acknowledged"), "{location}");
+    let page = console.ok(&location).await;
+    assert!(
+        page.contains("Test event (payhook.test): acknowledged (HTTP 204)"),
+        "{page}"
+    );
+    let again = console.post("/ui/notifications/test", &pairs).await;
+    assert_eq!(again.location.as_deref(), Some(location.as_str()));
+    let received = shop.received();
+    assert_eq!(received.len(), 1, "a double click sends once");
+    assert_eq!(
+        (received[0].id(), &received[0].json()["type"]),
+        ("0".to_string(), &serde_json::json!("payhook.test"))
+    );
+    assert!(received[0].headers.contains_key("webhook-signature"));
+
+    // Paid, then paid with another amount: the story says the state each left.
+    app.register("S-1", 100, "EUR").await;
+    let paid = sign(&paid_fields("S-1", "100", "EUR"), CallbackForm::Ss2);
+    assert_eq!(app.get_callback(&paid).await.body, "OK");
+    let other = sign(
+        &with(paid_fields("S-1", "100", "EUR"), "requestid", "2"),
+        CallbackForm::Ss2,
+    );
+    assert_eq!(app.get_callback(&other).await.body, "OK");
+    let story = console.ok("/ui/orders/S-1").await;
+    assert!(story.contains("answered 200; order paid"), "{story}");
+    assert!(story.contains("flag paid_again; order paid"), "{story}");
+}

@@ -2,7 +2,7 @@
 //! signatures checked with the published Standard Webhooks crate (not
 //! payhook's code), the events feed, and several instances on one database.
 
-mod receiver;
+pub(crate) mod receiver;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
