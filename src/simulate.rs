@@ -157,18 +157,7 @@ pub async fn run(target: Target<'_>) -> anyhow::Result<bool> {
     }
 
     for id in [&order, &second] {
-        let order: serde_json::Value = client
-            .get(format!("{}/api/v1/orders/{id}", target.admin_url))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let outcomes: Vec<&str> = order["callbacks"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|c| c["outcome"].as_str()).collect())
-            .unwrap_or_default();
-        println!("order {id}: state {} after {outcomes:?}", order["state"]);
+        show_order(&client, target.admin_url, &token, id, None).await?;
     }
     all_as_expected &= checkout(&client, &target, &material, &token, &stamp).await?;
     Ok(all_as_expected)
@@ -258,11 +247,21 @@ async fn checkout(
             if ok { "" } else { "(unexpected)" }
         );
     }
+    show_order(client, target.admin_url, token, &orderid, Some(client_id)).await?;
+    Ok(as_expected)
+}
+
+/// One line: the order's state after the outcomes stored for it.
+async fn show_order(
+    client: &reqwest::Client,
+    admin_url: &str,
+    token: &str,
+    orderid: &str,
+    project_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let project = project_id.map_or(String::new(), |p| format!("?project_id={p}"));
     let order: serde_json::Value = client
-        .get(format!(
-            "{}/api/v1/orders/{orderid}?project_id={client_id}",
-            target.admin_url
-        ))
+        .get(format!("{admin_url}/api/v1/orders/{orderid}{project}"))
         .bearer_auth(token)
         .send()
         .await?
@@ -276,5 +275,5 @@ async fn checkout(
         "order {orderid}: state {} after {outcomes:?}",
         order["state"]
     );
-    Ok(as_expected)
+    Ok(())
 }
