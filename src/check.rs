@@ -105,6 +105,36 @@ impl Check {
     }
 }
 
+/// The checks after the configuration, for the console's self-check page:
+/// the same functions as the command, on the service's own settings.
+pub fn for_console(settings: Settings) -> crate::http::SelfCheck {
+    let settings = std::sync::Arc::new(settings);
+    std::sync::Arc::new(move || {
+        let settings = settings.clone();
+        Box::pin(async move {
+            let mut checks = vec![Check::ok(
+                "configuration",
+                "loaded and valid (the service runs on it)",
+            )];
+            checks.extend(everything(&settings).await);
+            checks
+                .into_iter()
+                .map(|c| crate::http::CheckLine {
+                    check: c.check.to_string(),
+                    status: match c.status {
+                        Status::Ok => "ok",
+                        Status::Warn => "warn",
+                        Status::Fail => "fail",
+                        Status::Skip => "skip",
+                    },
+                    detail: c.detail,
+                    fix: c.fix,
+                })
+                .collect()
+        })
+    })
+}
+
 pub fn run(json: bool) -> ExitCode {
     let (settings, configuration) = match configuration() {
         Ok(loaded) => loaded,
@@ -164,6 +194,13 @@ fn configuration() -> Result<(Settings, Check), Check> {
         .projects
         .iter()
         .map(|p| p.id.to_string())
+        .chain(
+            settings
+                .gateway
+                .checkout
+                .iter()
+                .map(|p| format!("checkout:{}", p.client_id)),
+        )
         .collect();
     let detail = format!(
         "{}project(s) {}, database {:?}, listeners {} (admin {})",

@@ -155,10 +155,11 @@ impl Application {
         }
         crate::store::spawn_pruner(store.clone(), settings.database.rejected_retention);
         let http = &settings.http;
-        let state = AppState {
+        let mut state = AppState {
             verifier: Arc::new(verifier),
             checkout: gateway.checkout_verifier()?.map(Arc::new),
             checkout_reject_status: gateway.checkout_reject_status,
+            self_check: None,
             shop: match settings.notify.delivery() {
                 Some(d) => Some(Arc::new(crate::notify::ShopClient::new(
                     d.url, d.secrets, d.timeout,
@@ -204,6 +205,10 @@ impl Application {
         let public_listener = TcpListener::bind(http.bind)?;
         let admin_listener = TcpListener::bind(http.admin_bind)?;
         let port = public_listener.local_addr()?.port();
+        // The self-check probes the listener's real address (port 0 in tests).
+        let mut checked = settings.clone();
+        checked.http.bind = public_listener.local_addr()?;
+        state.self_check = Some(crate::check::for_console(checked));
         let admin_port = admin_listener.local_addr()?.port();
         let shutdown = http.shutdown_timeout.as_secs().max(1);
         let limits = ConnectionLimits::split(

@@ -10,9 +10,9 @@ use subtle::ConstantTimeEq;
 use super::error::ConsoleError;
 use super::session::{nonce, safe_next, LoginLimiter, Session};
 use super::views::{
-    encode, html, AttemptLine, Bar, CallbackLine, CallbackPage, CallbacksPage, Chrome, EventLine,
-    Flagged, Form, LoginPage, NotificationsPage, OrderPage, OrderSearchPage, OverviewPage, Period,
-    Step,
+    encode, html, AttemptLine, Bar, CallbackLine, CallbackPage, CallbacksPage, CheckPage, Chrome,
+    EventLine, Flagged, Form, LoginPage, NotificationsPage, OrderPage, OrderSearchPage,
+    OverviewPage, Period, Step,
 };
 use super::ConsoleSettings;
 use crate::domain::{OrderState, Outcome};
@@ -953,6 +953,24 @@ pub async fn send_test_event(
         ))
     })
     .await
+}
+
+/// `GET /ui/check`: `payhook check`'s checks, run by this instance now. Its
+/// side effects are the command's: a signed test event to the shop and one
+/// rejected probe request in the journal.
+pub async fn self_check(session: Session, state: web::Data<AppState>) -> Page {
+    let Some(run) = state.self_check.clone() else {
+        return Err(ConsoleError::NotFound("the self-check".into()));
+    };
+    tracing::info!(actor = %session.handle(), "self-check run from the console");
+    let lines = run().await;
+    let failed = lines.iter().any(|l| l.status == "fail");
+    let page = CheckPage {
+        chrome: chrome(&session, "overview"),
+        lines,
+        failed,
+    };
+    Ok(html(StatusCode::OK, &page)?)
 }
 
 #[derive(Deserialize)]

@@ -217,6 +217,14 @@ pub struct EventLine {
 }
 
 #[derive(Template)]
+#[template(path = "console/check.html")]
+pub struct CheckPage {
+    pub chrome: Chrome,
+    pub lines: Vec<crate::http::CheckLine>,
+    pub failed: bool,
+}
+
+#[derive(Template)]
 #[template(path = "console/notifications.html")]
 pub struct NotificationsPage {
     pub chrome: Chrome,

@@ -21,6 +21,24 @@ use crate::metrics::Metrics;
 use crate::paysera::{ProjectCredentials, Verifier};
 use crate::store::Store;
 
+/// One line of the self-diagnosis (`payhook check`), as the console shows it.
+#[derive(Debug, Clone)]
+pub struct CheckLine {
+    pub check: String,
+    /// `ok`, `warn`, `fail` or `skip`.
+    pub status: &'static str,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+/// Runs `payhook check`'s checks from inside the service: given by start-up,
+/// which knows the settings (the HTTP layer sits below the command).
+pub type SelfCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<CheckLine>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What every handler shares; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -29,6 +47,8 @@ pub struct AppState {
     pub checkout: Option<Arc<crate::checkout::Verifier>>,
     /// What a Checkout webhook failing verification is answered.
     pub checkout_reject_status: u16,
+    /// `payhook check`, for the console (`None`: not offered).
+    pub self_check: Option<SelfCheck>,
     /// The shop's endpoint, for test events (`None`: notifications off).
     pub shop: Option<Arc<crate::notify::ShopClient>>,
     /// Checkout projects' client ids, for the admin API's `project_id`.
