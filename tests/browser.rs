@@ -75,7 +75,11 @@ async fn an_operator_replays_a_callback_from_the_orders_story() {
     let token = browser.one("#token").await;
     browser.type_into(&token, ADMIN_TOKEN).await;
     browser.click(&browser.one("form.stack button").await).await;
-    assert_eq!(browser.url().await, format!("{}/ui/", app.admin));
+    let overview_url = format!("{}/ui/", app.admin);
+    assert_eq!(
+        browser.wait_for_url(|u| u == overview_url).await,
+        overview_url
+    );
     let overview = browser.source().await;
     assert!(overview.contains("<h1>Overview</h1>"));
     assert!(overview.contains("<svg class=\"chart\""));
@@ -92,14 +96,15 @@ async fn an_operator_replays_a_callback_from_the_orders_story() {
     assert_eq!(links.len(), 1, "one paid_again order on the overview");
     assert_eq!(browser.text(&links[0]).await, "1002");
     browser.click(&links[0]).await;
-    assert_eq!(browser.url().await, format!("{}/ui/orders/1002", app.admin));
+    let story_url = format!("{}/ui/orders/1002", app.admin);
+    assert_eq!(browser.wait_for_url(|u| u == story_url).await, story_url);
     let duplicates = browser.all(".story .tag-duplicate").await.len();
     assert_eq!(duplicates, 1);
 
     // Replay the paid callback: a new row, a duplicate, marked in the story.
     let buttons = browser.all(".story li[id^='callback-'] form button").await;
     browser.click(&buttons[0]).await;
-    let url = browser.url().await;
+    let url = browser.wait_for_url(|u| u.contains("replayed=")).await;
     assert!(url.contains("/ui/orders/1002?replayed="), "{url}");
     assert_eq!(
         browser.all(".story .tag-duplicate").await.len(),

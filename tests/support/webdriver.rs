@@ -110,6 +110,19 @@ impl Browser {
             .to_string()
     }
 
+    /// The current URL once `wanted` holds for it: a click that submits a
+    /// form can return before the browser has followed the redirect.
+    pub async fn wait_for_url(&self, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let url = self.url().await;
+            if wanted(&url) || std::time::Instant::now() > deadline {
+                return url;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None)
             .await
