@@ -42,6 +42,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// The name `--json` writes (serde's `lowercase`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+
     fn symbol(self) -> &'static str {
         match self {
             Status::Ok => "✓",
@@ -121,12 +131,7 @@ pub fn for_console(settings: Settings) -> crate::http::SelfCheck {
                 .into_iter()
                 .map(|c| crate::http::CheckLine {
                     check: c.check.to_string(),
-                    status: match c.status {
-                        Status::Ok => "ok",
-                        Status::Warn => "warn",
-                        Status::Fail => "fail",
-                        Status::Skip => "skip",
-                    },
+                    status: c.status.as_str(),
                     detail: c.detail,
                     fix: c.fix,
                 })

@@ -159,27 +159,7 @@ fn record_in(
     // one waits here until the first commits, then sees the conflict.
     let (fresh, order) = match conn {
         Conn::Pg(_) => claim_in_one_statement(conn, &identity, now, attempt, project, lock)?,
-        Conn::Sqlite(_) => {
-            let fresh = dispatch!(conn, c => diesel::insert_into(answered::table)
-                .values((
-                    answered::identity.eq(&identity),
-                    answered::answered_at.eq(now),
-                    answered::attempt.eq(attempt),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c))?
-                == 1;
-            let order = match lock.filter(|_| fresh) {
-                Some(lock) => {
-                    if lock.create {
-                        ensure_order_row(conn, project, lock.orderid, now)?;
-                    }
-                    lock_order(conn, project, lock.orderid)?
-                }
-                None => None,
-            };
-            (fresh, order)
-        }
+        Conn::Sqlite(_) => claim_in_statements(conn, &identity, now, attempt, project, lock)?,
     };
     if !fresh {
         if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, attempt)? {
@@ -396,23 +376,6 @@ fn ensure_order_row(
     Ok(())
 }
 
-/// The order row, locked for the rest of the transaction (SQLite's immediate
-/// transaction already holds the database's write lock).
-fn lock_order(conn: &mut Conn<'_>, project: &str, orderid: &str) -> QueryResult<Option<OrderRow>> {
-    macro_rules! this_order {
-        () => {
-            orders::table
-                .filter(orders::project_id.eq(project))
-                .filter(orders::orderid.eq(orderid))
-                .select(OrderRow::as_select())
-        };
-    }
-    match conn {
-        Conn::Pg(c) => this_order!().for_update().first(&mut **c).optional(),
-        Conn::Sqlite(c) => this_order!().first(&mut **c).optional(),
-    }
-}
-
 fn apply_change(
     conn: &mut Conn<'_>,
     callback: &dyn Recorded,
@@ -490,6 +453,41 @@ fn apply_change(
         }
     }
     Ok(())
+}
+
+/// `claim_in_one_statement`, statement by statement, on SQLite: its immediate
+/// transaction already holds the database's write lock, so the order is read,
+/// not locked row by row.
+fn claim_in_statements(
+    conn: &mut Conn<'_>,
+    identity: &str,
+    now: i64,
+    attempt: &str,
+    project: &str,
+    lock: Option<OrderLock<'_>>,
+) -> QueryResult<(bool, Option<OrderRow>)> {
+    let fresh = dispatch!(conn, c => diesel::insert_into(answered::table)
+        .values((
+            answered::identity.eq(identity),
+            answered::answered_at.eq(now),
+            answered::attempt.eq(attempt),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?
+        == 1;
+    let Some(lock) = lock.filter(|_| fresh) else {
+        return Ok((fresh, None));
+    };
+    if lock.create {
+        ensure_order_row(conn, project, lock.orderid, now)?;
+    }
+    let order = dispatch!(conn, c => orders::table
+        .filter(orders::project_id.eq(project))
+        .filter(orders::orderid.eq(lock.orderid))
+        .select(OrderRow::as_select())
+        .first(c)
+        .optional())?;
+    Ok((true, order))
 }
 
 /// What `payhook_claim` (migration 9) answers: whether the guard was taken,
