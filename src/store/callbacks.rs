@@ -4,11 +4,12 @@
 //! what a callback means is the caller's step (`domain::decide_callback`).
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 
 use super::models::{NewCallback, NewOrder, OrderRow};
 use super::raw::{RawRequest, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
-use super::{dispatch, now_millis, Conn, Store, StoreError};
+use super::{connection_lost, dispatch, now_millis, Backend, Conn, Store, StoreError};
 use crate::domain::{
     Amount, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView, Outcome,
     Progress, Recorded, Seen,
@@ -100,8 +101,190 @@ impl Store {
         let attempt = new_attempt();
         // Verified: the gateway's own bytes, kept whole.
         let raw = meta.raw.stored(None);
-        self.transaction(|conn| record_in(conn, callback, meta, &raw, lock, &decide, &attempt))
+        let attempt_ref = Attempt {
+            callback,
+            meta,
+            raw: &raw,
+            id: &attempt,
+        };
+        if let Some(paid) = self.pay_in_one_statement(&attempt_ref, lock, &decide) {
+            return paid;
+        }
+        self.transaction(|conn| record_in(conn, &attempt_ref, lock, &decide))
     }
+
+    /// The paid path on PostgreSQL in one round trip (`payhook_pay`, migration
+    /// 21): decided from the order payhook expects to find, registered and
+    /// awaiting this very payment, and written only if the order is exactly
+    /// that. `None`: take the general path, nothing was written.
+    fn pay_in_one_statement(
+        &self,
+        attempt: &Attempt<'_>,
+        lock: Option<OrderLock<'_>>,
+        decide: &dyn Fn(Seen<'_>) -> Step,
+    ) -> Option<Result<Processed, StoreError>> {
+        if !matches!(self.backend, Backend::Postgres(_)) {
+            return None;
+        }
+        let callback = attempt.callback;
+        let orderid = lock.filter(|l| !l.create)?.orderid;
+        let expected = callback.amount().zip(callback.currency().cloned())?;
+        let assumed = expected_order(expected);
+        let Step {
+            decision,
+            http_status,
+        } = decide(Seen::First(Some(&assumed)));
+        let OrderChange::Fulfil { checked } = decision.change else {
+            return None;
+        };
+        let notice = decision.notify.as_ref()?;
+        if decision.progress.is_some() || decision.flag.is_some() || !decision.keeps_claim() {
+            return None;
+        }
+        let (amount, currency) = assumed.expected.as_ref()?;
+        let identity = hex::encode(callback.identity());
+        let row = attempt.row(now_millis(), &identity, &decision, http_status);
+        if let Err(e) = self.still_awaited() {
+            return Some(Err(e));
+        }
+        let reason = row.reason.map(no_nul);
+        let commit_by = self.commit_by_millis();
+        let paid = self.with_conn(|conn| {
+            let Conn::Pg(c) = conn else {
+                unreachable!("only called on PostgreSQL")
+            };
+            let call = payhook_pay(
+                attempt.id,
+                commit_by,
+                assumed.state.as_str(),
+                amount.minor_units(),
+                currency.as_str(),
+                assumed.test,
+                row.received_at,
+                callback.project_id(),
+                orderid,
+                identity.as_str(),
+                row.outcome,
+                reason.as_deref(),
+                row.http_status,
+                row.method,
+                row.raw_query,
+                row.remote_addr,
+                callback.amount().map(Amount::minor_units),
+                callback.currency().map(Currency::as_str),
+                checked,
+                notice.payload.as_str(),
+                row.raw_length,
+                row.raw_sha256,
+            );
+            Ok(diesel::select(call).get_result::<Option<i64>>(c)?)
+        });
+        match paid {
+            Ok(Some(callback_id)) => Some(Ok(Processed {
+                callback_id,
+                outcome: decision.outcome,
+                reason: decision.reason,
+                flag: None,
+            })),
+            // The guard was held: a duplicate, or this request's own attempt
+            // whose reply was lost; the general path tells which.
+            Ok(None) => None,
+            Err(StoreError::Query(e)) if raised(&e, NOT_AS_ASSUMED) || connection_lost(&e) => None,
+            Err(StoreError::Query(e)) if raised(&e, TOO_LATE) => {
+                Some(Err(StoreError::TimedOut(self.statement_timeout)))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// One request's attempt to be stored: what `record` was given, and the
+/// attempt's id, written with the guard.
+struct Attempt<'a> {
+    callback: &'a dyn Recorded,
+    meta: &'a CallbackMeta,
+    raw: &'a StoredRaw,
+    id: &'a str,
+}
+
+impl<'a> Attempt<'a> {
+    fn row(
+        &self,
+        now: i64,
+        identity: &'a str,
+        decision: &'a Decision,
+        http_status: u16,
+    ) -> NewCallback<'a> {
+        NewCallback {
+            received_at: now,
+            project_id: Some(self.callback.project_id()),
+            orderid: self.callback.orderid(),
+            identity: Some(identity),
+            outcome: decision.outcome.as_str(),
+            reason: decision.reason.as_deref(),
+            http_status: i32::from(http_status),
+            method: &self.meta.method,
+            raw_query: &self.raw.text,
+            remote_addr: self.meta.remote_addr.as_deref(),
+            raw_length: self.raw.length,
+            raw_sha256: &self.raw.sha256,
+            raw_truncated: self.raw.truncated,
+            api: self.callback.api(),
+        }
+    }
+}
+
+/// The order a paid callback normally finds: registered for its amount and
+/// currency, awaiting payment, nothing else recorded. Every field is one that
+/// `payhook_pay` compares (migration 21): a field added to `OrderView` must be
+/// compared there too.
+fn expected_order(expected: (Amount, Currency)) -> OrderView {
+    OrderView {
+        expected: Some(expected),
+        state: OrderState::AwaitingPayment,
+        fulfilled: false,
+        refunded: false,
+        test: false,
+        amount_paid: None,
+        snapshot_at: None,
+    }
+}
+
+diesel::define_sql_function! {
+    /// Migration 21: a cached prepared statement, not one parsed per call.
+    #[allow(clippy::too_many_arguments)] // the function's own parameters
+    fn payhook_pay(
+        attempt: Text,
+        commit_by: Nullable<BigInt>,
+        expect_state: Text,
+        expect_amount: BigInt,
+        expect_currency: Text,
+        expect_test: Bool,
+        received_at: BigInt,
+        project: Text,
+        orderid: Text,
+        identity: Text,
+        outcome: Text,
+        reason: Nullable<Text>,
+        http_status: Integer,
+        method: Text,
+        raw_query: Text,
+        remote_addr: Nullable<Text>,
+        amount: Nullable<BigInt>,
+        currency: Nullable<Text>,
+        checked: Bool,
+        payload: Text,
+        raw_length: BigInt,
+        raw_sha256: Text,
+    ) -> Nullable<BigInt>;
+}
+
+/// The messages `payhook_pay` raises (migration 21), rolling back.
+const NOT_AS_ASSUMED: &str = "payhook_pay: order not as assumed";
+const TOO_LATE: &str = "payhook_pay: too late to commit";
+
+fn raised(e: &diesel::result::Error, message: &str) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message() == message)
 }
 
 /// Inserts are written as `.eq()` tuples rather than from `Insertable` structs:
@@ -143,14 +326,12 @@ fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
 
 fn record_in(
     conn: &mut Conn<'_>,
-    callback: &dyn Recorded,
-    meta: &CallbackMeta,
-    raw: &StoredRaw,
+    attempt: &Attempt<'_>,
     lock: Option<OrderLock<'_>>,
     decide: &dyn Fn(Seen<'_>) -> Step,
-    attempt: &str,
 ) -> QueryResult<Processed> {
     let now = now_millis();
+    let callback = attempt.callback;
     let project = callback.project_id();
     let identity = hex::encode(callback.identity());
     let orderid = callback.orderid();
@@ -158,11 +339,11 @@ fn record_in(
     // The guard: only one transaction at a time can hold an identity; a second
     // one waits here until the first commits, then sees the conflict.
     let (fresh, order) = match conn {
-        Conn::Pg(_) => claim_in_one_statement(conn, &identity, now, attempt, project, lock)?,
-        Conn::Sqlite(_) => claim_in_statements(conn, &identity, now, attempt, project, lock)?,
+        Conn::Pg(_) => claim_in_one_statement(conn, &identity, now, attempt.id, project, lock)?,
+        Conn::Sqlite(_) => claim_in_statements(conn, &identity, now, attempt.id, project, lock)?,
     };
     if !fresh {
-        if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, attempt)? {
+        if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, attempt.id)? {
             return Ok(earlier);
         }
     }
@@ -178,22 +359,7 @@ fn record_in(
     });
 
     let outcome = decision.outcome;
-    let row = NewCallback {
-        received_at: now,
-        project_id: Some(project),
-        orderid,
-        identity: Some(&identity),
-        outcome: outcome.as_str(),
-        reason: decision.reason.as_deref(),
-        http_status: i32::from(http_status),
-        method: &meta.method,
-        raw_query: &raw.text,
-        remote_addr: meta.remote_addr.as_deref(),
-        raw_length: raw.length,
-        raw_sha256: &raw.sha256,
-        raw_truncated: raw.truncated,
-        api: callback.api(),
-    };
+    let row = attempt.row(now, &identity, &decision, http_status);
 
     let one_statement = decision.progress.is_none() && decision.flag.is_none();
     let callback_id = match (&*conn, &decision.change, orderid, &decision.notify) {
@@ -679,7 +845,13 @@ mod tests {
                     http_status: 200,
                 };
                 let lock = order_to_lock(callback, RULES);
-                record_in(conn, callback, &meta, &raw, lock, &decide, attempt)
+                let attempt = Attempt {
+                    callback,
+                    meta: &meta,
+                    raw: &raw,
+                    id: attempt,
+                };
+                record_in(conn, &attempt, lock, &decide)
             })
             .unwrap()
     }

@@ -536,6 +536,16 @@ impl Store {
         }
     }
 
+    /// The last moment, on the wall clock in unix milliseconds, at which work
+    /// may commit: `still_awaited`'s bound, for a statement that commits by
+    /// itself on the server (`payhook_pay`), where a stalled network may
+    /// deliver it late. `None` when no caller is waiting on a bound.
+    fn commit_by_millis(&self) -> Option<i64> {
+        let commit_by = deadline()? - self.statement_timeout / 10;
+        let left = commit_by.saturating_duration_since(Instant::now());
+        Some(now_millis() + i64::try_from(left.as_millis()).unwrap_or(i64::MAX / 2))
+    }
+
     /// One transaction: PostgreSQL's default, SQLite's `BEGIN IMMEDIATE` so that
     /// writers queue for the lock up front instead of failing half-way.
     ///

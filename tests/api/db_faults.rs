@@ -137,8 +137,8 @@ async fn a_lost_reply_to_commit_reports_the_stored_outcome() {
     app.register("CUT-1", 100, "EUR").await;
     app.register("CUT-2", 100, "EUR").await;
 
-    // The paid path (the guard, then one call of payhook_fulfil).
-    proxy.cut_after_commit("CUT-1");
+    // The paid path: one call of payhook_pay, which commits by itself.
+    proxy.cut_after_statement("CUT-1");
     let first = paid("CUT-1", "100");
     let r = app.get_callback(&first).await;
     assert_eq!(proxy.commits_cut(), 1, "the fault did not happen");

@@ -10,7 +10,8 @@
 //! anything (a database that stops answering, as a network partition looks to
 //! the client), and [`ChaosProxy::cut_after_commit`] relays one PostgreSQL
 //! `COMMIT` and then closes the client's connection, so the commit lands but
-//! its reply is lost.
+//! its reply is lost ([`ChaosProxy::cut_after_statement`]: the same for a
+//! statement that commits by itself).
 //!
 //! The proxy runs on its own thread with its own single-threaded tokio
 //! runtime, so it works the same from a plain `#[test]` and from a
@@ -49,10 +50,21 @@ pub struct ChaosProxy {
 struct Faults {
     /// `true` while nothing is forwarded (in either direction).
     stalled: watch::Sender<bool>,
-    /// Armed by `cut_after_commit`: the bytes that mark the transaction whose
-    /// COMMIT is cut. Taken by the connection that cuts.
-    commit_marker: Mutex<Option<Vec<u8>>>,
+    /// Armed by `cut_after_commit` or `cut_after_statement`: the bytes that
+    /// mark the transaction whose commit is cut, and where that commit is.
+    /// Taken by the connection that cuts.
+    commit_marker: Mutex<Option<(Vec<u8>, CommitAt)>>,
     commits_cut: AtomicUsize,
+}
+
+/// Where a PostgreSQL transaction commits, as the proxy sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CommitAt {
+    /// A simple-query `COMMIT` ending a `BEGIN`.
+    Commit,
+    /// The `Sync` ending an extended-protocol statement sent outside `BEGIN`:
+    /// its implicit transaction.
+    Sync,
 }
 
 impl ChaosProxy {
@@ -201,11 +213,22 @@ impl ChaosProxy {
     /// is closed before the server's reply can reach it. The server commits;
     /// the client sees its connection lost during COMMIT.
     pub fn cut_after_commit(&self, marker: &str) {
+        self.arm(marker, CommitAt::Commit);
+    }
+
+    /// The same fault for a statement outside `BEGIN ... COMMIT`, which
+    /// commits by itself: the next one whose messages contained `marker` is
+    /// relayed up to its `Sync`, then the client's connection is closed.
+    pub fn cut_after_statement(&self, marker: &str) {
+        self.arm(marker, CommitAt::Sync);
+    }
+
+    fn arm(&self, marker: &str, at: CommitAt) {
         *self
             .faults
             .commit_marker
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(marker.as_bytes().to_vec());
+            .unwrap_or_else(|p| p.into_inner()) = Some((marker.as_bytes().to_vec(), at));
     }
 
     /// How many COMMITs were relayed and then cut (at most one per arming).
@@ -334,6 +357,7 @@ async fn client_to_server(
 ) {
     let mut frames = PgFrames::default();
     let mut marked = false;
+    let mut in_transaction = false;
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut chunk).await {
@@ -351,7 +375,17 @@ async fn client_to_server(
                     // BEGIN, COMMIT, ROLLBACK, SET: diesel starts and ends
                     // transactions with simple queries; the marker is looked
                     // for in the statements between them.
-                    let cut_here = marked && commit && take_commit_marker(faults);
+                    if sql.eq_ignore_ascii_case("BEGIN") {
+                        in_transaction = true;
+                    } else if commit || sql.eq_ignore_ascii_case("ROLLBACK") {
+                        in_transaction = false;
+                    }
+                    let cut_here = marked && commit && take_commit_marker(faults, CommitAt::Commit);
+                    marked = false;
+                    cut_here
+                }
+                None if !in_transaction && frames.is_sync(&message) => {
+                    let cut_here = marked && take_commit_marker(faults, CommitAt::Sync);
                     marked = false;
                     cut_here
                 }
@@ -420,13 +454,16 @@ async fn server_to_client(
     }
 }
 
-fn take_commit_marker(faults: &Faults) -> bool {
-    faults
+fn take_commit_marker(faults: &Faults, here: CommitAt) -> bool {
+    let mut armed = faults
         .commit_marker
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-        .is_some()
+        .unwrap_or_else(|p| p.into_inner());
+    let cut = armed.as_ref().is_some_and(|(_, at)| *at == here);
+    if cut {
+        *armed = None;
+    }
+    cut
 }
 
 fn contains_marker(faults: &Faults, message: &[u8]) -> bool {
@@ -434,7 +471,7 @@ fn contains_marker(faults: &Faults, message: &[u8]) -> bool {
         .commit_marker
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    armed.as_deref().is_some_and(|marker| {
+    armed.as_ref().is_some_and(|(marker, _)| {
         !marker.is_empty() && message.windows(marker.len()).any(|w| w == marker)
     })
 }
@@ -482,6 +519,10 @@ impl PgFrames {
             out.push(self.pending.drain(..total).collect());
         }
         out
+    }
+
+    fn is_sync(&self, message: &[u8]) -> bool {
+        !self.raw && message == [b'S', 0, 0, 0, 4]
     }
 
     /// The SQL of a simple-query ('Q') message.
