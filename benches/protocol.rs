@@ -198,7 +198,8 @@ fn verify_ss3(c: &mut Criterion) {
 
 /// A fresh RSA-1024 key and an ss3-only callback of `case`'s fields signed with it.
 fn ss3_1024_case(case: &Value) -> (KeySet, String) {
-    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let key =
+        rsa::PrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), 1024).unwrap();
     let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
     let signer = GatewaySigner::from_pem(&pem, TEST_PASSWORD).unwrap();
     let keys = KeySet::from_pem(&signer.public_key_pem().unwrap()).unwrap();
@@ -252,7 +253,8 @@ fn gcm_decrypt(c: &mut Criterion) {
     key[..TEST_PASSWORD.len()].copy_from_slice(TEST_PASSWORD.as_bytes());
     let cipher = Aes256Gcm::new(&key.into());
     let (iv, sealed) = raw.split_at(12);
-    cipher.decrypt(Nonce::from_slice(iv), sealed).unwrap();
+    let iv = Nonce::try_from(iv).unwrap();
+    cipher.decrypt(&iv, sealed).unwrap();
     let verifier = test_verifier(test_keys(), Policy::default());
     verifier
         .verify(&RequestParams::from_query_or_url(&query))
@@ -260,11 +262,7 @@ fn gcm_decrypt(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("gcm_decrypt");
     group.bench_function(format!("aes256gcm_only_{}_bytes", raw.len()), |b| {
-        b.iter(|| {
-            cipher
-                .decrypt(Nonce::from_slice(black_box(iv)), black_box(sealed))
-                .unwrap()
-        })
+        b.iter(|| cipher.decrypt(black_box(&iv), black_box(sealed)).unwrap())
     });
     group.bench_function("verify_whole_paid_gcm_encrypted", |b| {
         b.iter(|| verifier.verify(&RequestParams::from_query_or_url(black_box(&query))))

@@ -266,7 +266,8 @@ async fn every_check_passes_against_a_running_service() {
 fn certificate(dir: &Path, name: &str, from: i64, to: i64) -> PathBuf {
     use rsa::pkcs8::DecodePrivateKey;
     use rsa::signature::Keypair;
-    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::builder::profile::cabf::Root;
+    use x509_cert::builder::{Builder, CertificateBuilder};
     use x509_cert::der::EncodePem;
     use x509_cert::name::Name;
     use x509_cert::serial_number::SerialNumber;
@@ -274,29 +275,24 @@ fn certificate(dir: &Path, name: &str, from: i64, to: i64) -> PathBuf {
     use x509_cert::time::{Time, Validity};
 
     let pem = std::fs::read_to_string(vectors_dir().join("current/private.pem")).unwrap();
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+    let key = rsa::PrivateKey::from_pkcs8_pem(&pem).unwrap();
     let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
     let at = |days: i64| {
         let secs = chrono::Utc::now().timestamp() + days * 86_400;
         Time::try_from(std::time::UNIX_EPOCH + Duration::from_secs(secs as u64)).unwrap()
     };
-    let validity = Validity {
-        not_before: at(from),
-        not_after: at(to),
-    };
-    let spki = SubjectPublicKeyInfoOwned::from_key(signer.verifying_key()).unwrap();
-    let subject = Name::from_str("CN=test gateway").unwrap();
+    let validity = Validity::new(at(from), at(to));
+    let spki = SubjectPublicKeyInfoOwned::from_key(&signer.verifying_key()).unwrap();
+    let subject = Name::from_str("CN=test gateway,O=payhook tests,C=LT").unwrap();
     let builder = CertificateBuilder::new(
-        Profile::Root,
+        Root::new(false, subject).unwrap(),
         SerialNumber::from(1u32),
         validity,
-        subject,
         spki,
-        &signer,
     )
     .unwrap();
     let cert = builder
-        .build::<rsa::pkcs1v15::Signature>()
+        .build::<_, rsa::pkcs1v15::Signature>(&signer)
         .unwrap()
         .to_pem(Default::default())
         .unwrap();

@@ -747,7 +747,7 @@ proptest! {
         let mut key = [0u8; 32];
         key[..PASSWORD.len()].copy_from_slice(PASSWORD.as_bytes());
         let sealed = Aes256Gcm::new(&key.into())
-            .encrypt(Nonce::from_slice(&iv), plain.as_slice())
+            .encrypt(&Nonce::from(iv), plain.as_slice())
             .unwrap();
         let data = base64url::encode(&[iv.as_slice(), &sealed].concat());
         let query = join_query(&vec![(b"data".to_vec(), data.into_bytes())]);

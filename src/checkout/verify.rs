@@ -1,7 +1,7 @@
 //! §3: proving a webhook authentic from its raw bytes, before anything in the
 //! body is parsed.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;

@@ -112,9 +112,10 @@ impl Context {
             return Err(CallbackError::DecryptionFailed);
         }
         let (iv, sealed) = raw.split_at(12);
+        let iv = Nonce::try_from(iv).map_err(|_| CallbackError::DecryptionFailed)?;
         for (project, password) in passwords {
             let cipher = Aes256Gcm::new(&gcm_key(password).into());
-            if let Ok(plain) = cipher.decrypt(Nonce::from_slice(iv), sealed) {
+            if let Ok(plain) = cipher.decrypt(&iv, sealed) {
                 return Ok((project, plain));
             }
         }

@@ -7,7 +7,7 @@
 
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use rsa::Pkcs1v15Sign;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, Encode};
@@ -45,14 +45,14 @@ pub struct Validity {
 
 #[derive(Clone)]
 pub struct PublicKey {
-    key: RsaPublicKey,
+    key: rsa::PublicKey,
     fingerprint: [u8; 32],
     /// `Some` when the key came in a certificate.
     certificate: Option<Validity>,
 }
 
 impl PublicKey {
-    fn new(key: RsaPublicKey, certificate: Option<Validity>) -> Result<Self, KeyError> {
+    fn new(key: rsa::PublicKey, certificate: Option<Validity>) -> Result<Self, KeyError> {
         let der = key.to_public_key_der().map_err(|e| KeyError::NotRsa {
             block: "key".into(),
             detail: e.to_string(),
@@ -139,12 +139,12 @@ impl KeySet {
                 };
                 let (key, certificate) = match tag {
                     "PUBLIC KEY" => (
-                        RsaPublicKey::from_public_key_der(block.contents())
+                        rsa::PublicKey::from_public_key_der(block.contents())
                             .map_err(|e| not_rsa(e.to_string()))?,
                         None,
                     ),
                     "RSA PUBLIC KEY" => (
-                        RsaPublicKey::from_pkcs1_der(block.contents())
+                        rsa::PublicKey::from_pkcs1_der(block.contents())
                             .map_err(|e| not_rsa(e.to_string()))?,
                         None,
                     ),
@@ -152,13 +152,13 @@ impl KeySet {
                         let cert = Certificate::from_der(block.contents())
                             .map_err(|e| not_rsa(e.to_string()))?;
                         let spki = cert
-                            .tbs_certificate
-                            .subject_public_key_info
+                            .tbs_certificate()
+                            .subject_public_key_info()
                             .to_der()
                             .map_err(|e| not_rsa(e.to_string()))?;
-                        let validity = &cert.tbs_certificate.validity;
+                        let validity = cert.tbs_certificate().validity();
                         (
-                            RsaPublicKey::from_public_key_der(&spki)
+                            rsa::PublicKey::from_public_key_der(&spki)
                                 .map_err(|e| not_rsa(e.to_string()))?,
                             Some(Validity {
                                 not_before: validity.not_before.to_unix_duration().as_secs(),

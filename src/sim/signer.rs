@@ -7,7 +7,7 @@ use aes_gcm::aead::Aead;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use rsa::{Pkcs1v15Sign, PrivateKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -36,15 +36,15 @@ pub enum CallbackForm {
 pub struct SignerKeyError(String);
 
 pub struct GatewaySigner {
-    key: RsaPrivateKey,
+    key: PrivateKey,
     password: String,
 }
 
 impl GatewaySigner {
     pub fn from_pem(private_key_pem: &str, password: &str) -> Result<Self, SignerKeyError> {
         use rsa::pkcs1::DecodeRsaPrivateKey;
-        let key = RsaPrivateKey::from_pkcs8_pem(private_key_pem)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(private_key_pem))
+        let key = PrivateKey::from_pkcs8_pem(private_key_pem)
+            .or_else(|_| PrivateKey::from_pkcs1_pem(private_key_pem))
             .map_err(|e| SignerKeyError(e.to_string()))?;
         Ok(Self {
             key,
@@ -54,7 +54,7 @@ impl GatewaySigner {
 
     /// A fresh key pair (2048 bits), for a demo or a test.
     pub fn generate(password: &str) -> Result<Self, SignerKeyError> {
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        let key = PrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), 2048)
             .map_err(|e| SignerKeyError(e.to_string()))?;
         Ok(Self {
             key,
@@ -117,7 +117,7 @@ impl GatewaySigner {
         let iv: [u8; 12] = rand::random();
         let cipher = Aes256Gcm::new(&gcm_key(&self.password).into());
         let sealed = cipher
-            .encrypt(Nonce::from_slice(&iv), plain)
+            .encrypt(&Nonce::from(iv), plain)
             .expect("AES-GCM encryption of an in-memory buffer");
         [iv.as_slice(), &sealed].concat()
     }

@@ -291,7 +291,7 @@ pub fn forged_ss1(content: &[u8], chosen: usize) {
 pub fn forged_gcm(content: &[u8], chosen: usize) {
     let iv: [u8; 12] = Md5::digest(content)[..12].try_into().unwrap();
     let cipher = Aes256Gcm::new(&gcm_key(PROJECTS[chosen].1).into());
-    let sealed = cipher.encrypt(Nonce::from_slice(&iv), content).unwrap();
+    let sealed = cipher.encrypt(&Nonce::from(iv), content).unwrap();
     let data = base64url::encode(&[iv.as_slice(), &sealed].concat());
     let query = php::build_query([("data", data.as_str())]);
     let params = RequestParams::parse(query.as_bytes(), b"");
