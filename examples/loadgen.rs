@@ -9,6 +9,12 @@
 //!
 //!     cargo run --release --example loadgen -- --help
 //!
+//! `--rate R` paces instead: callback `i` is due `i / R` seconds after firing
+//! begins (an open loop, as the gateway sends), at most `--concurrency` in
+//! flight, and each latency counts from when the callback was due, so a
+//! service falling behind shows it in its percentiles instead of slowing the
+//! sender down (no coordinated omission).
+//!
 //! `--dup 4` sends every callback 4 times at once (the gateway retrying while
 //! the first delivery is still in flight); `--concurrency` then still counts
 //! requests in flight, i.e. concurrency/4 callbacks at a time.
@@ -65,9 +71,13 @@ struct Args {
     /// Distinct paid callbacks (one order each).
     #[arg(long, default_value_t = 5000)]
     count: usize,
-    /// Requests in flight at any time.
+    /// Requests in flight at any time (with `--rate`: at most).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Paced: this many callbacks per second, on schedule, instead of as
+    /// fast as `--concurrency` allows.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Send each callback this many times at once (1: all distinct).
     #[arg(long, default_value_t = 1)]
     dup: usize,
@@ -127,6 +137,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.concurrency == 0 || args.concurrency > MAX_CONCURRENCY {
         bail!("--concurrency must be 1..={MAX_CONCURRENCY}");
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of callbacks per second");
     }
     if args.dup == 0 || args.dup > MAX_DUP {
         bail!("--dup must be 1..={MAX_DUP}");
@@ -394,7 +407,7 @@ async fn run(
             truncated.clone(),
             public.clone(),
         );
-        let dup = args.dup;
+        let (dup, rate) = (args.dup, args.rate);
         tasks.push(tokio::spawn(async move {
             let mut samples: Vec<Sample> = Vec::new();
             loop {
@@ -407,7 +420,15 @@ async fn run(
                     return samples;
                 };
                 let url = format!("{public}/paysera/callback?{}", s.query);
-                let sends = (0..dup).map(|_| fire(&client, &url, started));
+                let due = match rate {
+                    Some(rate) => {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
+                let sends = (0..dup).map(|_| fire(&client, &url, started, due));
                 samples.extend(futures::future::join_all(sends).await);
             }
         }));
@@ -477,6 +498,7 @@ async fn run(
         "dup": args.dup,
         "requests": requests,
         "in_flight": in_flight,
+        "rate": args.rate,
         "wall_s": round3(wall),
         "callbacks_per_s": round1(callbacks as f64 / wall),
         "requests_per_s": round1(requests as f64 / wall),
@@ -500,8 +522,9 @@ async fn run(
     }))
 }
 
-async fn fire(client: &reqwest::Client, url: &str, origin: Instant) -> Sample {
-    let t = Instant::now();
+/// One request, timed from `due` (when it was meant to be sent).
+async fn fire(client: &reqwest::Client, url: &str, origin: Instant, due: Instant) -> Sample {
+    let t = due;
     let failure = match client.get(url).send().await {
         Ok(response) => {
             let status = response.status().as_u16();

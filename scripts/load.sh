@@ -25,7 +25,10 @@
 # LOAD_PG_CONF (extra postgresql.conf lines, e.g. "log_statement = 'all'"),
 # LOAD_PARTS (postgres sqlite pgbench: which measurements, in this order),
 # LOAD_QUIET_WAIT (5: seconds to wait for an idle machine before each one),
-# LOAD_KEY_BITS (2048: the shared test key; 1024: a throw-away key of Paysera's size).
+# LOAD_KEY_BITS (2048: the shared test key; 1024: a throw-away key of Paysera's size),
+# LOAD_RATE (unset: as fast as LOAD_CONCURRENCY allows; a number: paced at that
+# many callbacks per second, LOAD_CONCURRENCY the most in flight, latency
+# counted from when each callback was due).
 # Signed callbacks are cached in target/loadgen/ (signing costs ~2 ms each).
 set -euo pipefail
 
@@ -41,6 +44,7 @@ PGB_TX=${LOAD_PGBENCH_TX:-1500}
 DURABLE=${LOAD_DURABLE:-on}
 PARTS=${LOAD_PARTS:-postgres sqlite pgbench}
 QUIET_WAIT=${LOAD_QUIET_WAIT:-5}
+RATE=${LOAD_RATE:-}
 VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/tests/vectors}
 TOKEN=load-admin-token-$(date +%s)-$$
 export LOADGEN_CLK_TCK=$(getconf CLK_TCK)
@@ -75,8 +79,9 @@ find_pgbin initdb pg_ctl pgbench psql
 started_all=$(date +%s)
 say "building release (payhook and examples)"
 cargo build --release --bin payhook --examples >&2
-PAYHOOK=$ROOT/target/release/payhook
-LOADGEN=$ROOT/target/release/examples/loadgen
+BUILT=${CARGO_TARGET_DIR:-$ROOT/target}/release
+PAYHOOK=$BUILT/payhook
+LOADGEN=$BUILT/examples/loadgen
 
 throwaway_dir payhook-load ${LOAD_KEEP:-0}
 
@@ -195,7 +200,7 @@ measure() {
     wait_quiet
     "$LOADGEN" --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM" \
         --token "$TOKEN" --key "$GW_PRIVATE" --prefix lg --signed "$SIGNED" \
-        --count "$count" --dup "$dup" --concurrency "$CONC" --max-seconds 60 \
+        --count "$count" --dup "$dup" --concurrency "$CONC" ${RATE:+--rate "$RATE"} --max-seconds 60 \
         --label "$backend $mode" --watch "payhook=$PH_PID" "${watch[@]}" --rss-pid "$PH_PID" |
         jq -c --arg b "$backend" --arg m "$mode" --argjson r "$rep" \
             '{kind: "payhook", backend: $b, mode: $m, rep: $r} + .' | tee -a "$RESULTS" ||
