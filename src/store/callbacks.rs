@@ -141,43 +141,28 @@ impl Store {
         if decision.progress.is_some() || decision.flag.is_some() || !decision.keeps_claim() {
             return None;
         }
-        let (amount, currency) = assumed.expected.as_ref()?;
         let identity = hex::encode(callback.identity());
         let row = attempt.row(now_millis(), &identity, &decision, http_status);
         if let Err(e) = self.still_awaited() {
             return Some(Err(e));
         }
-        let reason = row.reason.map(no_nul);
-        let commit_by = self.commit_by_millis();
+        let assumed = Assumed {
+            attempt: attempt.id,
+            commit_by: self.commit_by_millis(),
+            order: &assumed,
+        };
+        let writes = PaidWrites {
+            row: &row,
+            callback,
+            checked,
+            orderid,
+            payload: &notice.payload,
+        };
         let paid = self.with_conn(|conn| {
             let Conn::Pg(c) = conn else {
                 unreachable!("only called on PostgreSQL")
             };
-            let call = payhook_pay(
-                attempt.id,
-                commit_by,
-                assumed.state.as_str(),
-                amount.minor_units(),
-                currency.as_str(),
-                assumed.test,
-                row.received_at,
-                callback.project_id(),
-                orderid,
-                identity.as_str(),
-                row.outcome,
-                reason.as_deref(),
-                row.http_status,
-                row.method,
-                row.raw_query,
-                row.remote_addr,
-                callback.amount().map(Amount::minor_units),
-                callback.currency().map(Currency::as_str),
-                checked,
-                notice.payload.as_str(),
-                row.raw_length,
-                row.raw_sha256,
-            );
-            Ok(diesel::select(call).get_result::<Option<i64>>(c)?)
+            Ok(writes.run(c, Some(&assumed))?)
         });
         match paid {
             Ok(Some(callback_id)) => Some(Ok(Processed {
@@ -254,16 +239,16 @@ diesel::define_sql_function! {
     /// Migration 21: a cached prepared statement, not one parsed per call.
     #[allow(clippy::too_many_arguments)] // the function's own parameters
     fn payhook_pay(
-        attempt: Text,
+        attempt: Nullable<Text>,
         commit_by: Nullable<BigInt>,
-        expect_state: Text,
-        expect_amount: BigInt,
-        expect_currency: Text,
-        expect_test: Bool,
+        expect_state: Nullable<Text>,
+        expect_amount: Nullable<BigInt>,
+        expect_currency: Nullable<Text>,
+        expect_test: Nullable<Bool>,
         received_at: BigInt,
         project: Text,
         orderid: Text,
-        identity: Text,
+        identity: Nullable<Text>,
         outcome: Text,
         reason: Nullable<Text>,
         http_status: Integer,
@@ -737,15 +722,9 @@ fn claim_in_one_statement(
     Ok((claimed.fresh, order))
 }
 
-#[derive(QueryableByName)]
-struct InsertedId {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
-}
-
 /// The same writes as `insert_callback` + `apply_change(Fulfil)` + the outbox
-/// row, as one call of the `payhook_fulfil` function (migration 3): on the paid
-/// path the round trips, not the work, are what the database spends time on.
+/// row, as one call of `payhook_pay` (migration 21) inside the transaction that
+/// already holds the guard and the order: one round trip for four statements.
 fn fulfil_in_one_statement(
     conn: &mut Conn<'_>,
     row: &NewCallback<'_>,
@@ -754,32 +733,75 @@ fn fulfil_in_one_statement(
     orderid: &str,
     payload: &str,
 ) -> QueryResult<i64> {
-    use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
     let Conn::Pg(c) = conn else {
         unreachable!("only called on PostgreSQL")
     };
-    diesel::sql_query(
-        "SELECT payhook_fulfil($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16) AS id",
-    )
-    .bind::<BigInt, _>(row.received_at)
-    .bind::<Text, _>(callback.project_id())
-    .bind::<Text, _>(orderid)
-    .bind::<Nullable<Text>, _>(row.identity)
-    .bind::<Text, _>(row.outcome)
-    .bind::<Nullable<Text>, _>(row.reason.map(no_nul))
-    .bind::<Integer, _>(row.http_status)
-    .bind::<Text, _>(row.method)
-    .bind::<Text, _>(row.raw_query)
-    .bind::<Nullable<Text>, _>(row.remote_addr)
-    .bind::<Nullable<BigInt>, _>(callback.amount().map(Amount::minor_units))
-    .bind::<Nullable<Text>, _>(callback.currency().map(Currency::as_str))
-    .bind::<Bool, _>(checked)
-    .bind::<Text, _>(payload)
-    .bind::<BigInt, _>(row.raw_length)
-    .bind::<Text, _>(row.raw_sha256)
-    .get_result::<InsertedId>(&mut **c)
-    .map(|r| r.id)
+    let paid = PaidWrites {
+        row,
+        callback,
+        checked,
+        orderid,
+        payload,
+    };
+    paid.run(c, None)?.ok_or_else(|| {
+        diesel::result::Error::DeserializationError("payhook_pay wrote nothing".into())
+    })
+}
+
+/// What `payhook_pay` writes for a paid callback.
+struct PaidWrites<'a> {
+    row: &'a NewCallback<'a>,
+    callback: &'a dyn Recorded,
+    checked: bool,
+    orderid: &'a str,
+    payload: &'a str,
+}
+
+/// What a first delivery's one statement checks before it writes: its guard
+/// and the order payhook decided from.
+struct Assumed<'a> {
+    attempt: &'a str,
+    commit_by: Option<i64>,
+    order: &'a OrderView,
+}
+
+impl PaidWrites<'_> {
+    /// The call; with `assumed`, the guard and the order check first. `None`:
+    /// the guard was held, nothing was written.
+    fn run(
+        &self,
+        c: &mut diesel::PgConnection,
+        assumed: Option<&Assumed<'_>>,
+    ) -> QueryResult<Option<i64>> {
+        let row = self.row;
+        let reason = row.reason.map(no_nul);
+        let expected = assumed.and_then(|a| a.order.expected.as_ref());
+        diesel::select(payhook_pay(
+            assumed.map(|a| a.attempt),
+            assumed.and_then(|a| a.commit_by),
+            assumed.map(|a| a.order.state.as_str()),
+            expected.map(|(amount, _)| amount.minor_units()),
+            expected.map(|(_, currency)| currency.as_str()),
+            assumed.map(|a| a.order.test),
+            row.received_at,
+            self.callback.project_id(),
+            self.orderid,
+            row.identity,
+            row.outcome,
+            reason.as_deref(),
+            row.http_status,
+            row.method,
+            row.raw_query,
+            row.remote_addr,
+            self.callback.amount().map(Amount::minor_units),
+            self.callback.currency().map(Currency::as_str),
+            self.checked,
+            self.payload,
+            row.raw_length,
+            row.raw_sha256,
+        ))
+        .get_result(c)
+    }
 }
 
 #[cfg(test)]

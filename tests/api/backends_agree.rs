@@ -1,5 +1,5 @@
 //! The two backends write the same rows (issue 9, point 5). On PostgreSQL the
-//! paid path goes through the PL/pgSQL function `payhook_fulfil` (migrations),
+//! paid path goes through the PL/pgSQL function `payhook_pay` (migrations),
 //! on SQLite through the Rust statements in `store/`; everything else goes
 //! through the same Rust code on both. The same scenario runs against a
 //! service on each backend, request by request, and afterwards every table a
