@@ -78,6 +78,11 @@ struct Args {
     /// fast as `--concurrency` allows.
     #[arg(long)]
     rate: Option<f64>,
+    /// Leave out of the latency figures the requests sent in the first this
+    /// many seconds (connections and the service's pool still opening); they
+    /// are still sent, answered and checked.
+    #[arg(long, default_value_t = 0.0)]
+    warmup_s: f64,
     /// Send each callback this many times at once (1: all distinct).
     #[arg(long, default_value_t = 1)]
     dup: usize,
@@ -451,14 +456,19 @@ async fn run(
     }
     let non_ok: usize = failures.values().sum();
     // The slowest requests and when they were sent: stalls show as clusters.
-    let mut by_time: Vec<&Sample> = samples.iter().collect();
+    let warmup_micros = (args.warmup_s.max(0.0) * 1e6) as u64;
+    let timed: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at_micros >= warmup_micros)
+        .collect();
+    let mut by_time = timed.clone();
     by_time.sort_unstable_by_key(|s| std::cmp::Reverse(s.micros));
     let slowest: Vec<serde_json::Value> = by_time
         .iter()
         .take(5)
         .map(|s| json!({"sent_at_ms": s.at_micros / 1000, "ms": round2(s.micros as f64 / 1000.0)}))
         .collect();
-    let mut micros: Vec<u32> = samples.iter().map(|s| s.micros).collect();
+    let mut micros: Vec<u32> = timed.iter().map(|s| s.micros).collect();
     micros.sort_unstable();
     let pct = |p: f64| -> f64 {
         if micros.is_empty() {
@@ -499,6 +509,8 @@ async fn run(
         "requests": requests,
         "in_flight": in_flight,
         "rate": args.rate,
+        "latency_excludes_first_s": args.warmup_s,
+        "latency_samples": micros.len(),
         "wall_s": round3(wall),
         "callbacks_per_s": round1(callbacks as f64 / wall),
         "requests_per_s": round1(requests as f64 / wall),

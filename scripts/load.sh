@@ -28,7 +28,8 @@
 # LOAD_KEY_BITS (2048: the shared test key; 1024: a throw-away key of Paysera's size),
 # LOAD_RATE (unset: as fast as LOAD_CONCURRENCY allows; a number: paced at that
 # many callbacks per second, LOAD_CONCURRENCY the most in flight, latency
-# counted from when each callback was due).
+# counted from when each callback was due), LOAD_WARMUP_S (0: seconds at the
+# start of each run left out of the latency figures).
 # Signed callbacks are cached in target/loadgen/ (signing costs ~2 ms each).
 set -euo pipefail
 
@@ -45,6 +46,7 @@ DURABLE=${LOAD_DURABLE:-on}
 PARTS=${LOAD_PARTS:-postgres sqlite pgbench}
 QUIET_WAIT=${LOAD_QUIET_WAIT:-5}
 RATE=${LOAD_RATE:-}
+WARMUP_S=${LOAD_WARMUP_S:-0}
 VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/tests/vectors}
 TOKEN=load-admin-token-$(date +%s)-$$
 export LOADGEN_CLK_TCK=$(getconf CLK_TCK)
@@ -200,7 +202,7 @@ measure() {
     wait_quiet
     "$LOADGEN" --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM" \
         --token "$TOKEN" --key "$GW_PRIVATE" --prefix lg --signed "$SIGNED" \
-        --count "$count" --dup "$dup" --concurrency "$CONC" ${RATE:+--rate "$RATE"} --max-seconds 60 \
+        --count "$count" --dup "$dup" --concurrency "$CONC" ${RATE:+--rate "$RATE"} --warmup-s "$WARMUP_S" --max-seconds 60 \
         --label "$backend $mode" --watch "payhook=$PH_PID" "${watch[@]}" --rss-pid "$PH_PID" |
         jq -c --arg b "$backend" --arg m "$mode" --argjson r "$rep" \
             '{kind: "payhook", backend: $b, mode: $m, rep: $r} + .' | tee -a "$RESULTS" ||
@@ -337,10 +339,10 @@ elapsed=$(($(date +%s) - started_all))
         "| \(.[0].backend) | \(if .[0].mode == "dup4" then "dup x4" else "distinct" end) | \(.[0].requests) | \($m | f1) | \(map(.requests_per_s) | median | f1) | \(map(.latency_ms.p50) | median) | \(map(.latency_ms.p99) | median) | \(map(.latency_ms.max) | max) | \(map(.peak_rss_kib) | max / 1024 | f1) | \(map(.non_ok) | add) | \($mid.cpu_s.payhook / $mid.callbacks * 1000 * 100 | round / 100), \(($mid.cpu_s.postgres // 0) / $mid.callbacks * 1000 * 100 | round / 100) | \(split($mid.cpu_s)) |" ),
       "",
       "CPU: shares of both cores over the firing phase of the median run; other = processes outside the test.",
-      "pgbench, same SQL as one paid callback, 16 clients, -M prepared: \($ceiling | f1) tx/s (runs: \($pgb | map(.tps | f1) | join(", ")))",
-      "  CPU postgres / pgbench / other of busy \($pgb | map(.cpu_s) | (map(.machine_busy) | median) as $b | map(select(.machine_busy == $b))[0] | "\(.postgres) / \(.pgbench) / \(.other) of \(.machine_busy) s"), \(($pgb | map(.cpu_s.postgres / .fulfilments * 1000) | median) * 100 | round / 100) ms postgres CPU per transaction",
-      "pgbench, as payhook issues it (SELECT 1 first, -M extended): \($iss | map(.tps) | median | f1) tx/s (runs: \($iss | map(.tps | f1) | join(", "))), \(($iss | map(.cpu_s.postgres / .fulfilments * 1000) | median) * 100 | round / 100) ms postgres CPU per transaction",
-      "pgbench, the same writes as one statement (upper bound): \($cte | map(.tps) | median | f1) tx/s (runs: \($cte | map(.tps | f1) | join(", ")))",
+      if ($pgb | length) == 0 then "pgbench: not run (LOAD_PARTS)" else "pgbench, same SQL as one paid callback, 16 clients, -M prepared: \($ceiling | f1) tx/s (runs: \($pgb | map(.tps | f1) | join(", ")))" end,
+      if ($pgb | length) == 0 then empty else "  CPU postgres / pgbench / other of busy \($pgb | map(.cpu_s) | (map(.machine_busy) | median) as $b | map(select(.machine_busy == $b))[0] | "\(.postgres) / \(.pgbench) / \(.other) of \(.machine_busy) s"), \(($pgb | map(.cpu_s.postgres / .fulfilments * 1000) | median) * 100 | round / 100) ms postgres CPU per transaction" end,
+      if ($iss | length) == 0 then empty else "pgbench, as payhook issues it (SELECT 1 first, -M extended): \($iss | map(.tps) | median | f1) tx/s (runs: \($iss | map(.tps | f1) | join(", "))), \(($iss | map(.cpu_s.postgres / .fulfilments * 1000) | median) * 100 | round / 100) ms postgres CPU per transaction" end,
+      if ($cte | length) == 0 then empty else "pgbench, the same writes as one statement (upper bound): \($cte | map(.tps) | median | f1) tx/s (runs: \($cte | map(.tps | f1) | join(", ")))" end,
       ($ph | map(select(.backend == "postgres" and .mode == "distinct")) | [(map(.callbacks_per_s) | median), (map(.latency_ms.p99) | median)]) as [$pgcb, $pgp99] |
       "payhook PostgreSQL distinct / pgbench ceiling: \(if $pgcb == null or $ceiling == null then "-" else ($pgcb / $ceiling * 100 | round / 100 | tostring) end) with p99 \($pgp99 // "-") ms (goal: >= 0.6 with p99 < 20 ms)",
       "sanity checks failed: \($ph | map(.check.bad | length) | add), truncated runs: \($ph | map(select(.truncated)) | length)"
