@@ -13,13 +13,14 @@ mod receiver;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use receiver::{Receiver, Reply};
 use standardwebhooks::Webhook;
 use support::cli::{payhook, run};
+use support::service::Service;
 use support::smtp::SmtpSink;
 use support::{free_port, vectors::vectors_dir};
 
@@ -118,15 +119,6 @@ fn a_configuration_error_is_one_line_naming_the_key() {
     assert_eq!(json["checks"][0]["status"], "fail");
 }
 
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A migrated SQLite database, a real SMTP server and the shop's endpoint.
 struct Deployment {
     dir: tempfile::TempDir,
@@ -179,22 +171,8 @@ impl Deployment {
     }
 
     fn serve(&self) -> Service {
-        let service = Service(
-            self.payhook()
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let started = Instant::now();
-        while TcpStream::connect(&self.bind).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "service did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        service
+        let port = self.bind.rsplit(':').next().unwrap().parse().unwrap();
+        Service::start(&mut self.payhook(), port, Duration::from_secs(30))
     }
 }
 

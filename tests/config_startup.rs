@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::gateway::{gateway, CallbackForm, PASSWORD};
+use support::service::Service;
 use support::{free_port, postgres, vectors};
 
 const ADMIN_TOKEN: &str = "startup-admin-token-0123456789";
@@ -314,35 +315,19 @@ fn status_of(port: u16, path: &str, authorization: Option<&str>) -> u16 {
         .unwrap_or_else(|| panic!("no status in {answer:?}"))
 }
 
-struct Service(std::process::Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_bearer_scheme_is_case_insensitive() {
     let dir = tempfile::tempdir().unwrap();
     let admin = free_port();
-    let _service = Service(
+    let _service = Service::start(
         payhook(dir.path())
             .env("PAYSERA_PROJECT_ID", "123")
             .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
             .env("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{admin}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{admin}")),
+        admin,
+        START_LIMIT,
     );
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", admin)).is_err() {
-        assert!(started.elapsed() < START_LIMIT, "service did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let path = "/api/v1/callbacks";
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
         let header = format!("{scheme} {ADMIN_TOKEN}");

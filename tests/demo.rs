@@ -1,22 +1,14 @@
 //! The README's run command: demo mode on the embedded default, then
 //! `payhook simulate` against it, both as the real binary.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 #[path = "support/mod.rs"]
 mod support;
 
 use support::free_port;
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::service::Service;
 
 fn payhook(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhook"));
@@ -31,23 +23,13 @@ fn payhook(data_dir: &std::path::Path) -> Command {
 fn demo_mode_and_simulate() {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
-    let service = Service(
+    let service = Service::start(
         payhook(dir.path())
             .env("PAYHOOK_BIND", format!("127.0.0.1:{port}"))
-            .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{admin}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{admin}")),
+        port,
+        Duration::from_secs(60),
     );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "demo service did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let out = payhook(dir.path())
         .args(["simulate", "--url", &format!("http://127.0.0.1:{port}")])
         .args(["--admin-url", &format!("http://127.0.0.1:{admin}")])
