@@ -41,21 +41,25 @@ BEGIN
             RETURN NULL;
         END IF;
         -- Every column the decision reads (store::callbacks::order_view),
-        -- compared with what payhook assumed.
-        PERFORM 1 FROM orders
+        -- compared with what payhook assumed. The UPDATE locks the order and
+        -- re-checks these on the newest version after any wait, as SELECT ...
+        -- FOR UPDATE would, without writing a separate row lock.
+        UPDATE orders SET state = 'paid', fulfilled_at = p_received_at, updated_at = p_received_at
          WHERE project_id = p_project AND orderid = p_orderid
            AND state = p_expect_state
            AND amount = p_expect_amount AND currency = p_expect_currency
            AND test = p_expect_test
            AND fulfilled_at IS NULL AND refunded_amount IS NULL
-           AND amount_paid IS NULL AND snapshot_at IS NULL
-           FOR UPDATE;
+           AND amount_paid IS NULL AND snapshot_at IS NULL;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'payhook_pay: order not as assumed' USING ERRCODE = 'PH001';
         END IF;
         IF p_commit_by < (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT THEN
             RAISE EXCEPTION 'payhook_pay: too late to commit' USING ERRCODE = 'PH002';
         END IF;
+    ELSE
+        UPDATE orders SET state = 'paid', fulfilled_at = p_received_at, updated_at = p_received_at
+         WHERE project_id = p_project AND orderid = p_orderid;
     END IF;
     INSERT INTO callbacks (received_at, project_id, orderid, identity, outcome, reason,
                            http_status, method, raw_query, remote_addr, raw_length, raw_sha256)
@@ -65,8 +69,6 @@ BEGIN
     INSERT INTO fulfilments (project_id, orderid, callback_id, amount, currency, amount_checked,
                              created_at)
     VALUES (p_project, p_orderid, cb_id, p_amount, p_currency, p_checked, p_received_at);
-    UPDATE orders SET state = 'paid', fulfilled_at = p_received_at, updated_at = p_received_at
-    WHERE project_id = p_project AND orderid = p_orderid;
     INSERT INTO outbox (kind, project_id, orderid, callback_id, payload, next_attempt_at, created_at)
     VALUES (p_outcome, p_project, p_orderid, cb_id, p_payload, p_received_at, p_received_at);
     RETURN cb_id;
