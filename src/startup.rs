@@ -247,6 +247,11 @@ impl Application {
                 .route("/readyz", web::get().to(health::readyz))
         })
         .workers(limits.public_workers)
+        // A public worker's blocking threads run `Store::bounded` work, and no
+        // more of it proceeds at once than the pool has connections: extra
+        // threads (tokio allows 512) would only wait, each holding a stack and
+        // a malloc arena. Peak RSS paced with 64 connections: 31 -> 28.6 MiB.
+        .worker_max_blocking_threads(pool_size.max(2) as usize)
         .max_connections(limits.public_per_worker)
         // The head; the body has its own deadline (`body::deadline`).
         .client_request_timeout(timeout)
