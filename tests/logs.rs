@@ -42,7 +42,7 @@ fn no_secret_reaches_the_logs() {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+    while !support::listening(admin) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "service did not start"

@@ -51,7 +51,7 @@ impl Service {
         }
         let child = cmd.spawn().unwrap();
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+        while !support::listening(admin) {
             assert!(started.elapsed() < Duration::from_secs(30), "no start");
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -34,6 +34,27 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|err| panic!("cannot bind a loopback port: {err}"))
 }
 
+/// Whether an HTTP server answers on loopback `port`. A bare TCP connect is
+/// not proof: `demo.rs` once ran `simulate` 0.7 s after a connect succeeded,
+/// before the service had even provisioned its gateway. A connect to a port
+/// nobody listens on succeeds, for one, when the kernel picks that port as
+/// the ephemeral source port (the socket connects to itself).
+pub fn listening(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    if stream.local_addr().ok() == stream.peer_addr().ok() {
+        return false;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 7];
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nHost: payhook\r\n\r\n")
+        .and_then(|()| stream.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"HTTP/1.")
+}
+
 /// `GET {base}/readyz` on a new connection: the status and the body.
 pub async fn readyz(base: &str) -> (u16, String) {
     let client = reqwest::Client::builder()

@@ -2,7 +2,6 @@
 //! fails says why (the process's own stderr) instead of only timing out.
 
 use std::io::Read;
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ pub struct Service {
 
 impl Service {
     /// Spawns `cmd` (stdout discarded, stderr kept) and waits until
-    /// `127.0.0.1:port` accepts. A process that exits first, or a port still
+    /// something listens on `127.0.0.1:port` (`super::listening`). A process that exits first, or a port still
     /// closed after `limit`, fails the test with what the process printed.
     pub fn start(cmd: &mut Command, port: u16, limit: Duration) -> Service {
         let stderr = tempfile::NamedTempFile::new().unwrap();
@@ -24,7 +23,7 @@ impl Service {
             .unwrap();
         let mut service = Service { child, stderr };
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !super::listening(port) {
             if let Some(status) = service.child.try_wait().unwrap() {
                 panic!("service exited at start ({status}):\n{}", service.stderr());
             }
