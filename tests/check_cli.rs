@@ -123,7 +123,8 @@ fn a_configuration_error_is_one_line_naming_the_key() {
 struct Deployment {
     dir: tempfile::TempDir,
     url: String,
-    bind: String,
+    /// The public listener's loopback port.
+    port: u16,
     smtp: SmtpSink,
     shop: Receiver,
 }
@@ -146,7 +147,7 @@ impl Deployment {
         })
         .await;
         let deployment = Deployment {
-            bind: format!("127.0.0.1:{}", free_port()),
+            port: free_port(),
             dir,
             url,
             smtp: SmtpSink::start(),
@@ -160,7 +161,7 @@ impl Deployment {
     /// The service's configuration, for `serve` and `check` alike.
     fn payhook(&self) -> Command {
         let mut cmd = payhook(self.dir.path(), &self.url);
-        cmd.env("PAYHOOK_BIND", &self.bind)
+        cmd.env("PAYHOOK_BIND", format!("127.0.0.1:{}", self.port))
             .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{}", free_port()))
             .env("SMTP_URL", self.smtp.url())
             .env("ALERT_EMAIL_FROM", "payhook@example.com")
@@ -171,8 +172,7 @@ impl Deployment {
     }
 
     fn serve(&self) -> Service {
-        let port = self.bind.rsplit(':').next().unwrap().parse().unwrap();
-        Service::start(&mut self.payhook(), port, Duration::from_secs(30))
+        Service::start(&mut self.payhook(), self.port, Duration::from_secs(30))
     }
 }
 
@@ -197,8 +197,8 @@ async fn every_check_passes_against_a_running_service() {
     );
     assert!(
         line(&out, "✓ public listener: ").contains(&format!(
-            "http://{} answers a 16 KiB callback query itself",
-            deployment.bind
+            "http://127.0.0.1:{} answers a 16 KiB callback query itself",
+            deployment.port
         )),
         "{out}"
     );

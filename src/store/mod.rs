@@ -524,25 +524,29 @@ impl Store {
         }
     }
 
+    /// The last moment work may commit: the caller's deadline, less the tenth
+    /// of the bound left for the commit's own round trip. `None` when no
+    /// caller is waiting on a bound.
+    fn commit_by(&self) -> Option<Instant> {
+        deadline().map(|d| d.checked_sub(self.statement_timeout / 10).unwrap_or(d))
+    }
+
     /// Refuses to commit work whose caller has (nearly) stopped waiting: a
-    /// COMMIT sent now could land after the caller answered 503. The last
-    /// tenth of the bound is left for the COMMIT's own round trip.
+    /// COMMIT sent now could land after the caller answered 503.
     fn still_awaited(&self) -> Result<(), StoreError> {
-        match deadline() {
-            Some(deadline) if Instant::now() + self.statement_timeout / 10 >= deadline => {
+        match self.commit_by() {
+            Some(commit_by) if Instant::now() >= commit_by => {
                 Err(StoreError::TimedOut(self.statement_timeout))
             }
             _ => Ok(()),
         }
     }
 
-    /// The last moment, on the wall clock in unix milliseconds, at which work
-    /// may commit: `still_awaited`'s bound, for a statement that commits by
-    /// itself on the server (`payhook_pay`), where a stalled network may
-    /// deliver it late. `None` when no caller is waiting on a bound.
+    /// `commit_by` on the wall clock, in unix milliseconds, for a statement
+    /// that commits by itself on the server (`payhook_pay`), where a stalled
+    /// network may deliver it late.
     fn commit_by_millis(&self) -> Option<i64> {
-        let commit_by = deadline()? - self.statement_timeout / 10;
-        let left = commit_by.saturating_duration_since(Instant::now());
+        let left = self.commit_by()?.saturating_duration_since(Instant::now());
         Some(now_millis() + i64::try_from(left.as_millis()).unwrap_or(i64::MAX / 2))
     }
 
