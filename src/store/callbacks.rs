@@ -7,9 +7,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 
 use super::models::{NewCallback, NewOrder, OrderRow};
+use super::pay_batch::{Batched, PayJob};
 use super::raw::{RawRequest, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
-use super::{connection_lost, dispatch, now_millis, Backend, Conn, Store, StoreError};
+use super::{connection_lost, deadline, dispatch, now_millis, Backend, Conn, Store, StoreError};
 use crate::domain::{
     Amount, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView, Outcome,
     Progress, Recorded, Seen,
@@ -158,12 +159,21 @@ impl Store {
             orderid,
             payload: &notice.payload,
         };
-        let paid = self.with_conn(|conn| {
-            let Conn::Pg(c) = conn else {
-                unreachable!("only called on PostgreSQL")
-            };
-            Ok(writes.run(c, Some(&assumed))?)
-        });
+        let batched = match &self.pay_batcher {
+            Some(batcher) => batcher.submit(writes.job(&assumed), deadline()),
+            None => Batched::Alone,
+        };
+        let paid = match batched {
+            Batched::Paid(callback_id) => Ok(Some(callback_id)),
+            Batched::GuardHeld | Batched::NotAsAssumed => return None,
+            Batched::TooLate => return Some(Err(StoreError::TimedOut(self.statement_timeout))),
+            Batched::Alone => self.with_conn(|conn| {
+                let Conn::Pg(c) = conn else {
+                    unreachable!("only called on PostgreSQL")
+                };
+                Ok(writes.run(c, Some(&assumed))?)
+            }),
+        };
         match paid {
             Ok(Some(callback_id)) => Some(Ok(Processed {
                 callback_id,
@@ -766,6 +776,37 @@ struct Assumed<'a> {
 }
 
 impl PaidWrites<'_> {
+    /// The same writes and checks, owned, for a batch (`payhook_pay_batch`).
+    fn job(&self, assumed: &Assumed<'_>) -> PayJob {
+        let row = self.row;
+        let expected = assumed.order.expected.as_ref();
+        PayJob {
+            attempt: assumed.attempt.to_string(),
+            commit_by: assumed.commit_by,
+            expect_state: assumed.order.state.as_str(),
+            expect_amount: expected.map(|(amount, _)| amount.minor_units()),
+            expect_currency: expected.map(|(_, currency)| currency.as_str().to_string()),
+            expect_test: assumed.order.test,
+            received_at: row.received_at,
+            project: self.callback.project_id().to_string(),
+            orderid: self.orderid.to_string(),
+            identity: row.identity.unwrap_or_default().to_string(),
+            outcome: row.outcome.to_string(),
+            reason: row.reason.map(no_nul).map(|r| r.into_owned()),
+            http_status: row.http_status,
+            method: row.method.to_string(),
+            raw_query: row.raw_query.to_string(),
+            remote_addr: row.remote_addr.map(str::to_string),
+            api: self.callback.api(),
+            amount: self.callback.amount().map(Amount::minor_units),
+            currency: self.callback.currency().map(|c| c.as_str().to_string()),
+            checked: self.checked,
+            payload: self.payload.to_string(),
+            raw_length: row.raw_length,
+            raw_sha256: row.raw_sha256.to_string(),
+        }
+    }
+
     /// The call; with `assumed`, the guard and the order check first. `None`:
     /// the guard was held, nothing was written.
     fn run(

@@ -8,6 +8,7 @@ mod journal;
 mod models;
 mod orders;
 mod outbox;
+mod pay_batch;
 pub mod raw;
 mod retention;
 pub mod schema;
@@ -392,6 +393,8 @@ fn deadline() -> Option<Instant> {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// PostgreSQL only: first deliveries of paid callbacks, written in batches.
+    pay_batcher: Option<std::sync::Arc<pay_batch::PayBatcher>>,
     statement_timeout: Duration,
     acquire_timeout: Duration,
     /// SQLite only: the file locked while migrating, beside the database.
@@ -409,28 +412,32 @@ impl Store {
         statement_timeout: Duration,
     ) -> Result<Store, StoreError> {
         let mut migration_lock = None;
+        let mut pay_batcher = None;
         let backend = match config {
             DatabaseConfig::Postgres { url } => {
                 let manager = ConnectionManager::<PgConnection>::new(with_socket_bounds(
                     url.expose_secret(),
                     statement_timeout,
                 ));
-                Backend::Postgres(
-                    Pool::builder()
-                        .error_handler(Box::new(ScrubbedConnectErrors(url_secrets(
-                            url.expose_secret(),
-                        ))))
-                        .max_size(pool_size)
-                        .min_idle(Some(1))
-                        .connection_timeout(acquire_timeout)
-                        // No `SELECT 1` round trip before every callback: a dead
-                        // connection shows itself on first use and the
-                        // transaction is retried on a fresh one (see `transaction`).
-                        .test_on_check_out(false)
-                        .connection_customizer(Box::new(PgSession { statement_timeout }))
-                        .build(manager)
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-                )
+                let pool = Pool::builder()
+                    .error_handler(Box::new(ScrubbedConnectErrors(url_secrets(
+                        url.expose_secret(),
+                    ))))
+                    .max_size(pool_size)
+                    .min_idle(Some(1))
+                    .connection_timeout(acquire_timeout)
+                    // No `SELECT 1` round trip before every callback: a dead
+                    // connection shows itself on first use and the
+                    // transaction is retried on a fresh one (see `transaction`).
+                    .test_on_check_out(false)
+                    .connection_customizer(Box::new(PgSession { statement_timeout }))
+                    .build(manager)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                pay_batcher = Some(std::sync::Arc::new(pay_batch::PayBatcher::new(
+                    pool.clone(),
+                    pay_writers(pool_size),
+                )));
+                Backend::Postgres(pool)
             }
             DatabaseConfig::Sqlite { path } => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -455,6 +462,7 @@ impl Store {
         };
         Ok(Store {
             backend,
+            pay_batcher,
             statement_timeout,
             acquire_timeout,
             migration_lock,
@@ -679,6 +687,12 @@ fn connection_lost(e: &diesel::result::Error) -> bool {
         Error::RollbackErrorOnCommit { commit_error, .. } => connection_lost(commit_error),
         _ => false,
     }
+}
+
+/// How many batches of first paid deliveries may be in flight at once: while
+/// one waits for its commit to reach the disk, the next is sent.
+fn pay_writers(pool_size: u32) -> usize {
+    (pool_size as usize / 4).clamp(1, 4)
 }
 
 pub(crate) fn now_millis() -> i64 {

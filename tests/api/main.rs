@@ -4,6 +4,7 @@
 mod support;
 
 mod backends_agree;
+mod batching;
 mod checkout;
 mod concurrency;
 mod console;

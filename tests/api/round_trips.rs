@@ -12,8 +12,10 @@ use crate::support::gateway::paid;
 use crate::support::postgres;
 
 /// The most statements a first paid callback for a registered order may cost:
-/// one call of `payhook_pay`, which takes the duplicate guard, locks the order
-/// and writes, as one implicit transaction (no BEGIN, no COMMIT).
+/// one call of `payhook_pay_batch` (a batch of one here), which takes the
+/// duplicate guard, locks the order and writes, as one implicit transaction
+/// (no BEGIN, no COMMIT). Callbacks waiting together share one call
+/// (`batching.rs`).
 const PAID_CALLBACK_STATEMENTS: usize = 1;
 
 /// Statements of one server process in a slice of the server log, in order.
@@ -85,6 +87,6 @@ async fn a_paid_callback_costs_one_statement_on_postgres() {
         "{} statements (at most {PAID_CALLBACK_STATEMENTS}) for one paid callback:\n  {shown}",
         paid_callback.len()
     );
-    assert!(paid_callback[0].contains("payhook_pay"), "{shown}");
+    assert!(paid_callback[0].contains("payhook_pay_batch("), "{shown}");
     assert_eq!(app.fulfilments("RT-2"), 1);
 }

@@ -1,0 +1,357 @@
+//! First deliveries of paid callbacks on PostgreSQL, written several at a time.
+//!
+//! Under load, many paid callbacks wait for the database at once. Each alone
+//! costs PostgreSQL a round trip, a function call and a commit. A few writer
+//! threads instead take everything queued whenever they are free and write it
+//! with one call of `payhook_pay_batch` (migration 22): one round trip and one
+//! commit for the batch. A callback that arrives alone is a batch of one,
+//! written at once: nothing waits for a batch to fill.
+//!
+//! Correctness does not rest on this queue. It only holds requests still
+//! waiting for their answer, the database checks each element as `payhook_pay`
+//! does, and whatever a batch cannot settle goes back to its request, which
+//! writes it alone.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+use diesel::RunQueryDsl;
+
+use super::now_millis;
+
+/// The most callbacks one call writes: it bounds the statement's size and how
+/// long one call holds the orders it has locked.
+const MAX_BATCH: usize = 32;
+
+/// The id `payhook_pay_batch` gives an element whose order was not as assumed.
+const NOT_AS_ASSUMED: i64 = -1;
+
+diesel::define_sql_function! {
+    /// Migration 22: a cached prepared statement, like `payhook_pay`.
+    #[allow(clippy::too_many_arguments)] // the function's own parameters
+    fn payhook_pay_batch(
+        commit_by: Nullable<BigInt>,
+        attempt: Array<Text>,
+        expect_state: Array<Text>,
+        expect_amount: Array<Nullable<BigInt>>,
+        expect_currency: Array<Nullable<Text>>,
+        expect_test: Array<Bool>,
+        received_at: Array<BigInt>,
+        project: Array<Text>,
+        orderid: Array<Text>,
+        identity: Array<Text>,
+        outcome: Array<Text>,
+        reason: Array<Nullable<Text>>,
+        http_status: Array<Integer>,
+        method: Array<Text>,
+        raw_query: Array<Text>,
+        remote_addr: Array<Nullable<Text>>,
+        api: Array<Text>,
+        amount: Array<Nullable<BigInt>>,
+        currency: Array<Nullable<Text>>,
+        checked: Array<Bool>,
+        payload: Array<Text>,
+        raw_length: Array<BigInt>,
+        raw_sha256: Array<Text>,
+    ) -> Array<Nullable<BigInt>>;
+}
+
+/// One first delivery's writes and what they assume, owned so that a writer
+/// thread can take them. The same values `payhook_pay` takes.
+#[derive(Debug, Clone)]
+pub(super) struct PayJob {
+    pub attempt: String,
+    /// Unix ms; past it the batch must not commit (see `Store::commit_by`).
+    pub commit_by: Option<i64>,
+    pub expect_state: &'static str,
+    pub expect_amount: Option<i64>,
+    pub expect_currency: Option<String>,
+    pub expect_test: bool,
+    pub received_at: i64,
+    pub project: String,
+    pub orderid: String,
+    pub identity: String,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub http_status: i32,
+    pub method: String,
+    pub raw_query: String,
+    pub remote_addr: Option<String>,
+    pub api: &'static str,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub checked: bool,
+    pub payload: String,
+    pub raw_length: i64,
+    pub raw_sha256: String,
+}
+
+/// What became of a queued job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Batched {
+    /// Written: the callback's id.
+    Paid(i64),
+    /// The guard was already held; nothing written.
+    GuardHeld,
+    /// The order was not as assumed; nothing written.
+    NotAsAssumed,
+    /// Not settled by a batch (its call failed, or another job in it was for
+    /// the same order): the request writes it alone.
+    Alone,
+    /// Its commit bound passed before it could be written; nothing written.
+    TooLate,
+}
+
+struct Queued {
+    job: PayJob,
+    reply: SyncSender<Batched>,
+}
+
+/// The queue and its writer threads, started on first use.
+pub(super) struct PayBatcher {
+    pool: Pool<ConnectionManager<PgConnection>>,
+    writers: usize,
+    queue: OnceLock<Sender<Queued>>,
+}
+
+impl PayBatcher {
+    pub(super) fn new(pool: Pool<ConnectionManager<PgConnection>>, writers: usize) -> PayBatcher {
+        PayBatcher {
+            pool,
+            writers: writers.max(1),
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// Queues `job` and waits for its outcome until `wait_until` (`None`: as
+    /// long as it takes; every call is bounded by the statement time-out).
+    pub(super) fn submit(&self, job: PayJob, wait_until: Option<Instant>) -> Batched {
+        let (reply, outcome) = mpsc::sync_channel(1);
+        if self.queue().send(Queued { job, reply }).is_err() {
+            return Batched::Alone;
+        }
+        let received = match wait_until {
+            Some(until) => outcome.recv_timeout(until.saturating_duration_since(Instant::now())),
+            None => outcome.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(batched) => batched,
+            // The job may still be written, but not after its commit bound.
+            Err(RecvTimeoutError::Timeout) => Batched::TooLate,
+            Err(RecvTimeoutError::Disconnected) => Batched::Alone,
+        }
+    }
+
+    fn queue(&self) -> &Sender<Queued> {
+        self.queue.get_or_init(|| {
+            let (sender, receiver) = mpsc::channel();
+            let receiver = Arc::new(Mutex::new(receiver));
+            for n in 0..self.writers {
+                let (pool, receiver) = (self.pool.clone(), Arc::clone(&receiver));
+                let spawned = std::thread::Builder::new()
+                    .name(format!("payhook-pay-{n}"))
+                    .spawn(move || write_batches(&pool, &receiver));
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "cannot start a payment writer");
+                }
+            }
+            sender
+        })
+    }
+}
+
+/// A writer thread: takes whatever is queued, writes it, until every sender
+/// is gone (the store was dropped).
+fn write_batches(pool: &Pool<ConnectionManager<PgConnection>>, queue: &Mutex<Receiver<Queued>>) {
+    while let Some(batch) = next_batch(queue) {
+        write_batch(pool, batch);
+    }
+}
+
+/// The first queued job (waiting for one), and whatever else is queued
+/// behind it, up to `MAX_BATCH`.
+fn next_batch(queue: &Mutex<Receiver<Queued>>) -> Option<Vec<Queued>> {
+    let receiver = queue.lock().unwrap_or_else(PoisonError::into_inner);
+    let first = receiver.recv().ok()?;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(queued) => batch.push(queued),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+fn write_batch(pool: &Pool<ConnectionManager<PgConnection>>, batch: Vec<Queued>) {
+    let (taken, left_out) = plan(batch, now_millis());
+    for (queued, batched) in left_out {
+        // A request that stopped waiting dropped its receiver: nothing to tell.
+        let _ = queued.reply.send(batched);
+    }
+    if taken.is_empty() {
+        return;
+    }
+    let written = pool
+        .get()
+        .map_err(|e| e.to_string())
+        .and_then(|mut conn| run(&mut conn, &taken).map_err(|e| e.to_string()));
+    match written {
+        Ok(ids) if ids.len() == taken.len() => {
+            for (queued, id) in taken.into_iter().zip(ids) {
+                let batched = match id {
+                    None => Batched::GuardHeld,
+                    Some(NOT_AS_ASSUMED) => Batched::NotAsAssumed,
+                    Some(id) => Batched::Paid(id),
+                };
+                let _ = queued.reply.send(batched);
+            }
+        }
+        outcome => {
+            // Nothing of the batch was committed: each request writes its own
+            // callback alone, and meets (and reports) its own error.
+            let error = outcome
+                .err()
+                .unwrap_or_else(|| "wrong number of ids".into());
+            tracing::debug!(jobs = taken.len(), %error, "batch not written; each alone");
+            for queued in taken {
+                let _ = queued.reply.send(Batched::Alone);
+            }
+        }
+    }
+}
+
+/// Which jobs a batch writes, sorted by order so that concurrent batches lock
+/// orders in the same sequence, and which it leaves out: past their commit
+/// bound, or a second job for an order already in the batch.
+fn plan(mut batch: Vec<Queued>, now: i64) -> (Vec<Queued>, Vec<(Queued, Batched)>) {
+    batch.sort_by(|a, b| (&a.job.project, &a.job.orderid).cmp(&(&b.job.project, &b.job.orderid)));
+    let mut taken: Vec<Queued> = Vec::with_capacity(batch.len());
+    let mut left_out = Vec::new();
+    for queued in batch {
+        let job = &queued.job;
+        if job.commit_by.is_some_and(|by| by <= now) {
+            left_out.push((queued, Batched::TooLate));
+        } else if taken
+            .last()
+            .is_some_and(|t| (&t.job.project, &t.job.orderid) == (&job.project, &job.orderid))
+        {
+            left_out.push((queued, Batched::Alone));
+        } else {
+            taken.push(queued);
+        }
+    }
+    (taken, left_out)
+}
+
+/// One call for the batch; per job, its callback's id, `NOT_AS_ASSUMED`, or
+/// `None` (guard held).
+fn run(conn: &mut PgConnection, taken: &[Queued]) -> diesel::QueryResult<Vec<Option<i64>>> {
+    let jobs: Vec<&PayJob> = taken.iter().map(|q| &q.job).collect();
+    let column = |f: fn(&PayJob) -> &str| jobs.iter().map(|j| f(j)).collect::<Vec<&str>>();
+    let optional =
+        |f: fn(&PayJob) -> Option<&str>| jobs.iter().map(|j| f(j)).collect::<Vec<Option<&str>>>();
+    let commit_by = jobs.iter().filter_map(|j| j.commit_by).min();
+    diesel::select(payhook_pay_batch(
+        commit_by,
+        column(|j| &j.attempt),
+        column(|j| j.expect_state),
+        jobs.iter().map(|j| j.expect_amount).collect::<Vec<_>>(),
+        optional(|j| j.expect_currency.as_deref()),
+        jobs.iter().map(|j| j.expect_test).collect::<Vec<_>>(),
+        jobs.iter().map(|j| j.received_at).collect::<Vec<_>>(),
+        column(|j| &j.project),
+        column(|j| &j.orderid),
+        column(|j| &j.identity),
+        column(|j| &j.outcome),
+        optional(|j| j.reason.as_deref()),
+        jobs.iter().map(|j| j.http_status).collect::<Vec<_>>(),
+        column(|j| &j.method),
+        column(|j| &j.raw_query),
+        optional(|j| j.remote_addr.as_deref()),
+        column(|j| j.api),
+        jobs.iter().map(|j| j.amount).collect::<Vec<_>>(),
+        optional(|j| j.currency.as_deref()),
+        jobs.iter().map(|j| j.checked).collect::<Vec<_>>(),
+        column(|j| &j.payload),
+        jobs.iter().map(|j| j.raw_length).collect::<Vec<_>>(),
+        column(|j| &j.raw_sha256),
+    ))
+    .get_result(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(orderid: &str, commit_by: Option<i64>) -> (Queued, Receiver<Batched>) {
+        let (reply, outcome) = mpsc::sync_channel(1);
+        let job = PayJob {
+            attempt: "a".into(),
+            commit_by,
+            expect_state: "awaiting_payment",
+            expect_amount: Some(100),
+            expect_currency: Some("EUR".into()),
+            expect_test: false,
+            received_at: 0,
+            project: "1".into(),
+            orderid: orderid.into(),
+            identity: format!("id-{orderid}"),
+            outcome: "fulfilled".into(),
+            reason: None,
+            http_status: 200,
+            method: "GET".into(),
+            raw_query: String::new(),
+            remote_addr: None,
+            api: "classic",
+            amount: Some(100),
+            currency: Some("EUR".into()),
+            checked: true,
+            payload: String::new(),
+            raw_length: 0,
+            raw_sha256: String::new(),
+        };
+        (Queued { job, reply }, outcome)
+    }
+
+    #[test]
+    fn a_batch_is_sorted_by_order_and_holds_each_order_once() {
+        let (batch, _receivers): (Vec<Queued>, Vec<_>) = ["C", "A", "B", "A"]
+            .iter()
+            .map(|id| queued(id, None))
+            .unzip();
+        let (taken, left_out) = plan(batch, 0);
+        let orders: Vec<&str> = taken.iter().map(|q| q.job.orderid.as_str()).collect();
+        assert_eq!(orders, ["A", "B", "C"]);
+        let left: Vec<(&str, Batched)> = left_out
+            .iter()
+            .map(|(q, b)| (q.job.orderid.as_str(), *b))
+            .collect();
+        assert_eq!(left, [("A", Batched::Alone)]);
+    }
+
+    #[test]
+    fn a_job_past_its_commit_bound_is_left_out() {
+        let (batch, _receivers): (Vec<Queued>, Vec<_>) = [
+            ("A", Some(999)),
+            ("B", Some(1000)),
+            ("C", Some(1001)),
+            ("D", None),
+        ]
+        .iter()
+        .map(|(id, by)| queued(id, *by))
+        .unzip();
+        let (taken, left_out) = plan(batch, 1000);
+        let orders: Vec<&str> = taken.iter().map(|q| q.job.orderid.as_str()).collect();
+        assert_eq!(orders, ["C", "D"]);
+        let left: Vec<(&str, Batched)> = left_out
+            .iter()
+            .map(|(q, b)| (q.job.orderid.as_str(), *b))
+            .collect();
+        assert_eq!(left, [("A", Batched::TooLate), ("B", Batched::TooLate)]);
+    }
+}
