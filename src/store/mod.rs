@@ -689,10 +689,15 @@ fn connection_lost(e: &diesel::result::Error) -> bool {
     }
 }
 
-/// How many batches of first paid deliveries may be in flight at once: while
-/// one waits for its commit to reach the disk, the next is sent.
+/// How many payment writers (batches of first paid deliveries in flight at
+/// once): one per 8 connections, 1 to 4. Fewer writers make bigger batches,
+/// and a batch's cost per callback falls with its size; a second writer sends
+/// its batch while the first waits for its commit to reach the disk, which
+/// is what bounds one writer when the disk is slow. With the default pool of
+/// 16 on two cores, two did best or nearly in alternating runs
+/// (`docs/performance.md`).
 fn pay_writers(pool_size: u32) -> usize {
-    (pool_size as usize / 4).clamp(1, 4)
+    (pool_size as usize).div_ceil(8).clamp(1, 4)
 }
 
 pub(crate) fn now_millis() -> i64 {

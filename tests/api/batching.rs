@@ -19,7 +19,7 @@ use crate::support::gateway::paid;
 use crate::support::postgres;
 use crate::support::proxy::ChaosProxy;
 
-/// A pool of 4 connections has one payment writer (a quarter of the pool).
+/// A pool of 4 connections has one payment writer (one per 8 connections).
 /// Each request waiting for the database holds one of its worker's blocking
 /// threads, at most the pool's size per worker: 1 + 3 fit on one worker.
 const ONE_WRITER: (&str, &str) = ("PAYHOOK_DB_POOL_SIZE", "4");
