@@ -167,6 +167,11 @@ impl Store {
             Batched::Paid(callback_id) => Ok(Some(callback_id)),
             Batched::GuardHeld | Batched::NotAsAssumed => return None,
             Batched::TooLate => return Some(Err(StoreError::TimedOut(self.statement_timeout))),
+            Batched::NoConnection => {
+                return Some(Err(StoreError::Unavailable(
+                    "timed out waiting for a database connection".into(),
+                )))
+            }
             Batched::Alone => self.with_conn(|conn| {
                 let Conn::Pg(c) = conn else {
                     unreachable!("only called on PostgreSQL")

@@ -436,6 +436,7 @@ impl Store {
                 pay_batcher = Some(std::sync::Arc::new(pay_batch::PayBatcher::new(
                     pool.clone(),
                     pay_writers(pool_size),
+                    acquire_timeout,
                 )));
                 Backend::Postgres(pool)
             }

@@ -14,7 +14,7 @@
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -104,6 +104,9 @@ pub(super) enum Batched {
     Alone,
     /// Its commit bound passed before it could be written; nothing written.
     TooLate,
+    /// No connection came within the acquire time-out (or its bound); nothing
+    /// written. Answered as the request's own wait for one would have been.
+    NoConnection,
 }
 
 struct Queued {
@@ -115,14 +118,20 @@ struct Queued {
 pub(super) struct PayBatcher {
     pool: Pool<ConnectionManager<PgConnection>>,
     writers: usize,
+    acquire_timeout: Duration,
     queue: OnceLock<Sender<Queued>>,
 }
 
 impl PayBatcher {
-    pub(super) fn new(pool: Pool<ConnectionManager<PgConnection>>, writers: usize) -> PayBatcher {
+    pub(super) fn new(
+        pool: Pool<ConnectionManager<PgConnection>>,
+        writers: usize,
+        acquire_timeout: Duration,
+    ) -> PayBatcher {
         PayBatcher {
             pool,
             writers: writers.max(1),
+            acquire_timeout,
             queue: OnceLock::new(),
         }
     }
@@ -152,9 +161,10 @@ impl PayBatcher {
             let receiver = Arc::new(Mutex::new(receiver));
             for n in 0..self.writers {
                 let (pool, receiver) = (self.pool.clone(), Arc::clone(&receiver));
+                let acquire = self.acquire_timeout;
                 let spawned = std::thread::Builder::new()
                     .name(format!("payhook-pay-{n}"))
-                    .spawn(move || write_batches(&pool, &receiver));
+                    .spawn(move || write_batches(&pool, acquire, &receiver));
                 if let Err(e) = spawned {
                     tracing::warn!(error = %e, "cannot start a payment writer");
                 }
@@ -166,9 +176,13 @@ impl PayBatcher {
 
 /// A writer thread: takes whatever is queued, writes it, until every sender
 /// is gone (the store was dropped).
-fn write_batches(pool: &Pool<ConnectionManager<PgConnection>>, queue: &Mutex<Receiver<Queued>>) {
+fn write_batches(
+    pool: &Pool<ConnectionManager<PgConnection>>,
+    acquire: Duration,
+    queue: &Mutex<Receiver<Queued>>,
+) {
     while let Some(batch) = next_batch(queue) {
-        write_batch(pool, batch);
+        write_batch(pool, acquire, batch);
     }
 }
 
@@ -187,8 +201,13 @@ fn next_batch(queue: &Mutex<Receiver<Queued>>) -> Option<Vec<Queued>> {
     Some(batch)
 }
 
-fn write_batch(pool: &Pool<ConnectionManager<PgConnection>>, batch: Vec<Queued>) {
-    let (taken, left_out) = plan(batch, now_millis());
+fn write_batch(
+    pool: &Pool<ConnectionManager<PgConnection>>,
+    acquire: Duration,
+    batch: Vec<Queued>,
+) {
+    let now = now_millis();
+    let (taken, left_out) = plan(batch, now);
     for (queued, batched) in left_out {
         // A request that stopped waiting dropped its receiver: nothing to tell.
         let _ = queued.reply.send(batched);
@@ -196,10 +215,22 @@ fn write_batch(pool: &Pool<ConnectionManager<PgConnection>>, batch: Vec<Queued>)
     if taken.is_empty() {
         return;
     }
-    let written = pool
-        .get()
-        .map_err(|e| e.to_string())
-        .and_then(|mut conn| run(&mut conn, &taken).map_err(|e| e.to_string()));
+    // No longer than the pool's own wait, nor than the batch can still commit.
+    let wait = match taken.iter().filter_map(|q| q.job.commit_by).min() {
+        Some(by) => acquire.min(Duration::from_millis(u64::try_from(by - now).unwrap_or(0))),
+        None => acquire,
+    };
+    let mut conn = match pool.get_timeout(wait) {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::debug!(jobs = taken.len(), %error, "no connection for a batch");
+            for queued in taken {
+                let _ = queued.reply.send(Batched::NoConnection);
+            }
+            return;
+        }
+    };
+    let written = run(&mut conn, &taken).map_err(|e| e.to_string());
     match written {
         Ok(ids) if ids.len() == taken.len() => {
             for (queued, id) in taken.into_iter().zip(ids) {
@@ -212,8 +243,9 @@ fn write_batch(pool: &Pool<ConnectionManager<PgConnection>>, batch: Vec<Queued>)
             }
         }
         outcome => {
-            // Nothing of the batch was committed: each request writes its own
-            // callback alone, and meets (and reports) its own error.
+            // Each request writes its own callback alone and meets (and
+            // reports) its own error; if the call did commit and only its reply
+            // was lost, each finds its own attempt stored.
             let error = outcome
                 .err()
                 .unwrap_or_else(|| "wrong number of ids".into());

@@ -32,14 +32,8 @@ async fn logged_app(tag: &str) -> (TestApp, Arc<ChaosProxy>, String, PathBuf) {
     let tag = tag.to_string();
     let (direct, log_file) = tokio::task::spawn_blocking(move || {
         let cluster = postgres::cluster();
-        let name = format!("batching_{tag}_{}", std::process::id());
-        cluster.create_database(&name);
-        postgres::psql(
-            &cluster.url("postgres"),
-            &format!("ALTER DATABASE \"{name}\" SET log_statement = 'all'"),
-        )
-        .unwrap();
-        (cluster.url(&name), cluster.log_file().to_path_buf())
+        let url = cluster.create_logged_database(&format!("batching_{tag}_{}", std::process::id()));
+        (url, cluster.log_file().to_path_buf())
     })
     .await
     .unwrap();

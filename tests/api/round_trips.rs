@@ -36,14 +36,8 @@ async fn a_paid_callback_costs_one_statement_on_postgres() {
     // The process's own cluster, not TEST_DATABASE_URL's: its log is needed.
     let (url, log_file) = tokio::task::spawn_blocking(|| {
         let cluster = postgres::cluster();
-        let name = format!("round_trips_{}", std::process::id());
-        cluster.create_database(&name);
-        postgres::psql(
-            &cluster.url("postgres"),
-            &format!("ALTER DATABASE \"{name}\" SET log_statement = 'all'"),
-        )
-        .unwrap();
-        (cluster.url(&name), cluster.log_file().to_path_buf())
+        let url = cluster.create_logged_database(&format!("round_trips_{}", std::process::id()));
+        (url, cluster.log_file().to_path_buf())
     })
     .await
     .unwrap();

@@ -190,6 +190,18 @@ impl Cluster {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Creates database `name` with every statement it runs written to the
+    /// server log (`log_statement = 'all'`, for this database only), and
+    /// returns its URL.
+    pub fn create_logged_database(&self, name: &str) -> String {
+        self.create_database(name);
+        let sql = format!("ALTER DATABASE \"{name}\" SET log_statement = 'all'");
+        if let Err(err) = psql(&self.url("postgres"), &sql) {
+            panic!("cannot log the statements of {name}: {err}");
+        }
+        self.url(name)
+    }
+
     /// Creates database `name` (must be a plain identifier), panicking on failure.
     pub fn create_database(&self, name: &str) {
         let sql = format!("CREATE DATABASE \"{name}\"");
