@@ -216,7 +216,8 @@ fn write_batch(
         return;
     }
     // No longer than the pool's own wait, nor than the batch can still commit.
-    let wait = match taken.iter().filter_map(|q| q.job.commit_by).min() {
+    let commit_by = taken.iter().filter_map(|q| q.job.commit_by).min();
+    let wait = match commit_by {
         Some(by) => acquire.min(Duration::from_millis(u64::try_from(by - now).unwrap_or(0))),
         None => acquire,
     };
@@ -230,7 +231,7 @@ fn write_batch(
             return;
         }
     };
-    let written = run(&mut conn, &taken).map_err(|e| e.to_string());
+    let written = run(&mut conn, &taken, commit_by).map_err(|e| e.to_string());
     match written {
         Ok(ids) if ids.len() == taken.len() => {
             for (queued, id) in taken.into_iter().zip(ids) {
@@ -261,17 +262,13 @@ fn write_batch(
 /// orders in the same sequence, and which it leaves out: past their commit
 /// bound, or a second job for an order already in the batch.
 fn plan(mut batch: Vec<Queued>, now: i64) -> (Vec<Queued>, Vec<(Queued, Batched)>) {
-    batch.sort_by(|a, b| (&a.job.project, &a.job.orderid).cmp(&(&b.job.project, &b.job.orderid)));
+    batch.sort_by(|a, b| order(a).cmp(&order(b)));
     let mut taken: Vec<Queued> = Vec::with_capacity(batch.len());
     let mut left_out = Vec::new();
     for queued in batch {
-        let job = &queued.job;
-        if job.commit_by.is_some_and(|by| by <= now) {
+        if queued.job.commit_by.is_some_and(|by| by <= now) {
             left_out.push((queued, Batched::TooLate));
-        } else if taken
-            .last()
-            .is_some_and(|t| (&t.job.project, &t.job.orderid) == (&job.project, &job.orderid))
-        {
+        } else if taken.last().is_some_and(|t| order(t) == order(&queued)) {
             left_out.push((queued, Batched::Alone));
         } else {
             taken.push(queued);
@@ -280,14 +277,23 @@ fn plan(mut batch: Vec<Queued>, now: i64) -> (Vec<Queued>, Vec<(Queued, Batched)
     (taken, left_out)
 }
 
-/// One call for the batch; per job, its callback's id, `NOT_AS_ASSUMED`, or
+/// The order a job pays: what a batch sorts by and holds once.
+fn order(queued: &Queued) -> (&str, &str) {
+    (&queued.job.project, &queued.job.orderid)
+}
+
+/// One call for the batch, which commits only before `commit_by` (the
+/// earliest of its jobs'); per job, its callback's id, `NOT_AS_ASSUMED`, or
 /// `None` (guard held).
-fn run(conn: &mut PgConnection, taken: &[Queued]) -> diesel::QueryResult<Vec<Option<i64>>> {
+fn run(
+    conn: &mut PgConnection,
+    taken: &[Queued],
+    commit_by: Option<i64>,
+) -> diesel::QueryResult<Vec<Option<i64>>> {
     let jobs: Vec<&PayJob> = taken.iter().map(|q| &q.job).collect();
     let column = |f: fn(&PayJob) -> &str| jobs.iter().map(|j| f(j)).collect::<Vec<&str>>();
     let optional =
         |f: fn(&PayJob) -> Option<&str>| jobs.iter().map(|j| f(j)).collect::<Vec<Option<&str>>>();
-    let commit_by = jobs.iter().filter_map(|j| j.commit_by).min();
     diesel::select(payhook_pay_batch(
         commit_by,
         column(|j| &j.attempt),

@@ -7,7 +7,7 @@
 //! The database is made to wait with the chaos proxy: stalled, the payment
 //! writer's call for a first callback hangs while the others queue behind it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,13 +48,13 @@ async fn logged_app(tag: &str) -> (TestApp, Arc<ChaosProxy>, String, PathBuf) {
     (app, proxy, direct, log_file)
 }
 
-fn log_len(log_file: &PathBuf) -> usize {
+fn log_len(log_file: &Path) -> usize {
     std::fs::metadata(log_file).unwrap().len() as usize
 }
 
 /// The server log since `from` (a byte offset), only the lines of the
 /// app's own connections (the cluster is shared with other tests).
-fn app_log(log_file: &PathBuf, from: usize, direct: &str) -> Vec<String> {
+fn app_log(log_file: &Path, from: usize, direct: &str) -> Vec<String> {
     #[derive(diesel::QueryableByName)]
     struct Pid {
         #[diesel(sql_type = diesel::sql_types::Integer)]
