@@ -490,7 +490,6 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
         kinds: None,
         state: None,
         order: Some((project.clone(), orderid.to_string())),
-        created_before: None,
     });
     let events = match events {
         Ok(events) => events,
@@ -557,7 +556,6 @@ pub fn events_list(state: Option<&str>, limit: i64, json: bool) -> ExitCode {
         kinds: None,
         state,
         order: None,
-        created_before: None,
     };
     let events = match op.store.events(&filter) {
         Ok(events) => events,

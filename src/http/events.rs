@@ -8,7 +8,7 @@ use super::admin::Admin;
 use super::error::AdminError;
 use super::AppState;
 use crate::notify::event::{EventDetails, EventType, FeedEvent};
-use crate::store::EventFilter;
+use crate::store::FeedPage;
 
 /// Mounted in the admin listener's `/api/v1` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -28,9 +28,10 @@ pub struct FeedQuery {
     event_type: Option<String>,
 }
 
-/// `GET /api/v1/events?after=<id>&limit=<n>&type=<t>`: events in id order,
-/// after the given one; `next_after` is the id to ask after next time (the
-/// same `after` when the page is empty).
+/// `GET /api/v1/events?after=<position>&limit=<n>&type=<t>`: events in feed
+/// order (their `position`, handed out after they committed), after the given
+/// position; `next_after` is the position to ask after next time (the same
+/// `after` when the page is empty).
 pub async fn list_events(
     _: Admin,
     state: web::Data<AppState>,
@@ -39,7 +40,7 @@ pub async fn list_events(
     let after = query.after.unwrap_or(0);
     if after < 0 {
         return Err(AdminError::BadRequest(
-            "after must be an event id, 0 or more".into(),
+            "after must be a feed position, 0 or more".into(),
         ));
     }
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -63,21 +64,13 @@ pub async fn list_events(
         ),
     };
     let store = state.store.clone();
-    let rows = state
-        .store
-        .bounded(move || {
-            let filter = EventFilter {
-                after,
-                limit,
-                kinds,
-                state: None,
-                order: None,
-                created_before: store.feed_settled_before(chrono::Utc::now().timestamp_millis()),
-            };
-            store.events(&filter)
-        })
-        .await?;
-    let next_after = rows.last().map_or(after, |r| r.id);
+    let page = FeedPage {
+        after,
+        limit,
+        kinds,
+    };
+    let rows = state.store.bounded(move || store.feed(&page)).await?;
+    let next_after = rows.last().and_then(|r| r.feed_seq).unwrap_or(after);
     let events: Vec<FeedEvent> = rows.iter().map(FeedEvent::of).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_after": next_after })))
 }

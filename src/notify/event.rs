@@ -211,6 +211,9 @@ pub struct FeedEvent {
     pub notification: Notification,
     pub state: String,
     pub attempts: i32,
+    /// Its place in the feed (`after=`); `null` until it is placed, at the
+    /// first feed read after its commit.
+    pub position: Option<i64>,
 }
 
 impl FeedEvent {
@@ -219,6 +222,7 @@ impl FeedEvent {
             notification: Notification::of(row),
             state: row.state.clone(),
             attempts: row.attempts,
+            position: row.feed_seq,
         }
     }
 }

@@ -30,7 +30,9 @@ pub use console::{FlagRow, FormClaim, Overview};
 pub use journal::{JournalEntry, JournalFilter, PruneCount};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
 pub use orders::Registration;
-pub use outbox::{AfterAttempt, Attempt, AttemptRow, Backlog, EventFilter, EventRow, EventState};
+pub use outbox::{
+    AfterAttempt, Attempt, AttemptRow, Backlog, EventFilter, EventRow, EventState, FeedPage,
+};
 pub use raw::RawRequest;
 pub use retention::spawn_pruner;
 

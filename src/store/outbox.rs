@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
 use serde::Serialize;
 
-use super::schema::{outbox, outbox_attempts};
+use super::schema::{feed_head, outbox, outbox_attempts};
 use super::{dispatch, now_millis, Store, StoreError};
 
 /// Where an event is in its life.
@@ -63,6 +63,9 @@ pub struct EventRow {
     pub dead_at: Option<i64>,
     pub created_at: i64,
     pub requeued_at: Option<i64>,
+    /// The event's place in the feed, handed out once its transaction has
+    /// committed ([`Store::feed`]); `None` until then.
+    pub feed_seq: Option<i64>,
 }
 
 impl EventRow {
@@ -120,10 +123,29 @@ pub struct EventFilter {
     pub state: Option<EventState>,
     /// Only the events of this order: (project id, order id).
     pub order: Option<(String, String)>,
-    /// Only events created before this time (milliseconds): see
-    /// [`Store::feed_settled_before`].
-    pub created_before: Option<i64>,
 }
+
+/// One page of the feed: events placed after `after`, in feed order.
+#[derive(Debug, Clone, Default)]
+pub struct FeedPage {
+    /// Only positions above this one (0: from the beginning).
+    pub after: i64,
+    pub limit: i64,
+    /// Only events written by these outcomes (`None`: any).
+    pub kinds: Option<Vec<String>>,
+}
+
+/// Gives the committed events that have no place yet the next positions, in id
+/// order. Sequencers take turns on `feed_head`'s row (PostgreSQL) or the write
+/// lock (SQLite); each sees every earlier one's positions committed, so the
+/// positions readers can see always form an unbroken prefix: a reader that
+/// passed position P never later finds an event placed below P. At most
+/// 10 000 a pass, so a read never waits on more; the rest go to the next.
+const SEQUENCE: &str = "UPDATE outbox SET feed_seq = placed.base + placed.n \
+     FROM (SELECT s.id, row_number() OVER (ORDER BY s.id) AS n, h.feed_seq AS base \
+           FROM (SELECT id FROM outbox WHERE feed_seq IS NULL ORDER BY id LIMIT 10000) AS s, \
+                feed_head AS h WHERE h.id = 1) AS placed \
+     WHERE outbox.id = placed.id";
 
 /// How many events wait, and since when the oldest does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -321,9 +343,6 @@ impl Store {
                         .filter(outbox::project_id.eq(project.clone()))
                         .filter(outbox::orderid.eq(orderid.clone()));
                 }
-                if let Some(before) = filter.created_before {
-                    query = query.filter(outbox::created_at.lt(before));
-                }
                 query.load($c)
             }};
         }
@@ -395,19 +414,36 @@ impl Store {
         })
     }
 
-    /// Events created before this time are in the feed. On PostgreSQL,
-    /// transactions commit in any order, so an event can become visible after
-    /// one with a higher id: a shop that read past that id would never see it.
-    /// Every event is committed within the statement bound of its creation (a
-    /// callback's transaction refuses to commit later, see
-    /// `Store::still_awaited`), so events older than that bound (plus a second
-    /// for clocks of different instances) can no longer be overtaken. SQLite
-    /// commits one writer at a time, in id order.
-    pub fn feed_settled_before(&self, now: i64) -> Option<i64> {
-        match self.backend_name() {
-            "postgres" => Some(now - millis(self.statement_timeout) - 1_000),
-            _ => None,
-        }
+    /// A page of the feed: first the committed events not yet placed get
+    /// their positions (see [`SEQUENCE`]), then the page is read by position.
+    /// An event enters the feed at the first read after its commit.
+    pub fn feed(&self, page: &FeedPage) -> Result<Vec<EventRow>, StoreError> {
+        self.transaction(|conn| {
+            // Takes the sequencer's turn before anything is read: the next
+            // statement's snapshot then holds every earlier sequencer's commit.
+            dispatch!(conn, c => diesel::update(feed_head::table.find(1))
+                .set(feed_head::feed_seq.eq(feed_head::feed_seq))
+                .execute(c))?;
+            let placed = dispatch!(conn, c => diesel::sql_query(SEQUENCE).execute(c))?;
+            dispatch!(conn, c => diesel::update(feed_head::table.find(1))
+                .set(feed_head::feed_seq.eq(feed_head::feed_seq + placed as i64))
+                .execute(c))?;
+            macro_rules! load {
+                ($c:expr) => {{
+                    let mut query = outbox::table
+                        .filter(outbox::feed_seq.gt(page.after))
+                        .order(outbox::feed_seq.asc())
+                        .limit(page.limit)
+                        .select(EventRow::as_select())
+                        .into_boxed();
+                    if let Some(kinds) = &page.kinds {
+                        query = query.filter(outbox::kind.eq_any(kinds.clone()));
+                    }
+                    query.load($c)
+                }};
+            }
+            dispatch!(conn, c => load!(c))
+        })
     }
 }
 

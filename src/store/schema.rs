@@ -85,6 +85,14 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         claimed_until -> Nullable<BigInt>,
         dead_at -> Nullable<BigInt>,
+        feed_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    feed_head (id) {
+        id -> Integer,
+        feed_seq -> BigInt,
     }
 }
 

@@ -9,6 +9,7 @@ mod checkout;
 mod concurrency;
 mod console;
 mod db_faults;
+mod feed;
 mod forgery;
 mod hardening;
 mod helpers;
