@@ -279,6 +279,7 @@ mod tests {
             dead_at: None,
             created_at: 1_700_000_000_123,
             requeued_at: None,
+            feed_seq: None,
         }
     }
 
