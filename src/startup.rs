@@ -17,7 +17,7 @@ use crate::http::body::{self, Answer};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
 use crate::metrics::Metrics;
 use crate::paysera::Verifier;
-use crate::store::Store;
+use crate::store::{spawn_pruner, Pruned, Store};
 
 pub struct Application {
     port: u16,
@@ -153,7 +153,9 @@ impl Application {
                 alerter.clone(),
             );
         }
-        crate::store::spawn_pruner(store.clone(), settings.database.rejected_retention);
+        let db = &settings.database;
+        spawn_pruner(store.clone(), Pruned::Rejected, db.rejected_retention);
+        spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
         let http = &settings.http;
         let mut state = AppState {
             verifier: Arc::new(verifier),

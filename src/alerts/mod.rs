@@ -32,6 +32,8 @@ pub enum AlertKind {
     DatabaseError,
     MissedCallback,
     NotificationDead,
+    /// One delivery sent again far more often than a gateway retries.
+    DuplicateFlood,
 }
 
 impl AlertKind {
@@ -42,6 +44,7 @@ impl AlertKind {
             AlertKind::DatabaseError,
             AlertKind::MissedCallback,
             AlertKind::NotificationDead,
+            AlertKind::DuplicateFlood,
         ])
     }
 
@@ -52,6 +55,7 @@ impl AlertKind {
             AlertKind::DatabaseError => "database_error",
             AlertKind::MissedCallback => "missed_callback",
             AlertKind::NotificationDead => "notification_dead",
+            AlertKind::DuplicateFlood => "duplicate_flood",
         }
     }
 
@@ -70,6 +74,7 @@ impl AlertKind {
             AlertKind::DatabaseError => "payhook could not store a callback and answered 503; the gateway will retry. Check the database.",
             AlertKind::MissedCallback => "The buyer came back from the gateway but no callback arrived since: check callbackurl, firewalls and that payhook is reachable. If no callback is expected any more, close the order (POST /api/v1/orders/{orderid}/close or `payhook orders close`).",
             AlertKind::NotificationDead => "A notification to the shop could not be delivered after every retry.",
+            AlertKind::DuplicateFlood => "One genuine callback has been sent again 100 times or more: far more than the gateway retries. Someone holding it (a buyer gets one in the return URL) is replaying it. Each copy is answered and stored bounded and changes nothing; check the sender's address in the journal and block it upstream if it goes on.",
         }
     }
 }

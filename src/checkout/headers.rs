@@ -57,6 +57,28 @@ impl Headers {
             n.len() >= 10 && n.as_bytes()[..10].eq_ignore_ascii_case(b"x-paysera-")
         })
     }
+
+    /// The headers the verifier reads ([`HeaderName::ALL`]), each by its
+    /// first value as [`Headers::first`] gives it, in the order received.
+    pub fn read_by_verifier(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.iter()
+            .enumerate()
+            .filter_map(move |(i, (name, value))| {
+                let read = HeaderName::ALL
+                    .iter()
+                    .any(|h| h.as_str().eq_ignore_ascii_case(name));
+                let first = !self.pairs[..i]
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name));
+                (read && first).then_some((name, value))
+            })
+    }
+
+    /// The `X-Paysera-*` headers are exactly the ones the verifier reads, each
+    /// once.
+    pub fn paysera_all_read(&self) -> bool {
+        self.paysera().count() == self.read_by_verifier().count()
+    }
 }
 
 impl<N: Into<String>, V: Into<Vec<u8>>> FromIterator<(N, V)> for Headers {

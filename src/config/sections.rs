@@ -140,6 +140,9 @@ pub struct DatabaseSettings {
     pub rejected_max_bytes: usize,
     /// Rejected requests older than this are deleted.
     pub rejected_retention: Duration,
+    /// Duplicates (a delivery received again) older than this are deleted; the
+    /// first row of each delivery stays.
+    pub duplicate_retention: Duration,
 }
 
 impl DatabaseSettings {
@@ -166,15 +169,19 @@ impl DatabaseSettings {
                 d => d,
             },
             rejected_max_bytes: env.number("PAYHOOK_REJECTED_MAX_BYTES", 2048)? as usize,
-            rejected_retention: env.duration("PAYHOOK_REJECTED_RETENTION", "30d").and_then(
-                |d| {
-                    (!d.is_zero())
-                        .then_some(d)
-                        .ok_or_else(|| bad("PAYHOOK_REJECTED_RETENTION", "must be longer than 0s"))
-                },
-            )?,
+            rejected_retention: retention(env, "PAYHOOK_REJECTED_RETENTION")?,
+            duplicate_retention: retention(env, "PAYHOOK_DUPLICATE_RETENTION")?,
         })
     }
+}
+
+/// A retention period: 30 days unless given, never 0.
+fn retention(env: &Env<'_>, key: &str) -> Result<Duration, ConfigError> {
+    env.duration(key, "30d").and_then(|d| {
+        (!d.is_zero())
+            .then_some(d)
+            .ok_or_else(|| bad(key, "must be longer than 0s"))
+    })
 }
 
 /// `DATABASE_URL`: PostgreSQL, or a SQLite file (by default in the data directory).

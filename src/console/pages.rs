@@ -698,6 +698,8 @@ pub struct OrderQuery {
     project_id: Option<String>,
     replayed: Option<i64>,
     closed: Option<u8>,
+    /// Only callbacks below this id (the order's older callbacks).
+    callbacks_before: Option<i64>,
 }
 
 /// `GET /ui/orders/{orderid}`: the order's story.
@@ -710,10 +712,11 @@ pub async fn order(
     let orderid = path.into_inner();
     let project = project_of(&state, query.project_id.as_deref())?;
     let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
+    let before = query.callbacks_before;
     let found = state
         .store
         .bounded(move || {
-            let Some(order) = store.order(&p, &o)? else {
+            let Some(order) = store.order_page(&p, &o, before)? else {
                 return Ok(None);
             };
             let flags = store.order_flags(&p, &o)?;
@@ -835,7 +838,11 @@ pub async fn order(
     if query.closed == Some(1) {
         notice = Some("Closed: the missed-callback count leaves this order out.".into());
     }
+    let older = order
+        .callbacks_before
+        .map(|id| with_param(&here, "callbacks_before", &id.to_string()));
     let page = OrderPage {
+        older,
         chrome: chrome(&session, "orders"),
         close: order.closed_at.is_none().then(|| {
             form(

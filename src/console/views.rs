@@ -203,6 +203,8 @@ pub struct OrderPage {
     pub steps: Vec<Step>,
     pub close: Option<Form>,
     pub notice: Option<String>,
+    /// The page of the older callbacks, when the order has more than one page.
+    pub older: Option<String>,
 }
 
 pub struct EventLine {

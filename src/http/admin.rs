@@ -343,17 +343,31 @@ pub struct ProjectQuery {
     project_id: Option<String>,
 }
 
-/// `GET /api/v1/orders/{orderid}`
+#[derive(Deserialize)]
+pub struct OrderQuery {
+    /// A classic project's number or a Checkout project's client id.
+    project_id: Option<String>,
+    /// Only callbacks with an id below this one (the last page's
+    /// `callbacks_before`).
+    callbacks_before: Option<i64>,
+}
+
+/// `GET /api/v1/orders/{orderid}?callbacks_before=`: the order with its newest
+/// callbacks (at most 50); `callbacks_before` pages to older ones.
 pub async fn get_order(
     _: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<ProjectQuery>,
+    query: web::Query<OrderQuery>,
 ) -> Result<HttpResponse, AdminError> {
     let project = order_project(&state, query.project_id.as_deref())?;
     let orderid = order_id(path.into_inner())?;
+    let before = query.callbacks_before;
     let store = state.store.clone();
-    let order = on_store(&state.store, move || store.order(&project, &orderid)).await?;
+    let order = on_store(&state.store, move || {
+        store.order_page(&project, &orderid, before)
+    })
+    .await?;
     order
         .map(|o| HttpResponse::Ok().json(o))
         .ok_or(AdminError::NotFound)

@@ -17,7 +17,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::domain::Rules;
 use crate::domain::{decide_callback, order_to_lock, Answer, OkBody, Outcome, VerifiedCallback};
 use crate::paysera::{CallbackError, RejectClass, RequestParams, Verifier};
-use crate::store::{CallbackMeta, Processed, RawRequest, Step, Store, StoreError};
+use crate::store::{CallbackMeta, Processed, RawRequest, Signed, Step, Store, StoreError};
 
 /// What the pipeline needs: the same for the endpoint and for the operator's
 /// replay and ingest commands.
@@ -153,9 +153,14 @@ pub fn handle(
             return Ok(Handled::Rejected(e));
         }
     };
+    let signed_query = params.signed_query();
+    let signed = Signed::new(
+        (!signed_query.covers_whole(meta.raw.bytes())).then_some(signed_query.query),
+        keep,
+    );
     let rules = state.rules;
     let lock = order_to_lock(&callback, rules);
-    let processed = state.store.record(&callback, meta, lock, |seen| {
+    let processed = state.store.record(&callback, meta, &signed, lock, |seen| {
         let decision = decide_callback(&callback, seen, rules);
         let answer = decision.outcome.answer(callback.kind());
         Step {
@@ -270,7 +275,10 @@ impl<'a> Report<'a> {
                 reason: p.reason.clone(),
                 project: Some(callback.project_id()),
                 orderid: callback.orderid(),
-                alert: p.flag.map(AlertKind::Flag),
+                alert: p
+                    .flag
+                    .map(AlertKind::Flag)
+                    .or(p.flood.then_some(AlertKind::DuplicateFlood)),
                 callback: Some(callback),
                 ..blank
             },

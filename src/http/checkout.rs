@@ -18,7 +18,7 @@ use crate::domain::{
     decide_webhook, webhook_order_to_lock, CheckoutWebhook, Outcome, PaymentKind, Rules,
 };
 use crate::paysera::RejectClass;
-use crate::store::{CallbackMeta, Processed, RawRequest, Step, Store, StoreError};
+use crate::store::{CallbackMeta, Processed, RawRequest, Signed, Step, Store, StoreError};
 
 const API: &str = "checkout";
 
@@ -162,7 +162,14 @@ pub fn handle(
     let webhook = verified.to_domain(body, "");
     let rules = pipeline.rules;
     let lock = webhook_order_to_lock(&webhook, rules);
-    let processed = store.record(&webhook, meta, lock, |seen| {
+    // The body and the headers the verifier read are the gateway's; any other
+    // `X-Paysera-*` header is the sender's, kept bounded.
+    let signed = Signed::new(
+        (!headers.paysera_all_read())
+            .then(|| RawRequest::webhook(headers.read_by_verifier(), body).into_bytes()),
+        keep,
+    );
+    let processed = store.record(&webhook, meta, &signed, lock, |seen| {
         let decision = decide_webhook(&webhook, seen, rules);
         let answer = decision.outcome.answer(PaymentKind::Macro);
         Step {
@@ -267,12 +274,16 @@ fn report(
                     );
                 }
             };
-            line(processed.flag.is_some());
-            if let Some(flag) = processed.flag {
+            line(processed.flag.is_some() || processed.flood);
+            let kind = processed
+                .flag
+                .map(AlertKind::Flag)
+                .or(processed.flood.then_some(AlertKind::DuplicateFlood));
+            if let Some(kind) = kind {
                 let orderid = webhook.orderid();
                 state.alerter.raise(
                     Alert::new(
-                        AlertKind::Flag(flag),
+                        kind,
                         format!("order {}: {}", orderid.unwrap_or("-"), outcome.as_str()),
                         outcome.as_str(),
                     )

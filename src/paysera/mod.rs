@@ -19,7 +19,7 @@ mod verify;
 pub use context::Policy;
 pub use error::{CallbackError, RejectClass};
 pub use keys::{HashAlg, KeyError, KeySet, PublicKey, Validity, PAYSERA_PRODUCTION_PEM};
-pub use params::{query_of, RequestParams};
+pub use params::{query_of, RequestParams, SignedQuery};
 pub use project::{Project, ProjectCredentials};
 pub use request::{
     build_payment_request, build_repeat_request, validate as validate_request, Environment,

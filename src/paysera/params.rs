@@ -39,6 +39,62 @@ impl RequestParams {
     pub(super) fn has(&self, name: &str) -> bool {
         self.array.contains_key(name.as_bytes())
     }
+
+    /// What a callback's signature covers, as a query that parses back to the
+    /// same callback: `data` with `ss1`, `ss2` and `ss3` (the current API; an
+    /// encrypted `data` is its own proof), or every `wp_` field in the order
+    /// received (legacy, whose verifier reads nothing else). The verifier
+    /// refuses these names repeated or as arrays, so a verified request has
+    /// each once, as a value.
+    pub fn signed_query(&self) -> SignedQuery {
+        let current = self.has("data");
+        let signed = |k: &[u8]| match current {
+            true => matches!(k, b"data" | b"ss1" | b"ss2" | b"ss3"),
+            false => k.len() > LEGACY_PREFIX.len() && k.starts_with(LEGACY_PREFIX),
+        };
+        let mut query = Vec::new();
+        for (k, v) in self.array.iter().filter(|(k, _)| signed(k)) {
+            let php::Value::Str(v) = v else { continue };
+            if !query.is_empty() {
+                query.push(b'&');
+            }
+            query.extend(percent_encoding::percent_encode(k, QUERY_VALUE).flat_map(str::bytes));
+            query.push(b'=');
+            query.extend(percent_encoding::percent_encode(v, QUERY_VALUE).flat_map(str::bytes));
+        }
+        SignedQuery {
+            nothing_else: self.repeated.is_empty() && self.array.iter().all(|(k, _)| signed(k)),
+            query,
+        }
+    }
+}
+
+/// Legacy (`wp_`) field names' prefix, as `legacy.rs` reads them.
+const LEGACY_PREFIX: &[u8] = b"wp_";
+
+/// Percent-encoded in a query value: all but letters, digits and `-_.`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
+/// [`RequestParams::signed_query`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedQuery {
+    /// The signed parameters, each `name=value`, percent-encoded.
+    pub query: Vec<u8>,
+    /// The request held no other parameter and none twice.
+    pub nothing_else: bool,
+}
+
+impl SignedQuery {
+    /// Whether `raw`, the request as received, is kept as it is: it holds only
+    /// the signed parameters, in no more bytes than any encoding of them takes
+    /// (percent-encoding makes at most three of one byte). Anything more is
+    /// the sender's, not the gateway's.
+    pub fn covers_whole(&self, raw: &[u8]) -> bool {
+        self.nothing_else && raw.len() <= 3 * self.query.len()
+    }
 }
 
 /// Turns PHP's byte strings into UTF-8 fields; the gateway sends UTF-8 text, so

@@ -8,7 +8,7 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 
 use super::models::{NewCallback, NewOrder, OrderRow};
 use super::pay_batch::{Batched, PayJob};
-use super::raw::{RawRequest, StoredRaw};
+use super::raw::{RawRequest, Signed, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
 use super::{connection_lost, deadline, dispatch, now_millis, Backend, Conn, Store, StoreError};
 use crate::domain::{
@@ -48,7 +48,14 @@ pub struct Processed {
     pub outcome: Outcome,
     pub reason: Option<String>,
     pub flag: Option<Flag>,
+    /// A duplicate whose delivery has come [`DUPLICATE_FLOOD`] times or more:
+    /// someone is replaying it (the `duplicate_flood` alert).
+    pub flood: bool,
 }
+
+/// Duplicates of one delivery past which it counts as replayed on purpose. A
+/// gateway retries a callback a handful of times at most.
+pub const DUPLICATE_FLOOD: i64 = 100;
 
 impl Store {
     /// Stores a request that failed verification, with the reason. Anyone can
@@ -81,6 +88,8 @@ impl Store {
                 raw_sha256: &raw.sha256,
                 raw_truncated: raw.truncated,
                 api: meta.api,
+                raw_unsigned: None,
+                duplicate_of: None,
             };
             insert_callback(conn, &row)
         })
@@ -88,7 +97,9 @@ impl Store {
 
     /// Stores a verified callback in one transaction: claims its identity (the
     /// duplicate guard), locks `lock`'s order, asks `decide` what that means,
-    /// and writes the row, the order change and the shop's event.
+    /// and writes the row, the order change and the shop's event. What
+    /// `signed` covers is stored whole; a duplicate, bounded, with a link to
+    /// the first row of its delivery.
     ///
     /// `decide` may run more than once: a transaction lost with its connection
     /// is run again on a fresh one.
@@ -96,16 +107,17 @@ impl Store {
         &self,
         callback: &dyn Recorded,
         meta: &CallbackMeta,
+        signed: &Signed,
         lock: Option<OrderLock<'_>>,
         decide: impl Fn(Seen<'_>) -> Step,
     ) -> Result<Processed, StoreError> {
         let attempt = new_attempt();
-        // Verified: the gateway's own bytes, kept whole.
-        let raw = meta.raw.stored(None);
+        let raw = meta.raw.stored_verified(signed);
         let attempt_ref = Attempt {
             callback,
             meta,
             raw: &raw,
+            keep: signed.keep,
             id: &attempt,
         };
         if let Some(paid) = self.pay_in_one_statement(&attempt_ref, lock, &decide) {
@@ -124,7 +136,9 @@ impl Store {
         lock: Option<OrderLock<'_>>,
         decide: &dyn Fn(Seen<'_>) -> Step,
     ) -> Option<Result<Processed, StoreError>> {
-        if !matches!(self.backend, Backend::Postgres(_)) {
+        // The one-statement writes keep a request whole; one with anything
+        // beside its signed part takes the general path.
+        if !matches!(self.backend, Backend::Postgres(_)) || attempt.raw.unsigned.is_some() {
             return None;
         }
         let callback = attempt.callback;
@@ -185,6 +199,7 @@ impl Store {
                 outcome: decision.outcome,
                 reason: decision.reason,
                 flag: None,
+                flood: false,
             })),
             // The guard was held: a duplicate, or this request's own attempt
             // whose reply was lost; the general path tells which.
@@ -203,7 +218,10 @@ impl Store {
 struct Attempt<'a> {
     callback: &'a dyn Recorded,
     meta: &'a CallbackMeta,
+    /// As a verified callback is stored.
     raw: &'a StoredRaw,
+    /// Bytes a duplicate keeps of the request.
+    keep: usize,
     id: &'a str,
 }
 
@@ -230,6 +248,8 @@ impl<'a> Attempt<'a> {
             raw_sha256: &self.raw.sha256,
             raw_truncated: self.raw.truncated,
             api: self.callback.api(),
+            raw_unsigned: self.raw.unsigned.as_deref(),
+            duplicate_of: None,
         }
     }
 }
@@ -308,6 +328,8 @@ fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i6
             callbacks::raw_sha256.eq(row.raw_sha256),
             callbacks::raw_truncated.eq(row.raw_truncated),
             callbacks::api.eq(row.api),
+            callbacks::raw_unsigned.eq(row.raw_unsigned),
+            callbacks::duplicate_of.eq(row.duplicate_of),
         ))
         .returning(callbacks::id)
         .get_result(c))
@@ -359,9 +381,22 @@ fn record_in(
     });
 
     let outcome = decision.outcome;
-    let row = attempt.row(now, &identity, &decision, http_status);
+    let mut row = attempt.row(now, &identity, &decision, http_status);
+    // The same delivery again: its first row holds it whole, so this one is
+    // kept bounded, like a rejected request, and points there.
+    let bounded;
+    if !fresh {
+        bounded = attempt.meta.raw.stored(Some(attempt.keep));
+        row.raw_query = &bounded.text;
+        row.raw_truncated = bounded.truncated;
+        row.raw_unsigned = None;
+        row.duplicate_of = first_of_delivery(conn, project, &identity)?;
+    }
 
-    let one_statement = decision.progress.is_none() && decision.flag.is_none();
+    // `payhook_pay` keeps a request whole: one with anything beside its
+    // signed part is written statement by statement.
+    let one_statement =
+        decision.progress.is_none() && decision.flag.is_none() && row.raw_unsigned.is_none();
     let callback_id = match (&*conn, &decision.change, orderid, &decision.notify) {
         // The paid path, PostgreSQL: every write in one statement (one round trip).
         (Conn::Pg(_), OrderChange::Fulfil { checked }, Some(orderid), Some(notice))
@@ -403,12 +438,44 @@ fn record_in(
             .set(answered::flag.eq(flag.as_str()))
             .execute(c))?;
     }
+    let flood = match row.duplicate_of {
+        Some(first) => duplicates_of(conn, first)? >= DUPLICATE_FLOOD,
+        None => false,
+    };
     Ok(Processed {
         callback_id,
         outcome,
         reason: decision.reason,
         flag: decision.flag,
+        flood,
     })
+}
+
+/// The first row stored of a delivery (its identity), which holds it whole.
+fn first_of_delivery(
+    conn: &mut Conn<'_>,
+    project: &str,
+    identity: &str,
+) -> QueryResult<Option<i64>> {
+    dispatch!(conn, c => callbacks::table
+        .filter(callbacks::identity.eq(identity))
+        .filter(callbacks::duplicate_of.is_null())
+        .filter(callbacks::project_id.eq(project))
+        .order(callbacks::id.asc())
+        .select(callbacks::id)
+        .first(c)
+        .optional())
+}
+
+/// How many duplicates the delivery whose first row is `first` has had, counted
+/// up to [`DUPLICATE_FLOOD`] (an index range of that many rows at most).
+fn duplicates_of(conn: &mut Conn<'_>, first: i64) -> QueryResult<i64> {
+    let ids: Vec<i64> = dispatch!(conn, c => callbacks::table
+        .filter(callbacks::duplicate_of.eq(first))
+        .select(callbacks::id)
+        .limit(DUPLICATE_FLOOD)
+        .load(c))?;
+    Ok(ids.len() as i64)
 }
 
 /// What this request's earlier attempt stored, when its COMMIT landed though
@@ -466,6 +533,7 @@ fn own_earlier_attempt(
         outcome,
         reason,
         flag,
+        flood: false,
     }))
 }
 
@@ -917,6 +985,7 @@ mod tests {
                     callback,
                     meta: &meta,
                     raw: &raw,
+                    keep: 2048,
                     id: attempt,
                 };
                 record_in(conn, &attempt, lock, &decide)

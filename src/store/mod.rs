@@ -33,8 +33,8 @@ pub use orders::Registration;
 pub use outbox::{
     AfterAttempt, Attempt, AttemptRow, Backlog, EventFilter, EventRow, EventState, FeedPage,
 };
-pub use raw::RawRequest;
-pub use retention::spawn_pruner;
+pub use raw::{RawRequest, Signed};
+pub use retention::{spawn_pruner, Pruned};
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

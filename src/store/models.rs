@@ -49,7 +49,8 @@ pub(crate) struct NewCallback<'a> {
     pub reason: Option<&'a str>,
     pub http_status: i32,
     pub method: &'a str,
-    /// Escaped (see `raw`): the whole request, or the beginning of a rejected one.
+    /// Escaped (see `raw`): what a verified callback's signature covers, or
+    /// the beginning of a rejected request or a duplicate.
     pub raw_query: &'a str,
     pub remote_addr: Option<&'a str>,
     pub raw_length: i64,
@@ -57,6 +58,11 @@ pub(crate) struct NewCallback<'a> {
     pub raw_truncated: bool,
     /// `classic` or `checkout`.
     pub api: &'a str,
+    /// The beginning of the request as received, when `raw_query` holds only
+    /// its signed part.
+    pub raw_unsigned: Option<&'a str>,
+    /// A duplicate's first row of the same delivery.
+    pub duplicate_of: Option<i64>,
 }
 
 /// A stored callback as the admin API lists it.
@@ -76,11 +82,13 @@ pub struct CallbackRow {
     pub raw_length: Option<i64>,
     /// Lower-case hex SHA-256 of those bytes; `null` as `raw_length`.
     pub raw_sha256: Option<String>,
-    /// Only the beginning of the request is stored (a rejected request longer
-    /// than `PAYHOOK_REJECTED_MAX_BYTES`).
+    /// Only the beginning of the request is stored (a rejected request or a
+    /// duplicate longer than `PAYHOOK_REJECTED_MAX_BYTES`).
     pub raw_truncated: bool,
     /// Which Paysera API it came through: `classic` or `checkout`.
     pub api: String,
+    /// A duplicate: the id of the first row of the same delivery.
+    pub duplicate_of: Option<i64>,
 }
 
 /// An order as the admin API shows it.
@@ -110,7 +118,10 @@ pub struct OrderDetails {
     pub amount_due: Option<i64>,
     /// Paysera's own id of a Checkout order.
     pub paysera_order_id: Option<String>,
+    /// The newest callbacks received for it (at most 50), oldest first.
     pub callbacks: Vec<CallbackRow>,
+    /// Older callbacks exist: ask again with `callbacks_before=<this>`.
+    pub callbacks_before: Option<i64>,
 }
 
 pub fn rfc3339(millis: i64) -> String {

@@ -198,18 +198,37 @@ impl Store {
         })
     }
 
-    /// The order and every callback received for it, oldest first.
+    /// The order and its newest [`ORDER_CALLBACKS`] callbacks, oldest first.
     pub fn order(&self, project: &str, orderid: &str) -> Result<Option<OrderDetails>, StoreError> {
+        self.order_page(project, orderid, None)
+    }
+
+    /// The order and the newest [`ORDER_CALLBACKS`] of its callbacks with an id
+    /// below `before` (any: `None`), oldest first. Anyone holding a genuine
+    /// callback can send it again as often as they like, so an order's page
+    /// never holds them all; `callbacks_before` leads to the older ones.
+    pub fn order_page(
+        &self,
+        project: &str,
+        orderid: &str,
+        before: Option<i64>,
+    ) -> Result<Option<OrderDetails>, StoreError> {
         self.with_conn(|mut conn| {
             let Some(row) = find_order(&mut conn, project, orderid)? else {
                 return Ok(None);
             };
-            let callbacks: Vec<CallbackRow> = dispatch!(&mut conn, c => callbacks::table
+            let mut callbacks: Vec<CallbackRow> = dispatch!(&mut conn, c => callbacks::table
                 .filter(callbacks::project_id.eq(project))
                 .filter(callbacks::orderid.eq(orderid))
-                .order(callbacks::id.asc())
+                .filter(callbacks::id.lt(before.unwrap_or(i64::MAX)))
+                .order(callbacks::id.desc())
+                .limit(ORDER_CALLBACKS + 1)
                 .select(CallbackRow::as_select())
                 .load(c))?;
+            let older = callbacks.len() as i64 > ORDER_CALLBACKS;
+            callbacks.truncate(ORDER_CALLBACKS as usize);
+            callbacks.reverse();
+            let callbacks_before = older.then(|| callbacks[0].id);
             let flags: Vec<String> = dispatch!(&mut conn, c => order_flags::table
                 .filter(order_flags::project_id.eq(project))
                 .filter(order_flags::orderid.eq(orderid))
@@ -235,10 +254,14 @@ impl Store {
                     .map(|(paid, amount)| (amount - paid).max(0)),
                 paysera_order_id: row.paysera_order_id,
                 callbacks,
+                callbacks_before,
             }))
         })
     }
 }
+
+/// Callbacks an order's page shows at most.
+pub const ORDER_CALLBACKS: i64 = 50;
 
 pub(super) fn find_order(
     conn: &mut Conn<'_>,

@@ -77,6 +77,10 @@ impl RawRequest {
         &self.0
     }
 
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -96,10 +100,57 @@ impl RawRequest {
         let (text, whole) = escape_within(&self.0, keep.unwrap_or(usize::MAX));
         StoredRaw {
             text,
-            length: i64::try_from(self.0.len()).unwrap_or(i64::MAX),
+            length: self.stored_length(),
             sha256: self.sha256_hex(),
             truncated: !whole,
+            unsigned: None,
         }
+    }
+
+    /// What the journal stores of a verified request: what its signature
+    /// covers, whole; and when the request held anything else, its first
+    /// `signed.keep` bytes as received beside it, like a rejected request's.
+    pub(crate) fn stored_verified(&self, signed: &Signed) -> StoredRaw {
+        let Some(part) = &signed.part else {
+            return self.stored(None);
+        };
+        StoredRaw {
+            text: escape(part),
+            length: self.stored_length(),
+            sha256: self.sha256_hex(),
+            truncated: false,
+            unsigned: Some(escape_within(&self.0, signed.keep).0),
+        }
+    }
+
+    fn stored_length(&self) -> i64 {
+        i64::try_from(self.0.len()).unwrap_or(i64::MAX)
+    }
+}
+
+/// What of a verified request its signature covers, and how much of anything
+/// else the journal keeps. Anyone holding a genuine callback (every buyer gets
+/// one in the return URL) can send it again with whatever beside it: only the
+/// signed part is the gateway's, so only it is kept whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// `None`: the request held nothing but what is signed, kept as received.
+    part: Option<Vec<u8>>,
+    /// Bytes kept of anything else (`PAYHOOK_REJECTED_MAX_BYTES`).
+    pub(crate) keep: usize,
+}
+
+impl Signed {
+    /// `part`: the signed part in a form the pipeline reads back as the same
+    /// callback (a replay verifies it again), or `None` when that is the whole
+    /// request.
+    pub fn new(part: Option<Vec<u8>>, keep: usize) -> Signed {
+        Signed { part, keep }
+    }
+
+    /// Nothing beside the signed part: kept as received.
+    pub fn is_whole(&self) -> bool {
+        self.part.is_none()
     }
 }
 
@@ -112,7 +163,11 @@ pub(crate) struct StoredRaw {
     pub text: String,
     pub length: i64,
     pub sha256: String,
+    /// `text` is only the beginning of the request (not replayable).
     pub truncated: bool,
+    /// The beginning of the request as received, when `text` is only its
+    /// signed part.
+    pub unsigned: Option<String>,
 }
 
 /// The escaped form of `bytes` (see the module documentation).

@@ -1,6 +1,9 @@
-//! Rejected requests are kept for `PAYHOOK_REJECTED_RETENTION`, then deleted,
-//! so that what anyone on the internet can make the journal hold is bounded in
-//! time as well as in size per request. Verified callbacks are never deleted.
+//! What anyone on the internet can make the journal hold is bounded in time
+//! as well as in size per request: rejected requests are kept for
+//! `PAYHOOK_REJECTED_RETENTION`, duplicates (a genuine delivery sent again, by
+//! the gateway or by anyone holding it) for `PAYHOOK_DUPLICATE_RETENTION`,
+//! then deleted. The first row of every verified delivery is never deleted:
+//! it is what proves a fulfilment.
 
 use std::time::Duration;
 
@@ -13,32 +16,67 @@ use super::{now_millis, Conn, Store, StoreError};
 /// never holds a lock (or SQLite's one connection) for long.
 pub const PRUNE_BATCH: i64 = 1000;
 
-// `outcome = 'rejected'` is written as a literal, the predicate of the partial
-// index `callbacks_rejected_received` (migration 4): with a bound parameter
-// there, PostgreSQL could not use the index in a generic plan.
-//
-// `FOR UPDATE SKIP LOCKED`: instances pruning at the same moment take
-// different rows instead of queueing behind each other.
-const PG_PRUNE: &str = "DELETE FROM callbacks WHERE id IN (\
-     SELECT id FROM callbacks WHERE outcome = 'rejected' AND received_at < $1 \
-     LIMIT $2 FOR UPDATE SKIP LOCKED)";
-const SQLITE_PRUNE: &str = "DELETE FROM callbacks WHERE id IN (\
-     SELECT id FROM callbacks WHERE outcome = 'rejected' AND received_at < ? \
-     LIMIT ?)";
+/// What the pruner deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruned {
+    Rejected,
+    Duplicates,
+}
+
+impl Pruned {
+    /// The rows' predicate, written as a literal: it is that of a partial
+    /// index (`callbacks_rejected_received`, migration 4;
+    /// `callbacks_duplicate_received`, migration 24), and with a bound
+    /// parameter there PostgreSQL could not use the index in a generic plan.
+    fn predicate(self) -> &'static str {
+        match self {
+            Pruned::Rejected => "outcome = 'rejected'",
+            Pruned::Duplicates => "outcome = 'duplicate'",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Pruned::Rejected => "rejected requests",
+            Pruned::Duplicates => "duplicates",
+        }
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` on PostgreSQL: instances pruning at the same
+    /// moment take different rows instead of queueing behind each other.
+    fn sql(self, postgres: bool) -> String {
+        let (cutoff, limit, lock) = match postgres {
+            true => ("$1", "$2", " FOR UPDATE SKIP LOCKED"),
+            false => ("?", "?", ""),
+        };
+        format!(
+            "DELETE FROM callbacks WHERE id IN (SELECT id FROM callbacks WHERE {} \
+             AND received_at < {cutoff} LIMIT {limit}{lock})",
+            self.predicate()
+        )
+    }
+}
 
 impl Store {
     /// Deletes rejected rows received before `cutoff` (milliseconds since the
     /// epoch), `batch` rows per statement until none is left; returns how many.
     pub fn prune_rejected(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
+        self.prune(Pruned::Rejected, cutoff, batch)
+    }
+
+    /// Deletes `what` received before `cutoff` (milliseconds since the epoch),
+    /// `batch` rows per statement until none is left; returns how many.
+    pub fn prune(&self, what: Pruned, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
+        let (pg, sqlite) = (what.sql(true), what.sql(false));
         let mut total = 0;
         loop {
             let deleted = self.with_conn(|conn| {
                 Ok(match conn {
-                    Conn::Pg(c) => diesel::sql_query(PG_PRUNE)
+                    Conn::Pg(c) => diesel::sql_query(&pg)
                         .bind::<BigInt, _>(cutoff)
                         .bind::<BigInt, _>(batch)
                         .execute(c)?,
-                    Conn::Sqlite(c) => diesel::sql_query(SQLITE_PRUNE)
+                    Conn::Sqlite(c) => diesel::sql_query(&sqlite)
                         .bind::<BigInt, _>(cutoff)
                         .bind::<BigInt, _>(batch)
                         .execute(c)?,
@@ -54,9 +92,10 @@ impl Store {
     }
 }
 
-/// Prunes now and then every tenth of the retention (at least every second, at
-/// most every hour). Every instance may run it: the batches do not collide.
-pub fn spawn_pruner(store: Store, retention: Duration) {
+/// Prunes `what` now and then every tenth of its retention (at least every
+/// second, at most every hour). Every instance may run it: the batches do not
+/// collide.
+pub fn spawn_pruner(store: Store, what: Pruned, retention: Duration) {
     let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     tokio::spawn(async move {
@@ -66,17 +105,17 @@ pub fn spawn_pruner(store: Store, retention: Duration) {
             tick.tick().await;
             let cutoff = now_millis().saturating_sub(retention_ms);
             let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.prune_rejected(cutoff, PRUNE_BATCH))
-                .await
+            match tokio::task::spawn_blocking(move || store.prune(what, cutoff, PRUNE_BATCH)).await
             {
                 Ok(Ok(0)) => {}
                 Ok(Ok(deleted)) => tracing::info!(
                     deleted,
                     retention_s = retention.as_secs(),
-                    "rejected requests past retention deleted"
+                    "{} past retention deleted",
+                    what.what()
                 ),
-                Ok(Err(e)) => tracing::warn!(error = %e, "pruning rejected requests failed"),
-                Err(e) => tracing::warn!(error = %e, "pruning rejected requests panicked"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning {} failed", what.what()),
+                Err(e) => tracing::warn!(error = %e, "pruning {} panicked", what.what()),
             }
         }
     });

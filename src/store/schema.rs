@@ -42,6 +42,8 @@ diesel::table! {
         raw_sha256 -> Nullable<Text>,
         raw_truncated -> Bool,
         api -> Text,
+        raw_unsigned -> Nullable<Text>,
+        duplicate_of -> Nullable<BigInt>,
     }
 }
 

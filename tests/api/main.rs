@@ -19,5 +19,6 @@ mod operations;
 mod order_edges;
 mod outage;
 mod outcomes;
+mod replays;
 mod round_trips;
 mod vectors;
