@@ -125,3 +125,45 @@ pub fn query_of(input: &str) -> &str {
     let query = input.split_once('?').map_or(input, |(_, q)| q);
     query.split('#').next().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signed_part_is_data_and_its_signatures_in_the_order_received() {
+        let params = RequestParams::parse(b"ss2=a%2Fb&data=x-y_z&note=hi", b"ss1=00ff");
+        let signed = params.signed_query();
+        assert_eq!(signed.query, b"ss2=a%2Fb&data=x-y_z&ss1=00ff");
+        assert!(!signed.nothing_else);
+        let again = RequestParams::parse(&signed.query, b"");
+        assert_eq!(again.str_param("ss2").unwrap(), Some(&b"a/b"[..]));
+    }
+
+    #[test]
+    fn a_legacy_callback_is_signed_in_its_wp_fields() {
+        let params = RequestParams::parse(
+            b"testwp_answer=cb&wp_orderid=1&wp_p_city=M+x&wp__ss2=k",
+            b"",
+        );
+        let signed = params.signed_query();
+        assert_eq!(signed.query, b"wp_orderid=1&wp_p_city=M%20x&wp__ss2=k");
+        assert!(!signed.nothing_else, "testwp_answer is the merchant's");
+    }
+
+    #[test]
+    fn only_a_request_of_the_signed_part_alone_is_kept_as_received() {
+        let raw = b"data=x-y_z&ss1=00ff";
+        let whole = RequestParams::parse(raw, b"").signed_query();
+        assert!(whole.covers_whole(raw));
+        // Padding that parses to nothing still counts against the size.
+        let padded = [&raw[..], &b"&".repeat(200)].concat();
+        assert!(!RequestParams::parse(&padded, b"")
+            .signed_query()
+            .covers_whole(&padded));
+        let repeated = b"data=x-y_z&ss1=00ff&data=x-y_z";
+        assert!(!RequestParams::parse(repeated, b"")
+            .signed_query()
+            .covers_whole(repeated));
+    }
+}
