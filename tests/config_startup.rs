@@ -531,7 +531,13 @@ fn the_offline_commands_take_the_password_from_a_file_or_the_environment() {
 }
 
 /// One HTTP/1.1 request with a body; the status code and body of the answer.
-fn exchange(port: u16, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> (u16, String) {
+fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -553,7 +559,10 @@ fn exchange(port: u16, method: &str, path: &str, headers: &[(&str, String)], bod
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {answer:?}"));
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -578,7 +587,12 @@ fn a_checkout_only_configuration_starts_and_serves() {
         public,
         START_LIMIT,
     );
-    assert_eq!(status_of(public, "/readyz", None), 200, "{}", service.stderr());
+    assert_eq!(
+        status_of(public, "/readyz", None),
+        200,
+        "{}",
+        service.stderr()
+    );
 
     let bearer = ("Authorization", format!("Bearer {ADMIN_TOKEN}"));
     let json = ("Content-Type", "application/json".to_string());
@@ -624,7 +638,13 @@ fn a_checkout_only_configuration_starts_and_serves() {
     assert_eq!(order["state"], "paid", "{order}");
 
     // A classic callback has no project to verify against: refused, saying so.
-    let (status, body) = exchange(public, "GET", "/paysera/callback?data=QUJD&ss2=AAAA", &[], b"");
+    let (status, body) = exchange(
+        public,
+        "GET",
+        "/paysera/callback?data=QUJD&ss2=AAAA",
+        &[],
+        b"",
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("no classic project"), "{body}");
 }
