@@ -69,12 +69,7 @@ impl Operator {
 
     fn verifier(&self) -> Result<Verifier, ExitCode> {
         let gateway = &self.settings.gateway;
-        Verifier::new(
-            gateway.verifier_projects(),
-            gateway.keys.clone(),
-            gateway.policy,
-        )
-        .map_err(|e| usage_error(&e.to_string()))
+        gateway.verifier().map_err(|e| usage_error(&e.to_string()))
     }
 
     /// What the pipeline needs, owned, so that it can run under

@@ -16,7 +16,6 @@ use crate::console::{ConsoleSettings, LoginLimiter, LOGIN_ATTEMPTS, LOGIN_WINDOW
 use crate::http::body::{self, Answer};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
 use crate::metrics::Metrics;
-use crate::paysera::Verifier;
 use crate::store::{spawn_pruner, Pruned, Store};
 
 pub struct Application {
@@ -113,11 +112,7 @@ impl Application {
         .await??;
 
         let gateway = &settings.gateway;
-        let verifier = Verifier::new(
-            gateway.verifier_projects(),
-            gateway.keys.clone(),
-            gateway.policy,
-        )?;
+        let verifier = gateway.verifier()?;
         if gateway.policy.accept_legacy {
             tracing::warn!(
                 "legacy (wp_) callbacks accepted (PAYHOOK_ACCEPT_LEGACY): each needs _ss2 and \

@@ -529,3 +529,122 @@ fn the_offline_commands_take_the_password_from_a_file_or_the_environment() {
     assert_eq!(ran.code, Some(1), "{}", ran.stderr);
     ran.assert_no_secret();
 }
+
+/// One HTTP/1.1 request with a body; the status code and body of the answer.
+fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: payhook\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// Issue 19.7: a Checkout project alone, exactly as README and `.env.example`
+/// document it (client id, client secret, and the admin token every non-demo
+/// configuration needs), starts the real binary: it is ready, and a signed
+/// Checkout webhook for a registered order is answered 200 and fulfils it.
+#[test]
+fn a_checkout_only_configuration_starts_and_serves() {
+    use payhook::sim::{CheckoutSigner, OrderFigures};
+    const CLIENT_ID: &str = "startup-checkout-client";
+    const CHECKOUT_SECRET: &str = "startup-checkout-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let service = Service::start(
+        payhook(dir.path())
+            .env("PAYSERA_CHECKOUT_CLIENT_ID", CLIENT_ID)
+            .env("PAYSERA_CHECKOUT_SECRET", CHECKOUT_SECRET)
+            .env("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PAYHOOK_BIND", format!("127.0.0.1:{public}"))
+            .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{admin}")),
+        public,
+        START_LIMIT,
+    );
+    assert_eq!(
+        status_of(public, "/readyz", None),
+        200,
+        "{}",
+        service.stderr()
+    );
+
+    let bearer = ("Authorization", format!("Bearer {ADMIN_TOKEN}"));
+    let json = ("Content-Type", "application/json".to_string());
+    let order = format!(
+        r#"{{"amount": 2500, "currency": "EUR", "project_id": "{CLIENT_ID}", "test": false}}"#
+    );
+    let (status, body) = exchange(
+        admin,
+        "PUT",
+        "/api/v1/orders/M-START-1",
+        &[bearer.clone(), json],
+        order.as_bytes(),
+    );
+    assert!(matches!(status, 200 | 201), "register: {status} {body}");
+
+    let webhook = CheckoutSigner::new(CHECKOUT_SECRET).snapshot(&OrderFigures {
+        orderid: "M-START-1",
+        amount: 2500,
+        amount_paid: 2500,
+        currency: "EUR",
+        updated_at: 1_700_000_000,
+        payment_status: "settled",
+    });
+    let headers: Vec<(&str, String)> = webhook.headers.clone();
+    let (status, body) = exchange(
+        public,
+        "POST",
+        "/paysera/checkout/webhook",
+        &headers,
+        &webhook.body,
+    );
+    assert_eq!(status, 200, "webhook: {body}\n{}", service.stderr());
+
+    let (status, body) = exchange(
+        admin,
+        "GET",
+        &format!("/api/v1/orders/M-START-1?project_id={CLIENT_ID}"),
+        &[bearer],
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let order: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(order["state"], "paid", "{order}");
+
+    // A classic callback has no project to verify against: refused, saying so.
+    let (status, body) = exchange(
+        public,
+        "GET",
+        "/paysera/callback?data=QUJD&ss2=AAAA",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no classic project"), "{body}");
+}

@@ -389,12 +389,13 @@ fn legacy_micro_project_does_not_depend_on_the_policy() {
     use support::gateway::{signer, CallbackForm};
     // Signed for project 31530 (its password makes `_ss1`), with the test key (`_ss2`).
     let signer = signer(PROJECTS[1].1);
+    // In the gateway's SMS order (protocol.md g.2).
     let fields = [
-        ("to", "1679"),
-        ("from", "37060000000"),
-        ("sms", "KEY text"),
-        ("id", "9622828"),
         ("test", "1"),
+        ("id", "9622828"),
+        ("sms", "KEY text"),
+        ("from", "37060000000"),
+        ("to", "1679"),
     ];
     let q = signer.callback_query(&fields, CallbackForm::Legacy);
     let lax = verify(LAX, q.as_bytes(), b"").unwrap();

@@ -217,7 +217,9 @@ fn ss1_only_vector_needs_accept_ss1() {
 }
 
 const REAL_FILES: &[&str] = &[
+    "legacy-1.3-micro-sms-test.json",
     "legacy-1.4-macro-paid-test.json",
+    "legacy-1.4-micro-sms-test.json",
     "request-build-official-lib.json",
     "synthetic-gcm-short-password.json",
     "v16-paid-test-usd-ss1-ss2.json",
@@ -470,6 +472,120 @@ fn real_legacy_relabelled_callbacks_are_rejected() {
     // The merchant's own, unprefixed parameters change nothing either.
     let extra = format!("{query}&shop_param=1");
     assert_eq!(verify(&extra).unwrap().identity(), genuine.identity());
+}
+
+const REAL_SMS_FILES: [&str; 2] = [
+    "real/legacy-1.3-micro-sms-test.json",
+    "real/legacy-1.4-micro-sms-test.json",
+];
+
+/// Issue 19.6: genuine 1.3 and 1.4 SMS callbacks carry their fields in the
+/// gateway's SMS order (`test`, `country`, `_ss1`, `amount`, ...), not the
+/// macro order; both verify as micro payments of the project whose password
+/// made their `_ss1`, under every policy that accepts legacy callbacks.
+#[test]
+fn real_legacy_sms_callbacks_verify() {
+    for file in REAL_SMS_FILES {
+        let (_, case) = load(file);
+        let query = case["raw_query"].as_str().unwrap();
+        let password = case["secrets"]["project_password"].as_str().unwrap();
+        let project = case["secrets"]["project_id"].as_u64().unwrap();
+        let mut want = expected_pairs(&case["params_after_prefix_strip"]);
+        want.push(("type".into(), "micro".into()));
+        for key in real_key_files() {
+            for (accept_ss1, strict) in [(false, false), (true, false), (false, true)] {
+                let policy = Policy {
+                    accept_ss1,
+                    strict,
+                    accept_legacy: true,
+                };
+                let got = verifier(project, password, &key, policy)
+                    .verify(&RequestParams::from_query_or_url(query))
+                    .unwrap_or_else(|e| panic!("{file}, {}: {e}", key.display()));
+                assert_eq!(got.kind(), payhook::domain::PaymentKind::Micro, "{file}");
+                assert_eq!(got.project_id(), project.to_string(), "{file}");
+                assert_eq!(ordered_pairs(&got), want, "{file}");
+            }
+        }
+        let key = &real_key_files()[0];
+        assert_eq!(
+            verifier(project, password, key, Policy::default())
+                .verify(&RequestParams::from_query_or_url(query))
+                .unwrap_err(),
+            CallbackError::LegacyDisabled,
+            "{file}"
+        );
+        assert_eq!(
+            verifier(project, "0123456789abcdef0123456789abcdef", key, LEGACY)
+                .verify(&RequestParams::from_query_or_url(query))
+                .unwrap_err(),
+            CallbackError::SignatureMismatch(Proof::LegacySs1),
+            "{file}"
+        );
+        let cli = run_cli(&[
+            "verify",
+            "--accept-legacy",
+            "--project-id",
+            &project.to_string(),
+            "--password",
+            password,
+            query,
+        ]);
+        assert_eq!(cli.code, 0, "{file}: {}", cli.stderr);
+    }
+}
+
+/// The SMS order keeps what the macro order is for: `_ss2` binds values, not
+/// names, so a genuine SMS callback's values moved under other names (swapped,
+/// or a macro callback made of them) must still fail.
+#[test]
+fn real_legacy_relabelled_sms_callbacks_are_rejected() {
+    for file in REAL_SMS_FILES {
+        let (_, case) = load(file);
+        let query = case["raw_query"].as_str().unwrap();
+        let password = case["secrets"]["project_password"].as_str().unwrap();
+        let project = case["secrets"]["project_id"].as_u64().unwrap();
+        let key = &real_key_files()[0];
+        let verify = |q: &str| {
+            verifier(project, password, key, LEGACY).verify(&RequestParams::from_query_or_url(q))
+        };
+        assert!(verify(query).is_ok(), "{file}: the genuine one");
+        let swaps = [
+            ("from", "to"),
+            ("sms", "key"),
+            ("amount", "currency"),
+            ("test", "amount"),
+            ("id", "amount"),
+            ("sms", "from"),
+            ("country", "currency"),
+            ("provider", "operator"),
+            ("to", "version"),
+        ];
+        for (a, b) in swaps {
+            let swapped = query
+                .replace(&format!("wp_{a}="), "wp_SWAP=")
+                .replace(&format!("wp_{b}="), &format!("wp_{a}="))
+                .replace("wp_SWAP=", &format!("wp_{b}="));
+            assert_ne!(swapped, query);
+            let err = verify(&swapped).expect_err(&format!("{file}: {a} <-> {b} accepted"));
+            assert!(
+                matches!(err, CallbackError::OutOfOrder(_)),
+                "{file}: {a} <-> {b}: {err}"
+            );
+        }
+        // Relabelled as a macro payment: the values the gateway signed, under
+        // the names a paid order callback carries.
+        let as_macro = query
+            .replace("wp_country=", "wp_projectid=")
+            .replace("wp_amount=", "wp_orderid=")
+            .replace("wp_currency=", "wp_amount=")
+            .replace("wp_id=", "wp_currency=")
+            .replace("wp_key=", "wp_status=");
+        assert!(verify(&as_macro).is_err(), "{file}: relabelled as macro");
+        // Renamed out of the micro shape: the macro rules apply, and refuse it.
+        let renamed = query.replace("wp_to=", "wp_tox=");
+        assert!(verify(&renamed).is_err(), "{file}: to renamed");
+    }
 }
 
 #[test]

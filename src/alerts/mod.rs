@@ -70,6 +70,7 @@ impl AlertKind {
             AlertKind::Flag(Flag::UnknownOrder) => "A paid callback names an order nobody registered; payhook answered 409 so the gateway retries. Register the order (PUT /api/v1/orders/{orderid}) or check the shop's integration.",
             AlertKind::Flag(Flag::Overpaid) => "More than the order's amount was paid (Checkout); the order was fulfilled. Refund the excess.",
             AlertKind::Flag(Flag::Disputed) => "A payment of the order was charged back (Checkout); the order is in state disputed. Check the payment in Paysera's portal before shipping anything more.",
+            AlertKind::Flag(Flag::RefundOverflow) => "A refund's total with the refunds before it is larger than payhook can record (more than 2^63 - 1 minor units); the callback was stored and acknowledged, the order's refunded_amount kept at the earlier total, and the order flagged refund_overflow. Check the refunds in the gateway's panel: such amounts are not a real refund.",
             AlertKind::Flag(Flag::TestRefused) => "A test payment arrived while test payments are not allowed; nothing was fulfilled.",
             AlertKind::DatabaseError => "payhook could not store a callback and answered 503; the gateway will retry. Check the database.",
             AlertKind::MissedCallback => "The buyer came back from the gateway but no callback arrived since: check callbackurl, firewalls and that payhook is reachable. If no callback is expected any more, close the order (POST /api/v1/orders/{orderid}/close or `payhook orders close`).",

@@ -301,6 +301,13 @@ mod tests {
         assert!(!s.demo && s.gateway.projects.is_empty());
         assert_eq!(s.gateway.checkout.len(), 1);
         assert_eq!(s.gateway.checkout_reject_status, 403);
+        // The classic endpoint stays up and refuses what it cannot verify.
+        let classic = s.gateway.verifier().unwrap();
+        let params = crate::paysera::RequestParams::parse(b"data=QUJD&ss2=AAAA", b"");
+        assert_eq!(
+            classic.verify(&params).unwrap_err(),
+            crate::paysera::CallbackError::NoClassicProject
+        );
         let verifier = s.gateway.checkout_verifier().unwrap().unwrap();
         let labels: Vec<(&str, Option<&str>)> = verifier
             .secrets()

@@ -13,7 +13,7 @@ use super::{bad, ConfigError};
 use crate::alerts::{check_smtp_url, EmailSettings};
 use crate::domain::{OrderCheck, Rules};
 use crate::keyfile::load_public_keys;
-use crate::paysera::{KeySet, Policy, Project, ProjectCredentials};
+use crate::paysera::{KeySet, NoProjects, Policy, Project, ProjectCredentials, Verifier};
 use crate::store::DatabaseConfig;
 use crate::telemetry::LogFormat;
 
@@ -243,6 +243,16 @@ pub struct GatewaySettings {
 impl GatewaySettings {
     pub fn verifier_projects(&self) -> Vec<Project> {
         self.projects.iter().map(Project::from).collect()
+    }
+
+    /// The classic callbacks' verifier. Checkout projects alone are a complete
+    /// configuration (`Settings` requires a project of either API): the
+    /// classic endpoint then refuses every callback as naming no project.
+    pub fn verifier(&self) -> Result<Verifier, NoProjects> {
+        if self.projects.is_empty() && !self.checkout.is_empty() {
+            return Ok(Verifier::without_projects(self.keys.clone(), self.policy));
+        }
+        Verifier::new(self.verifier_projects(), self.keys.clone(), self.policy)
     }
 
     /// The Checkout webhook verifier over every Checkout project's secrets, a

@@ -177,6 +177,8 @@ pub struct OrderView {
     pub fulfilled: bool,
     /// A refund was recorded, whatever came before or after it.
     pub refunded: bool,
+    /// What the refunds recorded add up to (`None` before the first).
+    pub refunded_amount: Option<Amount>,
     /// The shop registered it as a test order (what a Checkout webhook's
     /// test flag is taken from).
     pub test: bool,
@@ -203,6 +205,9 @@ pub enum Flag {
     Overpaid,
     /// A payment was charged back (Checkout).
     Disputed,
+    /// A refund whose total with the refunds before it does not fit: stored,
+    /// the total kept at the last one that fitted, for a person to check.
+    RefundOverflow,
 }
 
 impl Flag {
@@ -217,11 +222,12 @@ impl Flag {
             Flag::TestRefused => "test_refused",
             Flag::Overpaid => "overpaid",
             Flag::Disputed => "disputed",
+            Flag::RefundOverflow => "refund_overflow",
         }
     }
 
     /// Every flag; a new one must be listed here to be read back (`parse`).
-    pub const ALL: [Flag; 9] = [
+    pub const ALL: [Flag; 10] = [
         Flag::PaidAgain,
         Flag::PaidOrderUnpaid,
         Flag::PaidAfterRefund,
@@ -231,6 +237,7 @@ impl Flag {
         Flag::TestRefused,
         Flag::Overpaid,
         Flag::Disputed,
+        Flag::RefundOverflow,
     ];
 
     pub fn parse(text: &str) -> Option<Flag> {
@@ -247,6 +254,7 @@ impl Flag {
             Flag::AmountMismatch | Flag::CurrencyMismatch => Some(OrderFlag::UnmatchedPayment),
             Flag::Overpaid => Some(OrderFlag::Overpaid),
             Flag::Disputed => Some(OrderFlag::Disputed),
+            Flag::RefundOverflow => Some(OrderFlag::RefundOverflow),
             Flag::UnknownOrder | Flag::TestRefused => None,
         }
     }
@@ -263,16 +271,18 @@ pub enum OrderFlag {
     UnmatchedPayment,
     Overpaid,
     Disputed,
+    RefundOverflow,
 }
 
 impl OrderFlag {
-    pub const ALL: [OrderFlag; 6] = [
+    pub const ALL: [OrderFlag; 7] = [
         OrderFlag::PaidAgain,
         OrderFlag::PaidOrderUnpaid,
         OrderFlag::PaidAfterRefund,
         OrderFlag::UnmatchedPayment,
         OrderFlag::Overpaid,
         OrderFlag::Disputed,
+        OrderFlag::RefundOverflow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -283,6 +293,7 @@ impl OrderFlag {
             OrderFlag::UnmatchedPayment => "unmatched_payment",
             OrderFlag::Overpaid => "overpaid",
             OrderFlag::Disputed => "disputed",
+            OrderFlag::RefundOverflow => "refund_overflow",
         }
     }
 
@@ -301,9 +312,12 @@ pub enum OrderChange {
         checked: bool,
     },
     SetState(OrderState),
-    /// Record a refund of this many minor units (when stated) and mark refunded;
-    /// an order not registered yet is created for it, so the refund is not lost.
-    Refund(Option<Amount>),
+    /// Record that the order's refunds now total `total` (decided here, from
+    /// the total read under the order's lock) and mark it refunded; an order
+    /// not registered yet is created for it, so the refund is not lost.
+    Refund {
+        total: Amount,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,8 +409,13 @@ pub fn order_to_lock(callback: &VerifiedCallback, rules: Rules) -> Option<OrderL
     match callback.orderid() {
         Some(orderid) if callback.kind() == PaymentKind::Macro => Some(OrderLock {
             orderid,
-            create: rules.order_check == OrderCheck::None
-                && callback.status() == Some(Status::Paid),
+            // A refund adds to the order's total, read under this lock: its
+            // row must exist first (`decide` creates it for the refund anyway).
+            create: match callback.status() {
+                Some(Status::Paid) => rules.order_check == OrderCheck::None,
+                Some(Status::Refunded) => !test_refused(callback, rules),
+                _ => false,
+            },
         }),
         _ => None,
     }
@@ -441,7 +460,7 @@ pub fn decide(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Rul
     if callback.kind() == PaymentKind::Micro {
         return Decision::new(Outcome::SmsReceived);
     }
-    if callback.is_test() && !rules.allow_test_payments {
+    if test_refused(callback, rules) {
         return Decision::new(Outcome::TestIgnored)
             .because("test payment while test payments are not allowed")
             .flag(Flag::TestRefused);
@@ -456,11 +475,34 @@ pub fn decide(callback: &VerifiedCallback, order: Option<&OrderView>, rules: Rul
         Some(Status::Accepted) => Decision::new(Outcome::Pending),
         // Recorded even before the order is paid or registered: a paid callback
         // delayed behind its refund must not fulfil the order afterwards.
-        Some(Status::Refunded) => Decision::new(Outcome::Refunded).change(OrderChange::Refund(
-            callback.refund_amount().or(callback.amount()),
-        )),
+        Some(Status::Refunded) => refund(order, callback.refund_amount().or(callback.amount())),
         Some(status) => Decision::new(Outcome::Info).because(format!("status {status}")),
         None => Decision::new(Outcome::Info).because("no status"),
+    }
+}
+
+fn test_refused(callback: &VerifiedCallback, rules: Rules) -> bool {
+    callback.is_test() && !rules.allow_test_payments
+}
+
+/// A refund of `amount` (none stated: 0) on top of the refunds recorded: the
+/// new total, or, when it does not fit in an amount, the callback is still
+/// stored and answered `OK` (a redelivery would not fit either), the total
+/// stays the last one that fitted and the order is flagged for review.
+pub(super) fn refund(order: Option<&OrderView>, amount: Option<Amount>) -> Decision {
+    let before = order
+        .and_then(|o| o.refunded_amount)
+        .unwrap_or(Amount::ZERO);
+    let this = amount.unwrap_or(Amount::ZERO);
+    match before.checked_add(this) {
+        Some(total) => Decision::new(Outcome::Refunded).change(OrderChange::Refund { total }),
+        None => Decision::new(Outcome::Refunded)
+            .because(format!(
+                "refund of {this} on top of {before} refunded: the total does not fit; \
+                 recorded as {before}, to review"
+            ))
+            .change(OrderChange::Refund { total: before })
+            .flag(Flag::RefundOverflow),
     }
 }
 
@@ -560,6 +602,7 @@ mod tests {
             },
             fulfilled,
             refunded: false,
+            refunded_amount: None,
             test: false,
             amount_paid: None,
             snapshot_at: None,
@@ -571,6 +614,7 @@ mod tests {
     fn refunded(expected: bool, fulfilled: bool) -> OrderView {
         OrderView {
             refunded: true,
+            refunded_amount: None,
             test: false,
             amount_paid: None,
             snapshot_at: None,
@@ -608,7 +652,7 @@ mod tests {
             let changed = match d.change {
                 OrderChange::Fulfil { .. } => OrderState::Paid,
                 OrderChange::SetState(s) => s,
-                OrderChange::Refund(_) => OrderState::Refunded,
+                OrderChange::Refund { .. } => OrderState::Refunded,
                 OrderChange::None => before,
             };
             assert_eq!(before.after(d.outcome), changed, "{:?}", d.outcome);
@@ -689,18 +733,69 @@ mod tests {
         );
         assert_eq!(
             d.change,
-            OrderChange::Refund(Some(Amount::parse("40").unwrap()))
+            OrderChange::Refund {
+                total: Amount::parse("40").unwrap()
+            }
+        );
+    }
+
+    /// Issue 19.8: refunds add up with checked arithmetic; a total past
+    /// `i64::MAX` is a decision (stored, `OK`, flagged), never a database error.
+    #[test]
+    fn refunds_add_up_and_a_total_that_does_not_fit_is_flagged() {
+        let amount = |n: i64| Amount::from_minor(n).unwrap();
+        let with_total = |total: i64| OrderView {
+            refunded_amount: Some(amount(total)),
+            ..refunded(true, false)
+        };
+        let refund = |n: &'static str| paid(&[("status", "5"), ("refund_amount", n)]);
+        let d = decide(&refund("40"), Some(&with_total(60)), STRICT);
+        assert_eq!(
+            (d.outcome, d.change, d.flag),
+            (
+                Outcome::Refunded,
+                OrderChange::Refund { total: amount(100) },
+                None
+            )
+        );
+        let max = "9223372036854775807";
+        let d = decide(&refund(max), Some(&with_total(0)), STRICT);
+        assert_eq!(
+            d.change,
+            OrderChange::Refund {
+                total: amount(i64::MAX)
+            }
+        );
+        let d = decide(&refund(max), Some(&with_total(1)), STRICT);
+        assert_eq!(
+            (d.outcome, d.change, d.flag),
+            (
+                Outcome::Refunded,
+                OrderChange::Refund { total: amount(1) },
+                Some(Flag::RefundOverflow)
+            )
+        );
+        assert!(d.outcome.answers_ok());
+        assert!(d.reason.unwrap().contains("does not fit"));
+        assert_eq!(
+            Flag::RefundOverflow.order_flag(),
+            Some(OrderFlag::RefundOverflow)
         );
     }
 
     #[test]
     fn a_refund_is_recorded_whether_or_not_the_order_is_known_or_paid() {
-        let amount = |a: &str| Some(Amount::parse(a).unwrap());
+        let amount = |a: &str| Amount::parse(a).unwrap();
         for order in [None, Some(order(false)), Some(order(true))] {
             let d = decide(&paid(&[("status", "5")]), order.as_ref(), STRICT);
             assert_eq!(
                 (d.outcome, d.change),
-                (Outcome::Refunded, OrderChange::Refund(amount("100"))),
+                (
+                    Outcome::Refunded,
+                    OrderChange::Refund {
+                        total: amount("100")
+                    }
+                ),
                 "{order:?}"
             );
         }

@@ -18,6 +18,8 @@ pub enum AmountError {
 }
 
 impl Amount {
+    pub const ZERO: Amount = Amount(0);
+
     /// Parses the gateway's text form: ASCII digits only, no sign, no decimals.
     pub fn parse(text: &str) -> Result<Self, AmountError> {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -38,6 +40,12 @@ impl Amount {
 
     pub fn minor_units(self) -> i64 {
         self.0
+    }
+
+    /// The sum, when it fits (a total past `i64::MAX` is a decision, not a
+    /// database error: issue 19.8).
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
     }
 }
 

@@ -5,8 +5,8 @@
 use sha2::{Digest, Sha256};
 
 use super::decision::{
-    Decision, Flag, Notice, OrderChange, OrderCheck, OrderLock, OrderState, OrderView, Outcome,
-    Progress, Rules, Seen,
+    refund, Decision, Flag, Notice, OrderChange, OrderCheck, OrderLock, OrderState, OrderView,
+    Outcome, Progress, Rules, Seen,
 };
 use super::{Amount, Currency};
 
@@ -132,9 +132,12 @@ pub fn webhook_order_to_lock(webhook: &CheckoutWebhook, rules: Rules) -> Option<
     let paying = webhook
         .snapshot()
         .is_some_and(|s| s.amount_paid.minor_units() > 0);
+    // A refund adds to the order's total, read under this lock: its row must
+    // exist first (the refund creates it anyway).
+    let refund = matches!(webhook.fact(), WebhookFact::RefundCompleted { .. });
     Some(OrderLock {
         orderid,
-        create: rules.order_check == OrderCheck::None && paying,
+        create: (rules.order_check == OrderCheck::None && paying) || refund,
     })
 }
 
@@ -188,9 +191,7 @@ fn decide_fresh(webhook: &CheckoutWebhook, order: Option<&OrderView>, rules: Rul
             Decision::new(Outcome::Info).because(format!("{what}; kept, nothing to apply"))
         }
         WebhookFact::Chargeback { payment_id } => dispute(order, payment_id),
-        WebhookFact::RefundCompleted { amount } => {
-            Decision::new(Outcome::Refunded).change(OrderChange::Refund(*amount))
-        }
+        WebhookFact::RefundCompleted { amount } => refund(order, *amount),
         WebhookFact::Snapshot(snapshot) => {
             let progress = Progress {
                 amount_paid: snapshot.amount_paid,
@@ -376,6 +377,7 @@ mod tests {
             },
             fulfilled,
             refunded: false,
+            refunded_amount: None,
             test: false,
             amount_paid: paid.map(amount),
             snapshot_at: at,
@@ -523,7 +525,7 @@ mod tests {
         );
         let refunded = outcome(&refund, Some(&paid));
         assert_eq!(refunded.outcome, Outcome::Refunded);
-        assert_eq!(refunded.change, OrderChange::Refund(Some(amount(500))));
+        assert_eq!(refunded.change, OrderChange::Refund { total: amount(500) });
 
         let orphan = CheckoutWebhook::new(
             "client".into(),

@@ -66,6 +66,9 @@ pub enum CallbackError {
     ProjectMissing,
     #[error("projectid {0} is not configured")]
     ProjectNotConfigured(String),
+    /// Only Checkout projects are configured: no classic callback can verify.
+    #[error("no classic project is configured (only Checkout webhooks are received)")]
+    NoClassicProject,
     #[error("field {0} is not valid UTF-8")]
     NotUtf8(String),
     #[error(transparent)]
@@ -89,7 +92,7 @@ impl CallbackError {
             NoRsaSignature | NoLegacyRsaSignature | NoLegacySs1 | NoSignature
             | SignatureMismatch(_) | DecryptionFailed | PasswordNeeded(_) => RejectClass::Signature,
             LegacyDisabled => RejectClass::Disabled,
-            ProjectMissing | ProjectNotConfigured(_) => RejectClass::Project,
+            ProjectMissing | ProjectNotConfigured(_) | NoClassicProject => RejectClass::Project,
         }
     }
 

@@ -20,10 +20,10 @@ pub(super) fn is_legacy(params: &RequestParams) -> bool {
 }
 
 /// The fields the decision reads, in the relative order every real legacy
-/// callback carries them. `_ss2` binds values but not names, so a value could be
-/// moved under another name; fixing the order of the names that matter leaves
-/// no such move that keeps the signature.
-const READ_IN_ORDER: [&str; 10] = [
+/// macro callback carries them. `_ss2` binds values but not names, so a value
+/// could be moved under another name; fixing the order of the names that
+/// matter leaves no such move that keeps the signature.
+const MACRO_IN_ORDER: [&str; 10] = [
     "projectid",
     "orderid",
     "amount",
@@ -34,6 +34,16 @@ const READ_IN_ORDER: [&str; 10] = [
     "status",
     "payamount",
     "paycurrency",
+];
+
+/// The gateway's own order for a legacy SMS (micro) callback, the same in
+/// spec 1.3 and 1.4 (protocol.md g.2, `vectors/real/legacy-1.*-micro-*`):
+/// every field it sends, so that no two of them (`from` and `to`, `sms` and
+/// `key`, ...) can trade values and keep `_ss2`. It puts `amount` after `test`
+/// and `_ss1`, so the macro order cannot apply to it.
+const MICRO_IN_ORDER: [&str; 13] = [
+    "test", "country", "_ss1", "amount", "currency", "id", "key", "sms", "from", "to", "provider",
+    "operator", "version",
 ];
 
 /// What every real legacy macro callback carries and the decision reads; `test`
@@ -106,13 +116,19 @@ impl Pairs {
         out
     }
 
-    /// The first field the decision reads that comes before one it should follow.
-    fn out_of_order(&self) -> Option<&'static str> {
+    /// Micro iff `to`, `from` and `sms` are present and `projectid` is not
+    /// (protocol.md g.1): what the library decided, and the order that applies.
+    fn is_micro(&self) -> bool {
+        ["to", "from", "sms"].iter().all(|k| self.has(k)) && !self.has("projectid")
+    }
+
+    /// The first field of `order` that comes before one it should follow.
+    fn out_of_order(&self, order: &[&'static str]) -> Option<&'static str> {
         let mut last = 0;
         for (name, _) in &self.0 {
-            if let Some(rank) = READ_IN_ORDER.iter().position(|r| r == name) {
+            if let Some(rank) = order.iter().position(|r| r == name) {
                 if rank < last {
-                    return Some(READ_IN_ORDER[rank]);
+                    return Some(order[rank]);
                 }
                 last = rank;
             }
@@ -130,14 +146,18 @@ impl Context {
             return Err(CallbackError::LegacyDisabled);
         }
         let pairs = Pairs::from_params(params)?;
-        if let Some(name) = pairs.out_of_order() {
+        let micro = pairs.is_micro();
+        let order: &[&str] = if micro {
+            &MICRO_IN_ORDER
+        } else {
+            &MACRO_IN_ORDER
+        };
+        if let Some(name) = pairs.out_of_order(order) {
             return Err(CallbackError::OutOfOrder(name));
         }
         let proved_by = self.check_legacy_signatures(&pairs)?;
 
         let mut fields = to_fields(legacy_array(&pairs))?;
-        let micro = ["to", "from", "sms"].iter().all(|k| fields.contains(k))
-            && !fields.contains("projectid");
         let (kind, project) = if micro {
             // Legacy SMS callbacks carry no projectid: the project is the one
             // whose password made their `_ss1v2`/`_ss1`.

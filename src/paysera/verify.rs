@@ -31,6 +31,19 @@ impl Verifier {
         })
     }
 
+    /// The classic verifier of a service whose projects are all Checkout ones
+    /// (a complete configuration): it refuses every classic callback, before
+    /// any password or project would be looked for, as naming no project.
+    pub fn without_projects(keys: KeySet, policy: Policy) -> Self {
+        Verifier {
+            context: Context {
+                projects: Vec::new(),
+                keys,
+                policy,
+            },
+        }
+    }
+
     pub fn keys(&self) -> &KeySet {
         &self.context.keys
     }
@@ -46,7 +59,9 @@ impl Verifier {
     /// Proves the callback authentic before anything else is decoded, then
     /// decodes it, checks the project and types the fields.
     pub fn verify(&self, params: &RequestParams) -> Result<VerifiedCallback, CallbackError> {
-        if params.has("data") {
+        if self.context.projects.is_empty() {
+            Err(CallbackError::NoClassicProject)
+        } else if params.has("data") {
             self.context.verify_current(params)
         } else if legacy::is_legacy(params) {
             self.context.verify_legacy(params)

@@ -128,11 +128,18 @@ impl GatewaySigner {
         let order = find("orderid").or_else(|| find("id")).unwrap_or_default();
         let test = if find("test") == Some("1") { "1" } else { "0" };
         let ss1 = md5_hex(format!("{p}|{order}|{test}|1").as_bytes());
-        // Where real legacy callbacks carry it: before `status` and the pay* fields.
+        // Where real legacy callbacks carry it: before `status` and the pay*
+        // fields, or in an SMS callback right after `test` and `country`
+        // (protocol.md g.2).
+        let micro =
+            ["to", "from", "sms"].iter().all(|k| find(k).is_some()) && find("projectid").is_none();
         let mut signed: Vec<(&str, &str)> = fields.to_vec();
         let at = signed
             .iter()
-            .position(|(k, _)| matches!(*k, "status" | "payamount" | "paycurrency"))
+            .position(|(k, _)| match micro {
+                true => !matches!(*k, "test" | "country"),
+                false => matches!(*k, "status" | "payamount" | "paycurrency"),
+            })
             .unwrap_or(signed.len());
         signed.insert(at, ("_ss1", &ss1));
         let buffer: String = signed.iter().map(|(_, v)| format!("{v}|")).collect();

@@ -264,6 +264,7 @@ fn expected_order(expected: (Amount, Currency)) -> OrderView {
         state: OrderState::AwaitingPayment,
         fulfilled: false,
         refunded: false,
+        refunded_amount: None,
         test: false,
         amount_paid: None,
         snapshot_at: None,
@@ -548,6 +549,7 @@ fn order_view(row: &OrderRow) -> OrderView {
         fulfilled: row.fulfilled_at.is_some(),
         // A refund without a stated amount is recorded as 0, so this holds too.
         refunded: row.refunded_amount.is_some() || row.state == OrderState::Refunded.as_str(),
+        refunded_amount: row.refunded_amount.and_then(|a| Amount::from_minor(a).ok()),
         test: row.test,
         amount_paid: row.amount_paid.and_then(|a| Amount::from_minor(a).ok()),
         snapshot_at: row.snapshot_at,
@@ -649,19 +651,16 @@ fn apply_change(
                 .set((orders::state.eq(state.as_str()), orders::updated_at.eq(now)))
                 .execute(c))?;
         }
-        OrderChange::Refund(amount) => {
+        OrderChange::Refund { total } => {
             // A refund for an order not registered yet creates it (without an
-            // expectation, which a later registration fills in).
+            // expectation, which a later registration fills in). The total
+            // was decided from the row read under the order's lock: written
+            // as decided, never added up here.
             ensure_order_row(conn, project, orderid, now)?;
-            let refunded = amount.map(Amount::minor_units).unwrap_or(0);
             dispatch!(conn, c => diesel::update(this_order)
                 .set((
                     orders::state.eq(OrderState::Refunded.as_str()),
-                    orders::refunded_amount
-                        .eq(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
-                            "COALESCE(refunded_amount, 0) + ",
-                        )
-                        .bind::<diesel::sql_types::BigInt, _>(refunded)),
+                    orders::refunded_amount.eq(total.minor_units()),
                     orders::updated_at.eq(now),
                 ))
                 .execute(c))?;

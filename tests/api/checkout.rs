@@ -422,9 +422,42 @@ async fn a_large_forged_webhook_is_stored_bounded(backend: Backend) {
     assert!(rows[0].raw_length.unwrap() > 60 * 1024);
 }
 
+/// Issue 19.8 on the Checkout path: two completed refunds whose sum passes
+/// `i64::MAX` are both answered 200; the second leaves the total at the first
+/// and flags the order `refund_overflow`, never a database error.
+async fn refunds_whose_total_overflows_are_flagged(backend: Backend) {
+    const HUGE: i64 = 9_223_372_036_854_775_000;
+    let app = spawn(backend, &[]).await;
+    register(&app, "M-REF", 2500, false).await;
+    let refund = |id: &str| {
+        let body = json!({
+            "version": 1,
+            "event": {"type": "refund", "name": "status_updated"},
+            "order": {"merchant_order_id": "M-REF"},
+            "refund": {"id": id, "status": "completed", "amount": HUGE, "currency": "EUR"},
+        });
+        CheckoutSigner::new(SECRET).sign(body.to_string().into_bytes())
+    };
+    for id in ["r-1", "r-2"] {
+        let reply = send(&app, &refund(id)).await;
+        assert_eq!(reply.status, 200, "{id}: {}", reply.body);
+    }
+    let order = order(&app, "M-REF").await;
+    assert_eq!(order["refunded_amount"], json!(HUGE), "{order}");
+    assert_eq!(order["state"], "refunded", "{order}");
+    assert_eq!(order["flags"], json!(["refund_overflow"]), "{order}");
+    let m = app.metrics().await;
+    assert_eq!(
+        m["payhook_callbacks_total{api=\"checkout\",outcome=\"refunded\"}"],
+        2.0
+    );
+    assert_eq!(m["payhook_db_errors_total"], 0.0);
+}
+
 both_backends!(
     a_large_forged_webhook_is_stored_bounded,
     paid_partial_full_overpaid_and_out_of_order,
     the_same_webhook_ten_times_at_once_fulfils_once,
     rejections_unknown_events_chargebacks_and_test_orders,
+    refunds_whose_total_overflows_are_flagged,
 );

@@ -264,6 +264,102 @@ async fn an_order_carries_every_flag_it_was_given(backend: Backend) {
     assert_eq!(app.order("B-1").await["flags"], json!([]));
 }
 
+/// Issue 19.8: two genuine refunds whose sum passes `i64::MAX` (PostgreSQL
+/// answered 503 `bigint out of range` with a `database_error` alert on every
+/// redelivery; SQLite stored a REAL). Now the same on both backends: the second
+/// refund is stored and answered `OK` (so the gateway stops retrying), the
+/// total stays the last one that fits, the order carries `refund_overflow` for
+/// review and its alert goes out, and nothing is a database error.
+async fn refunds_whose_total_overflows_are_flagged_not_a_database_error(backend: Backend) {
+    let smtp = SmtpSink::start();
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("SMTP_URL", &smtp.url()),
+            ("ALERT_EMAIL_FROM", "payhook@shop.example"),
+            ("ALERT_EMAIL_TO", "ops@shop.example"),
+        ],
+    )
+    .await;
+    const HUGE: i64 = 9_223_372_036_854_775_000;
+    app.register("R-1", 1250, "EUR").await;
+    let first = sign(
+        &refund_of("R-1", "1250", &HUGE.to_string()),
+        CallbackForm::Ss2,
+    );
+    assert_eq!(app.get_callback(&first).await.body, "OK");
+    assert_eq!(app.order("R-1").await["refunded_amount"], json!(HUGE));
+
+    let second = sign(
+        &with(
+            refund_of("R-1", "1250", &HUGE.to_string()),
+            "requestid",
+            "2",
+        ),
+        CallbackForm::Ss2,
+    );
+    for _ in 0..2 {
+        let reply = app.get_callback(&second).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    }
+    let order = app.order("R-1").await;
+    assert_eq!(order["refunded_amount"], json!(HUGE), "{order}");
+    assert_eq!(order["state"], "refunded", "{order}");
+    assert_eq!(order["flags"], json!(["refund_overflow"]), "{order}");
+    assert_eq!(
+        app.outcomes("R-1").await,
+        ["refunded", "refunded", "duplicate"]
+    );
+    let reason = &order["callbacks"][1]["reason"];
+    assert!(
+        reason.as_str().is_some_and(|r| r.contains("does not fit")),
+        "{reason}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM outbox WHERE kind = 'refunded' AND orderid = 'R-1'"),
+        2,
+        "the shop hears of both refunds"
+    );
+    let mail = &smtp.wait_for(1, Duration::from_secs(10))[0];
+    assert_eq!(
+        subject(mail),
+        "[payhook] refund_overflow: order R-1: refunded"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 1, "no database_error alert");
+    let m = scrape(&app).await;
+    assert_eq!(m["payhook_db_errors_total"], 0.0);
+    assert_eq!(
+        m["payhook_callbacks_total{api=\"classic\",outcome=\"refunded\"}"],
+        2.0
+    );
+}
+
+/// Refund totals are decided from the order's row read under its lock (the
+/// row is created first when a refund finds none): ten different refunds at
+/// once for an order nobody registered add up exactly.
+async fn refunds_at_once_add_up_exactly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let queries: Vec<String> = (1..=10)
+        .map(|n| {
+            let refund = with(
+                refund_of("C-1", "700", &n.to_string()),
+                "requestid",
+                &n.to_string(),
+            );
+            sign(&refund, CallbackForm::Ss2)
+        })
+        .collect();
+    let replies = futures::future::join_all(queries.iter().map(|q| app.get_callback(q))).await;
+    for reply in &replies {
+        assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    }
+    let order = app.order("C-1").await;
+    assert_eq!(order["refunded_amount"], json!(55), "{order}");
+    assert_eq!(order["flags"], json!([]), "{order}");
+    assert_eq!(app.outcomes("C-1").await, ["refunded"; 10]);
+}
+
 /// Migrates a database to just before `order_flags`, stores orders with the old
 /// single `flag`, then lets the service migrate the rest.
 async fn the_old_flag_column_is_migrated(backend: Backend) {
@@ -501,6 +597,8 @@ both_backends!(
     a_payment_after_a_refund_is_never_fulfilled_silently,
     a_matching_payment_after_a_mismatch_fulfils_once_and_keeps_the_flag,
     an_order_carries_every_flag_it_was_given,
+    refunds_whose_total_overflows_are_flagged_not_a_database_error,
+    refunds_at_once_add_up_exactly,
     the_old_flag_column_is_migrated,
     missed_callbacks_count_only_what_can_still_be_acted_on,
     a_closed_order_is_no_missed_callback,

@@ -78,3 +78,81 @@ async fn real_gateway_callbacks_with_the_pinned_key() {
     }
     assert_eq!(app.count("SELECT count(*) AS n FROM fulfilments"), 2);
 }
+
+/// Issue 19.6: the gateway's own 1.3 and 1.4 SMS callbacks, with legacy
+/// callbacks accepted, are answered with the SMS reply and stored as
+/// `sms_received`; a redelivery is a duplicate with the same answer; the same
+/// callback with two values swapped is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_legacy_sms_callbacks_get_the_sms_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = dir.path().join("projects.toml");
+    std::fs::write(
+        &projects,
+        "[[projects]]\nid = 2753\npassword = \"6b4dc5bf1d9a597282401edfe334c4f1\"\n\n\
+         [[projects]]\nid = 13156\npassword = \"1c4196d0ff7fe4e94bdca98fb251bc25\"\n",
+    )
+    .unwrap();
+    let projects = projects.display().to_string();
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("PAYSERA_PUBLIC_KEY_FILE", ""),
+            ("PAYHOOK_CONFIG_FILE", &projects),
+            ("PAYHOOK_ACCEPT_LEGACY", "true"),
+            ("PAYHOOK_SMS_REPLY", "Thank you for sending"),
+        ],
+    )
+    .await;
+    for file in [
+        "real/legacy-1.3-micro-sms-test.json",
+        "real/legacy-1.4-micro-sms-test.json",
+    ] {
+        let case: Value =
+            serde_json::from_str(&std::fs::read_to_string(vectors_dir().join(file)).unwrap())
+                .unwrap();
+        let query = case["raw_query"].as_str().unwrap();
+        for _ in 0..2 {
+            let reply = app.get_callback(query).await;
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (200, "OK Thank you for sending"),
+                "{file}"
+            );
+        }
+        let swapped = query
+            .replace("wp_from=", "wp_SWAP=")
+            .replace("wp_to=", "wp_from=")
+            .replace("wp_SWAP=", "wp_to=");
+        let reply = app.get_callback(&swapped).await;
+        assert_eq!(reply.status, 400, "{file}: {}", reply.body);
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        outcome: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        project_id: String,
+    }
+    let stored: Vec<(String, String)> = app
+        .query::<Stored>(
+            "SELECT outcome, project_id FROM callbacks WHERE outcome <> 'rejected' ORDER BY id",
+        )
+        .into_iter()
+        .map(|s| (s.outcome, s.project_id))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("sms_received", "2753"),
+            ("duplicate", "2753"),
+            ("sms_received", "13156"),
+            ("duplicate", "13156"),
+        ]
+        .map(|(o, p)| (o.to_string(), p.to_string()))
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM callbacks WHERE outcome = 'rejected'"),
+        2
+    );
+}
