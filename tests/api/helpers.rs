@@ -184,6 +184,19 @@ impl TestApp {
         );
     }
 
+    /// `GET /api/v1{path}` on the admin listener, answered 200, as JSON.
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(format!("{}/api/v1{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.unwrap()
+    }
+
     pub async fn order(&self, orderid: &str) -> serde_json::Value {
         let response = self
             .client

@@ -84,18 +84,6 @@ async fn replay_with_junk(app: &TestApp, query: &str, seed: u64) -> (u16, String
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn admin_get(app: &TestApp, path: &str) -> Value {
-    let r = app
-        .client
-        .get(format!("{}/api/v1{path}", app.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
-}
-
 /// What the table takes on PostgreSQL: heap, TOAST and indexes (200 rows
 /// amortise the page granularity).
 fn callbacks_bytes(app: &TestApp) -> i64 {
@@ -140,7 +128,7 @@ async fn a_replayed_genuine_callback_is_stored_bounded(backend: Backend) {
     assert_eq!(app.fulfilments("REPLAY-1"), 1);
 
     // The order pages its callbacks: the newest 50, then the rest.
-    let page = admin_get(&app, "/orders/REPLAY-1").await;
+    let page = app.admin_get("/orders/REPLAY-1").await;
     let listed = page["callbacks"].as_array().unwrap();
     assert_eq!(listed.len(), 50);
     assert_eq!(listed[49]["id"], stored.last().unwrap().id);
@@ -156,8 +144,9 @@ async fn a_replayed_genuine_callback_is_stored_bounded(backend: Backend) {
         match page["callbacks_before"].as_i64() {
             Some(before) => {
                 assert_eq!(before, listed[0]["id"].as_i64().unwrap());
-                page =
-                    admin_get(&app, &format!("/orders/REPLAY-1?callbacks_before={before}")).await;
+                page = app
+                    .admin_get(&format!("/orders/REPLAY-1?callbacks_before={before}"))
+                    .await;
             }
             None => {
                 assert_eq!(listed[0]["outcome"], "fulfilled");
