@@ -693,7 +693,7 @@ mod tests {
         let s = settings(BASE).unwrap();
         assert_eq!(s.http.max_connections_per_address, 64);
         assert!(s.http.trusted_proxies.is_empty());
-        assert_eq!(s.http.max_head_bytes, 16 * 1024);
+        assert_eq!(s.http.max_head_bytes, 72 * 1024);
         assert_eq!(s.http.connection_max_age, Duration::from_secs(60));
         assert_eq!(s.http.connection_max_requests, 1000);
         let mut pairs = BASE.to_vec();

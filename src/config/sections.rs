@@ -116,7 +116,9 @@ impl HttpSettings {
                 &env.get("PAYHOOK_TRUSTED_PROXIES").unwrap_or_default(),
             )
             .map_err(|e| bad("PAYHOOK_TRUSTED_PROXIES", e))?,
-            max_head_bytes: match env.number("PAYHOOK_MAX_HEAD_BYTES", 16 * 1024)? {
+            // A GET callback's query may be as long as a URI can be (64 KiB,
+            // `tests/api/hardening.rs`), plus 8 KiB of headers.
+            max_head_bytes: match env.number("PAYHOOK_MAX_HEAD_BYTES", 72 * 1024)? {
                 // actix itself gives up at 128 KiB; under 1 KiB a genuine GET
                 // callback's signature alone would not fit.
                 n @ 1024..=131_072 => n as usize,

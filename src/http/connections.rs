@@ -11,8 +11,10 @@
 //! - [`Guarded`] wraps the socket and counts what the client sends: a head
 //!   (request line and headers) over `PAYHOOK_MAX_HEAD_BYTES` is answered 431
 //!   and the connection closed, before actix has buffered more than the limit;
-//!   and no more than a head plus the largest body is read before the server
-//!   answers, so pipelined bytes cannot pile up behind a request.
+//!   and a request's head and body together may not pass the larger of the
+//!   head limit and the largest body (plus framing) before the server answers,
+//!   so a long head cannot come with a full body, and pipelined bytes cannot
+//!   pile up behind a request.
 //! - [`recycle`] closes a connection after the answer once it is older than
 //!   `PAYHOOK_CONNECTION_MAX_AGE` or has served `PAYHOOK_CONNECTION_MAX_REQUESTS`.
 
@@ -36,8 +38,8 @@ use actix_web::Error;
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// Slack over a head and the largest body, for chunk framing and the CRLFs
-/// some clients send between requests.
+/// Slack over a request's budget, for a POST's head beside its body, chunk
+/// framing and the CRLFs some clients send between requests.
 const FRAMING_SLACK: usize = 16 * 1024;
 /// At most this much is read and discarded from a refused connection before it
 /// closes, so that the client reads our answer rather than a reset.
@@ -244,7 +246,7 @@ pub struct Guarded {
     io: TcpStream,
     _slot: Option<AddressSlot>,
     phase: Phase,
-    /// Bytes read since the server last wrote.
+    /// Bytes read since the server last wrote: one request's head and body.
     unanswered: usize,
     max_head: usize,
     max_unanswered: usize,
@@ -263,7 +265,9 @@ impl Guarded {
             phase: START,
             unanswered: 0,
             max_head: bounds.max_head_bytes,
-            max_unanswered: bounds.max_head_bytes + bounds.max_body_bytes + FRAMING_SLACK,
+            // A long head is a GET callback's query: it has no body; a body
+            // comes with a short head. Both at once is no genuine request.
+            max_unanswered: bounds.max_head_bytes.max(bounds.max_body_bytes) + FRAMING_SLACK,
         }
     }
 
