@@ -16,19 +16,23 @@
 #                held 8 s (inside PAYHOOK_REQUEST_TIMEOUT=10s): finding 3.
 #   memory-max   the worst the defaults allow: 960 connections (every public
 #                slot) from 15 addresses (64 each, the per-address cap), each
-#                a head just under PAYHOOK_MAX_HEAD_BYTES (15 KB) and 64 KiB of
-#                body but its last byte, held 8 s.
+#                a 15 KB head and 64 KiB of body but its last byte (a request's
+#                head and body may not pass 80 KiB together), held 8 s.
+#   memory-max-head  the same with a 71 KB head (a 64 KB request line, the
+#                longest URI actix parses, and 7 KB of headers;
+#                PAYHOOK_MAX_HEAD_BYTES is 72 KiB) and 9 KB of body but its
+#                last byte.
 #   keepalive    1 000 keep-alive connections from 127.0.0.10, each sending
 #                GET /healthz every 3 s and reconnecting when closed, for 20 s:
 #                finding 4.
 #
-# Knobs: CONN_ATTACKS (memory memory-max keepalive), CONN_KEEP (1: keep the
+# Knobs: CONN_ATTACKS (memory memory-max memory-max-head keepalive), CONN_KEEP (1: keep the
 # temp dir), PAYHOOK_VECTORS_DIR (tests/vectors: only the test public key).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-ATTACKS=${CONN_ATTACKS:-memory memory-max keepalive}
+ATTACKS=${CONN_ATTACKS:-memory memory-max memory-max-head keepalive}
 VECTORS=${PAYHOOK_VECTORS_DIR:-$ROOT/tests/vectors}
 TOKEN=conn-attack-admin-token-$(date +%s)-$$
 
@@ -94,6 +98,8 @@ for attack in $ATTACKS; do
                       --headers 85 --header-bytes 1000 --body-bytes 65536 --hold-s 8) ;;
         memory-max) args=(--attack stall --connections 960 --sources 15 --line-bytes 14000
                           --headers 1 --header-bytes 1000 --body-bytes 65536 --hold-s 8) ;;
+        memory-max-head) args=(--attack stall --connections 960 --sources 15 --line-bytes 64000
+                               --headers 7 --header-bytes 1000 --body-bytes 9000 --hold-s 8) ;;
         keepalive) args=(--attack keepalive --connections 1000 --sources 1
                          --interval-s 3 --hold-s 20) ;;
         *) die "unknown attack $attack" ;;
