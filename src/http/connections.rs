@@ -189,7 +189,6 @@ pub async fn admit(
         Some(Admission::Counted(slot)) => Some(slot),
         Some(Admission::Trusted) | None => None,
     };
-    let _ = io.set_nodelay(true);
     Ok((Guarded::new(io, slot, bounds), Protocol::Http1, peer))
 }
 
@@ -364,7 +363,10 @@ impl AsyncWrite for Guarded {
 impl Guarded {
     /// The server wrote: the request was taken in. After a final answer
     /// (not `100 Continue`, after which the body follows) the next bytes
-    /// start a new head.
+    /// start a new head. A head already begun (pipelined behind the answered
+    /// request) keeps its count: the limit is never loosened, at the price
+    /// that a pipelining client may be miscounted; payhook's clients (the
+    /// gateway, proxies, monitors) do not pipeline.
     fn answered(&mut self, data: &[u8]) {
         self.unanswered = 0;
         let interim = data.starts_with(b"HTTP/1.1 1") || data.starts_with(b"HTTP/1.0 1");
