@@ -244,6 +244,12 @@ const START: Phase = Phase::Head {
 pub struct Guarded {
     io: TcpStream,
     _slot: Option<AddressSlot>,
+    count: Counter,
+}
+
+/// What a connection's client has sent, against its bounds (no I/O).
+#[derive(Debug)]
+struct Counter {
     phase: Phase,
     /// Bytes read since the server last wrote: one request's head and body.
     unanswered: usize,
@@ -251,16 +257,15 @@ pub struct Guarded {
     max_unanswered: usize,
 }
 
+#[derive(Debug, PartialEq, Eq)]
 enum Over {
     Head,
     Unanswered,
 }
 
-impl Guarded {
-    fn new(io: TcpStream, slot: Option<AddressSlot>, bounds: &ConnectionBounds) -> Guarded {
-        Guarded {
-            io,
-            _slot: slot,
+impl Counter {
+    fn new(bounds: &ConnectionBounds) -> Counter {
+        Counter {
             phase: START,
             unanswered: 0,
             max_head: bounds.max_head_bytes,
@@ -296,11 +301,36 @@ impl Guarded {
         Ok(())
     }
 
+    /// The server wrote: the request was taken in. After a final answer
+    /// (not `100 Continue`, after which the body follows) the next bytes
+    /// start a new head. A head already begun (pipelined behind the answered
+    /// request) keeps its count: the limit is never loosened, at the price
+    /// that a pipelining client may be miscounted; payhook's clients (the
+    /// gateway, proxies, monitors) do not pipeline.
+    fn answered(&mut self, data: &[u8]) {
+        self.unanswered = 0;
+        let interim = data.starts_with(b"HTTP/1.1 1") || data.starts_with(b"HTTP/1.0 1");
+        if self.phase == Phase::Body && !interim {
+            self.phase = START;
+        }
+    }
+}
+
+impl Guarded {
+    fn new(io: TcpStream, slot: Option<AddressSlot>, bounds: &ConnectionBounds) -> Guarded {
+        Guarded {
+            io,
+            _slot: slot,
+            count: Counter::new(bounds),
+        }
+    }
+
     fn reject(&mut self, over: Over) {
-        self.phase = Phase::Rejected;
+        let count = &mut self.count;
+        count.phase = Phase::Rejected;
         if let Over::Head = over {
-            tracing::debug!(limit = self.max_head, "request head too large");
-            let reason = format!("request head over {} bytes", self.max_head);
+            tracing::debug!(limit = count.max_head, "request head too large");
+            let reason = format!("request head over {} bytes", count.max_head);
             let answer = format!(
                 "HTTP/1.1 431 Request Header Fields Too Large\r\n\
                  content-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
@@ -310,7 +340,7 @@ impl Guarded {
             let _ = self.io.try_write(answer.as_bytes());
         } else {
             tracing::debug!(
-                limit = self.max_unanswered,
+                limit = count.max_unanswered,
                 "more sent than one request needs"
             );
         }
@@ -325,12 +355,12 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.phase == Phase::Rejected {
+        if this.count.phase == Phase::Rejected {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        if let Err(over) = this.scan(&buf.filled()[before..]) {
+        if let Err(over) = this.count.scan(&buf.filled()[before..]) {
             // None of this read reaches actix: it sees end-of-stream and closes.
             buf.set_filled(before);
             this.reject(over);
@@ -347,7 +377,7 @@ impl AsyncWrite for Guarded {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = ready!(Pin::new(&mut this.io).poll_write(cx, data))?;
-        this.answered(data);
+        this.count.answered(data);
         Poll::Ready(Ok(written))
     }
 
@@ -357,22 +387,6 @@ impl AsyncWrite for Guarded {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
-impl Guarded {
-    /// The server wrote: the request was taken in. After a final answer
-    /// (not `100 Continue`, after which the body follows) the next bytes
-    /// start a new head. A head already begun (pipelined behind the answered
-    /// request) keeps its count: the limit is never loosened, at the price
-    /// that a pipelining client may be miscounted; payhook's clients (the
-    /// gateway, proxies, monitors) do not pipeline.
-    fn answered(&mut self, data: &[u8]) {
-        self.unanswered = 0;
-        let interim = data.starts_with(b"HTTP/1.1 1") || data.starts_with(b"HTTP/1.0 1");
-        if self.phase == Phase::Body && !interim {
-            self.phase = START;
-        }
     }
 }
 
@@ -461,6 +475,67 @@ mod tests {
             limiter.admit("::ffff:192.0.2.1".parse().unwrap()),
             Admission::Refused
         ));
+    }
+
+    fn counter(max_head: usize, max_body: usize) -> Counter {
+        Counter::new(&ConnectionBounds {
+            max_head_bytes: max_head,
+            max_body_bytes: max_body,
+            max_age: Duration::from_secs(60),
+            max_requests: 1000,
+        })
+    }
+
+    #[test]
+    fn a_head_is_counted_to_its_blank_line() {
+        // A head of exactly the limit; the body after it is not head.
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nA: 123456\r\n\r\n";
+        let n = head.len();
+        let mut c = counter(n, 1000);
+        assert_eq!(c.scan(&head[..10]), Ok(()));
+        assert_eq!(c.scan(&head[10..]), Ok(()));
+        assert_eq!(c.phase, Phase::Body);
+        assert_eq!(c.scan(&[b'x'; 500]), Ok(()));
+        // One byte more than the limit, split anywhere, is over it.
+        let mut c = counter(n - 1, 1000);
+        assert_eq!(c.scan(&head[..n - 1]), Ok(()));
+        assert_eq!(c.scan(&head[n - 1..]), Err(Over::Head));
+        // Bare LF line ends count too; a CR alone does not end a line.
+        let mut c = counter(1000, 1000);
+        assert_eq!(c.scan(b"GET / HTTP/1.1\nA: b\r\r\n"), Ok(()));
+        assert!(matches!(c.phase, Phase::Head { .. }));
+        assert_eq!(c.scan(b"\n"), Ok(()));
+        assert_eq!(c.phase, Phase::Body);
+    }
+
+    #[test]
+    fn each_answer_starts_a_new_head_and_budget() {
+        let mut c = counter(100, 200);
+        for _ in 0..50 {
+            assert_eq!(c.scan(b"GET / HTTP/1.1\r\n\r\n"), Ok(()));
+            c.answered(b"HTTP/1.1 200 OK\r\n");
+            assert_eq!(c.phase, START);
+        }
+        // After 100 Continue the body follows: still the body.
+        assert_eq!(
+            c.scan(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"),
+            Ok(())
+        );
+        c.answered(b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(c.phase, Phase::Body);
+        assert_eq!(c.scan(&[b'a'; 150]), Ok(()));
+        // Head and body together: at most max(head, body) + the slack.
+        let mut c = counter(100, 200);
+        assert_eq!(c.scan(b"POST / HTTP/1.1\r\n\r\n"), Ok(()));
+        assert_eq!(c.scan(&vec![b'a'; 200 + FRAMING_SLACK - 19]), Ok(()));
+        assert_eq!(c.scan(b"a"), Err(Over::Unanswered));
+        // A head begun behind an answered request keeps its count.
+        let mut c = counter(100, 200);
+        assert_eq!(c.scan(b"GET / HTTP/1.1\r\n\r\n"), Ok(()));
+        c.answered(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(c.scan(&[b'a'; 60]), Ok(()));
+        c.answered(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(c.scan(&[b'a'; 60]), Err(Over::Head));
     }
 
     #[test]
