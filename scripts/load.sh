@@ -40,6 +40,9 @@ COUNT=${LOAD_COUNT:-8000}
 SQLITE_COUNT=${LOAD_SQLITE_COUNT:-5000}
 DUP_COUNT=${LOAD_DUP_COUNT:-2000}
 CONC=${LOAD_CONCURRENCY:-16}
+# The load generator is one address: past PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS
+# (64) it is let through like a proxy; at the default 16 the cap applies.
+TRUST_LOADGEN=$(( CONC > 64 )); ((TRUST_LOADGEN)) || TRUST_LOADGEN=
 PGB_CLIENTS=16
 PGB_TX=${LOAD_PGBENCH_TX:-1500}
 DURABLE=${LOAD_DURABLE:-on}
@@ -130,6 +133,7 @@ start_payhook() {
         PAYSERA_PUBLIC_KEY_FILE="$GW_PUBLIC" \
         PAYHOOK_ADMIN_TOKEN="$TOKEN" \
         PAYHOOK_BIND="127.0.0.1:$PUB" PAYHOOK_ADMIN_BIND="127.0.0.1:$ADM" \
+        ${TRUST_LOADGEN:+PAYHOOK_TRUSTED_PROXIES=127.0.0.1} \
         "$PAYHOOK" serve) >>"$dir/payhook.log" 2>&1 &
     PH_PID=$!
     for _ in $(seq 100); do

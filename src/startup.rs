@@ -4,7 +4,9 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::dev::{AppConfig, Server, ServerHandle};
 use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -14,6 +16,7 @@ use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
 use crate::console::{ConsoleSettings, LoginLimiter, LOGIN_ATTEMPTS, LOGIN_WINDOW};
 use crate::http::body::{self, Answer};
+use crate::http::connections::{self, AddressLimiter, ConnectionBounds};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
 use crate::metrics::Metrics;
 use crate::store::{spawn_pruner, Pruned, Store};
@@ -77,6 +80,104 @@ impl ConnectionLimits {
     pub fn public_total(&self) -> usize {
         self.public_workers * self.public_per_worker
     }
+}
+
+/// What the public listener is built with.
+struct PublicBounds {
+    limits: ConnectionLimits,
+    request_timeout: std::time::Duration,
+    blocking_threads: usize,
+    shutdown_timeout: u64,
+    connection: ConnectionBounds,
+    limiter: AddressLimiter,
+}
+
+/// The public listener: what `HttpServer::listen` builds, with each socket
+/// counted against its address and wrapped (`http::connections`) before actix
+/// reads from it.
+fn public_server(
+    data: web::Data<AppState>,
+    listener: TcpListener,
+    bounds: PublicBounds,
+) -> std::io::Result<Server> {
+    let PublicBounds {
+        limits,
+        request_timeout: timeout,
+        blocking_threads,
+        shutdown_timeout,
+        connection,
+        limiter,
+    } = bounds;
+    let local = listener.local_addr()?;
+    let (max_age, max_requests) = (connection.max_age, connection.max_requests);
+    tracing::info!(
+        per_address = limiter.cap(),
+        max_head_bytes = connection.max_head_bytes,
+        max_age_s = max_age.as_secs(),
+        max_requests,
+        "public connection bounds"
+    );
+    let builder = actix_server::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    Ok(builder
+        .workers(limits.public_workers)
+        // A public worker's blocking threads run `Store::bounded` work, and no
+        // more of it proceeds at once than the pool has connections: extra
+        // threads (tokio allows 512) would only wait, each holding a stack and
+        // a malloc arena. Peak RSS paced with 64 connections: 31 -> 28.6 MiB.
+        .worker_max_blocking_threads(blocking_threads)
+        .max_concurrent_connections(limits.public_per_worker)
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
+        .listen("payhook-public", listener, move || {
+            let data = data.clone();
+            let app = App::new()
+                .wrap(from_fn(move |req, next| {
+                    body::deadline(timeout, Answer::Text, req, next)
+                }))
+                .wrap(from_fn(move |req, next| {
+                    connections::recycle(max_age, max_requests, req, next)
+                }))
+                .app_data(data)
+                .app_data(web::PayloadConfig::new(MAX_CALLBACK_BYTES))
+                .route("/paysera/callback", web::get().to(callback::receive))
+                .route("/paysera/callback", web::post().to(callback::receive))
+                .route(
+                    "/paysera/checkout/webhook",
+                    web::post().to(crate::http::checkout::receive),
+                )
+                .route(
+                    "/paysera/return/{token}",
+                    web::get().to(return_url::buyer_returned),
+                )
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz));
+            let graceful = graceful.clone();
+            let http = HttpService::build()
+                .keep_alive(KeepAlive::default())
+                // The head; the body has its own deadline (`body::deadline`).
+                .client_request_timeout(timeout)
+                // What `HttpServer` sets: an answer's close lingers at most 1 s.
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .local_addr(local)
+                .graceful_shutdown_signal(move || {
+                    let signal = graceful.clone();
+                    async move { signal.notified().await }
+                })
+                .on_connect_ext(connections::on_connect)
+                .finish(map_config(
+                    app.into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            let (limiter, connection) = (limiter.clone(), connection.clone());
+            fn_service(move |io: actix_web::rt::net::TcpStream| {
+                let (limiter, connection) = (limiter.clone(), connection.clone());
+                async move { connections::admit(io, &limiter, &connection).await }
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 fn bad_input(message: String) -> actix_web::Error {
@@ -222,40 +323,26 @@ impl Application {
         );
 
         let data = web::Data::new(state.clone());
-        let public_data = data.clone();
-        let public = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(move |req, next| {
-                    body::deadline(timeout, Answer::Text, req, next)
-                }))
-                .app_data(public_data.clone())
-                .app_data(web::PayloadConfig::new(MAX_CALLBACK_BYTES))
-                .route("/paysera/callback", web::get().to(callback::receive))
-                .route("/paysera/callback", web::post().to(callback::receive))
-                .route(
-                    "/paysera/checkout/webhook",
-                    web::post().to(crate::http::checkout::receive),
-                )
-                .route(
-                    "/paysera/return/{token}",
-                    web::get().to(return_url::buyer_returned),
-                )
-                .route("/healthz", web::get().to(health::healthz))
-                .route("/readyz", web::get().to(health::readyz))
-        })
-        .workers(limits.public_workers)
-        // A public worker's blocking threads run `Store::bounded` work, and no
-        // more of it proceeds at once than the pool has connections: extra
-        // threads (tokio allows 512) would only wait, each holding a stack and
-        // a malloc arena. Peak RSS paced with 64 connections: 31 -> 28.6 MiB.
-        .worker_max_blocking_threads(pool_size.max(2) as usize)
-        .max_connections(limits.public_per_worker)
-        // The head; the body has its own deadline (`body::deadline`).
-        .client_request_timeout(timeout)
-        .listen(public_listener)?
-        .disable_signals()
-        .shutdown_timeout(shutdown)
-        .run();
+        let public = public_server(
+            data.clone(),
+            public_listener,
+            PublicBounds {
+                limits,
+                request_timeout: timeout,
+                blocking_threads: pool_size.max(2) as usize,
+                shutdown_timeout: shutdown,
+                connection: ConnectionBounds {
+                    max_head_bytes: http.max_head_bytes,
+                    max_body_bytes: MAX_CALLBACK_BYTES,
+                    max_age: http.connection_max_age,
+                    max_requests: http.connection_max_requests,
+                },
+                limiter: AddressLimiter::new(
+                    http.max_connections_per_address,
+                    http.trusted_proxies.clone(),
+                ),
+            },
+        )?;
 
         let admin_data = data.clone();
         let console_settings = web::Data::new(ConsoleSettings {

@@ -109,12 +109,19 @@ fn ensure_fd_limit(needed: libc::rlim_t) {
 
 /// Sends a request head announcing a 1000-byte body, then one byte of it.
 async fn stall(addr: &str, path: &str, content_type: &str) -> TcpStream {
-    stall_framed(addr, path, content_type, false).await
+    stall_framed("127.0.0.1", addr, path, content_type, false).await
 }
 
-/// The same with `Transfer-Encoding: chunked`: a 1000-byte chunk, one byte sent.
-async fn stall_framed(addr: &str, path: &str, content_type: &str, chunked: bool) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+/// The same from the loopback address `from`, and with `chunked`, as
+/// `Transfer-Encoding: chunked`: a 1000-byte chunk, one byte sent.
+async fn stall_framed(
+    from: &str,
+    addr: &str,
+    path: &str,
+    content_type: &str,
+    chunked: bool,
+) -> TcpStream {
+    let mut stream = connect_from(from, addr).await;
     let framing = if chunked {
         "Transfer-Encoding: chunked\r\n\r\n3e8\r\na"
     } else {
@@ -166,7 +173,10 @@ async fn stalled_bodies_do_not_hold_the_service() {
     for n in 0..STALLED {
         let form = "application/x-www-form-urlencoded";
         let chunked = n % 10 == 0;
-        stalled.push(stall_framed(&service.public, "/paysera/callback", form, chunked).await);
+        // From 8 addresses: one may hold only PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS.
+        let from = format!("127.0.0.{}", 10 + n % 8);
+        let path = "/paysera/callback";
+        stalled.push(stall_framed(&from, &service.public, path, form, chunked).await);
     }
     let admin_stalled = stall(&service.admin, "/api/v1/payments", "application/json").await;
     let all_sent = Instant::now();
@@ -382,6 +392,261 @@ async fn a_stalled_head_is_closed_within_the_same_timeout() {
             at - started >= Duration::from_millis(400),
             "{:?}",
             at - started
+        );
+    }
+    service.stop.stop().await;
+}
+
+/// A connection from `ip` (any of 127.0.0.0/8 is loopback on Linux).
+async fn connect_from(ip: &str, addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{ip}:0").parse().unwrap())
+        .expect("bind the client to a loopback address");
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// Sends `GET path` and reads one answer: its head (lower-cased) and body.
+/// `None` if the server closed the connection (or reset it) instead.
+async fn get(stream: &mut TcpStream, path: &str) -> Option<(String, String)> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: payhook\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    read_answer(stream).await
+}
+
+async fn read_answer(stream: &mut TcpStream) -> Option<(String, String)> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let by = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if received.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&received[end + 4..end + 4 + length]);
+                return Some((head, body.into()));
+            }
+        }
+        match tokio::time::timeout_at(by, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "no answer within 5 s: {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Whether the server closes `stream` within 5 s, whatever it sends first.
+async fn closed_soon(stream: TcpStream) -> Option<String> {
+    closed_by(stream, Instant::now() + Duration::from_secs(5))
+        .await
+        .map(|(_, answer)| answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_slot() {
+    // What PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS defaults to.
+    const PER_ADDRESS: usize = 64;
+    const EXTRA: usize = 16;
+    ensure_fd_limit((4 * (PER_ADDRESS + EXTRA) + 512) as libc::rlim_t);
+    let service = Service::start(&[]).await;
+
+    // Keep-alive holders from one address, each answered once and kept open.
+    let mut held = Vec::new();
+    for _ in 0..PER_ADDRESS {
+        let mut stream = connect_from("127.0.0.1", &service.public).await;
+        let (head, _) = get(&mut stream, "/healthz")
+            .await
+            .expect("a holder is served");
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        held.push(stream);
+    }
+    // Beyond the cap, the same address is refused and closed at once.
+    let mut refused = Vec::new();
+    for _ in 0..EXTRA {
+        refused.push(connect_from("127.0.0.1", &service.public).await);
+    }
+    let answers = futures::future::join_all(refused.into_iter().map(closed_soon)).await;
+    for answer in &answers {
+        let answer = answer
+            .as_deref()
+            .expect("a connection over the per-address cap is closed within 5 s");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+            "{answer:?}"
+        );
+    }
+
+    // Another address is answered promptly meanwhile.
+    let started = Instant::now();
+    let mut fresh = connect_from("127.0.0.2", &service.public).await;
+    let (head, _) = get(&mut fresh, "/healthz")
+        .await
+        .expect("another address is served");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The holders still work, and once they go, their address may connect again.
+    let (head, _) = get(&mut held[0], "/healthz").await.expect("still served");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect_from("127.0.0.1", &service.public).await;
+    let (head, _) = get(&mut again, "/healthz").await.expect("served again");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_is_not_capped_per_address() {
+    const CONNECTIONS: usize = 24;
+    ensure_fd_limit((4 * CONNECTIONS + 512) as libc::rlim_t);
+    let service = Service::start(&[
+        ("PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS", "4"),
+        ("PAYHOOK_TRUSTED_PROXIES", "127.0.0.3, 10.0.0.0/8"),
+    ])
+    .await;
+    let mut held = Vec::new();
+    for n in 0..CONNECTIONS {
+        let mut stream = connect_from("127.0.0.3", &service.public).await;
+        let answer = get(&mut stream, "/healthz").await;
+        assert!(
+            answer.is_some_and(|(head, _)| head.starts_with("http/1.1 200")),
+            "proxy connection {n} refused"
+        );
+        held.push(stream);
+    }
+    // Any other address still has its cap of 4.
+    let mut others = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect_from("127.0.0.4", &service.public).await;
+        assert!(get(&mut stream, "/healthz").await.is_some());
+        others.push(stream);
+    }
+    let fifth = connect_from("127.0.0.4", &service.public).await;
+    let answer = closed_soon(fifth).await.expect("the fifth is closed");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 503"),
+        "{answer:?}"
+    );
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_is_closed_after_its_age_or_requests() {
+    let service = Service::start(&[
+        ("PAYHOOK_CONNECTION_MAX_REQUESTS", "10"),
+        ("PAYHOOK_CONNECTION_MAX_AGE", "1s"),
+    ])
+    .await;
+
+    // Ten quick requests: the tenth answer says close, and the server closes.
+    let mut stream = connect_from("127.0.0.1", &service.public).await;
+    for n in 1..=10 {
+        let (head, _) = get(&mut stream, "/healthz")
+            .await
+            .unwrap_or_else(|| panic!("request {n} not answered"));
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert_eq!(
+            head.contains("connection: close"),
+            n == 10,
+            "request {n}: {head}"
+        );
+    }
+    assert!(
+        closed_soon(stream).await.is_some(),
+        "still open after its last request"
+    );
+
+    // One request every 400 ms, as a holder does: the first answer after
+    // 1 s of age closes the connection.
+    let started = Instant::now();
+    let mut stream = connect_from("127.0.0.1", &service.public).await;
+    let mut served = 0;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "a keep-alive connection lived {:?}",
+            started.elapsed()
+        );
+        let (head, _) = get(&mut stream, "/healthz").await.expect("answered");
+        served += 1;
+        if head.contains("connection: close") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(served < 10, "closed by count ({served}), not by age");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(
+        closed_soon(stream).await.is_some(),
+        "still open after close"
+    );
+    service.stop.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_head_gets_431_before_it_is_complete() {
+    // What PAYHOOK_MAX_HEAD_BYTES defaults to: a 64 KiB URI and 8 KiB.
+    const LIMIT: usize = 72 * 1024;
+    let service = Service::start(&[]).await;
+
+    // Just under the limit (a 60 KiB query, the URI limit being 64 KiB, and
+    // 11 KB of headers): served.
+    let mut stream = connect_from("127.0.0.1", &service.public).await;
+    let mut request = format!(
+        "GET /healthz?{} HTTP/1.1\r\nHost: payhook\r\n",
+        "a".repeat(60 * 1024)
+    );
+    for n in 0..11 {
+        request.push_str(&format!("X-Filler-{n}: {}\r\n", "b".repeat(1000)));
+    }
+    request.push_str("\r\n");
+    assert!(
+        (LIMIT - 2048..LIMIT).contains(&request.len()),
+        "{}",
+        request.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let (head, _) = read_answer(&mut stream).await.expect("served");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
+    // The attack's head (a 30 KB request line and 85 headers of 1 KB); a
+    // request line alone over the limit. Each is sent without its final blank
+    // line: the answer comes once the limit is crossed, long before
+    // PAYHOOK_REQUEST_TIMEOUT (10 s), so no more than the limit was waited for.
+    let mut attack = format!(
+        "GET /healthz?{} HTTP/1.1\r\nHost: payhook\r\n",
+        "a".repeat(30_000)
+    );
+    for n in 0..85 {
+        attack.push_str(&format!("X-Filler-{n}: {}\r\n", "b".repeat(1000)));
+    }
+    let long_line = format!(
+        "GET /healthz?{} HTTP/1.1\r\nHost: payhook\r\n",
+        "a".repeat(LIMIT + 100)
+    );
+    for head in [attack, long_line] {
+        let started = Instant::now();
+        let mut stream = connect_from("127.0.0.1", &service.public).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let answer = closed_by(stream, started + Duration::from_secs(5))
+            .await
+            .map(|(_, answer)| answer)
+            .expect("an oversized head is answered and closed within 5 s");
+        assert!(
+            answer.starts_with("HTTP/1.1 431"),
+            "{:?}",
+            &answer[..answer.len().min(200)]
         );
     }
     service.stop.stop().await;

@@ -161,7 +161,9 @@ impl Settings {
              allow_test_payments={} accept_ss1={} strict_signatures={} accept_legacy={} order_check={} \
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
              missed_callback_after={}s missed_callback_window={}s rejected_max_bytes={} \
-             rejected_retention={}s request_timeout={}ms max_connections={}",
+             rejected_retention={}s request_timeout={}ms max_connections={} \
+             max_connections_per_address={} trusted_proxies=[{}] max_head_bytes={} \
+             connection_max_age={}s connection_max_requests={}",
             http.bind,
             http.admin_bind,
             db.connection,
@@ -191,6 +193,15 @@ impl Settings {
             db.rejected_retention.as_secs(),
             http.request_timeout.as_millis(),
             http.max_connections,
+            http.max_connections_per_address,
+            http.trusted_proxies
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            http.max_head_bytes,
+            http.connection_max_age.as_secs(),
+            http.connection_max_requests,
         )
     }
 
@@ -677,6 +688,47 @@ mod tests {
             ("PAYHOOK_MAX_CONNECTIONS", "1"),
             ("PAYHOOK_MAX_CONNECTIONS", "0"),
             ("PAYHOOK_MAX_CONNECTIONS", "many"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((key, value));
+            assert_eq!(settings(&pairs).err().map(|e| e.key).as_deref(), Some(key));
+        }
+    }
+
+    #[test]
+    fn per_client_bounds() {
+        let s = settings(BASE).unwrap();
+        assert_eq!(s.http.max_connections_per_address, 64);
+        assert!(s.http.trusted_proxies.is_empty());
+        assert_eq!(s.http.max_head_bytes, 72 * 1024);
+        assert_eq!(s.http.connection_max_age, Duration::from_secs(60));
+        assert_eq!(s.http.connection_max_requests, 1000);
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS", "8"));
+        pairs.push(("PAYHOOK_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"));
+        pairs.push(("PAYHOOK_MAX_HEAD_BYTES", "8192"));
+        pairs.push(("PAYHOOK_CONNECTION_MAX_AGE", "5m"));
+        pairs.push(("PAYHOOK_CONNECTION_MAX_REQUESTS", "10"));
+        let s = settings(&pairs).unwrap();
+        assert_eq!(s.http.max_connections_per_address, 8);
+        assert_eq!(s.http.trusted_proxies.len(), 2);
+        assert_eq!(s.http.max_head_bytes, 8192);
+        assert_eq!(s.http.connection_max_age, Duration::from_secs(300));
+        assert_eq!(s.http.connection_max_requests, 10);
+        assert!(
+            s.summary()
+                .contains("trusted_proxies=[10.0.0.0/8,192.0.2.1/32]"),
+            "{}",
+            s.summary()
+        );
+        for (key, value) in [
+            ("PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("PAYHOOK_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("PAYHOOK_TRUSTED_PROXIES", "proxy.internal"),
+            ("PAYHOOK_MAX_HEAD_BYTES", "512"),
+            ("PAYHOOK_MAX_HEAD_BYTES", "1000000"),
+            ("PAYHOOK_CONNECTION_MAX_AGE", "0s"),
+            ("PAYHOOK_CONNECTION_MAX_REQUESTS", "0"),
         ] {
             let mut pairs = BASE.to_vec();
             pairs.push((key, value));

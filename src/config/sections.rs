@@ -32,6 +32,17 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Open connections per instance, both listeners together.
     pub max_connections: u32,
+    /// Public connections one client address may hold (`PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS`).
+    pub max_connections_per_address: u32,
+    /// Not counted per address (`PAYHOOK_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A public request's line and headers, in bytes (`PAYHOOK_MAX_HEAD_BYTES`).
+    pub max_head_bytes: usize,
+    /// A public connection is closed after the answer once this old
+    /// (`PAYHOOK_CONNECTION_MAX_AGE`)...
+    pub connection_max_age: Duration,
+    /// ...or once it has served this many requests (`PAYHOOK_CONNECTION_MAX_REQUESTS`).
+    pub connection_max_requests: u32,
     pub shutdown_timeout: Duration,
     /// How long readiness says 503 before the listeners close.
     pub drain_delay: Duration,
@@ -100,6 +111,26 @@ impl HttpSettings {
                 n if n >= 2 => n,
                 _ => return Err(bad("PAYHOOK_MAX_CONNECTIONS", "must be at least 2")),
             },
+            max_connections_per_address: env.number("PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS", 64)?,
+            trusted_proxies: crate::http::connections::parse_networks(
+                &env.get("PAYHOOK_TRUSTED_PROXIES").unwrap_or_default(),
+            )
+            .map_err(|e| bad("PAYHOOK_TRUSTED_PROXIES", e))?,
+            // A GET callback's query may be as long as a URI can be (64 KiB,
+            // `tests/api/hardening.rs`), plus 8 KiB of headers.
+            max_head_bytes: match env.number("PAYHOOK_MAX_HEAD_BYTES", 72 * 1024)? {
+                // actix itself gives up at 128 KiB; under 1 KiB a genuine GET
+                // callback's signature alone would not fit.
+                n @ 1024..=131_072 => n as usize,
+                _ => {
+                    return Err(bad(
+                        "PAYHOOK_MAX_HEAD_BYTES",
+                        "must be between 1024 and 131072",
+                    ))
+                }
+            },
+            connection_max_age: env.positive_duration("PAYHOOK_CONNECTION_MAX_AGE", "60s")?,
+            connection_max_requests: env.number("PAYHOOK_CONNECTION_MAX_REQUESTS", 1000)?,
             shutdown_timeout: env.duration("PAYHOOK_SHUTDOWN_TIMEOUT", "25s")?,
             drain_delay: env.duration("PAYHOOK_DRAIN_DELAY", "2s")?,
             ui_session_ttl: env.positive_duration("PAYHOOK_UI_SESSION_TTL", "8h")?,

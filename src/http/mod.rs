@@ -5,6 +5,7 @@ pub mod admin;
 pub mod body;
 pub mod callback;
 pub mod checkout;
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod health;

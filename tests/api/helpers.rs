@@ -110,6 +110,10 @@ impl TestApp {
             ("PAYHOOK_DATA_DIR", dir.path().display().to_string()),
             ("PAYHOOK_SHUTDOWN_TIMEOUT", "5s".to_string()),
             ("PAYHOOK_DRAIN_DELAY", "500ms".to_string()),
+            // Every test client is 127.0.0.1, like a proxy in front: hundreds
+            // of requests at once (`concurrency`) would pass the per-address
+            // cap, which `tests/slow_clients.rs` tests with its defaults.
+            ("PAYHOOK_TRUSTED_PROXIES", "127.0.0.1".to_string()),
             ("DATABASE_URL", database_url.to_string()),
         ]
         .into_iter()
