@@ -18,5 +18,6 @@ mod operations;
 mod order_edges;
 mod outage;
 mod outcomes;
+mod returns;
 mod round_trips;
 mod vectors;
