@@ -39,3 +39,54 @@ impl PaidReturn {
         &self.orderid
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FieldValue, Fields, OrderCheck, Proof};
+
+    const RULES: Rules = Rules {
+        allow_test_payments: false,
+        order_check: OrderCheck::Registered,
+    };
+
+    fn callback(kind: PaymentKind, pairs: &[(&str, &str)]) -> VerifiedCallback {
+        let fields = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), FieldValue::Text(v.to_string())))
+            .collect();
+        VerifiedCallback::new("123".into(), Proof::Ss2, kind, Fields::new(fields)).unwrap()
+    }
+
+    #[test]
+    fn only_a_paid_macro_payment_of_an_order_proves_a_return() {
+        let paid = callback(PaymentKind::Macro, &[("orderid", "A-1"), ("status", "1")]);
+        let proven = PaidReturn::proven_by(&paid, RULES).unwrap();
+        assert_eq!((proven.project_id(), proven.orderid()), ("123", "A-1"));
+        for status in ["0", "2", "3", "4", "5", "7"] {
+            let other = callback(
+                PaymentKind::Macro,
+                &[("orderid", "A-1"), ("status", status)],
+            );
+            assert_eq!(
+                PaidReturn::proven_by(&other, RULES),
+                None,
+                "status {status}"
+            );
+        }
+        let no_order = callback(PaymentKind::Macro, &[("status", "1")]);
+        assert_eq!(PaidReturn::proven_by(&no_order, RULES), None);
+        let sms = callback(PaymentKind::Micro, &[("orderid", "A-1"), ("status", "1")]);
+        assert_eq!(PaidReturn::proven_by(&sms, RULES), None);
+        let test = callback(
+            PaymentKind::Macro,
+            &[("orderid", "A-1"), ("status", "1"), ("test", "1")],
+        );
+        assert_eq!(PaidReturn::proven_by(&test, RULES), None);
+        let allowed = Rules {
+            allow_test_payments: true,
+            ..RULES
+        };
+        assert!(PaidReturn::proven_by(&test, allowed).is_some());
+    }
+}
