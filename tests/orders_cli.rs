@@ -7,13 +7,21 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use payhook::domain::{Amount, Currency};
+use payhook::domain::{Amount, Currency, OrderCheck, PaidReturn, Rules};
+use payhook::paysera::{Policy, RequestParams};
 use payhook::store::{DatabaseConfig, Store};
 use secrecy::SecretString;
 use support::cli::{payhook, run};
-use support::postgres;
+use support::{fuzz_harness, gateway, postgres};
 
 const PROJECT: &str = "123";
+
+fn rules() -> Rules {
+    Rules {
+        allow_test_payments: false,
+        order_check: OrderCheck::Registered,
+    }
+}
 
 /// Orders whose buyer came back and for which nothing arrived: what the
 /// missed-callback gauge counts right now.
@@ -40,7 +48,12 @@ fn closes_an_order(dir: &Path, database_url: &str, config: DatabaseConfig) {
                 Some((token, "https://shop.example/thanks")),
             )
             .unwrap();
-        store.mark_returned(token).unwrap();
+        let paid = RequestParams::from_query_or_url(&gateway::paid(orderid, "500"));
+        let paid = fuzz_harness::verifier(Policy::default())
+            .verify(&paid)
+            .unwrap();
+        let paid = PaidReturn::proven_by(&paid, rules()).unwrap();
+        store.mark_returned(token, Some(&paid)).unwrap();
     }
     assert_eq!(missing(&store), 2);
 

@@ -11,6 +11,7 @@ pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use status::{Status, StatusError};
 mod decision;
 mod recorded;
+mod returned;
 mod webhook;
 
 pub use decision::{
@@ -18,4 +19,5 @@ pub use decision::{
     OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,
 };
 pub use recorded::Recorded;
+pub use returned::PaidReturn;
 pub use webhook::{decide_webhook, webhook_order_to_lock, CheckoutWebhook, Snapshot, WebhookFact};

@@ -1,10 +1,19 @@
-//! `GET /paysera/return/{token}`: the buyer is back from the gateway. Remember
-//! it (a paid callback should follow) and send them on to the shop's page with
-//! whatever the gateway appended.
+//! `GET /paysera/return/{token}`: the buyer is back from the gateway. Send
+//! them on to the shop's page with whatever the gateway appended, and, only
+//! when what it appended is a verified paid callback of this very order,
+//! remember that they came back (a paid callback should follow; the
+//! missed-callback detector counts from then).
+//!
+//! Anyone can open a return link (its token is readable in the payment
+//! request's `data`), so a visit alone proves nothing: a bare visit, garbage,
+//! another order's callback or an unpaid status records nothing, and the
+//! buyer is redirected all the same. Nothing of the request is stored.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::AppState;
+use super::{AppState, MAX_CALLBACK_BYTES};
+use crate::domain::{PaidReturn, Rules};
+use crate::paysera::{RequestParams, Verifier};
 
 pub async fn buyer_returned(
     req: HttpRequest,
@@ -15,14 +24,15 @@ pub async fn buyer_returned(
     if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return HttpResponse::NotFound().body("unknown return link");
     }
+    let query = req.query_string();
+    let paid = paid_return(&state.verifier, state.rules, query);
     let store = state.store.clone();
     match state
         .store
-        .bounded(move || store.mark_returned(&token))
+        .bounded(move || store.mark_returned(&token, paid.as_ref()))
         .await
     {
         Ok(Some(shop_url)) => {
-            let query = req.query_string();
             let target = if query.is_empty() {
                 shop_url
             } else if shop_url.contains('?') {
@@ -40,4 +50,17 @@ pub async fn buyer_returned(
             HttpResponse::ServiceUnavailable().body("temporarily unavailable, please reload")
         }
     }
+}
+
+/// The paid order the return's query proves, if any: the gateway's appended
+/// parameters verified as a callback (the callback endpoint's verifier, on the
+/// query alone: a return is a GET) that says paid. Pure. A query longer than a
+/// callback may be is not looked at.
+fn paid_return(verifier: &Verifier, rules: Rules, query: &str) -> Option<PaidReturn> {
+    if query.is_empty() || query.len() > MAX_CALLBACK_BYTES {
+        return None;
+    }
+    let params = RequestParams::parse(query.as_bytes(), b"");
+    let callback = verifier.verify(&params).ok()?;
+    PaidReturn::proven_by(&callback, rules)
 }

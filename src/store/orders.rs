@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::models::{CallbackRow, NewOrder, OrderDetails, OrderRow};
 use super::schema::{callbacks, order_flags, orders};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
-use crate::domain::{Amount, Currency, OrderState, Outcome};
+use crate::domain::{Amount, Currency, OrderState, Outcome, PaidReturn};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registration {
@@ -118,18 +118,29 @@ impl Store {
         })
     }
 
-    /// A buyer came back through payhook: remembers when (the first time) and
-    /// returns the shop's accept URL to send them on to.
-    pub fn mark_returned(&self, token: &str) -> Result<Option<String>, StoreError> {
+    /// A buyer came back through payhook: returns the shop's accept URL to send
+    /// them on to (`None`: no order has this token). With `paid`, the verified
+    /// paid callback the return carried, also remembers when the buyer came
+    /// back (the first time), but only if that callback is of the very order
+    /// the token names: the missed-callback detector counts from then.
+    pub fn mark_returned(
+        &self,
+        token: &str,
+        paid: Option<&PaidReturn>,
+    ) -> Result<Option<String>, StoreError> {
         let now = now_millis();
         self.with_conn(|mut conn| {
-            dispatch!(&mut conn, c => diesel::update(
-                orders::table
-                    .filter(orders::return_token.eq(token))
-                    .filter(orders::returned_at.is_null()),
-            )
-            .set(orders::returned_at.eq(now))
-            .execute(c))?;
+            if let Some(paid) = paid {
+                dispatch!(&mut conn, c => diesel::update(
+                    orders::table
+                        .filter(orders::return_token.eq(token))
+                        .filter(orders::project_id.eq(paid.project_id()))
+                        .filter(orders::orderid.eq(paid.orderid()))
+                        .filter(orders::returned_at.is_null()),
+                )
+                .set(orders::returned_at.eq(now))
+                .execute(c))?;
+            }
             Ok(dispatch!(&mut conn, c => orders::table
                 .filter(orders::return_token.eq(token))
                 .select(orders::accept_url)

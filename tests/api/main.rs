@@ -20,5 +20,6 @@ mod order_edges;
 mod outage;
 mod outcomes;
 mod replays;
+mod returns;
 mod round_trips;
 mod vectors;

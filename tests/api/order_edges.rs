@@ -432,8 +432,9 @@ async fn the_old_flag_column_is_migrated(backend: Backend) {
     );
 }
 
-/// The buyer's way back through payhook: the token `POST /api/v1/payments` put
-/// into `accepturl`, followed as the buyer's browser would.
+/// The buyer's way back through payhook after paying: the token `POST
+/// /api/v1/payments` put into `accepturl`, followed as the buyer's browser would,
+/// with the gateway's signed paid `data` appended.
 async fn buyer_comes_back(app: &TestApp, orderid: &str) {
     let reply: serde_json::Value = app
         .client
@@ -464,7 +465,12 @@ async fn buyer_comes_back(app: &TestApp, orderid: &str) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-        .get(format!("{}/paysera/return/{token}", app.base))
+        // What the gateway appends to `accepturl`: the paid callback's signed data.
+        .get(format!(
+            "{}/paysera/return/{token}?{}",
+            app.base,
+            paid(orderid, "500")
+        ))
         .send()
         .await
         .unwrap();
