@@ -651,3 +651,47 @@ async fn an_oversized_head_gets_431_before_it_is_complete() {
     }
     service.stop.stop().await;
 }
+
+/// The replay of issue 19's first finding: a genuine callback with 60 KiB
+/// beside it in the query and a 64 KiB form body. No genuine request is both
+/// a long head and a full body: it is answered 413 by the connection bounds
+/// (not a confusing 400 for a body cut short), and the client reads that
+/// answer whole, even though it sent more than the server read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_head_with_a_full_body_gets_413() {
+    let service = Service::start(&[]).await;
+    let client = reqwest::Client::new();
+    service.register(&client, "WIDE-1").await;
+    let query = paid_callback("WIDE-1");
+    let body = format!("y={}", "b".repeat(64 * 1024 - 2));
+    let request = format!(
+        "POST /paysera/callback?{query}&x={} HTTP/1.1\r\nHost: payhook\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "a".repeat(60 * 1024),
+        body.len()
+    );
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut stream = connect_from("127.0.0.1", &service.public).await;
+        // The server may stop reading part-way: a failed write is expected.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let (_, answer) = closed_by(stream, started + Duration::from_secs(5))
+            .await
+            .expect("answered and closed within 5 s");
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "{:?}",
+            &answer[..answer.len().min(200)]
+        );
+        assert!(answer.ends_with("bytes with its head"), "{answer:?}");
+    }
+    // The same callback, sent as the gateway sends it, is served.
+    let reply = client
+        .get(format!("http://{}/paysera/callback?{query}", service.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.text().await.unwrap(), "OK");
+    service.stop.stop().await;
+}

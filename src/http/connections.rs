@@ -12,9 +12,9 @@
 //!   (request line and headers) over `PAYHOOK_MAX_HEAD_BYTES` is answered 431
 //!   and the connection closed, before actix has buffered more than the limit;
 //!   and a request's head and body together may not pass the larger of the
-//!   head limit and the largest body (plus framing) before the server answers,
-//!   so a long head cannot come with a full body, and pipelined bytes cannot
-//!   pile up behind a request.
+//!   head limit and the largest body (plus framing) before the server answers
+//!   (413 beyond), so a long head cannot come with a full body, and pipelined
+//!   bytes cannot pile up behind a request.
 //! - [`recycle`] closes a connection after the answer once it is older than
 //!   `PAYHOOK_CONNECTION_MAX_AGE` or has served `PAYHOOK_CONNECTION_MAX_REQUESTS`.
 
@@ -44,6 +44,8 @@ const FRAMING_SLACK: usize = 16 * 1024;
 /// At most this much is read and discarded from a refused connection before it
 /// closes, so that the client reads our answer rather than a reset.
 const DRAIN_BYTES: usize = 64 * 1024;
+/// At most this much is read and dropped while a refused connection closes.
+const LINGER_BYTES: usize = 256 * 1024;
 
 /// What every public connection is held to.
 #[derive(Clone, Debug)]
@@ -245,6 +247,8 @@ pub struct Guarded {
     io: TcpStream,
     _slot: Option<AddressSlot>,
     count: Counter,
+    /// After a refusal: whether our side is shut, and what was read since.
+    closing: Option<usize>,
 }
 
 /// What a connection's client has sent, against its bounds (no I/O).
@@ -322,28 +326,37 @@ impl Guarded {
             io,
             _slot: slot,
             count: Counter::new(bounds),
+            closing: None,
         }
     }
 
+    /// Answers the client once, here, and closes: actix sees end-of-stream,
+    /// and whatever it would write after that (a 400 for a body cut short)
+    /// is swallowed, so the client reads why it was refused.
     fn reject(&mut self, over: Over) {
         let count = &mut self.count;
         count.phase = Phase::Rejected;
-        if let Over::Head = over {
-            tracing::debug!(limit = count.max_head, "request head too large");
-            let reason = format!("request head over {} bytes", count.max_head);
-            let answer = format!(
-                "HTTP/1.1 431 Request Header Fields Too Large\r\n\
-                 content-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
-                 connection: close\r\n\r\n{reason}",
-                reason.len()
-            );
-            let _ = self.io.try_write(answer.as_bytes());
-        } else {
-            tracing::debug!(
-                limit = count.max_unanswered,
-                "more sent than one request needs"
-            );
-        }
+        let (status, reason) = match over {
+            Over::Head => (
+                "431 Request Header Fields Too Large",
+                format!("request head over {} bytes", count.max_head),
+            ),
+            Over::Unanswered => (
+                "413 Payload Too Large",
+                format!(
+                    "request over {} bytes with its head",
+                    count.max_unanswered
+                ),
+            ),
+        };
+        tracing::debug!(%status, "request refused by the connection bounds");
+        let answer = format!(
+            "HTTP/1.1 {status}\r\n\
+             content-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{reason}",
+            reason.len()
+        );
+        let _ = self.io.try_write(answer.as_bytes());
         drain(&self.io);
     }
 }
@@ -376,6 +389,10 @@ impl AsyncWrite for Guarded {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.count.phase == Phase::Rejected {
+            // The client has its answer from `reject`.
+            return Poll::Ready(Ok(data.len()));
+        }
         let written = ready!(Pin::new(&mut this.io).poll_write(cx, data))?;
         this.count.answered(data);
         Poll::Ready(Ok(written))
@@ -385,8 +402,37 @@ impl AsyncWrite for Guarded {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
+    /// After a refusal, a lingering close: our side is shut, then what the
+    /// client is still sending is read and dropped (at most `LINGER_BYTES`,
+    /// and no longer than actix's disconnect time-out), since closing on
+    /// unread bytes resets the connection, and a reset can destroy the answer
+    /// before the client has read it.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.count.phase != Phase::Rejected {
+            return Pin::new(&mut this.io).poll_shutdown(cx);
+        }
+        let read = match this.closing {
+            Some(read) => read,
+            None => {
+                ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+                *this.closing.insert(0)
+            }
+        };
+        let mut read = read;
+        let mut scratch = [0u8; 8192];
+        while read < LINGER_BYTES {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => read += buf.filled().len(),
+                Poll::Ready(_) => break,
+                Poll::Pending => {
+                    this.closing = Some(read);
+                    return Poll::Pending;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
