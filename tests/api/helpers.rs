@@ -188,6 +188,38 @@ impl TestApp {
         );
     }
 
+    /// Asks for a payment request for `orderid` (500 EUR, `accepturl` as
+    /// given) through `POST /api/v1/payments`; the return token payhook put
+    /// into its `accepturl` (needs `PAYHOOK_PUBLIC_URL=https://pay.shop.example`).
+    pub async fn payment_return_token(&self, orderid: &str, accepturl: &str) -> String {
+        let reply: serde_json::Value = self
+            .client
+            .post(format!("{}/api/v1/payments", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({
+                "orderid": orderid, "amount": 500, "currency": "EUR",
+                "accepturl": accepturl, "cancelurl": "https://shop.example/c",
+                "callbackurl": "https://pay.shop.example/paysera/callback",
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let query = payhook::paysera::base64url::decode(reply["data"].as_str().unwrap().as_bytes())
+            .unwrap();
+        let fields = payhook::paysera::php::parse_str(&query);
+        let Some(payhook::paysera::php::Value::Str(accept)) = fields.get(b"accepturl") else {
+            panic!("no accepturl")
+        };
+        let accept = String::from_utf8(accept.clone()).unwrap();
+        accept
+            .strip_prefix("https://pay.shop.example/paysera/return/")
+            .unwrap_or_else(|| panic!("accepturl not rewritten: {accept}"))
+            .to_string()
+    }
+
     /// `GET /api/v1{path}` on the admin listener, answered 200, as JSON.
     pub async fn admin_get(&self, path: &str) -> serde_json::Value {
         let response = self

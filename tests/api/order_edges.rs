@@ -436,31 +436,9 @@ async fn the_old_flag_column_is_migrated(backend: Backend) {
 /// /api/v1/payments` put into `accepturl`, followed as the buyer's browser would,
 /// with the gateway's signed paid `data` appended.
 async fn buyer_comes_back(app: &TestApp, orderid: &str) {
-    let reply: serde_json::Value = app
-        .client
-        .post(format!("{}/api/v1/payments", app.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "orderid": orderid, "amount": 500, "currency": "EUR",
-            "accepturl": "https://shop.example/thanks", "cancelurl": "https://shop.example/c",
-            "callbackurl": "https://pay.shop.example/paysera/callback",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let query =
-        payhook::paysera::base64url::decode(reply["data"].as_str().unwrap().as_bytes()).unwrap();
-    let fields = payhook::paysera::php::parse_str(&query);
-    let Some(payhook::paysera::php::Value::Str(accept)) = fields.get(b"accepturl") else {
-        panic!("no accepturl")
-    };
-    let accept = String::from_utf8(accept.clone()).unwrap();
-    let token = accept
-        .strip_prefix("https://pay.shop.example/paysera/return/")
-        .unwrap_or_else(|| panic!("accepturl not rewritten: {accept}"));
+    let token = app
+        .payment_return_token(orderid, "https://shop.example/thanks")
+        .await;
     let back = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

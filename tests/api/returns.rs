@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{both_backends, Backend, TestApp};
 use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 
 const SHOP: &str = "https://shop.example/thanks?o=1";
@@ -24,32 +24,7 @@ async fn app(backend: Backend) -> TestApp {
 
 /// Registers `orderid` through the payments API; its return token.
 async fn return_token(app: &TestApp, orderid: &str) -> String {
-    let reply: Value = app
-        .client
-        .post(format!("{}/api/v1/payments", app.admin))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "orderid": orderid, "amount": 500, "currency": "EUR",
-            "accepturl": SHOP, "cancelurl": "https://shop.example/c",
-            "callbackurl": "https://pay.shop.example/paysera/callback",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let query =
-        payhook::paysera::base64url::decode(reply["data"].as_str().unwrap().as_bytes()).unwrap();
-    let fields = payhook::paysera::php::parse_str(&query);
-    let Some(payhook::paysera::php::Value::Str(accept)) = fields.get(b"accepturl") else {
-        panic!("no accepturl")
-    };
-    let accept = String::from_utf8(accept.clone()).unwrap();
-    accept
-        .strip_prefix("https://pay.shop.example/paysera/return/")
-        .unwrap_or_else(|| panic!("accepturl not rewritten: {accept}"))
-        .to_string()
+    app.payment_return_token(orderid, SHOP).await
 }
 
 /// The buyer's browser on the return link with `query`: always sent on to
