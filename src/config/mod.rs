@@ -737,6 +737,36 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_is_secure_when_the_console_is_reached_over_https() {
+        let secure = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            settings(&pairs).unwrap().http.ui_secure_cookie
+        };
+        assert!(!secure(&[]));
+        assert!(secure(&[("PAYHOOK_ADMIN_URL", "https://admin.shop.example")]));
+        assert!(secure(&[("PAYHOOK_PUBLIC_URL", "https://pay.shop.example")]));
+        // The admin URL is where the console is: it decides over the public one.
+        assert!(!secure(&[
+            ("PAYHOOK_ADMIN_URL", "http://10.0.0.5:8081"),
+            ("PAYHOOK_PUBLIC_URL", "https://pay.shop.example"),
+        ]));
+        assert!(secure(&[
+            ("PAYHOOK_ADMIN_URL", "https://admin.shop.example"),
+            ("PAYHOOK_PUBLIC_URL", "http://pay.shop.example"),
+        ]));
+        // The setting forces it either way.
+        assert!(!secure(&[
+            ("PAYHOOK_ADMIN_URL", "https://admin.shop.example"),
+            ("PAYHOOK_UI_SECURE_COOKIE", "false"),
+        ]));
+        assert!(secure(&[
+            ("PAYHOOK_ADMIN_URL", "http://10.0.0.5:8081"),
+            ("PAYHOOK_UI_SECURE_COOKIE", "true"),
+        ]));
+    }
+
+    #[test]
     fn key_value_connection_strings_are_postgres() {
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "host=db password='pw x' dbname=payhook"));

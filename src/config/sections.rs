@@ -49,7 +49,7 @@ pub struct HttpSettings {
     /// How long a console session lasts (`PAYHOOK_UI_SESSION_TTL`).
     pub ui_session_ttl: Duration,
     /// The console's cookie is `Secure` (`PAYHOOK_UI_SECURE_COOKIE`; unset: when
-    /// `PAYHOOK_PUBLIC_URL` is https).
+    /// `PAYHOOK_ADMIN_URL`, or without it `PAYHOOK_PUBLIC_URL`, is https).
     pub ui_secure_cookie: bool,
     /// Where the admin listener is reached, for links in alert e-mails
     /// (`PAYHOOK_ADMIN_URL`, without a trailing slash).
@@ -81,12 +81,6 @@ impl HttpSettings {
         let public_url = env
             .get("PAYHOOK_PUBLIC_URL")
             .map(|u| u.trim_end_matches('/').to_string());
-        let ui_secure_cookie = match env.get("PAYHOOK_UI_SECURE_COOKIE") {
-            Some(_) => env.flag("PAYHOOK_UI_SECURE_COOKIE")?,
-            None => public_url
-                .as_deref()
-                .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")),
-        };
         let admin_url = match env.get("PAYHOOK_ADMIN_URL").filter(|u| !u.is_empty()) {
             None => None,
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
@@ -98,6 +92,15 @@ impl HttpSettings {
                     format!("{u:?} is not an http:// or https:// URL"),
                 ))
             }
+        };
+        // The console is reached at the admin URL; without one, the public
+        // URL says whether this deployment speaks TLS.
+        let ui_secure_cookie = match env.get("PAYHOOK_UI_SECURE_COOKIE") {
+            Some(_) => env.flag("PAYHOOK_UI_SECURE_COOKIE")?,
+            None => admin_url
+                .as_deref()
+                .or(public_url.as_deref())
+                .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")),
         };
         Ok(HttpSettings {
             bind,

@@ -23,7 +23,7 @@ pub struct ConsoleSettings {
     /// `PAYHOOK_UI_SESSION_TTL`
     pub session_ttl: Duration,
     /// The cookie is `Secure` (`PAYHOOK_UI_SECURE_COOKIE`, or an https
-    /// `PAYHOOK_PUBLIC_URL`).
+    /// `PAYHOOK_ADMIN_URL`, or without one an https `PAYHOOK_PUBLIC_URL`).
     pub secure_cookie: bool,
     /// The missed-callback detector's window, for the overview's count
     /// (`MISSED_CALLBACK_AFTER`, `MISSED_CALLBACK_WINDOW`).
