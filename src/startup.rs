@@ -358,6 +358,8 @@ impl Application {
                 .wrap(from_fn(move |req, next| {
                     body::deadline(timeout, Answer::Json, req, next)
                 }))
+                // Outermost: the deadline's 408 gets the API's headers too.
+                .wrap(from_fn(admin::api_headers))
                 .app_data(admin_data.clone())
                 .app_data(console_settings.clone())
                 .app_data(login_limiter.clone())
@@ -390,7 +392,8 @@ impl Application {
                             "/callbacks/{id}/replay",
                             web::post().to(admin::replay_callback),
                         )
-                        .configure(crate::http::events::routes),
+                        .configure(crate::http::events::routes)
+                        .default_service(web::to(admin::not_found)),
                 )
         })
         .workers(1)

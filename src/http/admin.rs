@@ -3,7 +3,10 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -54,6 +57,32 @@ impl FromRequest for Admin {
             Err(AdminError::Unauthorized)
         })
     }
+}
+
+/// Every answer under `/api/` (errors, a 404 and a timed-out body included)
+/// is kept out of caches and read only as what it says it is. Wraps the whole
+/// admin listener, outermost, so that the body deadline's 408 has them too.
+pub async fn api_headers<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let api = req.path() == "/api" || req.path().starts_with("/api/");
+    let mut res = next.call(req).await?;
+    if api {
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    Ok(res)
+}
+
+/// A path under `/api/v1` that names nothing: 404, as JSON like every other
+/// answer of the API.
+pub async fn not_found() -> Result<HttpResponse, AdminError> {
+    Err(AdminError::NotFound)
 }
 
 fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentials, AdminError> {
