@@ -36,6 +36,9 @@ pub struct HttpSettings {
     pub max_connections_per_address: u32,
     /// Not counted per address (`PAYHOOK_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where a trusted proxy names its client, for the admin listener's limit
+    /// on wrong tokens (`PAYHOOK_CLIENT_IP_HEADER`; `None`: the peer's address).
+    pub client_ip_header: Option<crate::http::auth::ClientIpHeader>,
     /// A public request's line and headers, in bytes (`PAYHOOK_MAX_HEAD_BYTES`).
     pub max_head_bytes: usize,
     /// A public connection is closed after the answer once this old
@@ -102,6 +105,28 @@ impl HttpSettings {
                 .or(public_url.as_deref())
                 .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")),
         };
+        let trusted_proxies = crate::http::connections::parse_networks(
+            &env.get("PAYHOOK_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .map_err(|e| bad("PAYHOOK_TRUSTED_PROXIES", e))?;
+        let client_ip_header = match env.get("PAYHOOK_CLIENT_IP_HEADER") {
+            None => None,
+            Some(text) => {
+                let header = crate::http::auth::ClientIpHeader::parse(&text).ok_or_else(|| {
+                    bad(
+                        "PAYHOOK_CLIENT_IP_HEADER",
+                        format!("{text:?} is neither X-Forwarded-For nor X-Real-IP"),
+                    )
+                })?;
+                if trusted_proxies.is_empty() {
+                    return Err(bad(
+                        "PAYHOOK_CLIENT_IP_HEADER",
+                        "needs PAYHOOK_TRUSTED_PROXIES: the header is read only from a trusted proxy",
+                    ));
+                }
+                Some(header)
+            }
+        };
         Ok(HttpSettings {
             bind,
             admin_bind,
@@ -115,10 +140,8 @@ impl HttpSettings {
                 _ => return Err(bad("PAYHOOK_MAX_CONNECTIONS", "must be at least 2")),
             },
             max_connections_per_address: env.number("PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS", 64)?,
-            trusted_proxies: crate::http::connections::parse_networks(
-                &env.get("PAYHOOK_TRUSTED_PROXIES").unwrap_or_default(),
-            )
-            .map_err(|e| bad("PAYHOOK_TRUSTED_PROXIES", e))?,
+            trusted_proxies,
+            client_ip_header,
             // A GET callback's query may be as long as a URI can be (64 KiB,
             // `tests/api/hardening.rs`), plus 8 KiB of headers.
             max_head_bytes: match env.number("PAYHOOK_MAX_HEAD_BYTES", 72 * 1024)? {

@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix_web::web;
 
 pub use error::ConsoleError;
-pub use session::LoginLimiter;
 
 /// What the console needs beyond the service's shared state.
 #[derive(Clone, Debug)]
@@ -31,12 +30,8 @@ pub struct ConsoleSettings {
     pub missed_window: Duration,
 }
 
-/// Wrong tokens allowed per address and window at `/ui/login`.
-pub const LOGIN_ATTEMPTS: u32 = 10;
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
-
 /// Mounted on the admin listener; needs `web::Data` of `AppState`,
-/// `ConsoleSettings` and `LoginLimiter`.
+/// `ConsoleSettings` and `http::auth::Gate`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ui", web::get().to(pages::to_overview)).service(
         web::scope("/ui")
