@@ -15,7 +15,7 @@ use anyhow::Context;
 use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
 use crate::console::ConsoleSettings;
-use crate::http::auth::{ClientAddress, Gate, Limits};
+use crate::http::auth::{self, ClientAddress, Gate, Limits};
 use crate::http::body::{self, Answer};
 use crate::http::connections::{self, AddressLimiter, ConnectionBounds};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
@@ -349,6 +349,7 @@ impl Application {
         let console_settings = web::Data::new(ConsoleSettings {
             session_ttl: http.ui_session_ttl,
             secure_cookie: http.ui_secure_cookie,
+            token_fingerprint: auth::token_fingerprint(&state.admin_token),
             missed_after: settings.alerts.missed_callback_after,
             missed_window: settings.alerts.missed_callback_window,
         });
@@ -397,6 +398,7 @@ impl Application {
                             "/callbacks/{id}/replay",
                             web::post().to(admin::replay_callback),
                         )
+                        .route("/sessions/revoke", web::post().to(admin::revoke_sessions))
                         .configure(crate::http::events::routes)
                         .default_service(web::to(admin::not_found)),
                 )

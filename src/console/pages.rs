@@ -132,10 +132,11 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `POST /ui/login`: the admin token makes a session. A wrong one is answered
-/// 401 like the API's and counted in `payhook_admin_unauthorized_total`; an
-/// address that has sent too many (`http::auth::Gate`, shared with the API)
-/// is refused (429) before its token is even looked at.
+/// `POST /ui/login`: the admin token makes a session, bound to that token
+/// (its fingerprint is stored with it). A wrong one is answered 401 like the
+/// API's and counted in `payhook_admin_unauthorized_total`; an address that
+/// has sent too many (`http::auth::Gate`, shared with the API) is refused
+/// (429) before its token is even looked at.
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -172,13 +173,14 @@ pub async fn login(
     }
     let session = Session::generate();
     let (store, hash) = (state.store.clone(), session.hash().to_string());
-    let ttl = settings.session_ttl;
+    let (ttl, fingerprint) = (settings.session_ttl, settings.token_fingerprint.clone());
     let remote = addr.map(|a| a.to_string());
     state
         .store
         .bounded(move || {
             store.create_session(
                 &hash,
+                &fingerprint,
                 i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
                 remote.as_deref(),
             )
@@ -324,6 +326,31 @@ pub async fn logout(
         .bounded(move || store.delete_session(&hash))
         .await?;
     tracing::info!(session = %session.handle(), "console session ended");
+    let mut response = see_other("/ui/login");
+    response
+        .add_cookie(&Session::removal(settings.secure_cookie))
+        .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    Ok(response)
+}
+
+/// `POST /ui/sessions/revoke`: "sign out everywhere". Every session ends, this
+/// one with the others, on every instance (`actions::revoke_sessions`, as the
+/// CLI and the API do it).
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    settings: web::Data<ConsoleSettings>,
+    session: Session,
+    form: web::Form<ActionForm>,
+) -> Page {
+    if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
+        return Err(ConsoleError::Csrf);
+    }
+    let store = state.store.clone();
+    let actor = session.handle();
+    state
+        .store
+        .bounded(move || actions::revoke_sessions(&store, &actor))
+        .await?;
     let mut response = see_other("/ui/login");
     response
         .add_cookie(&Session::removal(settings.secure_cookie))

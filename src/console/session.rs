@@ -7,7 +7,10 @@
 //! a copy of the table signs nobody in. The CSRF token is an HMAC of a fixed
 //! label keyed with the session id: the same on every instance, unknowable
 //! without the cookie. Logs name a session by its handle, the first 12 hex
-//! digits of the stored hash (never the id itself).
+//! digits of the stored hash (never the id itself). A session lives only as
+//! long as the admin token that made it: its row keeps the token's
+//! fingerprint (`http::auth::token_fingerprint`), and a row with another
+//! token's is no session.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -20,6 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
+use super::ConsoleSettings;
 use crate::http::AppState;
 
 pub const COOKIE: &str = "payhook_session";
@@ -102,8 +106,9 @@ impl FromRequest for Session {
         let next = sign_in_next(req);
         let cookie = req.cookie(COOKIE).map(|c| c.value().to_string());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let settings = req.app_data::<web::Data<ConsoleSettings>>().cloned();
         Box::pin(async move {
-            let (Some(id), Some(state)) = (cookie, state) else {
+            let (Some(id), Some(state), Some(settings)) = (cookie, state, settings) else {
                 return Err(ConsoleError::SignIn(next));
             };
             // Only what this payhook hands out looks like a session id.
@@ -115,7 +120,7 @@ impl FromRequest for Session {
             let store = state.store.clone();
             let alive = state
                 .store
-                .bounded(move || store.session_alive(&hash))
+                .bounded(move || store.session_alive(&hash, &settings.token_fingerprint))
                 .await?;
             if alive {
                 Ok(session)

@@ -93,6 +93,20 @@ pub async fn not_found() -> Result<HttpResponse, AdminError> {
     Err(AdminError::NotFound)
 }
 
+/// `POST /api/v1/sessions/revoke`: every console session ends, on every
+/// instance ("sign out everywhere"); answers how many were still live.
+pub async fn revoke_sessions(
+    _: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let store = state.store.clone();
+    let revoked = on_store(&state.store, move || {
+        super::actions::revoke_sessions(&store, API_ACTOR)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": revoked })))
+}
+
 fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentials, AdminError> {
     match requested {
         None => state

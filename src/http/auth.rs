@@ -22,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
+use hmac::{Hmac, KeyInit, Mac};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -35,6 +36,17 @@ pub fn token_matches(presented: &str, expected: &SecretString) -> bool {
     let presented = Sha256::digest(presented.as_bytes());
     let expected = Sha256::digest(expected.expose_secret().as_bytes());
     bool::from(presented.as_slice().ct_eq(expected.as_slice()))
+}
+
+/// What a console session stores of the token that made it: an HMAC of a
+/// fixed label keyed with the token (hex), never the token. A session whose
+/// fingerprint is not the running token's is no session, so a restart with a
+/// new `PAYHOOK_ADMIN_TOKEN` ends every session made with the old one.
+pub fn token_fingerprint(token: &SecretString) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose_secret().as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(b"payhook console session token v1");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The header a trusted proxy names its client in (`PAYHOOK_CLIENT_IP_HEADER`).
@@ -393,6 +405,15 @@ mod tests {
         for wrong in ["", "the-right-admin-toke", "the-right-admin-tokenx", "THE-RIGHT-ADMIN-TOKEN"] {
             assert!(!token_matches(wrong, &t), "{wrong}");
         }
+    }
+
+    #[test]
+    fn a_fingerprint_names_its_token_without_holding_it() {
+        let (a, b) = (token(), SecretString::from("another-admin-token-1".to_string()));
+        assert_eq!(token_fingerprint(&a), token_fingerprint(&token()));
+        assert_ne!(token_fingerprint(&a), token_fingerprint(&b));
+        assert_eq!(token_fingerprint(&a).len(), 64);
+        assert!(!token_fingerprint(&a).contains("admin"));
     }
 
     #[test]
