@@ -745,7 +745,11 @@ mod tests {
     fn the_client_ip_header_is_read_behind_trusted_proxies_only() {
         let s = settings(BASE).unwrap();
         assert_eq!(s.http.client_ip_header, None);
-        assert!(s.summary().contains("client_ip_header=-"), "{}", s.summary());
+        assert!(
+            s.summary().contains("client_ip_header=-"),
+            "{}",
+            s.summary()
+        );
         for (value, header) in [
             ("X-Forwarded-For", ClientIpHeader::ForwardedFor),
             ("x-real-ip", ClientIpHeader::RealIp),
@@ -782,8 +786,14 @@ mod tests {
             settings(&pairs).unwrap().http.ui_secure_cookie
         };
         assert!(!secure(&[]));
-        assert!(secure(&[("PAYHOOK_ADMIN_URL", "https://admin.shop.example")]));
-        assert!(secure(&[("PAYHOOK_PUBLIC_URL", "https://pay.shop.example")]));
+        assert!(secure(&[(
+            "PAYHOOK_ADMIN_URL",
+            "https://admin.shop.example"
+        )]));
+        assert!(secure(&[(
+            "PAYHOOK_PUBLIC_URL",
+            "https://pay.shop.example"
+        )]));
         // The admin URL is where the console is: it decides over the public one.
         assert!(!secure(&[
             ("PAYHOOK_ADMIN_URL", "http://10.0.0.5:8081"),

@@ -115,10 +115,9 @@ impl ClientAddress {
             None => peer,
             // The proxy sets it; should a client's copy come first, the
             // proxy's is the last one.
-            Some(ClientIpHeader::RealIp) => values
-                .last()
-                .and_then(|v| parse_entry(v))
-                .unwrap_or(peer),
+            Some(ClientIpHeader::RealIp) => {
+                values.last().and_then(|v| parse_entry(v)).unwrap_or(peer)
+            }
             Some(ClientIpHeader::ForwardedFor) => {
                 // From the right: entries our proxies appended, up to the
                 // first address that is not one of them. Anything left of it
@@ -402,14 +401,22 @@ mod tests {
     fn tokens_match_whole_only() {
         let t = token();
         assert!(token_matches("the-right-admin-token", &t));
-        for wrong in ["", "the-right-admin-toke", "the-right-admin-tokenx", "THE-RIGHT-ADMIN-TOKEN"] {
+        for wrong in [
+            "",
+            "the-right-admin-toke",
+            "the-right-admin-tokenx",
+            "THE-RIGHT-ADMIN-TOKEN",
+        ] {
             assert!(!token_matches(wrong, &t), "{wrong}");
         }
     }
 
     #[test]
     fn a_fingerprint_names_its_token_without_holding_it() {
-        let (a, b) = (token(), SecretString::from("another-admin-token-1".to_string()));
+        let (a, b) = (
+            token(),
+            SecretString::from("another-admin-token-1".to_string()),
+        );
         assert_eq!(token_fingerprint(&a), token_fingerprint(&token()));
         assert_ne!(token_fingerprint(&a), token_fingerprint(&b));
         assert_eq!(token_fingerprint(&a).len(), 64);
@@ -421,7 +428,10 @@ mod tests {
         let limiter = LoginLimiter::new(SMALL);
         let (a, b) = (Some(ip("192.0.2.1")), Some(ip("192.0.2.2")));
         for _ in 0..3 {
-            assert_eq!(limiter.check(a, Some("wrong"), &token()), Err(Refusal::Wrong));
+            assert_eq!(
+                limiter.check(a, Some("wrong"), &token()),
+                Err(Refusal::Wrong)
+            );
         }
         let Err(Refusal::Limited { retry_after }) =
             limiter.check(a, Some("the-right-admin-token"), &token())
@@ -429,12 +439,18 @@ mod tests {
             panic!("the fourth try from a is not limited");
         };
         assert!(retry_after <= SMALL.window && retry_after > Duration::from_secs(50));
-        assert_eq!(limiter.check(b, Some("the-right-admin-token"), &token()), Ok(()));
+        assert_eq!(
+            limiter.check(b, Some("the-right-admin-token"), &token()),
+            Ok(())
+        );
         // Nothing presented guesses nothing: not counted.
         for _ in 0..10 {
             assert_eq!(limiter.check(b, None, &token()), Err(Refusal::Missing));
         }
-        assert_eq!(limiter.check(b, Some("the-right-admin-token"), &token()), Ok(()));
+        assert_eq!(
+            limiter.check(b, Some("the-right-admin-token"), &token()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -442,7 +458,10 @@ mod tests {
         let limiter = LoginLimiter::new(SMALL);
         for n in 1..=3 {
             let addr = Some(ip(&format!("2001:db8:1:2::{n}")));
-            assert_eq!(limiter.check(addr, Some("wrong"), &token()), Err(Refusal::Wrong));
+            assert_eq!(
+                limiter.check(addr, Some("wrong"), &token()),
+                Err(Refusal::Wrong)
+            );
         }
         let same_64 = Some(ip("2001:db8:1:2:ffff::9"));
         assert!(matches!(
@@ -450,7 +469,10 @@ mod tests {
             Err(Refusal::Limited { .. })
         ));
         let other_64 = Some(ip("2001:db8:1:3::1"));
-        assert_eq!(limiter.check(other_64, Some("the-right-admin-token"), &token()), Ok(()));
+        assert_eq!(
+            limiter.check(other_64, Some("the-right-admin-token"), &token()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -462,7 +484,10 @@ mod tests {
         // 7 wrong tokens from 7 addresses: the ceiling.
         for n in 1..=7 {
             let addr = Some(ip(&format!("198.51.100.{n}")));
-            assert_eq!(limiter.check(addr, Some("wrong"), &token()), Err(Refusal::Wrong));
+            assert_eq!(
+                limiter.check(addr, Some("wrong"), &token()),
+                Err(Refusal::Wrong)
+            );
         }
         // Each of them has failed once: now limited.
         assert!(matches!(
@@ -471,14 +496,20 @@ mod tests {
         ));
         // A fresh address: one wrong try, then limited.
         let fresh = Some(ip("198.51.100.50"));
-        assert_eq!(limiter.check(fresh, Some("wrong"), &token()), Err(Refusal::Wrong));
+        assert_eq!(
+            limiter.check(fresh, Some("wrong"), &token()),
+            Err(Refusal::Wrong)
+        );
         assert!(matches!(
             limiter.check(fresh, Some("wrong"), &token()),
             Err(Refusal::Limited { .. })
         ));
         // Another fresh address with the right token: accepted.
         let operator = Some(ip("198.51.100.99"));
-        assert_eq!(limiter.check(operator, Some("the-right-admin-token"), &token()), Ok(()));
+        assert_eq!(
+            limiter.check(operator, Some("the-right-admin-token"), &token()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -544,9 +575,15 @@ mod tests {
             "several lines are one list"
         );
         assert_eq!(xff.resolve(proxy, &["[2001:db8::5]:80"]), ip("2001:db8::5"));
-        assert_eq!(xff.resolve(proxy, &["::ffff:198.51.100.8"]), ip("198.51.100.8"));
+        assert_eq!(
+            xff.resolve(proxy, &["::ffff:198.51.100.8"]),
+            ip("198.51.100.8")
+        );
         // Only proxies in the list: the left-most.
-        assert_eq!(xff.resolve(proxy, &["10.0.0.5, 192.0.2.10"]), ip("10.0.0.5"));
+        assert_eq!(
+            xff.resolve(proxy, &["10.0.0.5, 192.0.2.10"]),
+            ip("10.0.0.5")
+        );
         // Unreadable: the proxy that passed it on.
         assert_eq!(xff.resolve(proxy, &["garbage, 10.0.0.6"]), ip("10.0.0.6"));
         assert_eq!(xff.resolve(proxy, &[]), proxy);
@@ -556,7 +593,10 @@ mod tests {
 
         let real = behind(Some(ClientIpHeader::RealIp));
         assert_eq!(real.resolve(proxy, &["198.51.100.7"]), ip("198.51.100.7"));
-        assert_eq!(real.resolve(proxy, &["1.1.1.1", "198.51.100.7"]), ip("198.51.100.7"));
+        assert_eq!(
+            real.resolve(proxy, &["1.1.1.1", "198.51.100.7"]),
+            ip("198.51.100.7")
+        );
         assert_eq!(real.resolve(proxy, &["nonsense"]), proxy);
         assert_eq!(real.resolve(outsider, &["198.51.100.7"]), outsider);
 
@@ -570,7 +610,10 @@ mod tests {
             ClientIpHeader::parse("x-forwarded-for"),
             Some(ClientIpHeader::ForwardedFor)
         );
-        assert_eq!(ClientIpHeader::parse("X-Real-IP"), Some(ClientIpHeader::RealIp));
+        assert_eq!(
+            ClientIpHeader::parse("X-Real-IP"),
+            Some(ClientIpHeader::RealIp)
+        );
         assert_eq!(ClientIpHeader::parse("Forwarded"), None);
     }
 }

@@ -70,7 +70,11 @@ impl Store {
 
     /// Whether a session with this id hash exists, has not expired, and was
     /// made with the token whose fingerprint this is.
-    pub fn session_alive(&self, id_hash: &str, token_fingerprint: &str) -> Result<bool, StoreError> {
+    pub fn session_alive(
+        &self,
+        id_hash: &str,
+        token_fingerprint: &str,
+    ) -> Result<bool, StoreError> {
         let now = now_millis();
         self.with_conn(|mut conn| {
             let n: i64 = dispatch!(&mut conn, c => ui_sessions::table
