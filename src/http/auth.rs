@@ -262,7 +262,9 @@ impl LoginLimiter {
 
     /// Checks `presented` against `expected` for a request from `addr`: a
     /// limited address is refused before its token is looked at; a wrong token
-    /// costs the address one attempt. A right token is never counted.
+    /// costs the address one attempt. A right token is never counted. One
+    /// lock for all of it, so that requests at the same moment cannot pass
+    /// the allowance together.
     pub fn check(
         &self,
         addr: Option<IpAddr>,
@@ -270,8 +272,11 @@ impl LoginLimiter {
         expected: &SecretString,
     ) -> Result<(), Refusal> {
         let key = addr.map(|a| address_key(a.to_canonical()));
+        let now = Instant::now();
+        let mut failures = self.lock();
         if let Some(key) = key {
-            self.admitted(key, Instant::now())
+            failures
+                .admitted(&self.limits, key, now)
                 .map_err(|retry_after| Refusal::Limited { retry_after })?;
         }
         let presented = presented.ok_or(Refusal::Missing)?;
@@ -279,7 +284,8 @@ impl LoginLimiter {
             return Ok(());
         }
         if let Some(key) = key {
-            if self.failed(key, Instant::now()) {
+            if failures.failed(&self.limits, key, now) {
+                drop(failures);
                 tracing::warn!(
                     remote = %key,
                     window_s = self.limits.window.as_secs(),
@@ -300,34 +306,31 @@ impl LoginLimiter {
         // holding the lock cannot leave half an update behind.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
+impl Failures {
     /// `Err(retry_after)` when `key` has used its allowance for its window.
-    fn admitted(&self, key: IpAddr, now: Instant) -> Result<(), Duration> {
-        let mut failures = self.lock();
-        let allowance = failures.allowance(&self.limits, now);
-        match failures.by_address.get(&key) {
-            Some(w) if now.duration_since(w.since) < self.limits.window && w.count >= allowance => {
-                Err(self.limits.window - now.duration_since(w.since))
+    fn admitted(&mut self, limits: &Limits, key: IpAddr, now: Instant) -> Result<(), Duration> {
+        let allowance = self.allowance(limits, now);
+        match self.by_address.get(&key) {
+            Some(w) if now.duration_since(w.since) < limits.window && w.count >= allowance => {
+                Err(limits.window - now.duration_since(w.since))
             }
             _ => Ok(()),
         }
     }
 
     /// Counts a wrong token from `key`; `true` when it used the allowance up.
-    fn failed(&self, key: IpAddr, now: Instant) -> bool {
-        let limits = &self.limits;
-        let mut failures = self.lock();
-        failures.recent.push_back(now);
-        while failures.recent.len() > limits.ceiling as usize {
-            failures.recent.pop_front();
+    fn failed(&mut self, limits: &Limits, key: IpAddr, now: Instant) -> bool {
+        self.recent.push_back(now);
+        while self.recent.len() > limits.ceiling as usize {
+            self.recent.pop_front();
         }
-        let allowance = failures.allowance(limits, now);
-        if !failures.by_address.contains_key(&key)
-            && failures.by_address.len() >= limits.max_addresses
-        {
-            failures.make_room(limits, now);
+        let allowance = self.allowance(limits, now);
+        if !self.by_address.contains_key(&key) && self.by_address.len() >= limits.max_addresses {
+            self.make_room(limits, now);
         }
-        let window = failures.by_address.entry(key).or_insert(Window {
+        let window = self.by_address.entry(key).or_insert(Window {
             since: now,
             count: 0,
         });
@@ -340,9 +343,7 @@ impl LoginLimiter {
         window.count += 1;
         window.count == allowance
     }
-}
 
-impl Failures {
     /// Wrong tokens an address may send in its window now.
     fn allowance(&mut self, limits: &Limits, now: Instant) -> u32 {
         while self
@@ -519,36 +520,40 @@ mod tests {
             ..SMALL
         });
         let (first, t0) = (ip("203.0.113.1"), Instant::now());
+        let limits = limiter.limits;
         for _ in 0..3 {
-            limiter.failed(first, t0);
+            limiter.lock().failed(&limits, first, t0);
         }
-        assert!(limiter.admitted(first, t0).is_err());
+        assert!(limiter.lock().admitted(&limits, first, t0).is_err());
         let mut at = t0;
         for n in 2..=20 {
             at += Duration::from_millis(10);
-            limiter.failed(ip(&format!("203.0.113.{n}")), at);
+            limiter
+                .lock()
+                .failed(&limits, ip(&format!("203.0.113.{n}")), at);
             assert!(limiter.tracked() <= SMALL.max_addresses);
         }
         assert_eq!(limiter.tracked(), SMALL.max_addresses);
         // The first address's window was the oldest: forgotten at the cap,
         // while the newest addresses are still remembered.
-        assert!(limiter.admitted(first, at).is_ok());
+        assert!(limiter.lock().admitted(&limits, first, at).is_ok());
         assert!(limiter.lock().by_address.contains_key(&ip("203.0.113.20")));
     }
 
     #[test]
     fn a_window_ends() {
-        let limiter = LoginLimiter::new(SMALL);
+        let mut failures = Failures::default();
         let a = ip("192.0.2.7");
         let start = Instant::now();
         for _ in 0..3 {
-            limiter.failed(a, start);
+            failures.failed(&SMALL, a, start);
         }
-        assert!(limiter.admitted(a, start).is_err());
+        let wait = failures.admitted(&SMALL, a, start).unwrap_err();
+        assert_eq!(wait, SMALL.window);
         let later = start + SMALL.window;
-        assert!(limiter.admitted(a, later).is_ok());
-        limiter.failed(a, later);
-        assert!(limiter.admitted(a, later).is_ok());
+        assert!(failures.admitted(&SMALL, a, later).is_ok());
+        failures.failed(&SMALL, a, later);
+        assert!(failures.admitted(&SMALL, a, later).is_ok());
     }
 
     fn behind(header: Option<ClientIpHeader>) -> ClientAddress {
