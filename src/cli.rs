@@ -47,6 +47,8 @@ pub enum Command {
     Callbacks(CallbacksArgs),
     /// The shop's events (the outbox), on the database directly.
     Events(EventsArgs),
+    /// The console's sessions, on the database directly.
+    Sessions(SessionsArgs),
     /// Run a callback URL copied from the gateway's panel through the pipeline;
     /// stored like a received callback, with method INGEST.
     IngestUrl {
@@ -101,6 +103,25 @@ pub fn events(args: EventsArgs) -> ExitCode {
             crate::operator::events_list(state.as_deref(), limit, json)
         }
         EventsCommand::Retry { id } => crate::operator::events_retry(id),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sign out everywhere: end every console session, on every instance;
+    /// prints how many ended. Exit 0 done, 2 configuration, 3 database error.
+    Revoke,
+}
+
+pub fn sessions(args: SessionsArgs) -> ExitCode {
+    match args.command {
+        SessionsCommand::Revoke => crate::operator::sessions_revoke(),
     }
 }
 

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Some(Command::Orders(args)) => cli::orders(args),
         Some(Command::Callbacks(args)) => cli::callbacks(args),
         Some(Command::Events(args)) => cli::events(args),
+        Some(Command::Sessions(args)) => cli::sessions(args),
         Some(Command::IngestUrl { url, json }) => payhook::operator::ingest_url(&url, json),
         Some(Command::Prune {
             older_than,

@@ -641,3 +641,19 @@ pub fn prune(older_than: &str, yes: bool, json: bool) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// "Sign out everywhere": ends every console session, on every instance on
+/// this database (the console's and the API's action: `actions::revoke_sessions`).
+pub fn sessions_revoke() -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    match actions::revoke_sessions(&op.store, ACTOR) {
+        Ok(ended) => {
+            println!("{ended} console session(s) ended");
+            ExitCode::SUCCESS
+        }
+        Err(e) => database_error(e),
+    }
+}

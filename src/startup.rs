@@ -14,7 +14,8 @@ use anyhow::Context;
 
 use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
-use crate::console::{ConsoleSettings, LoginLimiter, LOGIN_ATTEMPTS, LOGIN_WINDOW};
+use crate::console::ConsoleSettings;
+use crate::http::auth::{self, ClientAddress, Gate, Limits};
 use crate::http::body::{self, Answer};
 use crate::http::connections::{self, AddressLimiter, ConnectionBounds};
 use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
@@ -348,19 +349,26 @@ impl Application {
         let console_settings = web::Data::new(ConsoleSettings {
             session_ttl: http.ui_session_ttl,
             secure_cookie: http.ui_secure_cookie,
+            token_fingerprint: auth::token_fingerprint(&state.admin_token),
             missed_after: settings.alerts.missed_callback_after,
             missed_window: settings.alerts.missed_callback_window,
         });
-        // One limiter for the listener's workers (per instance: see `LoginLimiter`).
-        let login_limiter = web::Data::new(LoginLimiter::new(LOGIN_ATTEMPTS, LOGIN_WINDOW));
+        // One door for the listener's workers, the API and the console alike
+        // (per instance: see `http::auth`).
+        let gate = web::Data::new(Gate::new(
+            ClientAddress::new(http.trusted_proxies.clone(), http.client_ip_header),
+            Limits::ADMIN,
+        ));
         let admin = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(move |req, next| {
                     body::deadline(timeout, Answer::Json, req, next)
                 }))
+                // Outermost: the deadline's 408 gets the API's headers too.
+                .wrap(from_fn(admin::api_headers))
                 .app_data(admin_data.clone())
                 .app_data(console_settings.clone())
-                .app_data(login_limiter.clone())
+                .app_data(gate.clone())
                 .configure(crate::console::routes)
                 .app_data(
                     web::JsonConfig::default()
@@ -390,7 +398,9 @@ impl Application {
                             "/callbacks/{id}/replay",
                             web::post().to(admin::replay_callback),
                         )
-                        .configure(crate::http::events::routes),
+                        .route("/sessions/revoke", web::post().to(admin::revoke_sessions))
+                        .configure(crate::http::events::routes)
+                        .default_service(web::to(admin::not_found)),
                 )
         })
         .workers(1)

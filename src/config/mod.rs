@@ -162,8 +162,9 @@ impl Settings {
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
              missed_callback_after={}s missed_callback_window={}s rejected_max_bytes={} \
              rejected_retention={}s request_timeout={}ms max_connections={} \
-             max_connections_per_address={} trusted_proxies=[{}] max_head_bytes={} \
-             connection_max_age={}s connection_max_requests={}",
+             max_connections_per_address={} trusted_proxies=[{}] client_ip_header={} \
+             max_head_bytes={} connection_max_age={}s connection_max_requests={} \
+             ui_secure_cookie={}",
             http.bind,
             http.admin_bind,
             db.connection,
@@ -199,9 +200,11 @@ impl Settings {
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .join(","),
+            http.client_ip_header.map_or("-", |h| h.name()),
             http.max_head_bytes,
             http.connection_max_age.as_secs(),
             http.connection_max_requests,
+            http.ui_secure_cookie,
         )
     }
 
@@ -285,6 +288,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
     use std::time::Duration;
+
+    use crate::http::auth::ClientIpHeader;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, String> = pairs
@@ -734,6 +739,79 @@ mod tests {
             pairs.push((key, value));
             assert_eq!(settings(&pairs).err().map(|e| e.key).as_deref(), Some(key));
         }
+    }
+
+    #[test]
+    fn the_client_ip_header_is_read_behind_trusted_proxies_only() {
+        let s = settings(BASE).unwrap();
+        assert_eq!(s.http.client_ip_header, None);
+        assert!(
+            s.summary().contains("client_ip_header=-"),
+            "{}",
+            s.summary()
+        );
+        for (value, header) in [
+            ("X-Forwarded-For", ClientIpHeader::ForwardedFor),
+            ("x-real-ip", ClientIpHeader::RealIp),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("PAYHOOK_TRUSTED_PROXIES", "10.0.0.0/8"));
+            pairs.push(("PAYHOOK_CLIENT_IP_HEADER", value));
+            let s = settings(&pairs).unwrap();
+            assert_eq!(s.http.client_ip_header, Some(header));
+            let summary = s.summary();
+            assert!(
+                summary.contains(&format!("client_ip_header={}", header.name())),
+                "{summary}"
+            );
+        }
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PAYHOOK_TRUSTED_PROXIES", "10.0.0.0/8"));
+        pairs.push(("PAYHOOK_CLIENT_IP_HEADER", "Forwarded"));
+        let e = settings(&pairs).err().unwrap();
+        assert_eq!(e.key, "PAYHOOK_CLIENT_IP_HEADER");
+        // Without a trusted proxy, nobody may name a client.
+        let mut pairs = BASE.to_vec();
+        pairs.push(("PAYHOOK_CLIENT_IP_HEADER", "X-Forwarded-For"));
+        let e = settings(&pairs).err().unwrap();
+        assert_eq!(e.key, "PAYHOOK_CLIENT_IP_HEADER");
+        assert!(e.to_string().contains("PAYHOOK_TRUSTED_PROXIES"), "{e}");
+    }
+
+    #[test]
+    fn the_cookie_is_secure_when_the_console_is_reached_over_https() {
+        let secure = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = BASE.to_vec();
+            pairs.extend_from_slice(extra);
+            settings(&pairs).unwrap().http.ui_secure_cookie
+        };
+        assert!(!secure(&[]));
+        assert!(secure(&[(
+            "PAYHOOK_ADMIN_URL",
+            "https://admin.shop.example"
+        )]));
+        assert!(secure(&[(
+            "PAYHOOK_PUBLIC_URL",
+            "https://pay.shop.example"
+        )]));
+        // The admin URL is where the console is: it decides over the public one.
+        assert!(!secure(&[
+            ("PAYHOOK_ADMIN_URL", "http://10.0.0.5:8081"),
+            ("PAYHOOK_PUBLIC_URL", "https://pay.shop.example"),
+        ]));
+        assert!(secure(&[
+            ("PAYHOOK_ADMIN_URL", "https://admin.shop.example"),
+            ("PAYHOOK_PUBLIC_URL", "http://pay.shop.example"),
+        ]));
+        // The setting forces it either way.
+        assert!(!secure(&[
+            ("PAYHOOK_ADMIN_URL", "https://admin.shop.example"),
+            ("PAYHOOK_UI_SECURE_COOKIE", "false"),
+        ]));
+        assert!(secure(&[
+            ("PAYHOOK_ADMIN_URL", "http://10.0.0.5:8081"),
+            ("PAYHOOK_UI_SECURE_COOKIE", "true"),
+        ]));
     }
 
     #[test]

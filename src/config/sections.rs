@@ -36,6 +36,9 @@ pub struct HttpSettings {
     pub max_connections_per_address: u32,
     /// Not counted per address (`PAYHOOK_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Where a trusted proxy names its client, for the admin listener's limit
+    /// on wrong tokens (`PAYHOOK_CLIENT_IP_HEADER`; `None`: the peer's address).
+    pub client_ip_header: Option<crate::http::auth::ClientIpHeader>,
     /// A public request's line and headers, in bytes (`PAYHOOK_MAX_HEAD_BYTES`).
     pub max_head_bytes: usize,
     /// A public connection is closed after the answer once this old
@@ -49,7 +52,7 @@ pub struct HttpSettings {
     /// How long a console session lasts (`PAYHOOK_UI_SESSION_TTL`).
     pub ui_session_ttl: Duration,
     /// The console's cookie is `Secure` (`PAYHOOK_UI_SECURE_COOKIE`; unset: when
-    /// `PAYHOOK_PUBLIC_URL` is https).
+    /// `PAYHOOK_ADMIN_URL`, or without it `PAYHOOK_PUBLIC_URL`, is https).
     pub ui_secure_cookie: bool,
     /// Where the admin listener is reached, for links in alert e-mails
     /// (`PAYHOOK_ADMIN_URL`, without a trailing slash).
@@ -81,12 +84,6 @@ impl HttpSettings {
         let public_url = env
             .get("PAYHOOK_PUBLIC_URL")
             .map(|u| u.trim_end_matches('/').to_string());
-        let ui_secure_cookie = match env.get("PAYHOOK_UI_SECURE_COOKIE") {
-            Some(_) => env.flag("PAYHOOK_UI_SECURE_COOKIE")?,
-            None => public_url
-                .as_deref()
-                .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")),
-        };
         let admin_url = match env.get("PAYHOOK_ADMIN_URL").filter(|u| !u.is_empty()) {
             None => None,
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
@@ -97,6 +94,37 @@ impl HttpSettings {
                     "PAYHOOK_ADMIN_URL",
                     format!("{u:?} is not an http:// or https:// URL"),
                 ))
+            }
+        };
+        // The console is reached at the admin URL; without one, the public
+        // URL says whether this deployment speaks TLS.
+        let ui_secure_cookie = match env.get("PAYHOOK_UI_SECURE_COOKIE") {
+            Some(_) => env.flag("PAYHOOK_UI_SECURE_COOKIE")?,
+            None => admin_url
+                .as_deref()
+                .or(public_url.as_deref())
+                .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://")),
+        };
+        let trusted_proxies = crate::http::connections::parse_networks(
+            &env.get("PAYHOOK_TRUSTED_PROXIES").unwrap_or_default(),
+        )
+        .map_err(|e| bad("PAYHOOK_TRUSTED_PROXIES", e))?;
+        let client_ip_header = match env.get("PAYHOOK_CLIENT_IP_HEADER") {
+            None => None,
+            Some(text) => {
+                let header = crate::http::auth::ClientIpHeader::parse(&text).ok_or_else(|| {
+                    bad(
+                        "PAYHOOK_CLIENT_IP_HEADER",
+                        format!("{text:?} is neither X-Forwarded-For nor X-Real-IP"),
+                    )
+                })?;
+                if trusted_proxies.is_empty() {
+                    return Err(bad(
+                        "PAYHOOK_CLIENT_IP_HEADER",
+                        "needs PAYHOOK_TRUSTED_PROXIES: the header is read only from a trusted proxy",
+                    ));
+                }
+                Some(header)
             }
         };
         Ok(HttpSettings {
@@ -112,10 +140,8 @@ impl HttpSettings {
                 _ => return Err(bad("PAYHOOK_MAX_CONNECTIONS", "must be at least 2")),
             },
             max_connections_per_address: env.number("PAYHOOK_MAX_CONNECTIONS_PER_ADDRESS", 64)?,
-            trusted_proxies: crate::http::connections::parse_networks(
-                &env.get("PAYHOOK_TRUSTED_PROXIES").unwrap_or_default(),
-            )
-            .map_err(|e| bad("PAYHOOK_TRUSTED_PROXIES", e))?,
+            trusted_proxies,
+            client_ip_header,
             // A GET callback's query may be as long as a URI can be (64 KiB,
             // `tests/api/hardening.rs`), plus 8 KiB of headers.
             max_head_bytes: match env.number("PAYHOOK_MAX_HEAD_BYTES", 72 * 1024)? {

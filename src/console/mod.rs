@@ -1,9 +1,10 @@
 //! The operator console: server-rendered pages under `/ui/` on the admin
 //! listener, for people who would rather not read JSON. Sign-in with the admin
-//! token makes a session kept in the database (`session`); every action goes
-//! through the same code as the CLI and the admin API (`http::actions`), is
-//! logged with the session's handle, and runs once per form (a nonce claimed
-//! in the database), so a double click replays once.
+//! token makes a session kept in the database and bound to that token
+//! (`session`); every action goes through the same code as the CLI and the
+//! admin API (`http::actions`), is logged with the session's handle, and runs
+//! once per form (a nonce claimed in the database), so a double click replays
+//! once.
 
 mod error;
 mod pages;
@@ -15,7 +16,6 @@ use std::time::Duration;
 use actix_web::web;
 
 pub use error::ConsoleError;
-pub use session::LoginLimiter;
 
 /// What the console needs beyond the service's shared state.
 #[derive(Clone, Debug)]
@@ -23,20 +23,19 @@ pub struct ConsoleSettings {
     /// `PAYHOOK_UI_SESSION_TTL`
     pub session_ttl: Duration,
     /// The cookie is `Secure` (`PAYHOOK_UI_SECURE_COOKIE`, or an https
-    /// `PAYHOOK_PUBLIC_URL`).
+    /// `PAYHOOK_ADMIN_URL`, or without one an https `PAYHOOK_PUBLIC_URL`).
     pub secure_cookie: bool,
+    /// The running admin token's fingerprint (`http::auth::token_fingerprint`):
+    /// only sessions made with it are sessions.
+    pub token_fingerprint: String,
     /// The missed-callback detector's window, for the overview's count
     /// (`MISSED_CALLBACK_AFTER`, `MISSED_CALLBACK_WINDOW`).
     pub missed_after: Duration,
     pub missed_window: Duration,
 }
 
-/// Wrong tokens allowed per address and window at `/ui/login`.
-pub const LOGIN_ATTEMPTS: u32 = 10;
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
-
 /// Mounted on the admin listener; needs `web::Data` of `AppState`,
-/// `ConsoleSettings` and `LoginLimiter`.
+/// `ConsoleSettings` and `http::auth::Gate`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ui", web::get().to(pages::to_overview)).service(
         web::scope("/ui")
@@ -57,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(pages::login_form))
             .route("/login", web::post().to(pages::login))
             .route("/logout", web::post().to(pages::logout))
+            .route("/sessions/revoke", web::post().to(pages::revoke_sessions))
             .route("/", web::get().to(pages::overview))
             .route("/callbacks", web::get().to(pages::callbacks))
             .route("/callbacks/{id}", web::get().to(pages::callback))

@@ -3,12 +3,10 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
-use super::session::{nonce, safe_next, LoginLimiter, Session};
+use super::session::{nonce, safe_next, Session};
 use super::views::{
     encode, html, AttemptLine, Bar, CallbackLine, CallbackPage, CallbacksPage, CheckPage, Chrome,
     EventLine, Flagged, Form, LoginPage, NotificationsPage, OrderPage, OrderSearchPage,
@@ -17,6 +15,7 @@ use super::views::{
 use super::ConsoleSettings;
 use crate::domain::{OrderState, Outcome};
 use crate::http::actions::{self, ReplayError};
+use crate::http::auth::{retry_after_seconds, Gate, Refusal};
 use crate::http::AppState;
 use crate::notify::EventType;
 use crate::store::{rfc3339, AttemptRow, EventFilter, EventState, FormClaim, JournalFilter};
@@ -133,53 +132,55 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `POST /ui/login`: the admin token makes a session. A wrong one is answered
-/// 401 like the API's, counted in `payhook_admin_unauthorized_total`, and
-/// more than `LOGIN_ATTEMPTS` per address within `LOGIN_WINDOW` are refused
-/// (429) before the token is even looked at.
+/// `POST /ui/login`: the admin token makes a session, bound to that token
+/// (its fingerprint is stored with it). A wrong one is answered 401 like the
+/// API's and counted in `payhook_admin_unauthorized_total`; an address that
+/// has sent too many (`http::auth::Gate`, shared with the API) is refused
+/// (429) before its token is even looked at.
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
     settings: web::Data<ConsoleSettings>,
-    limiter: web::Data<LoginLimiter>,
+    gate: web::Data<Gate>,
     form: web::Form<LoginForm>,
 ) -> Page {
-    let addr = req.peer_addr().map(|a| a.ip());
+    let addr = gate.client(&req);
     let next = form.next.clone().filter(|n| safe_next(n));
-    if !limiter.allowed(addr) {
-        tracing::warn!(remote = ?addr, "console sign-in refused: too many wrong tokens");
-        let page = LoginPage {
-            error: Some("Too many wrong tokens from this address; try again later.".into()),
-            next: next.unwrap_or_default(),
-        };
-        let mut response = html(StatusCode::TOO_MANY_REQUESTS, &page)?;
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from(super::LOGIN_WINDOW.as_secs()),
-        );
-        return Ok(response);
+    match gate.check(addr, Some(&form.token), &state.admin_token) {
+        Ok(()) => {}
+        Err(Refusal::Limited { retry_after }) => {
+            tracing::debug!(remote = ?addr, "console sign-in refused: too many wrong tokens");
+            let page = LoginPage {
+                error: Some("Too many wrong tokens from this address; try again later.".into()),
+                next: next.unwrap_or_default(),
+            };
+            let mut response = html(StatusCode::TOO_MANY_REQUESTS, &page)?;
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_seconds(retry_after)),
+            );
+            return Ok(response);
+        }
+        Err(Refusal::Wrong | Refusal::Missing) => {
+            state.metrics.admin_unauthorized("console");
+            tracing::warn!(remote = ?addr, "console sign-in with a missing or wrong token");
+            let page = LoginPage {
+                error: Some("missing or wrong token".into()),
+                next: next.unwrap_or_default(),
+            };
+            return Ok(html(StatusCode::UNAUTHORIZED, &page)?);
+        }
     }
-    let expected = state.admin_token.expose_secret().as_bytes();
-    if !bool::from(form.token.as_bytes().ct_eq(expected)) {
-        limiter.failed(addr);
-        state.metrics.admin_unauthorized("console");
-        tracing::warn!(remote = ?addr, "console sign-in with a missing or wrong token");
-        let page = LoginPage {
-            error: Some("missing or wrong token".into()),
-            next: next.unwrap_or_default(),
-        };
-        return Ok(html(StatusCode::UNAUTHORIZED, &page)?);
-    }
-    limiter.succeeded(addr);
     let session = Session::generate();
     let (store, hash) = (state.store.clone(), session.hash().to_string());
-    let ttl = settings.session_ttl;
+    let (ttl, fingerprint) = (settings.session_ttl, settings.token_fingerprint.clone());
     let remote = addr.map(|a| a.to_string());
     state
         .store
         .bounded(move || {
             store.create_session(
                 &hash,
+                &fingerprint,
                 i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
                 remote.as_deref(),
             )
@@ -325,6 +326,31 @@ pub async fn logout(
         .bounded(move || store.delete_session(&hash))
         .await?;
     tracing::info!(session = %session.handle(), "console session ended");
+    let mut response = see_other("/ui/login");
+    response
+        .add_cookie(&Session::removal(settings.secure_cookie))
+        .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+    Ok(response)
+}
+
+/// `POST /ui/sessions/revoke`: "sign out everywhere". Every session ends, this
+/// one with the others, on every instance (`actions::revoke_sessions`, as the
+/// CLI and the API do it).
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    settings: web::Data<ConsoleSettings>,
+    session: Session,
+    form: web::Form<ActionForm>,
+) -> Page {
+    if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
+        return Err(ConsoleError::Csrf);
+    }
+    let store = state.store.clone();
+    let actor = session.handle();
+    state
+        .store
+        .bounded(move || actions::revoke_sessions(&store, &actor))
+        .await?;
     let mut response = see_other("/ui/login");
     response
         .add_cookie(&Session::removal(settings.secure_cookie))

@@ -1,18 +1,19 @@
-//! Signing in to the console: the session cookie, its row in the database,
-//! the CSRF token of its forms, and the limit on wrong tokens per address.
+//! Signing in to the console: the session cookie, its row in the database and
+//! the CSRF token of its forms. (The limit on wrong tokens is the admin
+//! listener's, shared with the API: `http::auth`.)
 //!
 //! The session id is 32 random bytes, sent only in the cookie; the database
 //! keeps its SHA-256, so every instance on the database knows the session and
 //! a copy of the table signs nobody in. The CSRF token is an HMAC of a fixed
 //! label keyed with the session id: the same on every instance, unknowable
 //! without the cookie. Logs name a session by its handle, the first 12 hex
-//! digits of the stored hash (never the id itself).
+//! digits of the stored hash (never the id itself). A session lives only as
+//! long as the admin token that made it: its row keeps the token's
+//! fingerprint (`http::auth::token_fingerprint`), and a row with another
+//! token's is no session.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ConsoleError;
+use super::ConsoleSettings;
 use crate::http::AppState;
 
 pub const COOKIE: &str = "payhook_session";
@@ -104,8 +106,9 @@ impl FromRequest for Session {
         let next = sign_in_next(req);
         let cookie = req.cookie(COOKIE).map(|c| c.value().to_string());
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let settings = req.app_data::<web::Data<ConsoleSettings>>().cloned();
         Box::pin(async move {
-            let (Some(id), Some(state)) = (cookie, state) else {
+            let (Some(id), Some(state), Some(settings)) = (cookie, state, settings) else {
                 return Err(ConsoleError::SignIn(next));
             };
             // Only what this payhook hands out looks like a session id.
@@ -117,7 +120,7 @@ impl FromRequest for Session {
             let store = state.store.clone();
             let alive = state
                 .store
-                .bounded(move || store.session_alive(&hash))
+                .bounded(move || store.session_alive(&hash, &settings.token_fingerprint))
                 .await?;
             if alive {
                 Ok(session)
@@ -143,62 +146,6 @@ pub fn safe_next(path: &str) -> bool {
         && !path.contains("//")
         && !path.contains('\\')
         && path.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Wrong tokens at `/ui/login`, per client address. In memory, per instance:
-/// it slows a guesser down, and correctness does not depend on it (a restart
-/// or another instance only gives a guesser a fresh allowance of a few tries
-/// against a token of at least 16 characters).
-pub struct LoginLimiter {
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    max: u32,
-    window: Duration,
-}
-
-impl LoginLimiter {
-    pub fn new(max: u32, window: Duration) -> LoginLimiter {
-        LoginLimiter {
-            failures: Mutex::new(HashMap::new()),
-            max,
-            window,
-        }
-    }
-
-    /// Whether this address may try now.
-    pub fn allowed(&self, addr: Option<IpAddr>) -> bool {
-        let Some(addr) = addr else { return true };
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match failures.get(&addr) {
-            Some((since, n)) if since.elapsed() < self.window => *n < self.max,
-            _ => true,
-        }
-    }
-
-    /// A wrong token from this address.
-    pub fn failed(&self, addr: Option<IpAddr>) {
-        let Some(addr) = addr else { return };
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let window = self.window;
-        // Bounded memory: addresses whose window has passed are forgotten.
-        if failures.len() > 10_000 {
-            failures.retain(|_, (since, _)| since.elapsed() < window);
-        }
-        let entry = failures.entry(addr).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= window {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-    }
-
-    /// A right token: the address starts afresh.
-    pub fn succeeded(&self, addr: Option<IpAddr>) {
-        if let Some(addr) = addr {
-            self.failures
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&addr);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -228,19 +175,5 @@ mod tests {
         ] {
             assert!(!safe_next(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_limiter_stops_an_address_after_its_allowance() {
-        let limiter = LoginLimiter::new(3, Duration::from_secs(60));
-        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
-        for _ in 0..3 {
-            assert!(limiter.allowed(Some(a)));
-            limiter.failed(Some(a));
-        }
-        assert!(!limiter.allowed(Some(a)));
-        assert!(limiter.allowed(Some(b)));
-        limiter.succeeded(Some(a));
-        assert!(limiter.allowed(Some(a)));
     }
 }

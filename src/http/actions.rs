@@ -1,9 +1,10 @@
 //! The operator's actions, one code path each for the command line
 //! (`crate::operator`), the admin API and the console: replay a stored
-//! callback, run a pasted one, close an order, send an event again; and the
-//! decoded view of a stored callback. Each action is logged with who asked
-//! (`actor`: `cli`, `api`, or the console session's handle). Synchronous
-//! (diesel): callers on the async side run them through `Store::bounded`.
+//! callback, run a pasted one, close an order, send an event again, end every
+//! console session; and the decoded view of a stored callback. Each action is
+//! logged with who asked (`actor`: `cli`, `api`, or the console session's
+//! handle). Synchronous (diesel): callers on the async side run them through
+//! `Store::bounded`.
 
 use crate::checkout::Headers;
 use crate::domain::{Fields, Outcome};
@@ -161,6 +162,13 @@ pub fn retry_event(store: &Store, id: i64, actor: &str) -> Result<Option<EventRo
         tracing::info!(actor, event = id, "event queued again by an operator");
     }
     Ok(row)
+}
+
+/// Signs every console session out, on every instance; how many ended.
+pub fn revoke_sessions(store: &Store, actor: &str) -> Result<usize, StoreError> {
+    let ended = store.revoke_sessions()?;
+    tracing::info!(actor, ended, "every console session ended by an operator");
+    Ok(ended)
 }
 
 /// A stored callback's decoded fields, when the stored request still verifies

@@ -3,13 +3,16 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 
+use super::auth::{Gate, Refusal};
 use super::error::AdminError;
 use super::AppState;
 use crate::domain::{Amount, Currency, Outcome};
@@ -19,7 +22,8 @@ use crate::store::{JournalFilter, Registration, Store, StoreError};
 /// Who the admin API's actions are logged as.
 pub const API_ACTOR: &str = "api";
 
-/// Present in a handler's arguments: the request carried the admin token.
+/// Present in a handler's arguments: the request carried the admin token,
+/// from an address that has not used up its wrong tokens (`auth::Gate`).
 pub struct Admin;
 
 impl FromRequest for Admin {
@@ -27,33 +31,80 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Admin, AdminError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ok = req
-            .app_data::<web::Data<AppState>>()
-            .zip(
-                req.headers()
-                    .get("Authorization")
-                    .and_then(|v| v.to_str().ok()),
-            )
-            .and_then(|(state, header)| {
-                // RFC 7235: the scheme is case-insensitive, then one or more spaces.
-                let (scheme, token) = header.split_once(' ')?;
-                if !scheme.eq_ignore_ascii_case("bearer") {
-                    return None;
-                }
-                let token = token.trim_start_matches(' ');
-                let expected = state.admin_token.expose_secret().as_bytes();
-                Some(bool::from(token.as_bytes().ct_eq(expected)))
-            })
-            .unwrap_or(false);
-        ready(if ok {
-            Ok(Admin)
-        } else {
-            if let Some(state) = req.app_data::<web::Data<AppState>>() {
-                state.metrics.admin_unauthorized("api");
-            }
-            Err(AdminError::Unauthorized)
-        })
+        ready(authorize(req))
     }
+}
+
+fn authorize(req: &HttpRequest) -> Result<Admin, AdminError> {
+    let (Some(state), Some(gate)) = (
+        req.app_data::<web::Data<AppState>>(),
+        req.app_data::<web::Data<Gate>>(),
+    ) else {
+        return Err(AdminError::Unauthorized);
+    };
+    // Any `Authorization` header offers a credential (and costs an attempt
+    // when wrong); only a bearer token can be the right one. No header at all
+    // guesses nothing and is not counted.
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(bearer_token).unwrap_or(""));
+    match gate.check(gate.client(req), presented, &state.admin_token) {
+        Ok(()) => Ok(Admin),
+        Err(Refusal::Limited { retry_after }) => Err(AdminError::TooManyAttempts { retry_after }),
+        Err(Refusal::Missing | Refusal::Wrong) => {
+            state.metrics.admin_unauthorized("api");
+            Err(AdminError::Unauthorized)
+        }
+    }
+}
+
+/// RFC 7235: the scheme is case-insensitive, then one or more spaces.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+/// Every answer under `/api/` (errors, a 404 and a timed-out body included)
+/// is kept out of caches and read only as what it says it is. Wraps the whole
+/// admin listener, outermost, so that the body deadline's 408 has them too.
+pub async fn api_headers<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let api = req.path() == "/api" || req.path().starts_with("/api/");
+    let mut res = next.call(req).await?;
+    if api {
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    Ok(res)
+}
+
+/// A path under `/api/v1` that names nothing: 404, as JSON like every other
+/// answer of the API.
+pub async fn not_found() -> Result<HttpResponse, AdminError> {
+    Err(AdminError::NotFound)
+}
+
+/// `POST /api/v1/sessions/revoke`: every console session ends, on every
+/// instance ("sign out everywhere"); answers how many were still live.
+pub async fn revoke_sessions(
+    _: Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AdminError> {
+    let store = state.store.clone();
+    let revoked = on_store(&state.store, move || {
+        super::actions::revoke_sessions(&store, API_ACTOR)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": revoked })))
 }
 
 fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentials, AdminError> {

@@ -148,7 +148,7 @@ impl Drop for AddressSlot {
 
 /// An IPv4 address itself; an IPv6 address by its /64, which one subscriber
 /// usually holds whole.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => {

@@ -142,6 +142,9 @@ impl ResponseError for CheckoutHttpError {
 pub enum AdminError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// This address sent too many wrong tokens: not looked at until then.
+    #[error("too many wrong tokens from this address; try again later")]
+    TooManyAttempts { retry_after: std::time::Duration },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -164,6 +167,7 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::NotFound => StatusCode::NOT_FOUND,
@@ -177,8 +181,17 @@ impl ResponseError for AdminError {
             tracing::error!(error = %e, "admin request failed on the database");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, AdminError::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            AdminError::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            AdminError::TooManyAttempts { retry_after } => {
+                response.insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    super::auth::retry_after_seconds(*retry_after),
+                ));
+            }
+            _ => {}
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod callback;
 pub mod checkout;

@@ -39,10 +39,12 @@ pub struct Overview {
 }
 
 impl Store {
-    /// Stores a new session (its id's hash) and deletes the expired ones.
+    /// Stores a new session (its id's hash, and the fingerprint of the token
+    /// that made it) and deletes the expired ones.
     pub fn create_session(
         &self,
         id_hash: &str,
+        token_fingerprint: &str,
         ttl_millis: i64,
         remote_addr: Option<&str>,
     ) -> Result<i64, StoreError> {
@@ -59,19 +61,26 @@ impl Store {
                     ui_sessions::created_at.eq(now),
                     ui_sessions::expires_at.eq(expires_at),
                     ui_sessions::remote_addr.eq(remote_addr),
+                    ui_sessions::token_fingerprint.eq(token_fingerprint),
                 ))
                 .execute(c))?;
             Ok(expires_at)
         })
     }
 
-    /// Whether a session with this id hash exists and has not expired.
-    pub fn session_alive(&self, id_hash: &str) -> Result<bool, StoreError> {
+    /// Whether a session with this id hash exists, has not expired, and was
+    /// made with the token whose fingerprint this is.
+    pub fn session_alive(
+        &self,
+        id_hash: &str,
+        token_fingerprint: &str,
+    ) -> Result<bool, StoreError> {
         let now = now_millis();
         self.with_conn(|mut conn| {
             let n: i64 = dispatch!(&mut conn, c => ui_sessions::table
                 .filter(ui_sessions::id_hash.eq(id_hash))
                 .filter(ui_sessions::expires_at.gt(now))
+                .filter(ui_sessions::token_fingerprint.eq(token_fingerprint))
                 .count()
                 .get_result(c))?;
             Ok(n > 0)
@@ -90,6 +99,22 @@ impl Store {
             )
             .execute(c))?;
             Ok(n > 0)
+        })
+    }
+
+    /// Ends every session, on every instance ("sign out everywhere"): the
+    /// console, `payhook sessions revoke` and `POST /api/v1/sessions/revoke`
+    /// all come here. Returns how many had not yet expired.
+    pub fn revoke_sessions(&self) -> Result<usize, StoreError> {
+        let now = now_millis();
+        self.transaction(|conn| {
+            dispatch!(conn, c => diesel::delete(ui_actions::table).execute(c))?;
+            let live = dispatch!(conn, c => diesel::delete(
+                ui_sessions::table.filter(ui_sessions::expires_at.gt(now)),
+            )
+            .execute(c))?;
+            dispatch!(conn, c => diesel::delete(ui_sessions::table).execute(c))?;
+            Ok(live)
         })
     }
 

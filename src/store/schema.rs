@@ -129,6 +129,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         remote_addr -> Nullable<Text>,
+        token_fingerprint -> Text,
     }
 }
 

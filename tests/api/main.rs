@@ -16,6 +16,7 @@ mod helpers;
 mod hostile_storage;
 mod notify;
 mod operations;
+mod operator_auth;
 mod order_edges;
 mod outage;
 mod outcomes;

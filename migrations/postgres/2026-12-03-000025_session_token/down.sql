@@ -1,0 +1,1 @@
+ALTER TABLE ui_sessions DROP COLUMN token_fingerprint;
