@@ -687,7 +687,10 @@ async fn a_long_head_with_a_full_body_gets_413() {
     }
     // The same callback, sent as the gateway sends it, is served.
     let reply = client
-        .get(format!("http://{}/paysera/callback?{query}", service.public))
+        .get(format!(
+            "http://{}/paysera/callback?{query}",
+            service.public
+        ))
         .send()
         .await
         .unwrap();
