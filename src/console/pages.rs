@@ -582,6 +582,7 @@ pub async fn callback(
             })
             .unwrap_or_default()
     });
+    let raw = actions::shown_raw(&entry, state.log_pii);
     let notice = match (&query.replayed_from, query.replay.as_deref()) {
         (Some(from), _) => Some(format!("This is the replay of callback {from}.")),
         (None, Some(outcome)) if outcome == "error" || Outcome::parse(outcome).is_some() => Some(
@@ -605,7 +606,8 @@ pub async fn callback(
         outcome: entry.outcome,
         reason: entry.reason.unwrap_or_else(|| "-".into()),
         http_status: entry.http_status,
-        raw: entry.raw_query,
+        raw: raw.text,
+        raw_masked: raw.masked,
         raw_length: entry.raw_length.map_or("?".into(), |n| n.to_string()),
         raw_sha256: entry.raw_sha256.unwrap_or_else(|| "?".into()),
         truncated: entry.raw_truncated,
