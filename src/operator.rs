@@ -488,10 +488,11 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
     );
     println!(
         "expected  {}",
-        match (order.amount, &order.currency) {
-            (Some(a), Some(c)) => format!("{a} {} (minor units)", escape(c)),
-            _ => "nothing registered".into(),
-        }
+        escape(
+            &order
+                .expectation()
+                .unwrap_or_else(|| "nothing registered".into())
+        )
     );
     println!("state     {}", escape(&order.state));
     println!(

@@ -755,14 +755,14 @@ pub async fn order(
         attempts: Vec::new(),
         form: None,
     };
-    let expected = match (order.amount, &order.currency) {
-        (Some(a), Some(c)) => format!("{a} {c} (minor units)"),
-        _ => "nothing registered".into(),
-    };
+    let expectation = order.expectation();
+    let expected = expectation
+        .clone()
+        .unwrap_or_else(|| "nothing registered".into());
     let mut registered = blank(i64::MIN, "registered".into(), "registered".into());
-    registered.detail = match (order.amount, &order.currency) {
-        (Some(_), Some(_)) => format!("expects {expected}"),
-        _ => "made by a callback; no expectation registered".into(),
+    registered.detail = match expectation {
+        Some(expected) => format!("expects {expected}"),
+        None => "made by a callback; no expectation registered".into(),
     };
     steps.push((i64::MIN, registered));
     let mut replayed_outcome = None;
