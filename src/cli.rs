@@ -340,7 +340,7 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
         Err(e) => return usage_error(&e.to_string()),
     };
     match verifier.verify(&RequestParams::from_query_or_url(&input)) {
-        Ok(callback) => match serde_json::to_string(callback.fields()) {
+        Ok(callback) => match crate::operator::terminal::json(callback.fields(), false) {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS
@@ -416,7 +416,7 @@ pub fn verify_checkout(args: VerifyCheckoutArgs) -> ExitCode {
         }
     };
     match verifier.verify(&headers, &body) {
-        Ok(webhook) => match serde_json::to_string_pretty(&webhook) {
+        Ok(webhook) => match crate::operator::terminal::json(&webhook, true) {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS

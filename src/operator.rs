@@ -4,6 +4,11 @@
 //!
 //! Exit codes: 0 done; 1 the thing asked for does not exist, or a replay
 //! could not run; 2 usage or configuration; 3 the database failed.
+//!
+//! Everything they print of what is stored goes through [`terminal`]: no
+//! control character of a hostile request reaches the operator's terminal.
+
+pub mod terminal;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use crate::http::actions::{self, ReplayError, Replayed};
 use crate::http::callback::{Handled, Pipeline};
 use crate::paysera::Verifier;
 use crate::store::{DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError};
+use terminal::{escape, or_dash};
 
 /// Who the actions of the command line are logged as.
 const ACTOR: &str = "cli";
@@ -151,7 +157,11 @@ pub fn parse_outcome(text: Option<&str>) -> Result<Option<Outcome>, ExitCode> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+    match terminal::json(value, false) {
+        Ok(text) => println!("{text}"),
+        // A `Value` always serialises; kept total rather than unwrapped.
+        Err(e) => eprintln!("error: cannot print JSON: {e}"),
+    }
 }
 
 pub fn callbacks_list(
@@ -200,10 +210,10 @@ pub fn callbacks_list(
                 "{:>8}  {:<24}  {:<18}  {:<20}  {:>4}  {}",
                 r.id,
                 crate::store::rfc3339(r.received_at),
-                r.outcome,
-                r.orderid.as_deref().unwrap_or("-"),
+                escape(&r.outcome),
+                or_dash(r.orderid.as_deref()),
                 r.http_status,
-                r.reason.as_deref().unwrap_or("")
+                escape(r.reason.as_deref().unwrap_or(""))
             );
         }
     }
@@ -220,55 +230,76 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         Ok(None) => return not_found(&format!("callback {id}")),
         Err(e) => return database_error(e),
     };
+    let pii = op.settings.logging.pii;
     let shown_fields = op
         .verifier()
         .ok()
-        .and_then(|v| actions::decoded_fields(&v, &entry, op.settings.logging.pii));
+        .and_then(|v| actions::decoded_fields(&v, &entry, pii));
+    let raw = actions::shown_raw(&entry, pii);
     if json {
+        let mut callback = serde_json::to_value(&entry).unwrap_or_default();
+        callback["raw_query"] = raw.text.into();
+        callback["raw_masked"] = raw.masked.into();
         print_json(&serde_json::json!({
-            "callback": entry,
+            "callback": callback,
             "received_at": entry.received_at_rfc3339(),
             "fields": shown_fields,
         }));
-    } else {
-        println!("id           {}", entry.id);
-        println!("received_at  {}", entry.received_at_rfc3339());
-        println!("api          {}", entry.api);
-        println!("method       {}", entry.method);
-        println!(
-            "project      {}",
-            entry.project_id.as_deref().unwrap_or("-")
-        );
-        println!("orderid      {}", entry.orderid.as_deref().unwrap_or("-"));
-        println!("outcome      {}", entry.outcome);
-        println!("reason       {}", entry.reason.as_deref().unwrap_or("-"));
-        println!("answer       {}", entry.http_status);
-        println!(
-            "raw          {} bytes, sha256 {}{}",
-            entry.raw_length.map_or("?".into(), |n| n.to_string()),
-            entry.raw_sha256.as_deref().unwrap_or("?"),
-            if entry.raw_truncated {
-                " (only the beginning is stored)"
-            } else {
-                ""
-            }
-        );
-        println!("{}", entry.raw_query);
-        match &shown_fields {
-            Some(body) if entry.api == "checkout" => {
-                println!("body:");
-                println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
-            }
-            Some(fields) => {
-                println!("fields:");
-                if let Some(map) = fields.as_object() {
-                    for (k, v) in map {
-                        println!("  {k} = {}", v.as_str().unwrap_or(&v.to_string()));
-                    }
+        return ExitCode::SUCCESS;
+    }
+    println!("id           {}", entry.id);
+    println!("received_at  {}", entry.received_at_rfc3339());
+    println!("api          {}", escape(&entry.api));
+    println!("method       {}", escape(&entry.method));
+    println!("project      {}", or_dash(entry.project_id.as_deref()));
+    println!("orderid      {}", or_dash(entry.orderid.as_deref()));
+    println!("outcome      {}", escape(&entry.outcome));
+    println!("reason       {}", or_dash(entry.reason.as_deref()));
+    println!("answer       {}", entry.http_status);
+    println!(
+        "raw          {} bytes, sha256 {}{}{}",
+        entry.raw_length.map_or("?".into(), |n| n.to_string()),
+        or_dash(entry.raw_sha256.as_deref()),
+        if entry.raw_truncated {
+            " (only the beginning is stored)"
+        } else {
+            ""
+        },
+        if raw.masked {
+            " (buyer data hidden; PAYHOOK_LOG_PII shows it)"
+        } else {
+            ""
+        }
+    );
+    // A webhook's header lines are payhook's own framing (a header value
+    // holds no line break); everything else is one escaped line, so stored
+    // text cannot start a line of its own.
+    let (headers, body) = match raw.text.split_once("\n\n") {
+        Some((headers, body)) if entry.api == "checkout" => (Some(headers), body),
+        _ => (None, raw.text.as_str()),
+    };
+    if let Some(headers) = headers {
+        for line in headers.split('\n') {
+            println!("{}", escape(line));
+        }
+        println!();
+    }
+    println!("{}", escape(body));
+    match &shown_fields {
+        Some(body) if entry.api == "checkout" => {
+            println!("body:");
+            println!("{}", terminal::json(body, true).unwrap_or_default());
+        }
+        Some(fields) => {
+            println!("fields:");
+            if let Some(map) = fields.as_object() {
+                for (k, v) in map {
+                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    println!("  {} = {}", escape(k), escape(&text));
                 }
             }
-            None => println!("fields: (the stored request does not verify)"),
         }
+        None => println!("fields: (the stored request does not verify)"),
     }
     ExitCode::SUCCESS
 }
@@ -321,7 +352,7 @@ pub fn callbacks_replay(
                 if json {
                     print_json(&serde_json::json!({"replayed": id, "error": why.to_string()}));
                 } else {
-                    println!("{id}\tnot replayed: {why}");
+                    println!("{id}\tnot replayed: {}", escape(&why.to_string()));
                 }
             }
         }
@@ -340,7 +371,7 @@ fn report(id: i64, replayed: &Replayed, json: bool) {
         print_json(&serde_json::json!({"replayed": id, "outcome": outcome, "reason": reason}));
     } else {
         match reason {
-            Some(reason) => println!("{id}\t{outcome}\t{reason}"),
+            Some(reason) => println!("{id}\t{outcome}\t{}", escape(reason)),
             None => println!("{id}\t{outcome}"),
         }
     }
@@ -368,7 +399,7 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         print_json(&serde_json::json!({"outcome": outcome, "reason": reason}));
     } else {
         match &reason {
-            Some(reason) => println!("{outcome}\t{reason}"),
+            Some(reason) => println!("{outcome}\t{}", escape(reason)),
             None => println!("{outcome}"),
         }
     }
@@ -450,21 +481,26 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
         print_json(&serde_json::json!({ "order": order }));
         return ExitCode::SUCCESS;
     }
-    println!("order     {} (project {})", order.orderid, order.project_id);
+    println!(
+        "order     {} (project {})",
+        escape(&order.orderid),
+        escape(&order.project_id)
+    );
     println!(
         "expected  {}",
-        match (order.amount, &order.currency) {
-            (Some(a), Some(c)) => format!("{a} {c} (minor units)"),
-            _ => "nothing registered".into(),
-        }
+        escape(
+            &order
+                .expectation()
+                .unwrap_or_else(|| "nothing registered".into())
+        )
     );
-    println!("state     {}", order.state);
+    println!("state     {}", escape(&order.state));
     println!(
         "flags     {}",
         if order.flags.is_empty() {
             "-".into()
         } else {
-            order.flags.join(", ")
+            escape(&order.flags.join(", ")).into_owned()
         }
     );
     if let Some(refunded) = order.refunded_amount {
@@ -496,9 +532,9 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
             "  {:>8}  {}  {:<18}  {:>4}  {}",
             c.id,
             crate::store::rfc3339(c.received_at),
-            c.outcome,
+            escape(&c.outcome),
             c.http_status,
-            c.reason.as_deref().unwrap_or("")
+            escape(c.reason.as_deref().unwrap_or(""))
         );
     }
     println!("events:");
@@ -507,8 +543,8 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
             "  {:>8}  {}  {:<18}  {:<9}  {} attempt(s)",
             e.id,
             crate::store::rfc3339(e.created_at),
-            e.kind,
-            e.state,
+            escape(&e.kind),
+            escape(&e.state),
             e.attempts
         );
         if let Ok(Some((_, attempts))) = op.store.event(e.id) {
@@ -516,10 +552,12 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
                 println!(
                     "            {}  {}  {} ms",
                     crate::store::rfc3339(a.attempted_at),
-                    a.status_code
-                        .map(|s| s.to_string())
-                        .or(a.error)
-                        .unwrap_or_default(),
+                    escape(
+                        &a.status_code
+                            .map(|s| s.to_string())
+                            .or(a.error)
+                            .unwrap_or_default()
+                    ),
                     a.duration_ms
                 );
             }
@@ -578,9 +616,9 @@ pub fn events_list(state: Option<&str>, limit: i64, json: bool) -> ExitCode {
                 "{:>8}  {:<24}  {:<18}  {:<20}  {:<9}  {}",
                 e.id,
                 crate::store::rfc3339(e.created_at),
-                e.kind,
-                e.orderid.as_deref().unwrap_or("-"),
-                e.state,
+                escape(&e.kind),
+                or_dash(e.orderid.as_deref()),
+                escape(&e.state),
                 e.attempts
             );
         }
@@ -598,7 +636,8 @@ pub fn events_retry(id: i64) -> ExitCode {
         Ok(Some(event)) => {
             println!(
                 "event {} is {} again: the worker sends it",
-                event.id, event.state
+                event.id,
+                escape(&event.state)
             );
             ExitCode::SUCCESS
         }

@@ -8,7 +8,11 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::gateway::{paid_fields, sign, with, CallbackForm, PASSWORD};
+use support::gateway::{
+    checkout_paid_with_payer, paid_fields, sign, with, CallbackForm, BUYER_DATA, CHECKOUT_PAYER,
+    PASSWORD,
+};
+use support::service::Service;
 use support::{free_port, smtp};
 
 const ADMIN_TOKEN: &str = "log-test-admin-token-9876543210";
@@ -181,4 +185,168 @@ fn no_secret_reaches_the_logs() {
     assert!(lines
         .iter()
         .any(|l| l["outcome"] == "unknown_order" && l["orderid"] == "L-404"));
+}
+
+const CLIENT_ID: &str = "log-test-client";
+const CHECKOUT_SECRET: &str = "log-test-checkout-secret";
+
+/// `curl` with the admin token, answering the HTTP status; `headers` and a
+/// `body` as given.
+fn curl(method: &str, url: &str, headers: &[String], body: Option<&str>) -> String {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]);
+    cmd.args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}")]);
+    for header in headers {
+        cmd.args(["-H", header]);
+    }
+    if let Some(body) = body {
+        cmd.args(["--data-binary", body]);
+    }
+    let out = cmd.arg(url).output().expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The service's JSON log lines, once `callback` and `webhook` lines have
+/// all been written (polled, with a deadline).
+fn log_lines(
+    service: &Service,
+    callbacks: usize,
+    webhooks: usize,
+) -> (String, Vec<serde_json::Value>) {
+    let started = Instant::now();
+    loop {
+        let logs = service.stderr();
+        let lines: Vec<serde_json::Value> = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let count = |m: &str| lines.iter().filter(|l| l["message"] == m).count();
+        if count("callback") >= callbacks && count("webhook") >= webhooks {
+            return (logs, lines);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the callback and webhook lines were not logged:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 20.8: a paid callback carrying every personal field, a rejected copy
+/// of it and a Checkout snapshot with the payer's details. Without
+/// `PAYHOOK_LOG_PII` none of the buyer's values (nor the base64 `data` that
+/// holds them) is in any log line at any level; with it, the callback line
+/// carries `p_email`, `name` and `surename` as documented, and nothing else
+/// of the buyer's.
+#[test]
+fn buyer_data_is_logged_only_as_documented() {
+    let vectors = support::vectors::vectors_dir().join("current");
+    let mut fields = paid_fields("PII-1", "1250", "EUR");
+    for (name, value) in BUYER_DATA {
+        fields = with(fields, name, value);
+    }
+    let paid = sign(&fields, CallbackForm::Ss2);
+    let data = paid
+        .split('&')
+        .find_map(|p| p.strip_prefix("data="))
+        .unwrap()
+        .to_string();
+    let webhook = payhook::sim::CheckoutSigner::new(CHECKOUT_SECRET)
+        .sign(checkout_paid_with_payer("PII-2", 2500));
+    // Two-letter codes (countries) could be anywhere: the rest are unique.
+    let personal: Vec<&str> = BUYER_DATA
+        .iter()
+        .chain(CHECKOUT_PAYER)
+        .map(|(_, v)| *v)
+        .filter(|v| v.len() > 2)
+        .collect();
+
+    for pii in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_payhook"));
+        cmd.env_clear()
+            .env("PAYSERA_PROJECT_ID", "123")
+            .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
+            .env("PAYSERA_PUBLIC_KEY_FILE", vectors.join("public.pem"))
+            .env("PAYSERA_CHECKOUT_CLIENT_ID", CLIENT_ID)
+            .env("PAYSERA_CHECKOUT_SECRET", CHECKOUT_SECRET)
+            .env("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PAYHOOK_DATA_DIR", dir.path())
+            .env("PAYHOOK_BIND", format!("127.0.0.1:{port}"))
+            .env("PAYHOOK_ADMIN_BIND", format!("127.0.0.1:{admin}"))
+            .env("PAYHOOK_LOG_FORMAT", "json")
+            .env("PAYHOOK_LOG_PII", pii.to_string())
+            .env("RUST_LOG", "debug");
+        let service = Service::start(&mut cmd, admin, Duration::from_secs(30));
+        let (base, admin_base) = (
+            format!("http://127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{admin}"),
+        );
+        let json = ["Content-Type: application/json".to_string()];
+        for (orderid, body) in [
+            ("PII-1", r#"{"amount":1250,"currency":"EUR"}"#.to_string()),
+            (
+                "PII-2",
+                format!(r#"{{"amount":2500,"currency":"EUR","project_id":"{CLIENT_ID}"}}"#),
+            ),
+        ] {
+            let url = format!("{admin_base}/api/v1/orders/{orderid}");
+            assert_eq!(curl("PUT", &url, &json, Some(&body)), "201");
+        }
+        let callback = |query: &str| {
+            curl(
+                "GET",
+                &format!("{base}/paysera/callback?{query}"),
+                &[],
+                None,
+            )
+        };
+        assert_eq!(callback(&paid), "200");
+        assert_eq!(callback(&format!("{paid}&ss3=AAAA")), "400");
+        let headers: Vec<String> = webhook
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect();
+        let url = format!("{base}/paysera/checkout/webhook");
+        assert_eq!(
+            curl(
+                "POST",
+                &url,
+                &headers,
+                Some(std::str::from_utf8(&webhook.body).unwrap())
+            ),
+            "200"
+        );
+
+        let (logs, lines) = log_lines(&service, 2, 1);
+        let logged = |value: &str| logs.contains(value);
+        assert!(
+            !logged(&data[..40]),
+            "the data parameter was logged:\n{logs}"
+        );
+        let line = lines
+            .iter()
+            .find(|l| l["message"] == "callback" && l["outcome"] == "fulfilled")
+            .expect("the fulfilled callback's line");
+        let documented = [
+            ("p_email", "pii.buyer@example.com"),
+            ("name", "Pii-Jonas"),
+            ("surename", "Pii-Jonaitis"),
+        ];
+        for (field, value) in documented {
+            let expected = if pii { value } else { "" };
+            assert_eq!(line[field], expected, "{field} with PII {pii}: {line}");
+        }
+        for value in &personal {
+            let allowed = pii && documented.iter().any(|(_, v)| v == value);
+            let times = logs.matches(value).count();
+            assert_eq!(
+                times,
+                usize::from(allowed),
+                "{value:?} logged {times} time(s) with PII {pii}:\n{logs}"
+            );
+        }
+    }
 }

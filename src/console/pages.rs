@@ -608,6 +608,7 @@ pub async fn callback(
             })
             .unwrap_or_default()
     });
+    let raw = actions::shown_raw(&entry, state.log_pii);
     let notice = match (&query.replayed_from, query.replay.as_deref()) {
         (Some(from), _) => Some(format!("This is the replay of callback {from}.")),
         (None, Some(outcome)) if outcome == "error" || Outcome::parse(outcome).is_some() => Some(
@@ -631,7 +632,8 @@ pub async fn callback(
         outcome: entry.outcome,
         reason: entry.reason.unwrap_or_else(|| "-".into()),
         http_status: entry.http_status,
-        raw: entry.raw_query,
+        raw: raw.text,
+        raw_masked: raw.masked,
         raw_length: entry.raw_length.map_or("?".into(), |n| n.to_string()),
         raw_sha256: entry.raw_sha256.unwrap_or_else(|| "?".into()),
         truncated: entry.raw_truncated,
@@ -779,14 +781,14 @@ pub async fn order(
         attempts: Vec::new(),
         form: None,
     };
-    let expected = match (order.amount, &order.currency) {
-        (Some(a), Some(c)) => format!("{a} {c} (minor units)"),
-        _ => "nothing registered".into(),
-    };
+    let expectation = order.expectation();
+    let expected = expectation
+        .clone()
+        .unwrap_or_else(|| "nothing registered".into());
     let mut registered = blank(i64::MIN, "registered".into(), "registered".into());
-    registered.detail = match (order.amount, &order.currency) {
-        (Some(_), Some(_)) => format!("expects {expected}"),
-        _ => "made by a callback; no expectation registered".into(),
+    registered.detail = match expectation {
+        Some(expected) => format!("expects {expected}"),
+        None => "made by a callback; no expectation registered".into(),
     };
     steps.push((i64::MIN, registered));
     let mut replayed_outcome = None;

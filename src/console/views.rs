@@ -151,6 +151,8 @@ pub struct CallbackPage {
     pub reason: String,
     pub http_status: i32,
     pub raw: String,
+    /// Buyer data was hidden from `raw` (`PAYHOOK_LOG_PII` shows it).
+    pub raw_masked: bool,
     pub raw_length: String,
     pub raw_sha256: String,
     pub truncated: bool,

@@ -167,12 +167,45 @@ impl OrderState {
     }
 }
 
+/// What the amount registered for an order means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AmountMode {
+    /// The amount to pay (every classic order, and Checkout orders unless
+    /// registered otherwise): a Checkout snapshot of another amount is an
+    /// `amount_mismatch`, whatever its `payer_sets_amount` says.
+    #[default]
+    Fixed,
+    /// The least a payer who chooses the amount may pay (a Checkout order
+    /// created with `payer_sets_amount`): what they chose and paid is accepted.
+    PayerSets,
+}
+
+impl AmountMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AmountMode::Fixed => "fixed",
+            AmountMode::PayerSets => "payer_sets",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AmountMode> {
+        [AmountMode::Fixed, AmountMode::PayerSets]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
 /// The order as stored, read under the transaction's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderView {
     /// `None` when no expectation was registered (only with `OrderCheck::None`,
     /// or for a row a refund created before the order was registered).
     pub expected: Option<(Amount, Currency)>,
+    /// What `expected`'s amount means. Read by Checkout decisions only: a
+    /// classic callback pays the registered amount exactly, so the paid fast
+    /// path (`payhook_pay`) need not compare it (a test holds `decide` to
+    /// that).
+    pub amount_mode: AmountMode,
     pub state: OrderState,
     pub fulfilled: bool,
     /// A refund was recorded, whatever came before or after it.
@@ -600,6 +633,7 @@ mod tests {
             } else {
                 OrderState::AwaitingPayment
             },
+            amount_mode: AmountMode::Fixed,
             fulfilled,
             refunded: false,
             refunded_amount: None,
@@ -613,6 +647,7 @@ mod tests {
     /// expectation).
     fn refunded(expected: bool, fulfilled: bool) -> OrderView {
         OrderView {
+            amount_mode: AmountMode::Fixed,
             refunded: true,
             refunded_amount: None,
             test: false,
@@ -625,6 +660,32 @@ mod tests {
                 None
             },
             fulfilled,
+        }
+    }
+
+    /// Classic callbacks have no payer-set amounts: their decision never
+    /// reads `amount_mode`, which is why `payhook_pay` (the paid fast path,
+    /// classic only) does not compare it.
+    #[test]
+    fn the_classic_decision_does_not_read_the_amount_mode() {
+        let payer_sets = |o: OrderView| OrderView {
+            amount_mode: AmountMode::PayerSets,
+            ..o
+        };
+        for order_view in [order(false), order(true), refunded(true, false)] {
+            for callback in [
+                paid(&[]),
+                paid(&[("amount", "99")]),
+                paid(&[("amount", "101")]),
+                paid(&[("currency", "USD")]),
+                paid(&[("status", "0")]),
+            ] {
+                let other = payer_sets(order_view.clone());
+                assert_eq!(
+                    decide(&callback, Some(&order_view), STRICT),
+                    decide(&callback, Some(&other), STRICT)
+                );
+            }
         }
     }
 

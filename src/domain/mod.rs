@@ -15,8 +15,8 @@ mod returned;
 mod webhook;
 
 pub use decision::{
-    decide, decide_callback, order_to_lock, Decision, Flag, Notice, OrderChange, OrderCheck,
-    OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,
+    decide, decide_callback, order_to_lock, AmountMode, Decision, Flag, Notice, OrderChange,
+    OrderCheck, OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,
 };
 pub use recorded::Recorded;
 pub use returned::PaidReturn;

@@ -5,8 +5,8 @@
 use sha2::{Digest, Sha256};
 
 use super::decision::{
-    refund, Decision, Flag, Notice, OrderChange, OrderCheck, OrderLock, OrderState, OrderView,
-    Outcome, Progress, Rules, Seen,
+    refund, AmountMode, Decision, Flag, Notice, OrderChange, OrderCheck, OrderLock, OrderState,
+    OrderView, Outcome, Progress, Rules, Seen,
 };
 use super::{Amount, Currency};
 
@@ -32,8 +32,10 @@ pub struct Snapshot {
     pub currency: Currency,
     /// The ordering key of snapshots (unix seconds), when sent.
     pub updated_at: Option<i64>,
-    /// A payer-set order: `amount` is what the payer chose, checked against
-    /// the limits instead of the registered amount.
+    /// A payer-set order, the snapshot says: `amount` is what the payer
+    /// chose, checked against the snapshot's limits. Against a registration
+    /// only when the shop registered the order so (`AmountMode::PayerSets`):
+    /// the gateway's flag never turns a fixed amount into a minimum.
     pub payer_sets_amount: bool,
     pub within_limits: bool,
     /// A payment in it has the status `chargeback`.
@@ -288,12 +290,31 @@ fn decide_snapshot(s: &Snapshot, order: Option<&OrderView>, rules: Rules) -> Dec
                 format!("currency {}, expected {currency}", s.currency),
             );
         }
-        if !s.payer_sets_amount && s.amount != *amount {
-            return review(
-                Outcome::AmountMismatch,
-                Flag::AmountMismatch,
-                format!("amount {}, expected {amount}", s.amount),
-            );
+        let mode = order.map_or(AmountMode::Fixed, |o| o.amount_mode);
+        match mode {
+            AmountMode::Fixed if s.amount != *amount => {
+                let note = if s.payer_sets_amount {
+                    " (registered as a fixed amount; the snapshot says the payer set it)"
+                } else {
+                    ""
+                };
+                return review(
+                    Outcome::AmountMismatch,
+                    Flag::AmountMismatch,
+                    format!("amount {}, expected {amount}{note}", s.amount),
+                );
+            }
+            AmountMode::PayerSets if s.amount < *amount => {
+                return review(
+                    Outcome::AmountMismatch,
+                    Flag::AmountMismatch,
+                    format!(
+                        "payer-set amount {} below the registered minimum {amount}",
+                        s.amount
+                    ),
+                );
+            }
+            _ => {}
         }
     }
     if s.payer_sets_amount && !s.within_limits {
@@ -370,6 +391,7 @@ mod tests {
     fn order(paid: Option<i64>, at: Option<i64>, fulfilled: bool) -> OrderView {
         OrderView {
             expected: Some((amount(2500), eur())),
+            amount_mode: AmountMode::Fixed,
             state: if fulfilled {
                 OrderState::Paid
             } else {
@@ -485,6 +507,71 @@ mod tests {
         );
         assert_eq!(allowed.outcome, Outcome::Fulfilled);
         assert!(allowed.notify.unwrap().payload.contains("\"test\":true"));
+    }
+
+    fn payer_set_snapshot(amount_due: i64, paid: i64) -> CheckoutWebhook {
+        let fact = WebhookFact::Snapshot(Snapshot {
+            amount: amount(amount_due),
+            amount_paid: amount(paid),
+            currency: eur(),
+            updated_at: Some(10),
+            payer_sets_amount: true,
+            within_limits: true,
+            chargeback: false,
+        });
+        CheckoutWebhook::new(
+            "client".into(),
+            format!("payer-set {amount_due}/{paid}").as_bytes(),
+            Some("O-1".into()),
+            Some("p-1".into()),
+            "order:amount_paid_updated".into(),
+            fact,
+        )
+    }
+
+    /// Issue 20.11: the gateway's `payer_sets_amount` never lowers a fixed
+    /// registration; a registration as payer-set takes what was paid, from
+    /// its minimum up.
+    #[test]
+    fn only_a_payer_set_registration_takes_the_payers_amount() {
+        let fixed = order(None, None, false);
+        let lowered = outcome(&payer_set_snapshot(1, 1), Some(&fixed));
+        assert_eq!(
+            (lowered.outcome, lowered.flag, lowered.change),
+            (
+                Outcome::AmountMismatch,
+                Some(Flag::AmountMismatch),
+                OrderChange::SetState(OrderState::NeedsReview)
+            )
+        );
+        assert_eq!(
+            lowered.reason.as_deref(),
+            Some(
+                "amount 1, expected 2500 (registered as a fixed amount; the snapshot says the payer set it)"
+            )
+        );
+        // The registered amount in full is still a payment of a fixed order.
+        let full = outcome(&payer_set_snapshot(2500, 2500), Some(&fixed));
+        assert_eq!(full.outcome, Outcome::Fulfilled);
+
+        let minimum = OrderView {
+            expected: Some((amount(500), eur())),
+            amount_mode: AmountMode::PayerSets,
+            ..order(None, None, false)
+        };
+        let chosen = outcome(&payer_set_snapshot(1200, 1200), Some(&minimum));
+        assert_eq!((chosen.outcome, chosen.flag), (Outcome::Fulfilled, None));
+        assert_eq!(chosen.progress.map(|p| p.amount_paid), Some(amount(1200)));
+        let partly = outcome(&payer_set_snapshot(1200, 600), Some(&minimum));
+        assert_eq!(partly.outcome, Outcome::PartiallyPaid);
+        let below = outcome(&payer_set_snapshot(400, 400), Some(&minimum));
+        assert_eq!(
+            (below.outcome, below.reason.as_deref()),
+            (
+                Outcome::AmountMismatch,
+                Some("payer-set amount 400 below the registered minimum 500")
+            )
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::domain::{Fields, Outcome};
 use crate::http::callback::{handle, Handled, Pipeline};
 use crate::http::checkout::{handle as handle_webhook, HandledWebhook, WebhookPipeline};
 use crate::paysera::{RequestParams, Verifier};
-use crate::store::raw::{unescape, RawRequest};
+use crate::store::raw::{escape, unescape, RawRequest};
 use crate::store::{CallbackMeta, EventRow, JournalEntry, Store, StoreError};
 
 /// Why a stored callback was not replayed.
@@ -173,7 +173,8 @@ pub fn revoke_sessions(store: &Store, actor: &str) -> Result<usize, StoreError> 
 
 /// A stored callback's decoded fields, when the stored request still verifies
 /// (a truncated rejection cannot be decoded again); buyer personal data is
-/// masked unless `show_pii` (`PAYHOOK_LOG_PII`).
+/// masked unless `show_pii` (`PAYHOOK_LOG_PII`): [`is_personal`] fields of a
+/// classic callback, [`mask_payers`] text of a Checkout body.
 pub fn decoded_fields(
     verifier: &Verifier,
     entry: &JournalEntry,
@@ -185,44 +186,26 @@ pub fn decoded_fields(
     let raw = unescape(&entry.raw_query).ok()?;
     if entry.api == "checkout" {
         let (_, body) = RawRequest::split_webhook(&raw)?;
-        let mut body: serde_json::Value = serde_json::from_slice(body).ok()?;
-        if !show_pii {
-            mask_payers(&mut body);
-        }
-        return Some(body);
+        let body = if show_pii {
+            body.to_vec()
+        } else {
+            mask_payers(body).0
+        };
+        return serde_json::from_slice(&body).ok();
     }
     let params = RequestParams::parse(&raw, b"");
     let verified = verifier.verify(&params).ok()?;
     Some(mask_personal_data(verified.fields(), show_pii))
 }
 
-/// A Checkout body's payer names and e-mails, masked (`payer_name`,
-/// `payer_email`, and `name` / `email` of a `payer` object), wherever they are.
-fn mask_payers(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                let personal = matches!(k.as_str(), "payer_name" | "payer_email");
-                if personal && v.as_str().is_some_and(|s| !s.is_empty()) {
-                    *v = serde_json::Value::String("***".into());
-                } else if k == "payer" {
-                    if let Some(payer) = v.as_object_mut() {
-                        for (pk, pv) in payer.iter_mut() {
-                            if matches!(pk.as_str(), "name" | "email")
-                                && pv.as_str().is_some_and(|s| !s.is_empty())
-                            {
-                                *pv = serde_json::Value::String("***".into());
-                            }
-                        }
-                    }
-                } else {
-                    mask_payers(v);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_payers),
-        _ => {}
-    }
+/// A classic callback's fields that carry the buyer's personal data: the
+/// payer fields the shop sent and the gateway echoes (`p_email`,
+/// `p_firstname`, `p_phone`, … every `p_` name), the names the payment system
+/// gives (`name`, `surename`), the account paid from (`account`) and an SMS
+/// sender's number (`from`); in a legacy callback the same names after `wp_`.
+pub fn is_personal(name: &str) -> bool {
+    let name = name.strip_prefix("wp_").unwrap_or(name);
+    name.starts_with("p_") || matches!(name, "name" | "surename" | "account" | "from")
 }
 
 /// Buyer personal data is masked unless `show` (`PAYHOOK_LOG_PII`).
@@ -231,12 +214,245 @@ pub fn mask_personal_data(fields: &Fields, show: bool) -> serde_json::Value {
     if !show {
         if let Some(map) = value.as_object_mut() {
             for (k, v) in map.iter_mut() {
-                let personal = k.starts_with("p_") || k == "name" || k == "surename";
-                if personal && v.as_str().is_some_and(|s| !s.is_empty()) {
-                    *v = serde_json::Value::String("***".into());
+                if is_personal(k) && v.as_str().is_some_and(|s| !s.is_empty()) {
+                    *v = serde_json::Value::String(MASK.into());
                 }
             }
         }
     }
     value
+}
+
+/// What a masked value is shown as.
+const MASK: &str = "***";
+
+/// A stored request as the console and `payhook callbacks show` show it, in
+/// the journal's escaped form (`store::raw`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownRaw {
+    pub text: String,
+    /// Something was hidden: buyer data, shown with `PAYHOOK_LOG_PII`.
+    pub masked: bool,
+}
+
+/// The raw request with buyer data hidden unless `show_pii`, whether it
+/// verifies or not (a rejected request can hold a genuine callback's data):
+/// a classic request's `data` parameter (base64 of every field, the e-mail
+/// among them) becomes its length and SHA-256, a personal field sent in the
+/// clear (legacy callbacks) `***`; a Checkout body's payer text `***`, the
+/// rest of the bytes as received.
+pub fn shown_raw(entry: &JournalEntry, show_pii: bool) -> ShownRaw {
+    let as_stored = ShownRaw {
+        text: entry.raw_query.clone(),
+        masked: false,
+    };
+    if show_pii {
+        return as_stored;
+    }
+    let Ok(raw) = unescape(&entry.raw_query) else {
+        return as_stored;
+    };
+    let (bytes, masked) = if entry.api == "checkout" {
+        // The headers are payhook's own `X-Paysera-*` lines; the body follows
+        // the first empty line (`RawRequest::webhook`).
+        let start = if raw.first() == Some(&b'\n') {
+            1
+        } else {
+            match raw.windows(2).position(|w| w == b"\n\n") {
+                Some(i) => i + 2,
+                None => return as_stored,
+            }
+        };
+        let (body, masked) = mask_payers(&raw[start..]);
+        ([&raw[..start], &body[..]].concat(), masked)
+    } else {
+        mask_query(&raw)
+    };
+    ShownRaw {
+        text: escape(&bytes),
+        masked,
+    }
+}
+
+/// `name=value&…` with `data` hidden and [`is_personal`] values masked.
+fn mask_query(raw: &[u8]) -> (Vec<u8>, bool) {
+    use sha2::{Digest, Sha256};
+    let mut masked = false;
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, pair) in raw.split(|b| *b == b'&').enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+            out.extend_from_slice(pair);
+            continue;
+        };
+        let (name, value) = (&pair[..eq], &pair[eq + 1..]);
+        let decoded = percent_encoding::percent_decode(name).decode_utf8_lossy();
+        let shown = if value.is_empty() {
+            None
+        } else if decoded == "data" {
+            Some(format!(
+                "[{} bytes hidden, sha256 {}]",
+                value.len(),
+                hex::encode(Sha256::digest(value))
+            ))
+        } else if is_personal(&decoded) {
+            Some(MASK.to_string())
+        } else {
+            None
+        };
+        out.extend_from_slice(name);
+        out.push(b'=');
+        match shown {
+            Some(text) => {
+                masked = true;
+                out.extend_from_slice(text.as_bytes());
+            }
+            None => out.extend_from_slice(value),
+        }
+    }
+    (out, masked)
+}
+
+/// A Checkout body's payer text, masked: every string under a key that
+/// starts with `payer_` (`payer_name`, `payer_email`, `payer_country`,
+/// `payer_ip_country`, …) and every string inside a `payer` object or list
+/// (a refund's payer). It reads the JSON text as a stream, so a body cut
+/// short (a stored rejection) or not quite JSON is masked as far as it goes,
+/// and everything else keeps its bytes and order.
+pub fn mask_payers(body: &[u8]) -> (Vec<u8>, bool) {
+    /// Where the scanner is: the containers open around it, each marked
+    /// when it is a payer's.
+    struct Scan {
+        payer: Vec<bool>,
+        key: Option<Vec<u8>>,
+        masked: bool,
+    }
+    let mut scan = Scan {
+        payer: Vec::new(),
+        key: None,
+        masked: false,
+    };
+    let is_payer_key = |key: &[u8]| key.starts_with(b"payer_") || key == b"payer";
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        match b {
+            b'"' => {
+                // A string, to its closing quote (or the end of a cut body).
+                let mut end = i + 1;
+                while end < body.len() && body[end] != b'"' {
+                    end += if body[end] == b'\\' { 2 } else { 1 };
+                }
+                let end = end.min(body.len());
+                let content = &body[i + 1..end];
+                let mut next = end + 1;
+                while next < body.len() && body[next].is_ascii_whitespace() {
+                    next += 1;
+                }
+                let is_key = body.get(next) == Some(&b':');
+                let in_payer = scan.payer.last().copied().unwrap_or(false);
+                let under_payer_key = scan
+                    .key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with(b"payer_"));
+                out.push(b'"');
+                if !is_key && !content.is_empty() && (in_payer || under_payer_key) {
+                    out.extend_from_slice(MASK.as_bytes());
+                    scan.masked = true;
+                } else {
+                    out.extend_from_slice(content);
+                }
+                if end < body.len() {
+                    out.push(b'"');
+                }
+                scan.key = is_key.then(|| content.to_vec());
+                i = end + 1;
+                continue;
+            }
+            b'{' | b'[' => {
+                let in_payer = scan.payer.last().copied().unwrap_or(false);
+                let opens_payer = scan.key.as_deref().is_some_and(is_payer_key);
+                scan.payer.push(in_payer || opens_payer);
+                scan.key = None;
+            }
+            b'}' | b']' => {
+                scan.payer.pop();
+                scan.key = None;
+            }
+            b',' => scan.key = None,
+            _ => {}
+        }
+        out.push(b);
+        i += 1;
+    }
+    (out, scan.masked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(api: &str, raw: &[u8]) -> JournalEntry {
+        JournalEntry {
+            id: 1,
+            received_at: 0,
+            project_id: None,
+            orderid: None,
+            outcome: "rejected".into(),
+            reason: None,
+            http_status: 400,
+            method: "POST".into(),
+            raw_query: escape(raw),
+            raw_length: None,
+            raw_sha256: None,
+            raw_truncated: false,
+            api: api.into(),
+        }
+    }
+
+    #[test]
+    fn payer_text_is_masked_and_the_rest_kept_byte_for_byte() {
+        let body = br#"{"order":{"amount":2500,"payer_sets_amount":true,"payment_links":[{"name":"Order #1","payer_name":"John Doe","payer_email" : "john@example.com","payer_country":"LT","payments":[{"payer_ip_country":"LT","purpose":"x"}]}],"refund":{"payer":{"name":"J","iban":["LT12"]},"reason":"r"}}}"#;
+        let (masked, changed) = mask_payers(body);
+        assert!(changed);
+        assert_eq!(
+            String::from_utf8(masked).unwrap(),
+            r#"{"order":{"amount":2500,"payer_sets_amount":true,"payment_links":[{"name":"Order #1","payer_name":"***","payer_email" : "***","payer_country":"***","payments":[{"payer_ip_country":"***","purpose":"x"}]}],"refund":{"payer":{"name":"***","iban":["***"]},"reason":"r"}}}"#
+        );
+        // A body cut short (a stored rejection) is masked as far as it goes.
+        let (cut, _) = mask_payers(br#"{"payer_email":"john@exam"#);
+        assert_eq!(cut, br#"{"payer_email":"***"#);
+        // Escaped quotes do not end a string early; nothing else is touched.
+        let plain = br#"{"name":"a \"payer_email\": \"x\"","n":1}"#;
+        assert_eq!(mask_payers(plain), (plain.to_vec(), false));
+    }
+
+    #[test]
+    fn a_classic_raw_request_hides_data_and_personal_fields() {
+        let raw = b"data=ZW1haWw9YkBleGFtcGxlLmNvbQ&ss1=abc&wp_p_email=b%40example.com&p%5Fphone=+370&name=&x=1";
+        let shown = shown_raw(&entry("classic", raw), false);
+        assert!(shown.masked);
+        assert_eq!(
+            shown.text,
+            "data=[26 bytes hidden, sha256 \
+             6db94d6f022a53de6c278521e3b012ee4cee6e66f6d9bf07520fa3a9e41a6c06]\
+             &ss1=abc&wp_p_email=***&p%5Fphone=***&name=&x=1"
+        );
+        assert_eq!(
+            shown_raw(&entry("classic", raw), true).text,
+            escape(raw),
+            "PAYHOOK_LOG_PII shows it as stored"
+        );
+        let webhook = b"x-paysera-signature: ab\n\n{\"payer_email\":\"b@example.com\"}";
+        let shown = shown_raw(&entry("checkout", webhook), false);
+        assert_eq!(
+            shown.text,
+            "x-paysera-signature: ab\n\n{\"payer_email\":\"***\"}"
+        );
+        let nothing = shown_raw(&entry("classic", b"a=1&b"), false);
+        assert_eq!((nothing.text.as_str(), nothing.masked), ("a=1&b", false));
+    }
 }

@@ -15,9 +15,9 @@ use serde_json::{Map, Value};
 use super::auth::{Gate, Refusal};
 use super::error::AdminError;
 use super::AppState;
-use crate::domain::{Amount, Currency, Outcome};
+use crate::domain::{Amount, AmountMode, Currency, Outcome};
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
-use crate::store::{JournalFilter, Registration, Store, StoreError};
+use crate::store::{Expected, JournalFilter, Registration, Store, StoreError};
 
 /// Who the admin API's actions are logged as.
 pub const API_ACTOR: &str = "api";
@@ -170,10 +170,42 @@ fn currency_of(value: Option<&Value>) -> Result<Currency, AdminError> {
         })
 }
 
+/// `amount_mode` in a JSON body: `"fixed"` (the default) or `"payer_sets"`,
+/// which only a Checkout project's order can be (classic callbacks pay the
+/// registered amount exactly).
+fn amount_mode_of(
+    state: &AppState,
+    project_id: &str,
+    value: Option<&Value>,
+) -> Result<AmountMode, AdminError> {
+    let mode = match value {
+        None | Some(Value::Null) => AmountMode::Fixed,
+        Some(Value::String(s)) => AmountMode::parse(s).ok_or_else(amount_mode_invalid)?,
+        Some(_) => return Err(amount_mode_invalid()),
+    };
+    let checkout = state.checkout_projects.iter().any(|p| p == project_id)
+        && !state
+            .projects
+            .iter()
+            .any(|p| p.id.to_string() == project_id);
+    if mode == AmountMode::PayerSets && !checkout {
+        return Err(AdminError::Invalid(format!(
+            "amount_mode \"payer_sets\" is for Checkout projects; project {project_id} \
+             is a classic one, whose callbacks pay the registered amount exactly"
+        )));
+    }
+    Ok(mode)
+}
+
+fn amount_mode_invalid() -> AdminError {
+    AdminError::Invalid("amount_mode must be \"fixed\" or \"payer_sets\"".into())
+}
+
 struct NewExpectation {
     project_id: String,
     orderid: String,
     amount: Amount,
+    amount_mode: AmountMode,
     currency: Currency,
     test: bool,
 }
@@ -186,14 +218,13 @@ async fn register(
     let store = state.store.clone();
     on_store(&state.store, move || {
         let return_to = return_to.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
-        store.register_order(
-            &order.project_id,
-            &order.orderid,
-            order.amount,
-            &order.currency,
-            order.test,
-            return_to,
-        )
+        let expected = Expected {
+            amount: order.amount,
+            amount_mode: order.amount_mode,
+            currency: &order.currency,
+            test: order.test,
+        };
+        store.register_expectation(&order.project_id, &order.orderid, &expected, return_to)
     })
     .await
 }
@@ -215,10 +246,15 @@ fn conflict(registration: Registration) -> Result<bool, AdminError> {
             amount,
             currency,
             test,
+            amount_mode,
         } => Err(AdminError::Conflict(format!(
-            "order already registered with amount {} {}{}",
+            "order already registered with amount {} {}{}{}",
             amount.map_or("-".into(), |a| a.to_string()),
             currency.unwrap_or_default(),
+            match amount_mode {
+                AmountMode::Fixed => "",
+                AmountMode::PayerSets => " (payer_sets)",
+            },
             if test { " (test)" } else { "" }
         ))),
     }
@@ -311,6 +347,7 @@ pub async fn create_payment(
         project_id: project.id.to_string(),
         orderid,
         amount,
+        amount_mode: AmountMode::Fixed,
         currency,
         test,
     };
@@ -348,6 +385,9 @@ pub struct Expectation {
     project_id: Option<Value>,
     /// A test order (a Checkout webhook carries no test flag of its own).
     test: Option<Value>,
+    /// `"fixed"` (default): `amount` is what must be paid; `"payer_sets"`
+    /// (Checkout): the least a payer who chooses the amount may pay.
+    amount_mode: Option<Value>,
 }
 
 /// `PUT /api/v1/orders/{orderid}`: register an expectation only.
@@ -363,10 +403,12 @@ pub async fn put_order(
     let amount = amount_of(Some(&body.amount))?;
     let currency = currency_of(Some(&body.currency))?;
     let test = test_of(body.test.as_ref())?;
+    let amount_mode = amount_mode_of(&state, &project_id, body.amount_mode.as_ref())?;
     let order = NewExpectation {
         project_id: project_id.clone(),
         orderid: orderid.clone(),
         amount,
+        amount_mode,
         currency: currency.clone(),
         test,
     };
@@ -378,7 +420,7 @@ pub async fn put_order(
         .map_or_else(|_| project_id.clone().into(), Into::into);
     let reply = serde_json::json!({
         "orderid": orderid, "amount": amount, "currency": currency, "project_id": shown,
-        "test": test,
+        "test": test, "amount_mode": amount_mode.as_str(),
     });
     Ok(if created {
         HttpResponse::Created()

@@ -12,8 +12,8 @@ use super::raw::{RawRequest, Signed, StoredRaw};
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
 use super::{connection_lost, deadline, dispatch, now_millis, Backend, Conn, Store, StoreError};
 use crate::domain::{
-    Amount, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView, Outcome,
-    Progress, Recorded, Seen,
+    Amount, AmountMode, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView,
+    Outcome, Progress, Recorded, Seen,
 };
 
 /// Once per request, written with the duplicate guard: a retry whose earlier
@@ -257,10 +257,12 @@ impl<'a> Attempt<'a> {
 /// The order a paid callback normally finds: registered for its amount and
 /// currency, awaiting payment, nothing else recorded. Every field is one that
 /// `payhook_pay` compares (migration 21): a field added to `OrderView` must be
-/// compared there too.
+/// compared there too, or never be read by the classic decision
+/// (`amount_mode`: `the_classic_decision_does_not_read_the_amount_mode`).
 fn expected_order(expected: (Amount, Currency)) -> OrderView {
     OrderView {
         expected: Some(expected),
+        amount_mode: AmountMode::Fixed,
         state: OrderState::AwaitingPayment,
         fulfilled: false,
         refunded: false,
@@ -545,6 +547,8 @@ fn order_view(row: &OrderRow) -> OrderView {
     };
     OrderView {
         expected,
+        // The column's CHECK admits no other text.
+        amount_mode: AmountMode::parse(&row.amount_mode).unwrap_or_default(),
         state: OrderState::parse(&row.state).unwrap_or(OrderState::NeedsReview),
         fulfilled: row.fulfilled_at.is_some(),
         // A refund without a stated amount is recorded as 0, so this holds too.
@@ -599,6 +603,7 @@ fn ensure_order_row(
         currency: None,
         state: OrderState::AwaitingPayment.as_str(),
         test: false,
+        amount_mode: AmountMode::Fixed.as_str(),
         return_token: None,
         accept_url: None,
         created_at: now,
@@ -757,6 +762,9 @@ struct Claimed {
     o_snapshot_at: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     o_paysera_order_id: Option<String>,
+    /// Migration 27.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    o_amount_mode: Option<String>,
 }
 
 /// The guard and the order lock (`insert` into `answered`, then the order
@@ -798,6 +806,7 @@ fn claim_in_one_statement(
             amount_paid: claimed.o_amount_paid,
             snapshot_at: claimed.o_snapshot_at,
             paysera_order_id: claimed.o_paysera_order_id,
+            amount_mode: claimed.o_amount_mode.unwrap_or_default(),
         }),
         _ => None,
     };

@@ -29,7 +29,7 @@ pub use callbacks::{CallbackMeta, Processed, Step};
 pub use console::{FlagRow, FormClaim, Overview};
 pub use journal::{JournalEntry, JournalFilter, PruneCount};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
-pub use orders::Registration;
+pub use orders::{Expected, Registration};
 pub use outbox::{
     AfterAttempt, Attempt, AttemptRow, Backlog, EventFilter, EventRow, EventState, FeedPage,
 };

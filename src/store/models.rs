@@ -22,6 +22,7 @@ pub(crate) struct OrderRow {
     pub amount_paid: Option<i64>,
     pub snapshot_at: Option<i64>,
     pub paysera_order_id: Option<String>,
+    pub amount_mode: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -33,6 +34,7 @@ pub(crate) struct NewOrder<'a> {
     pub currency: Option<&'a str>,
     pub state: &'a str,
     pub test: bool,
+    pub amount_mode: &'a str,
     pub return_token: Option<&'a str>,
     pub accept_url: Option<&'a str>,
     pub created_at: i64,
@@ -98,6 +100,9 @@ pub struct OrderDetails {
     pub orderid: String,
     pub amount: Option<i64>,
     pub currency: Option<String>,
+    /// `fixed`: `amount` is what must be paid; `payer_sets`: the least a
+    /// payer who chooses the amount may pay (Checkout).
+    pub amount_mode: String,
     pub state: String,
     /// Every flag the order was given, oldest first (`paid_again`,
     /// `paid_order_unpaid`, `paid_after_refund`, `unmatched_payment`).
@@ -122,6 +127,20 @@ pub struct OrderDetails {
     pub callbacks: Vec<CallbackRow>,
     /// Older callbacks exist: ask again with `callbacks_before=<this>`.
     pub callbacks_before: Option<i64>,
+}
+
+impl OrderDetails {
+    /// What was registered, in words (`None`: nothing was).
+    pub fn expectation(&self) -> Option<String> {
+        let (amount, currency) = self.amount.zip(self.currency.as_deref())?;
+        Some(
+            if self.amount_mode == crate::domain::AmountMode::PayerSets.as_str() {
+                format!("at least {amount} {currency} (minor units; the payer sets the amount)")
+            } else {
+                format!("{amount} {currency} (minor units)")
+            },
+        )
+    }
 }
 
 pub fn rfc3339(millis: i64) -> String {

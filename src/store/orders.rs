@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use super::models::{CallbackRow, NewOrder, OrderDetails, OrderRow};
 use super::schema::{callbacks, order_flags, orders};
 use super::{dispatch, now_millis, Conn, Store, StoreError};
-use crate::domain::{Amount, Currency, OrderState, Outcome, PaidReturn};
+use crate::domain::{Amount, AmountMode, Currency, OrderState, Outcome, PaidReturn};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registration {
@@ -17,7 +17,19 @@ pub enum Registration {
         amount: Option<i64>,
         currency: Option<String>,
         test: bool,
+        amount_mode: AmountMode,
     },
+}
+
+/// What a shop registers for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected<'a> {
+    pub amount: Amount,
+    /// What `amount` means: the amount to pay, or a payer's minimum.
+    pub amount_mode: AmountMode,
+    pub currency: &'a Currency,
+    /// A test order (a Checkout webhook carries no test flag of its own).
+    pub test: bool,
 }
 
 /// Orders whose buyer came back between `$since` and `$cutoff`, still
@@ -44,10 +56,8 @@ macro_rules! missing {
 }
 
 impl Store {
-    /// Registers what an order must be paid, and whether it is a test order;
-    /// idempotent for identical values.
-    /// `return_to` is a fresh return token and the shop's accept URL, for buyers
-    /// who come back through payhook; an existing order keeps its token.
+    /// Registers the fixed amount an order must be paid, and whether it is a
+    /// test order: [`Store::register_expectation`] with `AmountMode::Fixed`.
     pub fn register_order(
         &self,
         project: &str,
@@ -57,6 +67,32 @@ impl Store {
         test: bool,
         return_to: Option<(&str, &str)>,
     ) -> Result<(Registration, Option<String>), StoreError> {
+        let expected = Expected {
+            amount,
+            amount_mode: AmountMode::Fixed,
+            currency,
+            test,
+        };
+        self.register_expectation(project, orderid, &expected, return_to)
+    }
+
+    /// Registers what an order must be paid, and whether it is a test order;
+    /// idempotent for identical values.
+    /// `return_to` is a fresh return token and the shop's accept URL, for buyers
+    /// who come back through payhook; an existing order keeps its token.
+    pub fn register_expectation(
+        &self,
+        project: &str,
+        orderid: &str,
+        expected: &Expected<'_>,
+        return_to: Option<(&str, &str)>,
+    ) -> Result<(Registration, Option<String>), StoreError> {
+        let Expected {
+            amount,
+            amount_mode,
+            currency,
+            test,
+        } = *expected;
         let now = now_millis();
         self.transaction(|conn| {
             let row = NewOrder {
@@ -66,6 +102,7 @@ impl Store {
                 currency: Some(currency.as_str()),
                 state: OrderState::AwaitingPayment.as_str(),
                 test,
+                amount_mode: amount_mode.as_str(),
                 return_token: return_to.map(|(token, _)| token),
                 accept_url: return_to.map(|(_, url)| url),
                 created_at: now,
@@ -82,11 +119,13 @@ impl Store {
             let existing =
                 find_order(conn, project, orderid)?.ok_or(diesel::result::Error::NotFound)?;
             let token = existing.return_token.clone();
+            let existing_mode = AmountMode::parse(&existing.amount_mode).unwrap_or_default();
             match (existing.amount, existing.currency.as_deref()) {
                 (Some(a), Some(c))
                     if a == amount.minor_units()
                         && c == currency.as_str()
-                        && existing.test == test =>
+                        && existing.test == test
+                        && existing_mode == amount_mode =>
                 {
                     Ok((Registration::Unchanged, token))
                 }
@@ -101,6 +140,7 @@ impl Store {
                             orders::amount.eq(amount.minor_units()),
                             orders::currency.eq(currency.as_str()),
                             orders::test.eq(test),
+                            orders::amount_mode.eq(amount_mode.as_str()),
                             orders::updated_at.eq(now),
                         ))
                         .execute(c))?;
@@ -111,6 +151,7 @@ impl Store {
                         amount,
                         currency: currency.map(str::to_string),
                         test: existing.test,
+                        amount_mode: existing_mode,
                     },
                     None,
                 )),
@@ -251,6 +292,7 @@ impl Store {
                 orderid: row.orderid,
                 amount: row.amount,
                 currency: row.currency,
+                amount_mode: row.amount_mode,
                 state: row.state,
                 flags,
                 refunded_amount: row.refunded_amount,

@@ -22,6 +22,7 @@ diesel::table! {
         amount_paid -> Nullable<BigInt>,
         snapshot_at -> Nullable<BigInt>,
         paysera_order_id -> Nullable<Text>,
+        amount_mode -> Text,
     }
 }
 

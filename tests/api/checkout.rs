@@ -454,8 +454,134 @@ async fn refunds_whose_total_overflows_are_flagged(backend: Backend) {
     assert_eq!(m["payhook_db_errors_total"], 0.0);
 }
 
+/// A snapshot of a payer-set order (spec vector V5's shape): the payer chose
+/// `amount`, and paid `paid`.
+fn payer_set(orderid: &str, amount: i64, paid: i64, updated_at: i64) -> SignedWebhook {
+    let body = json!({
+        "event": {"name": "amount_paid_updated", "type": "order"},
+        "order": {
+            "paysera_order_id": "019ed03a-9c11-7d20-8e31-5a6b7c8d9e0f",
+            "merchant_order_id": orderid,
+            "amount": amount, "amount_paid": paid, "currency": "EUR",
+            "status": if paid >= amount { "paid" } else { "pending_payment" },
+            "payer_sets_amount": true,
+            "updated_at": updated_at,
+            "payment_links": [{"id": "link-1", "name": "Donation", "payer_sets_amount": true,
+                "payments": [{"id": format!("pay-{updated_at}"), "method": "card",
+                    "status": "settled", "payment_currency": "EUR", "payment_amount": paid}]}]
+        }
+    });
+    CheckoutSigner::new(SECRET).sign(body.to_string().into_bytes())
+}
+
+async fn put(app: &TestApp, orderid: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .put(format!("{}/api/v1/orders/{orderid}", app.admin))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Issue 20.11: an order registered at 2 500 (a fixed amount, the default)
+/// is not fulfilled by a genuine snapshot that says the payer set the amount
+/// to 1 and paid 1: an amount mismatch, to review, as a classic callback.
+async fn a_payer_set_snapshot_never_lowers_a_fixed_amount(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    register(&app, "C-FIX", 2500, false).await;
+    let reply = send(&app, &payer_set("C-FIX", 1, 1, 100)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    let lowered = order(&app, "C-FIX").await;
+    assert_eq!(outcomes(&lowered), ["amount_mismatch"]);
+    assert_eq!(
+        (&lowered["state"], &lowered["flags"]),
+        (&json!("needs_review"), &json!(["unmatched_payment"]))
+    );
+    assert_eq!(
+        lowered["callbacks"][0]["reason"],
+        "amount 1, expected 2500 (registered as a fixed amount; the snapshot says the payer set it)"
+    );
+    assert_eq!(app.fulfilments("C-FIX"), 0);
+    assert_eq!(events(&app, "C-FIX"), ["amount_mismatch"]);
+    assert_eq!(lowered["amount_mode"], "fixed");
+}
+
+/// A registration says the payer sets the amount (Checkout only): what they
+/// chose and paid, from the registered minimum up, fulfils and is recorded.
+async fn a_payer_set_registration_is_fulfilled_with_what_was_paid(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    let payer_sets = json!({"amount": 500, "currency": "EUR", "project_id": CLIENT_ID,
+                            "amount_mode": "payer_sets"});
+    let (status, body) = put(&app, "C-GIFT", payer_sets.clone()).await;
+    assert_eq!((status, &body["amount_mode"]), (201, &json!("payer_sets")));
+    assert_eq!(put(&app, "C-GIFT", payer_sets).await.0, 200, "idempotent");
+    let (status, body) = put(
+        &app,
+        "C-GIFT",
+        json!({"amount": 500, "currency": "EUR", "project_id": CLIENT_ID}),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a fixed amount is another registration: {body}"
+    );
+    // Classic callbacks pay the registered amount exactly; a bad value is named.
+    for (body, error) in [
+        (
+            json!({"amount": 500, "currency": "EUR", "amount_mode": "payer_sets"}),
+            "amount_mode \"payer_sets\" is for Checkout projects; project 123 is a classic one, whose callbacks pay the registered amount exactly",
+        ),
+        (
+            json!({"amount": 500, "currency": "EUR", "project_id": CLIENT_ID, "amount_mode": "any"}),
+            "amount_mode must be \"fixed\" or \"payer_sets\"",
+        ),
+    ] {
+        let (status, answer) = put(&app, "C-BAD", body).await;
+        assert_eq!((status, &answer["error"]), (422, &json!(error)));
+    }
+
+    let reply = send(&app, &payer_set("C-GIFT", 1200, 1200, 100)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    let paid = order(&app, "C-GIFT").await;
+    assert_eq!(outcomes(&paid), ["fulfilled"]);
+    assert_eq!(
+        (&paid["state"], &paid["amount_paid"], &paid["flags"]),
+        (&json!("paid"), &json!(1200), &json!([]))
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM fulfilments WHERE orderid = 'C-GIFT' AND amount = 1200"
+        ),
+        1
+    );
+
+    // Below the registered minimum: to review, never fulfilled.
+    let (status, _) = put(
+        &app,
+        "C-LOW",
+        json!({"amount": 500, "currency": "EUR", "project_id": CLIENT_ID,
+               "amount_mode": "payer_sets"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    send(&app, &payer_set("C-LOW", 400, 400, 100)).await;
+    let low = order(&app, "C-LOW").await;
+    assert_eq!(outcomes(&low), ["amount_mismatch"]);
+    assert_eq!(
+        low["callbacks"][0]["reason"],
+        "payer-set amount 400 below the registered minimum 500"
+    );
+    assert_eq!(app.fulfilments("C-LOW"), 0);
+}
+
 both_backends!(
     a_large_forged_webhook_is_stored_bounded,
+    a_payer_set_snapshot_never_lowers_a_fixed_amount,
+    a_payer_set_registration_is_fulfilled_with_what_was_paid,
     paid_partial_full_overpaid_and_out_of_order,
     the_same_webhook_ten_times_at_once_fulfils_once,
     rejections_unknown_events_chargebacks_and_test_orders,

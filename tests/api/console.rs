@@ -897,3 +897,6 @@ async fn the_self_check_runs_the_commands_checks() {
         1
     );
 }
+
+/// Issue 20: buyer data and registrations as the console shows them.
+mod operator_data;

@@ -6,6 +6,7 @@ mod support;
 mod backends_agree;
 mod batching;
 mod checkout;
+mod cli_output;
 mod concurrency;
 mod console;
 mod db_faults;

@@ -100,3 +100,55 @@ pub fn sign(fields: &[(String, String)], form: CallbackForm) -> String {
 pub fn paid(orderid: &str, amount: &str) -> String {
     sign(&paid_fields(orderid, amount, "EUR"), CallbackForm::Ss2)
 }
+
+/// Every field of a classic callback that carries the buyer's personal data
+/// (protocol.md: the payer fields echoed back, the payment system's names,
+/// the account paid from), each with a value found nowhere else.
+pub const BUYER_DATA: &[(&str, &str)] = &[
+    ("p_email", "pii.buyer@example.com"),
+    ("name", "Pii-Jonas"),
+    ("surename", "Pii-Jonaitis"),
+    ("p_firstname", "Pii-Firstname"),
+    ("p_lastname", "Pii-Lastname"),
+    ("p_phone", "37069900011"),
+    ("p_street", "Pii-Gatve-7"),
+    ("p_city", "Pii-Vilnius"),
+    ("p_state", "Pii-State"),
+    ("p_zip", "LT-99001"),
+    ("p_countrycode", "XQ"),
+    ("p_countryname", "Pii-Countryland"),
+    ("account", "LT601010012345678901"),
+];
+
+/// The payer fields of a Checkout snapshot's payment link, each with a value
+/// found nowhere else.
+pub const CHECKOUT_PAYER: &[(&str, &str)] = &[
+    ("payer_name", "Pii-Checkout-Name"),
+    ("payer_email", "pii.checkout@example.com"),
+    ("payer_ip_country", "XQ"),
+    ("payer_country", "XQ"),
+];
+
+/// A fully paid Checkout snapshot of `orderid` carrying [`CHECKOUT_PAYER`]
+/// (spec vector V1's shape), unsigned.
+pub fn checkout_paid_with_payer(orderid: &str, amount: i64) -> Vec<u8> {
+    let mut link = serde_json::json!({
+        "id": "link-1", "name": format!("Order {orderid}"),
+        "payments": [{"id": "pay-1", "method": "card", "status": "settled",
+                      "payment_currency": "EUR", "payment_amount": amount}]
+    });
+    for (name, value) in CHECKOUT_PAYER {
+        link[*name] = (*value).into();
+    }
+    serde_json::json!({
+        "event": {"name": "amount_paid_updated", "type": "order"},
+        "order": {
+            "paysera_order_id": "019ed03a-84f0-7ba0-874a-f7473738875b",
+            "merchant_order_id": orderid, "amount": amount, "amount_paid": amount,
+            "currency": "EUR", "status": "paid", "updated_at": 1736433570,
+            "payment_links": [link]
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
