@@ -343,10 +343,7 @@ impl Guarded {
             ),
             Over::Unanswered => (
                 "413 Payload Too Large",
-                format!(
-                    "request over {} bytes with its head",
-                    count.max_unanswered
-                ),
+                format!("request over {} bytes with its head", count.max_unanswered),
             ),
         };
         tracing::debug!(%status, "request refused by the connection bounds");

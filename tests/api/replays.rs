@@ -72,7 +72,7 @@ fn junk(len: usize, seed: u64) -> String {
 /// (`tests/slow_clients.rs`), so each half is what still reaches storage.
 async fn replay_with_junk(app: &TestApp, query: &str, seed: u64) -> (u16, String) {
     let extra = junk(60 * 1024, seed);
-    let request = if seed % 2 == 0 {
+    let request = if seed.is_multiple_of(2) {
         app.client
             .post(format!("{}/paysera/callback?{query}&x={extra}", app.base))
     } else {
