@@ -35,6 +35,9 @@ pub struct ConsoleSettings {
 pub const LOGIN_ATTEMPTS: u32 = 10;
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 
+/// The largest form body a console page reads.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
 /// Mounted on the admin listener; needs `web::Data` of `AppState`,
 /// `ConsoleSettings` and `LoginLimiter`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -42,7 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/ui")
             .app_data(
                 web::FormConfig::default()
-                    .limit(16 * 1024)
+                    .limit(MAX_FORM_BYTES)
                     .error_handler(|e, _| {
                         ConsoleError::BadRequest(format!("invalid form: {e}")).into()
                     }),

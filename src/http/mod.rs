@@ -104,3 +104,6 @@ impl AppState {
 
 /// Most callbacks are under 2 KiB; the gateway's GET query is at most a few KiB.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+/// The admin API's JSON bodies (an order's registration, a payment request).
+pub const MAX_ADMIN_JSON_BYTES: usize = 64 * 1024;
