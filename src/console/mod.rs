@@ -68,7 +68,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/orders/{orderid}", web::get().to(pages::order))
             .route("/orders/{orderid}/close", web::post().to(pages::close))
             .route("/notifications", web::get().to(pages::notifications))
-            .route("/check", web::get().to(pages::self_check))
+            .route("/check", web::get().to(pages::check_page))
+            .route("/check", web::post().to(pages::self_check))
             .route("/events/{id}/retry", web::post().to(pages::retry))
             .route(
                 "/notifications/test",

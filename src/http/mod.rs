@@ -22,12 +22,13 @@ use crate::metrics::Metrics;
 use crate::paysera::{ProjectCredentials, Verifier};
 use crate::store::Store;
 
-/// One line of the self-diagnosis (`payhook check`), as the console shows it.
-#[derive(Debug, Clone)]
+/// One line of the self-diagnosis (`payhook check`), as the console shows it
+/// (and keeps it, as JSON, for `GET /ui/check`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckLine {
     pub check: String,
     /// `ok`, `warn`, `fail` or `skip`.
-    pub status: &'static str,
+    pub status: String,
     pub detail: String,
     pub fix: Option<String>,
 }

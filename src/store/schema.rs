@@ -138,5 +138,7 @@ diesel::table! {
         nonce -> Text,
         created_at -> BigInt,
         location -> Nullable<Text>,
+        notice -> Nullable<Text>,
+        check_lines -> Nullable<Text>,
     }
 }
