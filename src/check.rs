@@ -131,7 +131,7 @@ pub fn for_console(settings: Settings) -> crate::http::SelfCheck {
                 .into_iter()
                 .map(|c| crate::http::CheckLine {
                     check: c.check.to_string(),
-                    status: c.status.as_str(),
+                    status: c.status.as_str().to_string(),
                     detail: c.detail,
                     fix: c.fix,
                 })

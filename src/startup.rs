@@ -6,19 +6,24 @@ use std::sync::Arc;
 
 use actix_http::{HttpService, KeepAlive};
 use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
-use actix_web::dev::{AppConfig, Server, ServerHandle};
+use actix_web::body::MessageBody;
+use actix_web::dev::{
+    AppConfig, Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse,
+};
 use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use anyhow::Context;
 
 use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
-use crate::console::ConsoleSettings;
+use crate::console::{ConsoleSettings, MAX_FORM_BYTES};
 use crate::http::auth::{self, ClientAddress, Gate, Limits};
 use crate::http::body::{self, Answer};
 use crate::http::connections::{self, AddressLimiter, ConnectionBounds};
-use crate::http::{admin, callback, health, return_url, AppState, MAX_CALLBACK_BYTES};
+use crate::http::{
+    admin, callback, health, return_url, AppState, MAX_ADMIN_JSON_BYTES, MAX_CALLBACK_BYTES,
+};
 use crate::metrics::Metrics;
 use crate::store::{spawn_pruner, Pruned, Store};
 
@@ -166,6 +171,8 @@ fn public_server(
                     async move { signal.notified().await }
                 })
                 .on_connect_ext(connections::on_connect)
+                // Every public route reads at most `MAX_CALLBACK_BYTES`.
+                .expect(body::expect(|_| MAX_CALLBACK_BYTES, Answer::Text))
                 .finish(map_config(
                     app.into_factory()
                         .map_err(|e: actix_web::Error| e.error_response()),
@@ -177,6 +184,68 @@ fn public_server(
                 async move { connections::admit(io, &limiter, &connection).await }
             })
             .and_then(http)
+        })?
+        .run())
+}
+
+/// The most an admin route reads: a console form, or the API's JSON.
+fn admin_body_limit(path: &str) -> usize {
+    if path.starts_with("/ui/") {
+        MAX_FORM_BYTES
+    } else {
+        MAX_ADMIN_JSON_BYTES
+    }
+}
+
+/// What `HttpServer::listen` builds for the admin listener (one worker, its
+/// own connection cap), with an `Expect: 100-continue` hook: a body announced
+/// over the route's limit is answered 413 before `100 Continue`.
+fn admin_server<F, T, B>(
+    app: F,
+    listener: TcpListener,
+    max_connections: usize,
+    request_timeout: std::time::Duration,
+    shutdown_timeout: u64,
+) -> std::io::Result<Server>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    let local = listener.local_addr()?;
+    let builder = actix_server::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    Ok(builder
+        .workers(1)
+        .max_concurrent_connections(max_connections)
+        .backlog(1024)
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
+        .listen("payhook-admin", listener, move || {
+            let graceful = graceful.clone();
+            HttpService::build()
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .local_addr(local)
+                .graceful_shutdown_signal(move || {
+                    let signal = graceful.clone();
+                    async move { signal.notified().await }
+                })
+                .expect(body::expect(admin_body_limit, Answer::Json))
+                .finish(map_config(
+                    app()
+                        .into_factory()
+                        .map_err(|e: actix_web::Error| e.error_response()),
+                    |_| AppConfig::default(),
+                ))
+                .tcp()
         })?
         .run())
 }
@@ -359,7 +428,7 @@ impl Application {
             ClientAddress::new(http.trusted_proxies.clone(), http.client_ip_header),
             Limits::ADMIN,
         ));
-        let admin = HttpServer::new(move || {
+        let admin_app = move || {
             App::new()
                 .wrap(from_fn(move |req, next| {
                     body::deadline(timeout, Answer::Json, req, next)
@@ -372,7 +441,7 @@ impl Application {
                 .configure(crate::console::routes)
                 .app_data(
                     web::JsonConfig::default()
-                        .limit(64 * 1024)
+                        .limit(MAX_ADMIN_JSON_BYTES)
                         .error_handler(|e, _| bad_input(format!("invalid JSON body: {e}"))),
                 )
                 .app_data(
@@ -402,14 +471,8 @@ impl Application {
                         .configure(crate::http::events::routes)
                         .default_service(web::to(admin::not_found)),
                 )
-        })
-        .workers(1)
-        .max_connections(limits.admin)
-        .client_request_timeout(timeout)
-        .listen(admin_listener)?
-        .disable_signals()
-        .shutdown_timeout(shutdown)
-        .run();
+        };
+        let admin = admin_server(admin_app, admin_listener, limits.admin, timeout, shutdown)?;
 
         Ok(Application {
             port,

@@ -104,13 +104,14 @@ async fn an_operator_replays_a_callback_from_the_orders_story() {
     // Replay the paid callback: a new row, a duplicate, marked in the story.
     let buttons = browser.all(".story li[id^='callback-'] form button").await;
     browser.click(&buttons[0]).await;
-    let url = browser.wait_for_url(|u| u.contains("replayed=")).await;
-    assert!(url.contains("/ui/orders/1002?replayed="), "{url}");
+    let url = browser.wait_for_url(|u| u.contains("done=")).await;
+    assert!(url.contains("/ui/orders/1002?done="), "{url}");
     assert_eq!(
         browser.all(".story .tag-duplicate").await.len(),
         duplicates + 1
     );
-    let marked = browser.one(".story li.highlight .tag").await;
+    // The new row is the URL's fragment: the stylesheet marks it.
+    let marked = browser.one(".story li:target .tag").await;
     assert_eq!(browser.text(&marked).await, "duplicate");
     assert!(browser.source().await.contains(": duplicate."));
     std::fs::write(shots.join("console-order.png"), browser.screenshot().await).unwrap();

@@ -698,3 +698,130 @@ async fn a_long_head_with_a_full_body_gets_413() {
     assert_eq!(reply.text().await.unwrap(), "OK");
     service.stop.stop().await;
 }
+
+/// Sends a request head asking `Expect: 100-continue` for a body of `length`
+/// bytes, and no body.
+async fn expect_continue(
+    addr: &str,
+    request_line: &str,
+    content_type: &str,
+    length: usize,
+) -> TcpStream {
+    let mut stream = connect_from("127.0.0.1", addr).await;
+    let head = format!(
+        "{request_line} HTTP/1.1\r\nHost: payhook\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+/// A client that asks `Expect: 100-continue` for a body over the route's
+/// limit is answered 413 at once and the connection closed: `100 Continue`
+/// is never sent, so it never starts uploading. Within the limit, it gets
+/// `100 Continue`, sends its body and is served. On both listeners, with each
+/// route's own limit (64 KiB for a callback or the API's JSON, 16 KiB for a
+/// console form).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused_before_100_continue() {
+    let service = Service::start(&[]).await;
+    let refused = [
+        (
+            &service.public,
+            "POST /paysera/callback",
+            "application/x-www-form-urlencoded",
+            100_000_000,
+            "request body too large",
+        ),
+        (
+            &service.public,
+            "POST /paysera/checkout/webhook",
+            "application/json",
+            64 * 1024 + 1,
+            "request body too large",
+        ),
+        (
+            &service.admin,
+            "PUT /api/v1/orders/BIG-1",
+            "application/json",
+            100_000_000,
+            "{\"error\":\"request body over 65536 bytes\"}",
+        ),
+        (
+            &service.admin,
+            "POST /ui/login",
+            "application/x-www-form-urlencoded",
+            16 * 1024 + 1,
+            "{\"error\":\"request body over 16384 bytes\"}",
+        ),
+    ];
+    for (addr, request_line, content_type, length, body) in refused {
+        let started = Instant::now();
+        let stream = expect_continue(addr, request_line, content_type, length).await;
+        let (_, answer) = closed_by(stream, started + Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{request_line}: not answered and closed within 5 s"));
+        assert!(
+            answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+            "{request_line}: {answer:?}"
+        );
+        assert!(
+            !answer.contains("100 Continue"),
+            "{request_line}: {answer:?}"
+        );
+        assert!(answer.ends_with(body), "{request_line}: {answer:?}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("\r\nconnection: close\r\n"),
+            "{request_line}: {answer:?}"
+        );
+    }
+
+    // Within the limit: 100 Continue, then the body, then the answer.
+    let client = reqwest::Client::new();
+    service.register(&client, "EXP-1").await;
+    let callback = paid_callback("EXP-1");
+    let order = r#"{"amount":1250,"currency":"EUR"}"#;
+    let login = "token=not-the-token";
+    let served = [
+        (
+            &service.public,
+            "POST /paysera/callback",
+            "application/x-www-form-urlencoded",
+            callback.as_str(),
+            "http/1.1 200",
+            "OK",
+        ),
+        (
+            &service.admin,
+            "PUT /api/v1/orders/EXP-2",
+            "application/json",
+            order,
+            "http/1.1 201",
+            "EXP-2",
+        ),
+        (
+            &service.admin,
+            "POST /ui/login",
+            "application/x-www-form-urlencoded",
+            login,
+            "http/1.1 401",
+            "missing or wrong token",
+        ),
+    ];
+    for (addr, request_line, content_type, body, status, text) in served {
+        let mut stream = expect_continue(addr, request_line, content_type, body.len()).await;
+        let (head, _) = read_answer(&mut stream)
+            .await
+            .unwrap_or_else(|| panic!("{request_line}: closed before 100 Continue"));
+        assert_eq!(head, "http/1.1 100 continue", "{request_line}");
+        stream.write_all(body.as_bytes()).await.unwrap();
+        let (head, answer) = read_answer(&mut stream)
+            .await
+            .unwrap_or_else(|| panic!("{request_line}: not served"));
+        assert!(head.starts_with(status), "{request_line}: {head}");
+        assert!(answer.contains(text), "{request_line}: {answer}");
+    }
+    service.stop.stop().await;
+}

@@ -34,6 +34,9 @@ pub struct ConsoleSettings {
     pub missed_window: Duration,
 }
 
+/// The largest form body a console page reads.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
 /// Mounted on the admin listener; needs `web::Data` of `AppState`,
 /// `ConsoleSettings` and `http::auth::Gate`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -41,7 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/ui")
             .app_data(
                 web::FormConfig::default()
-                    .limit(16 * 1024)
+                    .limit(MAX_FORM_BYTES)
                     .error_handler(|e, _| {
                         ConsoleError::BadRequest(format!("invalid form: {e}")).into()
                     }),
@@ -65,7 +68,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/orders/{orderid}", web::get().to(pages::order))
             .route("/orders/{orderid}/close", web::post().to(pages::close))
             .route("/notifications", web::get().to(pages::notifications))
-            .route("/check", web::get().to(pages::self_check))
+            .route("/check", web::get().to(pages::check_page))
+            .route("/check", web::post().to(pages::self_check))
             .route("/events/{id}/retry", web::post().to(pages::retry))
             .route(
                 "/notifications/test",

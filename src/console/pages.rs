@@ -17,8 +17,11 @@ use crate::domain::{OrderState, Outcome};
 use crate::http::actions::{self, ReplayError};
 use crate::http::auth::{retry_after_seconds, Gate, Refusal};
 use crate::http::AppState;
+use crate::http::CheckLine;
 use crate::notify::EventType;
-use crate::store::{rfc3339, AttemptRow, EventFilter, EventState, FormClaim, JournalFilter};
+use crate::store::{
+    rfc3339, AttemptRow, EventFilter, EventState, FormClaim, FormDone, FormResult, JournalFilter,
+};
 
 type Page = Result<HttpResponse, ConsoleError>;
 
@@ -210,27 +213,49 @@ impl ActionForm {
     }
 }
 
+/// What an action did: where it leads, and what the page there says about it.
+struct Done {
+    location: String,
+    notice: Option<String>,
+    /// The self-check's lines, shown again by `GET /ui/check`.
+    check: Option<Vec<CheckLine>>,
+}
+
+impl Done {
+    fn notice(location: String, notice: String) -> Done {
+        Done {
+            location,
+            notice: Some(notice),
+            check: None,
+        }
+    }
+}
+
 /// Checks the form's CSRF token, then runs `action` once per form nonce: the
-/// first POST acts and remembers where it led; a repeat (a double click, a
-/// reload) is sent there without acting again.
+/// first POST acts and stores what it came to; a repeat (a double click, a
+/// reload) is sent to the same page without acting again. An action that
+/// fails gives its nonce back: the same form sent again acts.
 async fn act(
     state: web::Data<AppState>,
     session: Session,
     form: &ActionForm,
-    fallback: String,
-    action: impl FnOnce(&AppState, &str) -> Result<String, ConsoleError> + Send + 'static,
+    action: impl FnOnce(&AppState, &str) -> Result<Done, ConsoleError> + Send + 'static,
 ) -> Page {
-    let nonce = match claim(&state, &session, form, &fallback).await? {
+    let nonce = match claim(&state, &session, form).await? {
         Claimed::Repeat(page) => return Ok(page),
         Claimed::First(nonce) => nonce,
     };
     let worker = state.clone();
     let actor = session.handle();
-    let location = state
+    let done = match state
         .store
         .bounded(move || Ok(action(&worker, &actor)))
-        .await??;
-    finish(&state, &session, nonce, location).await
+        .await
+    {
+        Ok(done) => done,
+        Err(e) => Err(e.into()),
+    };
+    settle(&state, &session, nonce, done).await
 }
 
 /// `act` for an action that waits on something else than the database (the
@@ -239,25 +264,29 @@ async fn act_async<F>(
     state: web::Data<AppState>,
     session: Session,
     form: &ActionForm,
-    fallback: String,
     action: impl FnOnce(web::Data<AppState>, String) -> F,
 ) -> Page
 where
-    F: std::future::Future<Output = Result<String, ConsoleError>>,
+    F: std::future::Future<Output = Result<Done, ConsoleError>>,
 {
-    let nonce = match claim(&state, &session, form, &fallback).await? {
+    let nonce = match claim(&state, &session, form).await? {
         Claimed::Repeat(page) => return Ok(page),
         Claimed::First(nonce) => nonce,
     };
-    let location = action(state.clone(), session.handle()).await?;
-    finish(&state, &session, nonce, location).await
+    let done = action(state.clone(), session.handle()).await;
+    settle(&state, &session, nonce, done).await
 }
 
 enum Claimed {
-    /// This form acted before: where it led.
+    /// This form acted before: to where it led.
     Repeat(HttpResponse),
-    /// The first time: its nonce, to record where it leads.
+    /// The first time: its nonce, to store what it comes to.
     First(String),
+}
+
+/// A form's nonce: 32 hex digits, as `session::nonce` makes them.
+fn well_formed(nonce: &str) -> bool {
+    nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The form's CSRF token, then its nonce claimed for this session.
@@ -265,7 +294,6 @@ async fn claim(
     state: &web::Data<AppState>,
     session: &Session,
     form: &ActionForm,
-    fallback: &str,
 ) -> Result<Claimed, ConsoleError> {
     if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
         tracing::warn!(session = %session.handle(), "console form refused: missing or wrong CSRF token");
@@ -274,7 +302,7 @@ async fn claim(
     let nonce = form
         .nonce
         .clone()
-        .filter(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|n| well_formed(n))
         .ok_or_else(|| ConsoleError::BadRequest("the form has no nonce; reload the page".into()))?;
     let (store, hash, n) = (
         state.store.clone(),
@@ -285,29 +313,84 @@ async fn claim(
         .store
         .bounded(move || store.claim_form(&hash, &n))
         .await?;
-    Ok(match claim {
-        FormClaim::Repeat(location) => {
+    match claim {
+        FormClaim::Repeat(Some(location)) => {
             tracing::info!(session = %session.handle(), "console form sent again: not acted on twice");
-            Claimed::Repeat(see_other(location.as_deref().unwrap_or(fallback)))
+            Ok(Claimed::Repeat(see_other(&location)))
         }
-        FormClaim::First => Claimed::First(nonce),
-    })
+        // Still running (a double click), or cut short (the instance stopped,
+        // or the database failed after the claim and before the release).
+        FormClaim::Repeat(None) => Err(ConsoleError::Conflict(
+            "this form was sent before and its action has not finished; open the page again \
+             to see what it did, and for a fresh form"
+                .into(),
+        )),
+        FormClaim::First => Ok(Claimed::First(nonce)),
+    }
 }
 
-/// Remembers where the form led, and goes there.
-async fn finish(
+/// Stores what the form's action came to and sends the operator to its page,
+/// which reads the notice back by the nonce (`?done=`). A failed action's
+/// nonce is given back, and its error answered.
+async fn settle(
     state: &web::Data<AppState>,
     session: &Session,
     nonce: String,
-    location: String,
+    done: Result<Done, ConsoleError>,
 ) -> Page {
     let (store, hash) = (state.store.clone(), session.hash().to_string());
-    let saved = location.clone();
-    state
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            let n = nonce.clone();
+            if let Err(release) = state
+                .store
+                .bounded(move || store.release_form(&hash, &n))
+                .await
+            {
+                tracing::warn!(session = %session.handle(), error = %release,
+                    "console form failed and its nonce was not given back");
+            }
+            return Err(e);
+        }
+    };
+    let result = FormResult {
+        location: with_param(&done.location, "done", &nonce),
+        notice: done.notice,
+        // Strings only: serialising cannot fail.
+        check_lines: done
+            .check
+            .and_then(|lines| serde_json::to_string(&lines).ok()),
+    };
+    let location = result.location.clone();
+    if let Err(e) = state
         .store
-        .bounded(move || store.finish_form(&hash, &nonce, &saved))
-        .await?;
+        .bounded(move || store.finish_form(&hash, &nonce, &result))
+        .await
+    {
+        // It acted: its page shows the effect, without a notice.
+        tracing::warn!(session = %session.handle(), error = %e,
+            "console form acted, but what it came to was not stored");
+    }
     Ok(see_other(&location))
+}
+
+/// What the form named by a page's `?done=` came to, when it is a finished
+/// form of this session; anything else (another session's nonce, a made-up
+/// one) shows nothing.
+async fn done(
+    state: &AppState,
+    session: &Session,
+    nonce: Option<&str>,
+) -> Result<Option<FormDone>, ConsoleError> {
+    let Some(nonce) = nonce.filter(|n| well_formed(n)).map(str::to_string) else {
+        return Ok(None);
+    };
+    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    Ok(state
+        .store
+        .bounded(move || store.form_done(&hash, &nonce))
+        .await?)
 }
 
 /// `POST /ui/logout`: the session's row goes, on every instance at once.
@@ -574,10 +657,10 @@ pub async fn callbacks(
     Ok(html(StatusCode::OK, &page)?)
 }
 
+/// `?done=`: the nonce of the form that led here, whose notice the page shows.
 #[derive(Deserialize)]
-pub struct CallbackQuery {
-    replayed_from: Option<i64>,
-    replay: Option<String>,
+pub struct DoneQuery {
+    done: Option<String>,
 }
 
 /// `GET /ui/callbacks/{id}`: one stored request, raw and decoded.
@@ -585,7 +668,7 @@ pub async fn callback(
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<i64>,
-    query: web::Query<CallbackQuery>,
+    query: web::Query<DoneQuery>,
 ) -> Page {
     let id = path.into_inner();
     let store = state.store.clone();
@@ -609,13 +692,9 @@ pub async fn callback(
             .unwrap_or_default()
     });
     let raw = actions::shown_raw(&entry, state.log_pii);
-    let notice = match (&query.replayed_from, query.replay.as_deref()) {
-        (Some(from), _) => Some(format!("This is the replay of callback {from}.")),
-        (None, Some(outcome)) if outcome == "error" || Outcome::parse(outcome).is_some() => Some(
-            format!("Replayed: {outcome} (not stored as a new row with an order)."),
-        ),
-        _ => None,
-    };
+    let notice = done(&state, &session, query.done.as_deref())
+        .await?
+        .and_then(|d| d.notice);
     let page = CallbackPage {
         chrome: chrome(&session, "callbacks"),
         replay: (!entry.raw_truncated)
@@ -652,10 +731,7 @@ pub async fn replay(
 ) -> Page {
     let id = path.into_inner();
     let back = form.back();
-    let fallback = back
-        .clone()
-        .unwrap_or_else(|| format!("/ui/callbacks/{id}"));
-    act(state, session, &form, fallback, move |state, actor| {
+    act(state, session, &form, move |state, actor| {
         let replayed = match actions::replay(&state.pipeline(), id, actor) {
             Ok(r) => r,
             Err(ReplayError::NotFound(_)) => {
@@ -664,18 +740,22 @@ pub async fn replay(
             Err(ReplayError::Store(e)) => return Err(ConsoleError::Unavailable(e)),
             Err(e) => return Err(ConsoleError::Conflict(e.to_string())),
         };
+        let outcome = replayed.outcome_name();
         Ok(match (back, replayed.callback_id) {
-            (Some(back), Some(new)) => {
-                let back = back.split('#').next().unwrap_or_default().to_string();
+            (Some(back), Some(new)) => Done::notice(
                 format!(
                     "{}#callback-{new}",
-                    with_param(&back, "replayed", &new.to_string())
-                )
-            }
-            (None, Some(new)) => format!("/ui/callbacks/{new}?replayed_from={id}"),
-            (_, None) => format!(
-                "/ui/callbacks/{id}?replay={}",
-                encode(replayed.outcome_name())
+                    back.split('#').next().unwrap_or_default()
+                ),
+                format!("Replay stored as callback {new}: {outcome}."),
+            ),
+            (None, Some(new)) => Done::notice(
+                format!("/ui/callbacks/{new}"),
+                format!("This is the replay of callback {id}: {outcome}."),
+            ),
+            (_, None) => Done::notice(
+                format!("/ui/callbacks/{id}"),
+                format!("Replayed: {outcome} (not stored as a new row with an order)."),
             ),
         })
     })
@@ -724,10 +804,9 @@ pub async fn order_search(
 pub struct OrderQuery {
     /// A classic project's number or a Checkout project's client id.
     project_id: Option<String>,
-    replayed: Option<i64>,
-    closed: Option<u8>,
     /// Only callbacks below this id (the order's older callbacks).
     callbacks_before: Option<i64>,
+    done: Option<String>,
 }
 
 /// `GET /ui/orders/{orderid}`: the order's story.
@@ -777,7 +856,6 @@ pub async fn order(
         tag: String::new(),
         detail: String::new(),
         link: None,
-        highlight: false,
         attempts: Vec::new(),
         form: None,
     };
@@ -791,7 +869,6 @@ pub async fn order(
         None => "made by a callback; no expectation registered".into(),
     };
     steps.push((i64::MIN, registered));
-    let mut replayed_outcome = None;
     let mut state_then = OrderState::AwaitingPayment;
     for c in &order.callbacks {
         let mut step = blank(
@@ -818,10 +895,6 @@ pub async fn order(
         }
         step.detail = detail;
         step.link = Some(format!("/ui/callbacks/{}", c.id));
-        step.highlight = query.replayed == Some(c.id);
-        if step.highlight {
-            replayed_outcome = Some((c.id, c.outcome.clone()));
-        }
         if !c.raw_truncated {
             step.form = Some(form(
                 format!("/ui/callbacks/{}/replay", c.id),
@@ -861,11 +934,9 @@ pub async fn order(
     }
     steps.sort_by_key(|(at, _)| *at);
 
-    let mut notice =
-        replayed_outcome.map(|(id, outcome)| format!("Replay stored as callback {id}: {outcome}."));
-    if query.closed == Some(1) {
-        notice = Some("Closed: the missed-callback count leaves this order out.".into());
-    }
+    let notice = done(&state, &session, query.done.as_deref())
+        .await?
+        .and_then(|d| d.notice);
     let older = order
         .callbacks_before
         .map(|id| with_param(&here, "callbacks_before", &id.to_string()));
@@ -919,9 +990,11 @@ pub async fn close(
         state,
         session,
         &form,
-        here.clone(),
         move |state, actor| match actions::close_order(&state.store, &project, &orderid, actor)? {
-            Some(_) => Ok(with_param(&here, "closed", "1")),
+            Some(_) => Ok(Done::notice(
+                here,
+                "Closed: the missed-callback count leaves this order out.".into(),
+            )),
             None => Err(ConsoleError::NotFound(format!("order {orderid}"))),
         },
     )
@@ -943,9 +1016,11 @@ pub async fn retry(
         state,
         session,
         &form,
-        back.clone(),
         move |state, actor| match actions::retry_event(&state.store, id, actor)? {
-            Some(_) => Ok(with_param(&back, "retried", &id.to_string())),
+            Some(_) => Ok(Done::notice(
+                back,
+                format!("Event {id} is pending again: the worker sends it."),
+            )),
             None => Err(ConsoleError::NotFound(format!("event {id}"))),
         },
     )
@@ -960,8 +1035,7 @@ pub async fn send_test_event(
     state: web::Data<AppState>,
     form: web::Form<ActionForm>,
 ) -> Page {
-    let back = "/ui/notifications".to_string();
-    act_async(state, session, &form, back, |state, actor| async move {
+    act_async(state, session, &form, |state, actor| async move {
         let Some(shop) = state.shop.clone() else {
             return Err(ConsoleError::Conflict(
                 "shop notifications are off (no SHOP_NOTIFY_URL)".into(),
@@ -982,39 +1056,85 @@ pub async fn send_test_event(
             (None, error) => error.unwrap_or_else(|| "no answer".into()),
         };
         tracing::info!(actor, result, "test event sent to the shop by an operator");
-        Ok(format!(
-            "/ui/notifications?tested={}",
-            encode(&format!("{result}, in {} ms", answer.elapsed.as_millis()))
+        Ok(Done::notice(
+            "/ui/notifications".into(),
+            format!(
+                "Test event (payhook.test): {result}, in {} ms.",
+                answer.elapsed.as_millis()
+            ),
         ))
     })
     .await
 }
 
-/// `GET /ui/check`: `payhook check`'s checks, run by this instance now. Its
-/// side effects are the command's: a signed test event to the shop and one
-/// rejected probe request in the journal.
-pub async fn self_check(session: Session, state: web::Data<AppState>) -> Page {
+/// `GET /ui/check`: the last self-check this session ran (the one `?done=`
+/// names, or else the newest), and the button that runs it. Showing it runs
+/// nothing.
+pub async fn check_page(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<DoneQuery>,
+) -> Page {
+    if state.self_check.is_none() {
+        return Err(ConsoleError::NotFound("the self-check".into()));
+    }
+    let named = done(&state, &session, query.done.as_deref())
+        .await?
+        .filter(|d| d.check_lines.is_some());
+    let shown = match named {
+        Some(named) => Some(named),
+        None => {
+            let (store, hash) = (state.store.clone(), session.hash().to_string());
+            state.store.bounded(move || store.last_check(&hash)).await?
+        }
+    };
+    let (lines, ran_at) = match shown {
+        Some(d) => (
+            d.check_lines
+                .and_then(|json| serde_json::from_str::<Vec<CheckLine>>(&json).ok()),
+            Some(rfc3339(d.created_at)),
+        ),
+        None => (None, None),
+    };
+    let page = CheckPage {
+        chrome: chrome(&session, "overview"),
+        failed: lines
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|l| l.status == "fail")),
+        lines,
+        ran_at,
+        run: form("/ui/check".into(), "Run the checks", None),
+    };
+    Ok(html(StatusCode::OK, &page)?)
+}
+
+/// `POST /ui/check`: `payhook check`'s checks, run by this instance now, once
+/// per form. Its side effects are the command's: a signed test event to the
+/// shop and one rejected probe request in the journal.
+pub async fn self_check(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<ActionForm>,
+) -> Page {
     let Some(run) = state.self_check.clone() else {
         return Err(ConsoleError::NotFound("the self-check".into()));
     };
-    tracing::info!(actor = %session.handle(), "self-check run from the console");
-    let lines = run().await;
-    let failed = lines.iter().any(|l| l.status == "fail");
-    let page = CheckPage {
-        chrome: chrome(&session, "overview"),
-        lines,
-        failed,
-    };
-    Ok(html(StatusCode::OK, &page)?)
+    act_async(state, session, &form, |_, actor| async move {
+        tracing::info!(actor, "self-check run from the console");
+        Ok(Done {
+            location: "/ui/check".into(),
+            notice: None,
+            check: Some(run().await),
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
 pub struct NotificationsQuery {
     state: Option<String>,
     after: Option<i64>,
-    retried: Option<i64>,
-    /// What the shop answered a test event.
-    tested: Option<String>,
+    done: Option<String>,
 }
 
 /// `GET /ui/notifications?state=`: the shop's events with their attempts.
@@ -1055,15 +1175,9 @@ pub async fn notifications(
     let here = format!("/ui/notifications?state={state_text}");
     let page = NotificationsPage {
         chrome: chrome(&session, "notifications"),
-        notice: query
-            .retried
-            .map(|id| format!("Event {id} is pending again: the worker sends it."))
-            .or_else(|| {
-                query
-                    .tested
-                    .as_ref()
-                    .map(|result| format!("Test event (payhook.test): {result}."))
-            }),
+        notice: done(&state, &session, query.done.as_deref())
+            .await?
+            .and_then(|d| d.notice),
         send_test: state.shop.is_some().then(|| {
             form(
                 "/ui/notifications/test".to_string(),

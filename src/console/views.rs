@@ -186,7 +186,6 @@ pub struct Step {
     pub tag: String,
     pub detail: String,
     pub link: Option<String>,
-    pub highlight: bool,
     pub attempts: Vec<AttemptLine>,
     pub form: Option<Form>,
 }
@@ -224,8 +223,12 @@ pub struct EventLine {
 #[template(path = "console/check.html")]
 pub struct CheckPage {
     pub chrome: Chrome,
-    pub lines: Vec<crate::http::CheckLine>,
+    /// The session's last run, if any.
+    pub lines: Option<Vec<crate::http::CheckLine>>,
+    pub ran_at: Option<String>,
     pub failed: bool,
+    /// The form that runs the checks.
+    pub run: Form,
 }
 
 #[derive(Template)]

@@ -6,6 +6,11 @@
 //! deadline, reading it fails, and whatever the handler answered is replaced by
 //! 408 with `Connection: close`. A body nobody read also closes the connection
 //! after the answer, so it is never drained at the client's pace.
+//!
+//! A client that asks `Expect: 100-continue` waits for leave before sending
+//! its body. [`expect`] is the listeners' hook for it: a body announced over
+//! what the route reads is answered 413 there, and `100 Continue` is never
+//! sent for it.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -14,17 +19,22 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_http::{Request, Response};
+use actix_service::{fn_service, ServiceFactory};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{InternalError, PayloadError};
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
-use actix_web::{Error, HttpMessage, HttpResponse};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
 use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 
-/// How a listener words its 408.
+use super::error::{AdminError, CallbackHttpError};
+
+/// How a listener words its 408 and its 413 before `100 Continue`.
 #[derive(Clone, Copy, Debug)]
 pub enum Answer {
     /// `text/plain`, like the callback endpoint's other answers.
@@ -133,6 +143,52 @@ fn timed_out(timeout: Duration, answer: Answer) -> HttpResponse {
             .body(reason),
         Answer::Json => response.json(serde_json::json!({ "error": reason })),
     }
+}
+
+/// The `Expect: 100-continue` hook (`HttpServiceBuilder::expect`), called
+/// with the head of every request that asks for it. A `Content-Length` over
+/// `limit(path)` (the most the route reads) is answered 413 with `Connection:
+/// close`, so the client is told before it sends a byte of the body; any
+/// other request goes on, and actix sends `100 Continue`. A chunked body
+/// announces no length: it goes on, and the route's own limit applies.
+pub fn expect(
+    limit: fn(&str) -> usize,
+    answer: Answer,
+) -> impl ServiceFactory<
+    Request,
+    Config = (),
+    Response = Request,
+    Error = Response<BoxBody>,
+    InitError = (),
+> + Clone {
+    fn_service(move |req: Request| async move {
+        let max = limit(req.path());
+        let announced = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match announced {
+            Some(length) if length > max as u64 => {
+                tracing::debug!(length, max, "announced body refused before 100 Continue");
+                Err(too_large(max, answer))
+            }
+            _ => Ok(req),
+        }
+    })
+}
+
+/// 413 as the listener's handlers answer it: the callback endpoint's text on
+/// the public listener, the admin API's `{"error": …}` on the admin listener.
+fn too_large(max: usize, answer: Answer) -> Response<BoxBody> {
+    let mut response = match answer {
+        Answer::Text => CallbackHttpError::TooLarge.error_response(),
+        Answer::Json => AdminError::TooLarge(max).error_response(),
+    };
+    response
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
+    response.into()
 }
 
 struct TimedPayload {

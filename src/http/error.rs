@@ -153,6 +153,9 @@ pub enum AdminError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// A body announced over what the route reads (`body::expect`).
+    #[error("request body over {0} bytes")]
+    TooLarge(usize),
     #[error("temporarily unavailable")]
     Unavailable(#[source] StoreError),
 }
@@ -172,6 +175,7 @@ impl ResponseError for AdminError {
             AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::NotFound => StatusCode::NOT_FOUND,
             AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -23,12 +23,13 @@ use crate::metrics::Metrics;
 use crate::paysera::{ProjectCredentials, Verifier};
 use crate::store::Store;
 
-/// One line of the self-diagnosis (`payhook check`), as the console shows it.
-#[derive(Debug, Clone)]
+/// One line of the self-diagnosis (`payhook check`), as the console shows it
+/// (and keeps it, as JSON, for `GET /ui/check`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CheckLine {
     pub check: String,
     /// `ok`, `warn`, `fail` or `skip`.
-    pub status: &'static str,
+    pub status: String,
     pub detail: String,
     pub fix: Option<String>,
 }
@@ -105,3 +106,6 @@ impl AppState {
 
 /// Most callbacks are under 2 KiB; the gateway's GET query is at most a few KiB.
 pub const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+
+/// The admin API's JSON bodies (an order's registration, a payment request).
+pub const MAX_ADMIN_JSON_BYTES: usize = 64 * 1024;

@@ -26,6 +26,26 @@ pub enum FormClaim {
     Repeat(Option<String>),
 }
 
+/// What a form's action came to, stored with its nonce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormResult {
+    /// Where the operator was sent; a repeat of the form is sent there too.
+    pub location: String,
+    /// What the page there says about the action.
+    pub notice: Option<String>,
+    /// The self-check's lines (JSON), for a form that ran it.
+    pub check_lines: Option<String>,
+}
+
+/// A finished form as a page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct FormDone {
+    /// When the form was first posted.
+    pub created_at: i64,
+    pub notice: Option<String>,
+    pub check_lines: Option<String>,
+}
+
 /// The figures of the overview, over one period.
 #[derive(Debug, Clone, Default)]
 pub struct Overview {
@@ -144,12 +164,12 @@ impl Store {
         })
     }
 
-    /// Where the first POST of a form sent the operator.
+    /// What the first POST of a form came to.
     pub fn finish_form(
         &self,
         session_hash: &str,
         nonce: &str,
-        location: &str,
+        result: &FormResult,
     ) -> Result<(), StoreError> {
         self.with_conn(|mut conn| {
             dispatch!(&mut conn, c => diesel::update(
@@ -157,9 +177,60 @@ impl Store {
                     .filter(ui_actions::session_hash.eq(session_hash))
                     .filter(ui_actions::nonce.eq(nonce)),
             )
-            .set(ui_actions::location.eq(location))
+            .set((
+                ui_actions::location.eq(&result.location),
+                ui_actions::notice.eq(&result.notice),
+                ui_actions::check_lines.eq(&result.check_lines),
+            ))
             .execute(c))?;
             Ok(())
+        })
+    }
+
+    /// Gives a claimed nonce back after its action failed: the same form
+    /// sent again acts. A finished form keeps its row.
+    pub fn release_form(&self, session_hash: &str, nonce: &str) -> Result<(), StoreError> {
+        self.with_conn(|mut conn| {
+            dispatch!(&mut conn, c => diesel::delete(
+                ui_actions::table
+                    .filter(ui_actions::session_hash.eq(session_hash))
+                    .filter(ui_actions::nonce.eq(nonce))
+                    .filter(ui_actions::location.is_null()),
+            )
+            .execute(c))?;
+            Ok(())
+        })
+    }
+
+    /// What a finished form of this session came to; `None` for a nonce this
+    /// session never finished (another session's, a made-up one, one still
+    /// running or given back).
+    pub fn form_done(
+        &self,
+        session_hash: &str,
+        nonce: &str,
+    ) -> Result<Option<FormDone>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => ui_actions::table
+                .filter(ui_actions::session_hash.eq(session_hash))
+                .filter(ui_actions::nonce.eq(nonce))
+                .filter(ui_actions::location.is_not_null())
+                .select((ui_actions::created_at, ui_actions::notice, ui_actions::check_lines))
+                .first(c)
+                .optional())?)
+        })
+    }
+
+    /// The last self-check this session ran.
+    pub fn last_check(&self, session_hash: &str) -> Result<Option<FormDone>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => ui_actions::table
+                .filter(ui_actions::session_hash.eq(session_hash))
+                .filter(ui_actions::check_lines.is_not_null())
+                .order(ui_actions::created_at.desc())
+                .select((ui_actions::created_at, ui_actions::notice, ui_actions::check_lines))
+                .first(c)
+                .optional())?)
         })
     }
 

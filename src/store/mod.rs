@@ -26,7 +26,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use callbacks::{CallbackMeta, Processed, Step};
-pub use console::{FlagRow, FormClaim, Overview};
+pub use console::{FlagRow, FormClaim, FormDone, FormResult, Overview};
 pub use journal::{JournalEntry, JournalFilter, PruneCount};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
 pub use orders::{Expected, Registration};

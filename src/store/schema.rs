@@ -140,5 +140,7 @@ diesel::table! {
         nonce -> Text,
         created_at -> BigInt,
         location -> Nullable<Text>,
+        notice -> Nullable<Text>,
+        check_lines -> Nullable<Text>,
     }
 }

@@ -154,6 +154,16 @@ fn unescape(text: &str) -> String {
         .replace("&#35;", "#")
 }
 
+/// The value of the hidden field `name` among `fields`.
+fn field(fields: &[(String, String)], name: &str) -> String {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no field {name} in {fields:?}"))
+        .1
+        .clone()
+}
+
 #[derive(diesel::QueryableByName)]
 struct Text1 {
     #[diesel(sql_type = Text)]
@@ -478,16 +488,18 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let nonce = field(&fields, "nonce");
     let first = console.post("/ui/callbacks/1/replay", &pairs).await;
     assert_eq!(first.status, 303);
     let new = before + 1;
+    // The page says what the form did, read back by the form's nonce.
     assert_eq!(
         first.location.as_deref(),
-        Some(format!("/ui/callbacks/{new}?replayed_from=1").as_str())
+        Some(format!("/ui/callbacks/{new}?done={nonce}").as_str())
     );
     let replayed = console.ok(&first.location.unwrap()).await;
     assert!(replayed.contains("tag-duplicate\">duplicate"), "{replayed}");
-    assert!(replayed.contains("This is the replay of callback 1."));
+    assert!(replayed.contains("This is the replay of callback 1: duplicate."));
     let row = app.query::<Text1>(&format!(
         "SELECT method || ' ' || outcome AS t FROM callbacks WHERE id = {new}"
     ));
@@ -497,7 +509,7 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
     assert_eq!(again.status, 303);
     assert_eq!(
         again.location.as_deref(),
-        Some(format!("/ui/callbacks/{new}?replayed_from=1").as_str())
+        Some(format!("/ui/callbacks/{new}?done={nonce}").as_str())
     );
     assert_eq!(last_callback_id(&app), new);
     // A fresh form replays again.
@@ -515,19 +527,18 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
         .submit("/ui/orders/A-1", "/ui/callbacks/3/replay")
         .await;
     let location = replay_3.location.unwrap();
-    assert_eq!(
-        location,
-        format!("/ui/orders/A-1?replayed={}#callback-{}", new + 2, new + 2)
+    assert!(
+        location.starts_with("/ui/orders/A-1?done=")
+            && location.ends_with(&format!("#callback-{}", new + 2)),
+        "{location}"
     );
     let story = console.ok(location.split('#').next().unwrap()).await;
     assert!(story.contains(&format!(
         "Replay stored as callback {}: duplicate.",
         new + 2
     )));
-    assert!(story.contains(&format!(
-        "<li id=\"callback-{}\" class=\"highlight\">",
-        new + 2
-    )));
+    // The anchor is the new row's (the stylesheet marks it as the target).
+    assert!(story.contains(&format!("<li id=\"callback-{}\">", new + 2)));
 
     // Close: the order leaves the missed-callback count; once per form.
     let body = console.ok("/ui/orders/A-5").await;
@@ -539,17 +550,19 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
     let closed = console
         .post("/ui/orders/A-5/close?project_id=123", &pairs)
         .await;
-    assert_eq!(closed.location.as_deref(), Some("/ui/orders/A-5?closed=1"));
+    let done = format!("/ui/orders/A-5?done={}", field(&fields, "nonce"));
+    assert_eq!(closed.location.as_deref(), Some(done.as_str()));
     let at = app.query::<MaybeAt>("SELECT closed_at AS at FROM orders WHERE orderid = 'A-5'");
     let closed_at = at[0].at.expect("closed");
     let again = console
         .post("/ui/orders/A-5/close?project_id=123", &pairs)
         .await;
-    assert_eq!(again.location.as_deref(), Some("/ui/orders/A-5?closed=1"));
+    assert_eq!(again.location.as_deref(), Some(done.as_str()));
     let at = app.query::<MaybeAt>("SELECT closed_at AS at FROM orders WHERE orderid = 'A-5'");
     assert_eq!(at[0].at, Some(closed_at));
-    let page = console.ok("/ui/orders/A-5?closed=1").await;
+    let page = console.ok(&done).await;
     assert!(page.contains("closed by an operator"));
+    assert!(page.contains("Closed: the missed-callback count leaves this order out."));
     assert!(
         !page.contains("/ui/orders/A-5/close"),
         "no Close button once closed"
@@ -569,10 +582,16 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
         )
         .await;
     assert_eq!(retried.status, 303);
-    assert_eq!(
-        retried.location.as_deref(),
-        Some(format!("/ui/notifications?state=dead&retried={event}#event-{event}").as_str())
+    let location = retried.location.unwrap();
+    assert!(
+        location.starts_with("/ui/notifications?state=dead&done=")
+            && location.ends_with(&format!("#event-{event}")),
+        "{location}"
     );
+    let page = console.ok(location.split('#').next().unwrap()).await;
+    assert!(page.contains(&format!(
+        "Event {event} is pending again: the worker sends it."
+    )));
     let state = app.query::<Text1>(&format!("SELECT state AS t FROM outbox WHERE id = {event}"));
     assert_eq!(state[0].t, "pending");
     assert_eq!(
@@ -585,9 +604,11 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
     let from_story = console
         .submit("/ui/orders/A-1", &format!("/ui/events/{event}/retry"))
         .await;
-    assert_eq!(
-        from_story.location.as_deref(),
-        Some(format!("/ui/orders/A-1?retried={event}#event-{event}").as_str())
+    let location = from_story.location.unwrap();
+    assert!(
+        location.starts_with("/ui/orders/A-1?done=")
+            && location.ends_with(&format!("#event-{event}")),
+        "{location}"
     );
     assert_eq!(
         console.post("/ui/events/99999/retry", &[]).await.status,
@@ -694,6 +715,285 @@ async fn what_the_gateway_sent_renders_as_text(backend: Backend) {
     assert!(!story.contains("<i>x"), "{story}");
 }
 
+/// Text a link carries (what a phisher would write) in every query parameter
+/// a page once turned into a notice.
+const PHISH: &str = "Your token has leaked: paste it at evil.example";
+
+fn encoded(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A page's status notice, if it has one.
+fn notice(body: &str) -> Option<&str> {
+    let start = body.find("<p class=\"notice\" role=\"status\">")?;
+    let rest = &body[start..];
+    Some(&rest[..rest.find("</p>").unwrap()])
+}
+
+/// Issue 20, finding 5: a notice is what this session's form did, read back
+/// by the form's nonce (`?done=`); text in the URL is never shown, not even
+/// carried through sign-in by `next=`.
+async fn a_notice_comes_only_from_the_form_that_led_there(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.register("N-1", 1250, "EUR").await;
+    let paid = sign(&paid_fields("N-1", "1250", "EUR"), CallbackForm::Ss2);
+    assert_eq!(app.get_callback(&paid).await.body, "OK");
+    let event = app.count("SELECT min(id) AS n FROM outbox");
+    let phish = encoded(PHISH);
+    let mut console = Console::new(&app);
+    // What every page once read as a notice, the session's own or not.
+    let crafted = [
+        format!("/ui/notifications?tested={phish}"),
+        format!("/ui/notifications?retried={event}"),
+        "/ui/callbacks/1?replayed_from=77&replay=fulfilled".to_string(),
+        "/ui/orders/N-1?closed=1&replayed=1".to_string(),
+        format!("/ui/orders/N-1?done={phish}"),
+        format!("/ui/orders/N-1?done={}", "ab".repeat(16)),
+    ];
+    // Through sign-in: the link's `next` leads there, and shows nothing.
+    let next = encoded(&crafted[0]);
+    let login = console.get(&format!("/ui/login?next={next}")).await;
+    assert_eq!(login.status, 200);
+    let carried = field(&form_fields(&login.body, "/ui/login"), "next");
+    assert_eq!(carried, crafted[0]);
+    let response = console
+        .client
+        .post(format!("{}/ui/login", console.admin))
+        .form(&[("token", ADMIN_TOKEN), ("next", carried.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let signed_in = Console::page(response).await;
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(signed_in.location.as_deref(), Some(crafted[0].as_str()));
+    let cookie = signed_in
+        .set_cookie
+        .iter()
+        .find_map(|c| c.strip_prefix("payhook_session="))
+        .unwrap();
+    console.cookie = Some(cookie.split(';').next().unwrap().to_string());
+    for path in &crafted {
+        let page = console.ok(path).await;
+        assert_eq!(notice(&page), None, "{path}:\n{page}");
+        assert!(!page.contains("evil.example"), "{path}");
+    }
+
+    // The form's own result is shown, to this session only.
+    let retried = console
+        .submit("/ui/notifications", &format!("/ui/events/{event}/retry"))
+        .await;
+    assert_eq!(retried.status, 303, "{}", retried.body);
+    let location = retried.location.unwrap();
+    let location = location.split('#').next().unwrap();
+    let page = console.ok(location).await;
+    assert_eq!(
+        notice(&page),
+        Some(format!(
+            "<p class=\"notice\" role=\"status\">Event {event} is pending again: the worker sends it."
+        ))
+        .as_deref()
+    );
+    let other = Console::signed_in(&app).await;
+    let theirs = other.ok(location).await;
+    assert_eq!(notice(&theirs), None, "another session's nonce:\n{theirs}");
+    // Its nonce names the notification form; on another page it says the same.
+    let (_, done) = location.split_once("done=").unwrap();
+    let elsewhere = console.ok(&format!("/ui/orders/N-1?done={done}")).await;
+    assert!(notice(&elsewhere).is_some_and(|n| n.contains("pending again")));
+}
+
+/// Runs `sql` (several statements, no result) on the app's database.
+fn execute(app: &TestApp, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection, SqliteConnection};
+    match app.backend {
+        Backend::Postgres => PgConnection::establish(&app.database_url)
+            .unwrap()
+            .batch_execute(sql),
+        Backend::Sqlite => {
+            SqliteConnection::establish(app.database_url.trim_start_matches("sqlite:"))
+                .unwrap()
+                .batch_execute(sql)
+        }
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Refuses every change to `orders` with a database error (both backends).
+fn refuse_order_updates(app: &TestApp) {
+    execute(
+        app,
+        match app.backend {
+            Backend::Postgres => {
+                "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+                 CREATE TRIGGER refuse_update BEFORE UPDATE ON orders \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_update();"
+            }
+            Backend::Sqlite => {
+                "CREATE TRIGGER refuse_update BEFORE UPDATE ON orders \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
+            }
+        },
+    );
+}
+
+/// Issue 20, finding 6: a form whose action failed is not answered as done
+/// when it is sent again. A replay of a truncated row is a 409 each time; a
+/// close that failed on the database (503) acts when the same form is sent
+/// again; a form still running is a 409 too.
+async fn a_failed_form_is_never_a_silent_success(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // A rejection of 4 KiB, stored cut to its first 2 KiB.
+    let junk = format!("x={}", "j".repeat(4096));
+    assert_eq!(app.post_callback(&junk).await.status, 400);
+    let truncated = last_callback_id(&app);
+    app.register("F-1", 1250, "EUR").await;
+    let console = Console::signed_in(&app).await;
+    let page = console.ok(&format!("/ui/callbacks/{truncated}")).await;
+    assert!(page.contains("Cannot be replayed"), "{page}");
+    // The form a stale page would have (the button is gone now).
+    let csrf = field(
+        &form_fields(&console.ok("/ui/").await, "/ui/logout"),
+        "csrf",
+    );
+    let nonce = "0123456789abcdef".repeat(2);
+    let replay = format!("/ui/callbacks/{truncated}/replay");
+    let pairs = [("csrf", csrf.as_str()), ("nonce", nonce.as_str())];
+    for attempt in ["first", "again"] {
+        let answer = console.post(&replay, &pairs).await;
+        assert_eq!(answer.status, 409, "{attempt}: {:?}", answer.location);
+        assert!(
+            answer
+                .body
+                .contains("only the beginning of this request is stored"),
+            "{attempt}: {}",
+            answer.body
+        );
+    }
+    assert_eq!(last_callback_id(&app), truncated);
+
+    // Close while the database refuses it: 503, and nothing closed.
+    let action = "/ui/orders/F-1/close?project_id=123";
+    let fields = form_fields(&console.ok("/ui/orders/F-1").await, action);
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    refuse_order_updates(&app);
+    let failed = console.post(action, &pairs).await;
+    assert_eq!(failed.status, 503, "{:?}", failed.location);
+    let at = app.query::<MaybeAt>("SELECT closed_at AS at FROM orders WHERE orderid = 'F-1'");
+    assert_eq!(at[0].at, None);
+    // The database recovers; the same form (a reload) acts this time.
+    execute(
+        &app,
+        match backend {
+            Backend::Postgres => "DROP TRIGGER refuse_update ON orders;",
+            Backend::Sqlite => "DROP TRIGGER refuse_update;",
+        },
+    );
+    let retried = console.post(action, &pairs).await;
+    let done = format!("/ui/orders/F-1?done={}", field(&fields, "nonce"));
+    assert_eq!(retried.status, 303, "{}", retried.body);
+    assert_eq!(retried.location.as_deref(), Some(done.as_str()));
+    let at = app.query::<MaybeAt>("SELECT closed_at AS at FROM orders WHERE orderid = 'F-1'");
+    assert!(at[0].at.is_some(), "the retried form closed the order");
+    assert!(console
+        .ok(&done)
+        .await
+        .contains("Closed: the missed-callback count leaves this order out."));
+
+    // A form whose first POST has not finished (its nonce claimed, nothing
+    // stored: still running, or cut short by a stop) is answered 409 with
+    // the reason, not sent on as if done.
+    let session = hex::encode(Sha256::digest(console.cookie.clone().unwrap().as_bytes()));
+    let running = "fedcba9876543210".repeat(2);
+    execute(
+        &app,
+        &format!(
+            "INSERT INTO ui_actions (session_hash, nonce, created_at) \
+             VALUES ('{session}', '{running}', 1)"
+        ),
+    );
+    let pending = console
+        .post(
+            "/ui/events/1/retry",
+            &[("csrf", csrf.as_str()), ("nonce", running.as_str())],
+        )
+        .await;
+    assert_eq!(pending.status, 409, "{:?}", pending.location);
+    assert!(
+        pending.body.contains("has not finished"),
+        "{}",
+        pending.body
+    );
+}
+
+/// Issue 20, finding 7: `GET /ui/check` runs nothing (no test event to the
+/// shop, no probe stored); it shows the session's last run and the button.
+/// The button's POST, with the session's CSRF token and a nonce, runs the
+/// checks once per form.
+async fn the_self_check_runs_only_on_a_posted_form(backend: Backend) {
+    use crate::notify::receiver::{Receiver, Reply};
+    let shop = Receiver::always(Reply::Status(204)).await;
+    let url = shop.url();
+    let app = TestApp::spawn_with(
+        backend,
+        &[
+            ("SHOP_NOTIFY_URL", &url),
+            (
+                "SHOP_NOTIFY_SECRET",
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            ),
+        ],
+    )
+    .await;
+    let probes = || app.count("SELECT count(*) AS n FROM callbacks WHERE outcome = 'rejected'");
+    let console = Console::signed_in(&app).await;
+    for _ in 0..3 {
+        let page = console.ok("/ui/check").await;
+        assert!(page.contains("Not run in this session yet."), "{page}");
+        assert!(page.contains("action=\"/ui/check\""), "{page}");
+    }
+    assert_eq!((probes(), shop.received().len()), (0, 0));
+    // A POST without the form's CSRF token runs nothing either.
+    let forged = console
+        .post("/ui/check", &[("nonce", "ab".repeat(16).as_str())])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!((probes(), shop.received().len()), (0, 0));
+
+    let fields = form_fields(&console.ok("/ui/check").await, "/ui/check");
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ran = console.post("/ui/check", &pairs).await;
+    assert_eq!(ran.status, 303, "{}", ran.body);
+    let done = format!("/ui/check?done={}", field(&fields, "nonce"));
+    assert_eq!(ran.location.as_deref(), Some(done.as_str()));
+    assert_eq!((probes(), shop.received().len()), (1, 1));
+    let shop_row = "<td>shop notifications</td>\n<td><span class=\"tag tag-check-ok\">ok</span>";
+    // The result, shown again and again without running again: by its
+    // nonce, as the last run, and for a repeat of the form.
+    for path in [done.as_str(), "/ui/check"] {
+        let page = console.ok(path).await;
+        assert!(page.contains(shop_row), "{path}:\n{page}");
+        assert!(page.contains("Nothing failed."), "{path}:\n{page}");
+    }
+    let again = console.post("/ui/check", &pairs).await;
+    assert_eq!(again.location.as_deref(), Some(done.as_str()));
+    assert_eq!((probes(), shop.received().len()), (1, 1));
+    // Another session has its own (none yet).
+    let other = Console::signed_in(&app).await;
+    assert!(other
+        .ok("/ui/check")
+        .await
+        .contains("Not run in this session yet."));
+    assert!(!other.ok(&done).await.contains(shop_row));
+}
+
 both_backends!(
     no_page_without_a_session,
     sign_in_sets_a_strict_cookie_and_sign_out_ends_it,
@@ -702,6 +1002,9 @@ both_backends!(
     actions_work_once_and_land_in_the_database,
     a_missing_or_wrong_csrf_token_is_refused,
     what_the_gateway_sent_renders_as_text,
+    a_notice_comes_only_from_the_form_that_led_there,
+    a_failed_form_is_never_a_silent_success,
+    the_self_check_runs_only_on_a_posted_form,
 );
 
 /// Several instances, one database: a session made on one is good on the
@@ -841,7 +1144,10 @@ async fn a_test_event_reaches_the_shop_once_and_the_story_tells_each_state() {
     let sent = console.post("/ui/notifications/test", &pairs).await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     let location = sent.location.unwrap();
-    assert!(location.contains("tested=acknowledged"), "{location}");
+    assert_eq!(
+        location,
+        format!("/ui/notifications?done={}", field(&fields, "nonce"))
+    );
     let page = console.ok(&location).await;
     assert!(
         page.contains("Test event (payhook.test): acknowledged (HTTP 204)"),
@@ -871,15 +1177,21 @@ async fn a_test_event_reaches_the_shop_once_and_the_story_tells_each_state() {
     assert!(story.contains("flag paid_again; order paid"), "{story}");
 }
 
-/// The overview links to the self-check, which runs `payhook check`'s checks
-/// in the service: the database answers, alerts and shop notifications are
-/// off (skipped), and the 16 KiB probe is answered by payhook itself.
+/// The overview links to the self-check, whose button runs `payhook check`'s
+/// checks in the service: the database answers, alerts and shop
+/// notifications are off (skipped), and the 16 KiB probe is answered by
+/// payhook itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_self_check_runs_the_commands_checks() {
     let app = TestApp::spawn(Backend::Postgres).await;
     let console = Console::signed_in(&app).await;
     assert!(console.ok("/ui/").await.contains("href=\"/ui/check\""));
-    let page = console.ok("/ui/check").await;
+    // Opening the page runs nothing.
+    let before = console.ok("/ui/check").await;
+    assert!(before.contains("Not run in this session yet."), "{before}");
+    let ran = console.submit("/ui/check", "/ui/check").await;
+    assert_eq!(ran.status, 303, "{}", ran.body);
+    let page = console.ok(&ran.location.unwrap()).await;
     for (check, status) in [
         ("configuration", "ok"),
         ("database", "ok"),
