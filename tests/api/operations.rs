@@ -364,32 +364,9 @@ async fn missed_callback_is_noticed(backend: Backend) {
         .unwrap();
     let mut tokens = Vec::new();
     for id in ["R-1", "R-2"] {
-        let reply: serde_json::Value = app
-            .client
-            .post(format!("{}/api/v1/payments", app.admin))
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
-            .json(&serde_json::json!({
-                "orderid": id, "amount": 500, "currency": "EUR",
-                "accepturl": "https://shop.example/thanks?o=1", "cancelurl": "https://shop.example/c",
-                "callbackurl": "https://pay.shop.example/paysera/callback",
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let query = payhook::paysera::base64url::decode(reply["data"].as_str().unwrap().as_bytes())
-            .unwrap();
-        let fields = payhook::paysera::php::parse_str(&query);
-        let Some(payhook::paysera::php::Value::Str(accept)) = fields.get(b"accepturl") else {
-            panic!("no accepturl")
-        };
-        let accept = String::from_utf8(accept.clone()).unwrap();
-        let token = accept
-            .strip_prefix("https://pay.shop.example/paysera/return/")
-            .unwrap_or_else(|| panic!("accepturl not rewritten: {accept}"))
-            .to_string();
+        let token = app
+            .payment_return_token(id, "https://shop.example/thanks?o=1")
+            .await;
         tokens.push(token);
     }
     // Both buyers come back (the gateway appends its signed parameters); only R-2 gets paid.
