@@ -127,6 +127,11 @@ fn hold_order(app: &TestApp, orderid: &str, held: Duration) -> std::thread::Join
         }
         Backend::Sqlite => {
             let mut c = SqliteConnection::establish(url.trim_start_matches("sqlite:")).unwrap();
+            // The service's own background writers (pruners, the outbox) may
+            // hold the write lock for a moment: wait for it, as they do.
+            diesel::sql_query("PRAGMA busy_timeout = 5000")
+                .execute(&mut c)
+                .unwrap();
             c.immediate_transaction::<_, diesel::result::Error, _>(|_| {
                 taken_tx.send(()).unwrap();
                 std::thread::sleep(held);
