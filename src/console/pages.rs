@@ -409,6 +409,11 @@ pub async fn logout(
         .bounded(move || store.delete_session(&hash))
         .await?;
     tracing::info!(session = %session.handle(), "console session ended");
+    signed_out(&settings)
+}
+
+/// To the sign-in page, with the session cookie removed.
+fn signed_out(settings: &ConsoleSettings) -> Page {
     let mut response = see_other("/ui/login");
     response
         .add_cookie(&Session::removal(settings.secure_cookie))
@@ -434,11 +439,7 @@ pub async fn revoke_sessions(
         .store
         .bounded(move || actions::revoke_sessions(&store, &actor))
         .await?;
-    let mut response = see_other("/ui/login");
-    response
-        .add_cookie(&Session::removal(settings.secure_cookie))
-        .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
-    Ok(response)
+    signed_out(&settings)
 }
 
 fn period(label: &'static str, since: &str, by_outcome: &[(String, i64)]) -> Period {
