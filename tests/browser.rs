@@ -1,4 +1,4 @@
-//! The console in a real browser (issue 13): Debian's headless Chromium,
+//! The console in a real browser: Debian's headless Chromium,
 //! driven through `chromedriver`, against a payhook this test starts. It signs
 //! in, opens the overview, finds the order flagged `paid_again`, opens its
 //! story, presses Replay on a callback and sees the new `duplicate` row, and

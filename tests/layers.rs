@@ -1,4 +1,4 @@
-//! The crate's layers, checked on its source (issue 9, point 3). A module may
+//! The crate's layers, checked on its source. A module may
 //! use its own layer or a lower one, never a higher one, and no modules use
 //! each other in a circle, at any level: not `alerts` and `metrics`, not
 //! `paysera::verify` and `paysera::legacy`.
@@ -25,6 +25,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["store", "sim"],
     ),
     ("operations", &["metrics", "alerts", "telemetry", "notify"]),
+    (
+        "the pipeline: parse, verify, decide, store, answer",
+        &["pipeline"],
+    ),
     ("the HTTP edge", &["http", "console"]),
     (
         "start-up and the command line",
@@ -547,7 +551,7 @@ fn the_check_finds_upward_uses_cycles_and_unplaced_modules() {
     ];
     let found = violations(&files);
     let expect = [
-        "src/domain/mod.rs:1: domain (layer 1, the domain and the protocol core) uses http (layer 4, the HTTP edge), a layer above it",
+        "src/domain/mod.rs:1: domain (layer 1, the domain and the protocol core) uses http (layer 5, the HTTP edge), a layer above it",
         "cycle: paysera::legacy -> paysera::verify (src/paysera/legacy.rs:1), paysera::verify -> paysera::legacy (src/paysera/verify.rs:1)",
         "cycle: alerts -> metrics (src/alerts/send.rs:2), metrics -> alerts (src/metrics.rs:1)",
         "src/gizmo: module gizmo has no layer (add it to LAYERS in tests/layers.rs)",
@@ -560,4 +564,131 @@ fn the_check_finds_upward_uses_cycles_and_unplaced_modules() {
         );
     }
     assert_eq!(found.len(), expect.len(), "\n{}", found.join("\n"));
+}
+
+/// The decision functions of the domain: only the pipeline calls them.
+const DECISIONS: &[&str] = &["decide_callback", "decide_webhook", "decide_fresh"];
+
+/// Every identifier of a file's tokens (macro bodies included), with its line.
+fn idents(text: &str) -> Vec<(String, usize)> {
+    fn walk(tokens: TokenStream, out: &mut Vec<(String, usize)>) {
+        for token in tokens {
+            match token {
+                TokenTree::Ident(id) => out.push((id.to_string(), id.span().start().line)),
+                TokenTree::Group(g) => walk(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(TokenStream::from_str(text).expect("lexes"), &mut out);
+    out
+}
+
+/// `file:line: name` for every identifier of `banned` in the files under `under/`.
+fn uses_under(files: &[(PathBuf, String)], under: &str, banned: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (file, text) in files {
+        if !file.starts_with(under) {
+            continue;
+        }
+        for (name, line) in idents(text) {
+            if banned.contains(&name.as_str()) {
+                found.push(format!("src/{}:{line}: {name}", file.display()));
+            }
+        }
+    }
+    found
+}
+
+/// The store performs the writes the pipeline asks for: it never decides.
+#[test]
+fn the_store_calls_no_decision() {
+    let found = uses_under(&crate_sources(), "store", DECISIONS);
+    assert!(found.is_empty(), "\n{}\n", found.join("\n"));
+}
+
+/// The HTTP handlers are adapters: the pipeline verifies and records.
+#[test]
+fn http_neither_verifies_nor_records() {
+    let banned = [
+        "verify",
+        "record",
+        "record_rejected",
+        "decide_callback",
+        "decide_webhook",
+    ];
+    let found = uses_under(&crate_sources(), "http", &banned);
+    assert!(found.is_empty(), "\n{}\n", found.join("\n"));
+}
+
+/// The command line reaches the pipeline directly, not through HTTP.
+#[test]
+fn the_command_line_imports_no_http() {
+    let krate = Crate::read(&crate_sources());
+    let cli = ["cli", "operator", "check"];
+    let found: Vec<String> = krate
+        .edges()
+        .into_iter()
+        .filter(|(from, to, _)| {
+            from.first().is_some_and(|m| cli.contains(&m.as_str()))
+                && to.first().is_some_and(|m| m == "http")
+        })
+        .map(|(from, to, at)| format!("{at}: {} uses {}", from.join("::"), to.join("::")))
+        .collect();
+    assert!(found.is_empty(), "\n{}\n", found.join("\n"));
+}
+
+/// Where database work stops waiting is a value the work is handed (the
+/// store handle's deadline), never state of the thread it happens to run on.
+const THREAD_STATE: &[&str] = &["thread_local", "LocalKey"];
+
+#[test]
+fn the_store_keeps_no_thread_local_state() {
+    let found = uses_under(&crate_sources(), "store", THREAD_STATE);
+    assert!(found.is_empty(), "\n{}\n", found.join("\n"));
+}
+
+/// The rules above can fail: each on a made-up file breaking it.
+#[test]
+fn the_rules_above_find_what_breaks_them() {
+    let file = |path: &str, text: &str| (PathBuf::from(path), text.to_string());
+    let files = vec![
+        file(
+            "store/callbacks.rs",
+            "fn f() { let d = decide_callback(&c, seen, rules); }",
+        ),
+        file(
+            "http/callback.rs",
+            "fn f() { state.verifier.verify(&p); store.record(a); }",
+        ),
+    ];
+    assert_eq!(
+        uses_under(&files, "store", DECISIONS),
+        ["src/store/callbacks.rs:1: decide_callback"]
+    );
+    let local = [file(
+        "store/mod.rs",
+        "thread_local! { static D: Cell<u8> = Cell::new(0); }",
+    )];
+    assert_eq!(
+        uses_under(&local, "store", THREAD_STATE),
+        ["src/store/mod.rs:1: thread_local"]
+    );
+    assert_eq!(
+        uses_under(&files, "http", &["verify", "record"]),
+        [
+            "src/http/callback.rs:1: verify",
+            "src/http/callback.rs:1: record"
+        ]
+    );
+    let krate = Crate::read(&[
+        file("lib.rs", "pub mod http; pub mod operator;"),
+        file("http/mod.rs", "pub struct AppState;"),
+        file("operator.rs", "use crate::http::AppState;"),
+    ]);
+    assert!(krate
+        .edges()
+        .iter()
+        .any(|(from, to, _)| from == &["operator"] && to.first().is_some_and(|m| m == "http")));
 }

@@ -1,4 +1,4 @@
-//! Slow or idle clients cannot hold the service (issue 8, point 5): a body that
+//! Slow or idle clients cannot hold the service: a body that
 //! has not arrived within `PAYHOOK_REQUEST_TIMEOUT` gets 408 and its connection
 //! is closed, and `PAYHOOK_MAX_CONNECTIONS` caps what an instance holds.
 //! The service runs with its defaults, except what a test must set to run.
@@ -12,7 +12,7 @@ use std::time::Duration;
 use payhook::config::Settings;
 use payhook::startup::{Application, ConnectionLimits, StopHandle};
 use support::gateway::{paid_fields, sign, CallbackForm, PASSWORD};
-use support::vectors;
+use support::{tcp, vectors, wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -185,8 +185,8 @@ async fn stalled_bodies_do_not_hold_the_service() {
         "opening the stalled connections took {:?}",
         all_sent - started
     );
-    // Give the service time to take them all in before the genuine callback.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The service takes them all in before the genuine callback.
+    all_read_by_service(stalled.iter().chain([&admin_stalled])).await;
 
     let sent = Instant::now();
     let response = client
@@ -303,7 +303,7 @@ async fn the_connection_cap_holds_until_stalled_clients_are_dropped() {
         let form = "application/x-www-form-urlencoded";
         stalled.push(stall(&service.public, "/paysera/callback", form).await);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    all_read_by_service(&stalled).await;
 
     // The instance is full: one more connection waits in the backlog...
     let mut extra = TcpStream::connect(&service.public).await.unwrap();
@@ -441,6 +441,26 @@ async fn read_answer(stream: &mut TcpStream) -> Option<(String, String)> {
     }
 }
 
+/// The client's and the service's address of `stream`.
+fn ends(stream: &TcpStream) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    (stream.local_addr().unwrap(), stream.peer_addr().unwrap())
+}
+
+/// Returns once the service has read everything sent on `streams`.
+async fn all_read_by_service<'a>(streams: impl IntoIterator<Item = &'a TcpStream>) {
+    let ends: Vec<_> = streams.into_iter().map(ends).collect();
+    wait::until(
+        "the service read every request",
+        Duration::from_secs(10),
+        || {
+            let table = tcp::Table::read();
+            ends.iter()
+                .all(|&(client, server)| table.read_everything(client, server))
+        },
+    )
+    .await;
+}
+
 /// Whether the server closes `stream` within 5 s, whatever it sends first.
 async fn closed_soon(stream: TcpStream) -> Option<String> {
     closed_by(stream, Instant::now() + Duration::from_secs(5))
@@ -498,8 +518,18 @@ async fn one_address_cannot_take_every_slot() {
     // The holders still work, and once they go, their address may connect again.
     let (head, _) = get(&mut held[0], "/healthz").await.expect("still served");
     assert!(head.starts_with("http/1.1 200"), "{head}");
+    let ends: Vec<_> = held.iter().map(ends).collect();
     drop(held);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait::until(
+        "the service closed the holders",
+        Duration::from_secs(10),
+        || {
+            let table = tcp::Table::read();
+            ends.iter()
+                .all(|&(client, server)| table.closed_by_server(client, server))
+        },
+    )
+    .await;
     let mut again = connect_from("127.0.0.1", &service.public).await;
     let (head, _) = get(&mut again, "/healthz").await.expect("served again");
     assert!(head.starts_with("http/1.1 200"), "{head}");
@@ -652,7 +682,7 @@ async fn an_oversized_head_gets_431_before_it_is_complete() {
     service.stop.stop().await;
 }
 
-/// The replay of issue 19's first finding: a genuine callback with 60 KiB
+/// A genuine callback with 60 KiB
 /// beside it in the query and a 64 KiB form body. No genuine request is both
 /// a long head and a full body: it is answered 413 by the connection bounds
 /// (not a confusing 400 for a body cut short), and the client reads that

@@ -1,9 +1,13 @@
-//! The two backends write the same rows (issue 9, point 5). On PostgreSQL the
-//! paid path goes through the PL/pgSQL function `payhook_pay` (migrations),
-//! on SQLite through the Rust statements in `store/`; everything else goes
-//! through the same Rust code on both. The same scenario runs against a
-//! service on each backend, request by request, and afterwards every table a
-//! callback writes is read back and compared, ignoring ids and times:
+//! Every path writes the same rows. On PostgreSQL a paid first delivery is
+//! written by the fast path (decided against the order it assumes, one
+//! statement: `payhook_pay` or `payhook_pay_batch`) or, when the order is not
+//! as assumed, by the general path (`payhook_claim`, the decision under the
+//! order's lock, then the writes); on SQLite by the Rust statements in
+//! `store/`. The same scenario, classic and Checkout, runs against three
+//! services: PostgreSQL as it is, PostgreSQL where no order is ever as
+//! assumed (every paid callback takes the general path), and SQLite; request
+//! by request, and afterwards every table a callback writes is read back and
+//! compared, ignoring ids and times:
 //!
 //! * ids: a row's own `id` is dropped; a `callback_id` becomes the position of
 //!   the callback it points to (`callbacks[3]`), so a fulfilment pointing at
@@ -18,10 +22,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use diesel::connection::SimpleConnection;
 use diesel::sql_types::Text;
+use diesel::{Connection, PgConnection};
+use payhook::sim::{CheckoutSigner, OrderFigures, SignedWebhook};
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::{paid_fields, sign, with, without, CallbackForm};
 
 /// Every table a callback writes, each with the order its rows are compared in.
@@ -41,6 +48,32 @@ enum Request {
     Get(String),
     /// A body with its content type.
     Post(&'static str, String),
+    /// A Checkout webhook.
+    Webhook(SignedWebhook),
+}
+
+/// An order registered before the scenario: for the classic project, or for
+/// another (a Checkout client id).
+struct Order {
+    project: Option<&'static str>,
+    orderid: &'static str,
+    amount: i64,
+}
+
+fn classic(orderid: &'static str, amount: i64) -> Order {
+    Order {
+        project: None,
+        orderid,
+        amount,
+    }
+}
+
+/// What a scenario registers and sends, and which orders the fast path pays
+/// on PostgreSQL (their paid first delivery finds them as assumed).
+struct Scenario {
+    orders: Vec<Order>,
+    steps: Vec<Step>,
+    fast: &'static [&'static str],
 }
 
 /// One request of a scenario and the outcome it must be stored with (so the
@@ -73,7 +106,7 @@ fn sms() -> Vec<(String, String)> {
 
 /// Orders registered before the scenario, then every outcome the default
 /// rules (order check `registered`) can give.
-fn registered_scenario() -> (Vec<(&'static str, i64)>, Vec<Step>) {
+fn registered_scenario() -> Scenario {
     use CallbackForm::{AllSignatures, Ss2, Ss3};
     let paid = |id: &str, amount: &str| paid_fields(id, amount, "EUR");
     let status = |id: &str, code: &str| with(paid(id, "1250"), "status", code);
@@ -127,20 +160,27 @@ fn registered_scenario() -> (Vec<(&'static str, i64)>, Vec<Step>) {
         get("fulfilled", &paid("A-7", "1250"), AllSignatures),
     ];
     let orders = vec![
-        ("A-1", 1250),
-        ("A-2", 1250),
-        ("A-3", 1250),
-        ("A-4", 1250),
-        ("A-5", 1250),
-        ("A-6", 700),
-        ("A-7", 1250),
+        classic("A-1", 1250),
+        classic("A-2", 1250),
+        classic("A-3", 1250),
+        classic("A-4", 1250),
+        classic("A-5", 1250),
+        classic("A-6", 700),
+        classic("A-7", 1250),
     ];
-    (orders, steps)
+    Scenario {
+        orders,
+        steps,
+        // A-2 is paid after a mismatch, which left the order as a first paid
+        // delivery does not assume. A-7's status 0 changed nothing of the
+        // order, so its paid delivery still finds it as assumed.
+        fast: &["A-1", "A-6", "A-7"],
+    }
 }
 
 /// With `PAYHOOK_ORDER_CHECK=none` and test payments allowed: orders created
 /// by the paid callback itself, fulfilments recorded as unchecked.
-fn unchecked_scenario() -> (Vec<(&'static str, i64)>, Vec<Step>) {
+fn unchecked_scenario() -> Scenario {
     use CallbackForm::Ss2;
     let paid = |id: &str, amount: &str| paid_fields(id, amount, "EUR");
     let n1 = paid("N-1", "990");
@@ -160,7 +200,86 @@ fn unchecked_scenario() -> (Vec<(&'static str, i64)>, Vec<Step>) {
         ),
         get("not_paid", &with(paid("N-4", "10"), "status", "0"), Ss2),
     ];
-    (vec![("R-1", 1250)], steps)
+    Scenario {
+        orders: vec![classic("R-1", 1250)],
+        steps,
+        // Without registered orders a paid callback creates its order row: no
+        // order is assumed (R-1 is paid after a mismatch).
+        fast: &[],
+    }
+}
+
+const CLIENT_ID: &str = "shop-client-7";
+const CHECKOUT_SECRET: &str = "checkout-secret-current-01";
+const CHECKOUT_ENV: [(&str, &str); 2] = [
+    ("PAYSERA_CHECKOUT_CLIENT_ID", CLIENT_ID),
+    ("PAYSERA_CHECKOUT_SECRET", CHECKOUT_SECRET),
+];
+
+fn webhook(outcome: &'static str, signer: &CheckoutSigner, figures: OrderFigures<'_>) -> Step {
+    Step {
+        outcome,
+        request: Request::Webhook(signer.snapshot(&figures)),
+    }
+}
+
+/// Checkout snapshots: partial, full, the same again, late, overpaid, more
+/// after paid, unregistered, chargeback, forged.
+fn checkout_scenario() -> Scenario {
+    let signer = CheckoutSigner::new(CHECKOUT_SECRET);
+    let figures = |orderid, amount_paid, updated_at| OrderFigures {
+        orderid,
+        amount: 2500,
+        amount_paid,
+        currency: "EUR",
+        updated_at,
+        payment_status: "settled",
+    };
+    let full = signer.snapshot(&figures("C-1", 2500, 200));
+    let steps = vec![
+        webhook("partially_paid", &signer, figures("C-1", 1000, 100)),
+        Step {
+            outcome: "fulfilled",
+            request: Request::Webhook(SignedWebhook {
+                headers: full.headers.clone(),
+                body: full.body.clone(),
+            }),
+        },
+        Step {
+            outcome: "duplicate",
+            request: Request::Webhook(full),
+        },
+        webhook("duplicate", &signer, figures("C-1", 2500, 300)),
+        webhook("stale", &signer, figures("C-1", 1000, 150)),
+        webhook("fulfilled", &signer, figures("C-2", 2600, 100)),
+        webhook("paid_again", &signer, figures("C-1", 5000, 400)),
+        webhook("unknown_order", &signer, figures("C-9", 2500, 100)),
+        webhook(
+            "disputed",
+            &signer,
+            OrderFigures {
+                payment_status: "chargeback",
+                ..figures("C-3", 2500, 100)
+            },
+        ),
+        webhook(
+            "rejected",
+            &CheckoutSigner::new("not-the-secret"),
+            figures("C-3", 2500, 200),
+        ),
+    ];
+    let order = |orderid| Order {
+        project: Some(CLIENT_ID),
+        orderid,
+        amount: 2500,
+    };
+    Scenario {
+        orders: vec![order("C-1"), order("C-2"), order("C-3")],
+        steps,
+        // A snapshot's decision records where the order stands beside it:
+        // never the paid writes alone.
+        fast: &[],
+    }
 }
 
 #[derive(diesel::QueryableByName)]
@@ -198,7 +317,7 @@ fn read_table(app: &TestApp, table: &str, order: &str) -> Vec<Row> {
 }
 
 /// All tables, with ids and times normalised away.
-fn snapshot(app: &TestApp) -> BTreeMap<&'static str, Vec<Row>> {
+fn snapshot(app: &TestApp) -> Snapshot {
     let mut tables: BTreeMap<&'static str, Vec<Row>> = TABLES
         .iter()
         .map(|(table, order)| (*table, read_table(app, table, order)))
@@ -242,18 +361,18 @@ fn normalise(table: &str, column: &str, value: &Value, position: &BTreeMap<i64, 
     }
 }
 
-/// Row by row and column by column, what differs; empty when nothing does.
-fn differences(
-    pg: &BTreeMap<&'static str, Vec<Row>>,
-    sqlite: &BTreeMap<&'static str, Vec<Row>>,
-) -> String {
+type Snapshot = BTreeMap<&'static str, Vec<Row>>;
+
+/// Row by row and column by column, what differs between the services named
+/// `left` and `right`; empty when nothing does.
+fn differences((left, a): (&str, &Snapshot), (right, b): (&str, &Snapshot)) -> String {
     let mut out = String::new();
     for (table, _) in TABLES {
-        let (a, b) = (&pg[table], &sqlite[table]);
+        let (a, b) = (&a[table], &b[table]);
         if a.len() != b.len() {
             let _ = writeln!(
                 out,
-                "{table}: {} rows on PostgreSQL, {} on SQLite",
+                "{table}: {} rows on {left}, {} on {right}",
                 a.len(),
                 b.len()
             );
@@ -272,7 +391,7 @@ fn differences(
                             };
                             let _ = writeln!(
                                 out,
-                                "{table}[{i}].{column}: PostgreSQL {}, SQLite {}",
+                                "{table}[{i}].{column}: {left} {}, {right} {}",
                                 show(vx),
                                 show(vy)
                             );
@@ -280,10 +399,10 @@ fn differences(
                     }
                 }
                 (Some(x), None) => {
-                    let _ = writeln!(out, "{table}[{i}] only on PostgreSQL: {x:?}");
+                    let _ = writeln!(out, "{table}[{i}] only on {left}: {x:?}");
                 }
                 (None, Some(y)) => {
-                    let _ = writeln!(out, "{table}[{i}] only on SQLite: {y:?}");
+                    let _ = writeln!(out, "{table}[{i}] only on {right}: {y:?}");
                 }
                 (None, None) => unreachable!(),
             }
@@ -306,60 +425,156 @@ async fn send(app: &TestApp, request: &Request) -> (u16, String) {
             .send()
             .await
             .unwrap(),
+        Request::Webhook(webhook) => {
+            let mut request = app
+                .client
+                .post(format!("{}/paysera/checkout/webhook", app.base))
+                .body(webhook.body.clone());
+            for (name, value) in &webhook.headers {
+                request = request.header(*name, value);
+            }
+            request.send().await.unwrap()
+        }
     };
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
 
-/// Runs the scenario on a service on each backend and compares what they answered
+/// PostgreSQL where no order is ever as assumed: every paid first delivery
+/// is declined by the fast path's statement and decided again on the general
+/// path, under the order's lock.
+const NEVER_AS_ASSUMED: &str = "
+    CREATE OR REPLACE FUNCTION payhook_as_assumed(o orders, p_amount BIGINT, p_currency TEXT)
+    RETURNS BOOLEAN LANGUAGE sql AS $$ SELECT false $$";
+
+/// PostgreSQL as it is, with the orders the fast path pays counted: the
+/// migration's predicate, renamed, behind one that also notes each order it
+/// finds as assumed (a note that stays only if that statement commits).
+const COUNT_AS_ASSUMED: &str = "
+    ALTER FUNCTION payhook_as_assumed(orders, BIGINT, TEXT) RENAME TO contract_as_assumed;
+    CREATE TABLE contract_fast (orderid TEXT NOT NULL);
+    CREATE FUNCTION payhook_as_assumed(o orders, p_amount BIGINT, p_currency TEXT)
+    RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+    BEGIN
+        IF contract_as_assumed(o, p_amount, p_currency) THEN
+            INSERT INTO contract_fast VALUES (o.orderid);
+            RETURN true;
+        END IF;
+        RETURN false;
+    END $$";
+
+/// A PostgreSQL service whose database first runs `sql` (before any callback,
+/// so every statement payhook prepares sees it).
+async fn postgres_with(overrides: &[(&str, &str)], sql: &'static str) -> TestApp {
+    let app = TestApp::spawn_with(Backend::Postgres, overrides).await;
+    let url = app.database_url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&url).expect("a connection");
+        conn.batch_execute(sql).expect("altering the contract");
+    })
+    .await
+    .unwrap();
+    app
+}
+
+async fn register(app: &TestApp, order: &Order) {
+    let mut body = serde_json::json!({"amount": order.amount, "currency": "EUR"});
+    if let Some(project) = order.project {
+        body["project_id"] = project.into();
+    }
+    let response = app
+        .client
+        .put(format!("{}/api/v1/orders/{}", app.admin, order.orderid))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "register {}", order.orderid);
+}
+
+/// Runs the scenario on the three services and compares what they answered
 /// and what they stored.
-async fn both_write_the_same(
-    overrides: &[(&str, &str)],
-    (orders, steps): (Vec<(&'static str, i64)>, Vec<Step>),
-) {
-    let pg = TestApp::spawn_with(Backend::Postgres, overrides).await;
-    let sqlite = TestApp::spawn_with(Backend::Sqlite, overrides).await;
-    for app in [&pg, &sqlite] {
-        for (orderid, amount) in &orders {
-            app.register(orderid, *amount, "EUR").await;
+async fn all_write_the_same(overrides: &[(&str, &str)], scenario: Scenario) {
+    let Scenario {
+        orders,
+        steps,
+        fast,
+    } = scenario;
+    let services = [
+        (
+            "PostgreSQL",
+            postgres_with(overrides, COUNT_AS_ASSUMED).await,
+        ),
+        (
+            "PostgreSQL's general path",
+            postgres_with(overrides, NEVER_AS_ASSUMED).await,
+        ),
+        (
+            "SQLite",
+            TestApp::spawn_with(Backend::Sqlite, overrides).await,
+        ),
+    ];
+    for (_, app) in &services {
+        for order in &orders {
+            register(app, order).await;
         }
     }
     for (i, step) in steps.iter().enumerate() {
-        let answered = send(&pg, &step.request).await;
-        assert_eq!(
-            answered,
-            send(&sqlite, &step.request).await,
-            "step {i} ({}): PostgreSQL answered differently from SQLite",
-            step.outcome
-        );
+        let (first, app) = &services[0];
+        let answered = send(app, &step.request).await;
+        for (name, other) in &services[1..] {
+            assert_eq!(
+                answered,
+                send(other, &step.request).await,
+                "step {i} ({}): {name} answered differently from {first}",
+                step.outcome
+            );
+        }
     }
 
-    let (a, b) = (snapshot(&pg), snapshot(&sqlite));
-    let stored: Vec<&str> = a["callbacks"]
+    let snapshots: Vec<(&str, Snapshot)> = services
+        .iter()
+        .map(|(name, app)| (*name, snapshot(app)))
+        .collect();
+    let stored: Vec<&str> = snapshots[0].1["callbacks"]
         .iter()
         .map(|row| row["outcome"].as_str().unwrap())
         .collect();
     let planned: Vec<&str> = steps.iter().map(|s| s.outcome).collect();
-    assert_eq!(stored, planned, "the scenario's outcomes on PostgreSQL");
+    assert_eq!(stored, planned, "the scenario's outcomes");
+    let a = &snapshots[0].1;
     assert!(
         a["fulfilments"].len() >= 2 && !a["outbox"].is_empty() && !a["order_flags"].is_empty(),
         "the scenario fulfils, notifies and flags: {a:#?}"
     );
-    let diff = differences(&a, &b);
-    assert!(
-        diff.is_empty(),
-        "the backends stored different rows:\n{diff}"
-    );
+    let sqlite = (snapshots[2].0, &snapshots[2].1);
+    for (name, snapshot) in &snapshots[..2] {
+        let diff = differences((name, snapshot), sqlite);
+        assert!(
+            diff.is_empty(),
+            "the services stored different rows:\n{diff}"
+        );
+    }
+
+    let mut paid_fast: Vec<String> = services[0]
+        .1
+        .query::<Text1>("SELECT DISTINCT orderid AS j FROM contract_fast ORDER BY 1")
+        .into_iter()
+        .map(|row| row.j)
+        .collect();
+    paid_fast.sort();
+    assert_eq!(paid_fast, fast, "the orders PostgreSQL's fast path paid");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registered_orders_store_the_same_rows_on_both_backends() {
-    both_write_the_same(&[], registered_scenario()).await;
+async fn registered_orders_store_the_same_rows_on_every_path() {
+    all_write_the_same(&[], registered_scenario()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unchecked_orders_store_the_same_rows_on_both_backends() {
-    both_write_the_same(
+async fn unchecked_orders_store_the_same_rows_on_every_path() {
+    all_write_the_same(
         &[
             ("PAYHOOK_ORDER_CHECK", "none"),
             ("PAYHOOK_ALLOW_TEST_PAYMENTS", "true"),
@@ -367,4 +582,9 @@ async fn unchecked_orders_store_the_same_rows_on_both_backends() {
         unchecked_scenario(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_snapshots_store_the_same_rows_on_every_path() {
+    all_write_the_same(&CHECKOUT_ENV, checkout_scenario()).await;
 }

@@ -18,6 +18,7 @@ use crate::helpers::{Backend, TestApp};
 use crate::support::gateway::paid;
 use crate::support::postgres;
 use crate::support::proxy::ChaosProxy;
+use crate::support::wait;
 
 /// A pool of 4 connections has one payment writer (one per 8 connections).
 /// Each request waiting for the database holds one of its worker's blocking
@@ -78,6 +79,38 @@ fn app_log(log_file: &Path, from: usize, direct: &str) -> Vec<String> {
         .collect()
 }
 
+/// The app's log since `from` once `complete` holds for it (PostgreSQL
+/// writes a statement's line as it runs it, the error of a cancelled one
+/// just after).
+async fn logged(
+    log_file: &Path,
+    from: usize,
+    direct: &str,
+    complete: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut log = Vec::new();
+    wait::until(
+        "the statements in the server log",
+        Duration::from_secs(10),
+        || {
+            log = app_log(log_file, from, direct);
+            complete(&log)
+        },
+    )
+    .await;
+    log
+}
+
+/// Returns once the payment writer's call waits in the stalled proxy.
+async fn writer_waits(proxy: &ChaosProxy) {
+    wait::until(
+        "a statement held by the stall",
+        Duration::from_secs(10),
+        || proxy.held_messages() > 0,
+    )
+    .await;
+}
+
 /// Calls of function `name` in `log`.
 fn calls(log: &[String], name: &str) -> usize {
     log.iter()
@@ -106,12 +139,14 @@ async fn paid_callbacks_waiting_together_are_written_in_one_call() {
     let (first, rest, ()) = tokio::join!(
         app.get_callback(&first_query),
         async {
-            // The writer has taken FIRST's batch and waits on the stalled
-            // database; these are verified and queue behind it.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Once the writer has taken FIRST's batch and waits on the
+            // stalled database, these are verified and queue behind it.
+            writer_waits(&proxy).await;
             futures::future::join_all(queries.iter().map(|q| app.get_callback(q))).await
         },
         async {
+            // The stall, injected on purpose, lasts long enough for the three
+            // to queue behind FIRST: nothing outside the service shows that queue.
             tokio::time::sleep(Duration::from_secs(3)).await;
             proxy.resume();
         },
@@ -127,8 +162,10 @@ async fn paid_callbacks_waiting_together_are_written_in_one_call() {
         assert_eq!(app.fulfilments(orderid), 1, "{orderid}");
     }
     assert_eq!(app.fulfilments("FIRST"), 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = app_log(&log_file, from, &direct);
+    let log = logged(&log_file, from, &direct, |log| {
+        calls(log, "payhook_pay_batch") >= 2
+    })
+    .await;
     // FIRST's call, then one for the three queued behind it.
     assert_eq!(calls(&log, "payhook_pay_batch"), 2, "{log:#?}");
     assert_eq!(calls(&log, "payhook_pay"), 0, "{log:#?}");
@@ -148,9 +185,9 @@ async fn an_order_held_locked_holds_up_its_batch_for_a_moment_only() {
     let first_query = paid("FIRST", "1250");
     proxy.stall();
     let timed = |orderid: &'static str| {
-        let app = &app;
+        let (app, app_proxy) = (&app, &proxy);
         async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            writer_waits(app_proxy).await;
             let reply = app.get_callback(&paid(orderid, "1250")).await;
             (reply, Instant::now())
         }
@@ -161,7 +198,8 @@ async fn an_order_held_locked_holds_up_its_batch_for_a_moment_only() {
         timed("OTHER"),
         async {
             // HELD and OTHER queue behind FIRST, then go in one batch, HELD
-            // first (sorted by order id).
+            // first (sorted by order id). The stall and the lock below are
+            // injected on purpose, each long enough to see who waits for it.
             tokio::time::sleep(Duration::from_secs(3)).await;
             holder
                 .batch_execute("BEGIN; SELECT 1 FROM orders WHERE orderid = 'HELD' FOR UPDATE")
@@ -184,8 +222,10 @@ async fn an_order_held_locked_holds_up_its_batch_for_a_moment_only() {
     for orderid in ["FIRST", "HELD", "OTHER"] {
         assert_eq!(app.fulfilments(orderid), 1, "{orderid}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = app_log(&log_file, from, &direct);
+    let log = logged(&log_file, from, &direct, |log| {
+        calls(log, "payhook_pay") >= 2
+    })
+    .await;
     assert!(
         log.iter()
             .any(|l| l.contains("canceling statement due to lock timeout")),

@@ -1,7 +1,7 @@
 //! What the operator's commands print of what the service stored, as the real
-//! binary on the database the service wrote (issue 20): no control character
-//! of a hostile request reaches the terminal (finding 3), and buyer data is
-//! masked unless `PAYHOOK_LOG_PII` (finding 8).
+//! binary on the database the service wrote: no control character
+//! of a hostile request reaches the terminal, and buyer data is
+//! masked unless `PAYHOOK_LOG_PII`.
 
 use std::path::Path;
 use std::process::Command;

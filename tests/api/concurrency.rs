@@ -109,7 +109,7 @@ async fn two_different_payments_at_once_fulfil_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_starting_together_migrate_once() {
-    let url = tokio::task::spawn_blocking(crate::support::postgres::fresh_database)
+    let url = tokio::task::spawn_blocking(crate::support::postgres::empty_database)
         .await
         .unwrap();
     let (a, b, c) = tokio::join!(

@@ -1,4 +1,4 @@
-//! The operator console (issue 13) over HTTP, with a real database: sign-in
+//! The operator console over HTTP, with a real database: sign-in
 //! and sessions, every page with every outcome, every action and its effect
 //! in the database, CSRF, and escaping.
 
@@ -730,7 +730,7 @@ fn notice(body: &str) -> Option<&str> {
     Some(&rest[..rest.find("</p>").unwrap()])
 }
 
-/// Issue 20, finding 5: a notice is what this session's form did, read back
+/// A notice is what this session's form did, read back
 /// by the form's nonce (`?done=`); text in the URL is never shown, not even
 /// carried through sign-in by `next=`.
 async fn a_notice_comes_only_from_the_form_that_led_there(backend: Backend) {
@@ -838,7 +838,7 @@ fn refuse_order_updates(app: &TestApp) {
     );
 }
 
-/// Issue 20, finding 6: a form whose action failed is not answered as done
+/// A form whose action failed is not answered as done
 /// when it is sent again. A replay of a truncated row is a 409 each time; a
 /// close that failed on the database (503) acts when the same form is sent
 /// again; a form still running is a 409 too.
@@ -930,7 +930,7 @@ async fn a_failed_form_is_never_a_silent_success(backend: Backend) {
     );
 }
 
-/// Issue 20, finding 7: `GET /ui/check` runs nothing (no test event to the
+/// `GET /ui/check` runs nothing (no test event to the
 /// shop, no probe stored); it shows the session's last run and the button.
 /// The button's POST, with the session's CSRF token and a nonce, runs the
 /// checks once per form.
@@ -1070,6 +1070,7 @@ async fn sessions_expire_after_their_ttl_and_cookies_can_be_secure() {
         page.set_cookie
     );
     assert_eq!(console.get("/ui/").await.status, 200);
+    // The session's one second passes: the time is what is tested.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     assert_eq!(console.get("/ui/").await.status, 303);
 
@@ -1210,5 +1211,5 @@ async fn the_self_check_runs_the_commands_checks() {
     );
 }
 
-/// Issue 20: buyer data and registrations as the console shows them.
+/// Buyer data and registrations as the console shows them.
 mod operator_data;

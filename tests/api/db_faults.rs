@@ -181,6 +181,8 @@ async fn a_lost_reply_to_commit_reports_the_stored_outcome() {
         subject(mail),
         "[payhook] amount_mismatch: order CUT-2: amount_mismatch"
     );
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.messages().len(), 1, "no database_error alert");
 }
@@ -254,12 +256,14 @@ async fn a_stalled_database_answers_503_within_the_bound_then_recovers() {
     assert_eq!(order.status(), 503);
     assert!(started.elapsed() <= BOUND + MARGIN);
 
+    // The partition lasts 30 s on purpose.
     let stall = Duration::from_secs(30);
     tokio::time::sleep(stall.saturating_sub(stalled_at.elapsed())).await;
     proxy.resume();
 
     // What was answered 503 is not stored, even by the threads that were stuck
-    // on the stalled connections and run on once the network is back.
+    // on the stalled connections and run on once the network is back: they
+    // get a quiet period, on purpose, to store what they would.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for id in &during {
         assert_eq!(stored(&app, id), vec![], "{id} was answered 503");
@@ -288,7 +292,7 @@ async fn instances_starting_together_migrate_a_fresh_database_once(backend: Back
     for round in 0..10 {
         let dir = tempfile::tempdir().unwrap();
         let url = match backend {
-            Backend::Postgres => tokio::task::spawn_blocking(postgres::fresh_database)
+            Backend::Postgres => tokio::task::spawn_blocking(postgres::empty_database)
                 .await
                 .unwrap(),
             Backend::Sqlite => format!("sqlite:{}", dir.path().join("shared.sqlite3").display()),

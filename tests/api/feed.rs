@@ -2,6 +2,7 @@
 //! receives every event exactly once, whatever order transactions commit in.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::paid;
+use crate::support::wait;
 
 /// Lock waits and a burst of writers on a shared machine: generous bounds, so
 /// that what is tested is the feed's order, not the machine's speed.
@@ -24,6 +26,8 @@ const PATIENT: &[(&str, &str)] = &[
 /// `next_after`. It records each event id in the order received.
 struct Poller {
     received: Arc<Mutex<Vec<(i64, String)>>>,
+    /// Pages read so far.
+    pages: Arc<AtomicUsize>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -32,7 +36,9 @@ impl Poller {
     fn start(app: &TestApp, every: Duration) -> Poller {
         let received = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let pages = Arc::new(AtomicUsize::new(0));
         let (client, admin, sink) = (app.client.clone(), app.admin.clone(), received.clone());
+        let read = pages.clone();
         let task = tokio::spawn(async move {
             let mut after = 0i64;
             loop {
@@ -52,6 +58,7 @@ impl Poller {
                         .push((e["id"].as_i64().unwrap(), orderid));
                 }
                 after = page["next_after"].as_i64().unwrap();
+                read.fetch_add(1, Ordering::SeqCst);
                 if *stopped.borrow() {
                     return;
                 }
@@ -63,6 +70,7 @@ impl Poller {
         });
         Poller {
             received,
+            pages,
             stop,
             task,
         }
@@ -75,8 +83,12 @@ impl Poller {
         while self.received.lock().unwrap().len() < want && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        // One more page after everything arrived: nothing may follow twice.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // One more whole page after everything arrived: nothing may follow twice.
+        let pages = self.pages.load(Ordering::SeqCst);
+        wait::until("one more page", Duration::from_secs(30), || {
+            self.pages.load(Ordering::SeqCst) >= pages + 2
+        })
+        .await;
         self.stop.send(true).unwrap();
         self.task.await.unwrap();
         let received = self.received.lock().unwrap().clone();
@@ -165,6 +177,7 @@ async fn a_callback_that_waits_on_a_lock_is_not_skipped(backend: Backend) {
             (r.status().as_u16(), r.text().await.unwrap())
         })
     };
+    // The scenario's own delay: B comes while A waits on the lock.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let b = app.get_callback(&paid("FEED-B", "1000")).await;
     assert_eq!((b.status, b.body.as_str()), (200, "OK"));

@@ -2,7 +2,7 @@
 
 use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
-use crate::support::readyz;
+use crate::support::{readyz, tcp, wait};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_queries_are_accepted_and_oversized_refused() {
@@ -326,11 +326,11 @@ async fn shutdown_turns_readiness_off_finishes_in_flight_and_stops() {
 
     // In flight: a paid callback whose body is still arriving.
     let body = paid("DRAIN-1", "1250");
-    let (mut in_flight, mut in_flight_tx) =
-        tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
-            .await
-            .unwrap()
-            .into_split();
+    let stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let ends = (stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+    let (mut in_flight, mut in_flight_tx) = stream.into_split();
     let head = format!(
         "POST /paysera/callback HTTP/1.1\r\nHost: payhook\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
@@ -344,7 +344,12 @@ async fn shutdown_turns_readiness_off_finishes_in_flight_and_stops() {
     // The server reads the head and starts the handler, which waits for the
     // rest of the body (a request whose head was not read yet is not in flight:
     // a draining server closes its connection, rightly).
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait::until(
+        "the service read the head",
+        std::time::Duration::from_secs(10),
+        || tcp::read_everything(ends.0, ends.1),
+    )
+    .await;
 
     let stop = app.stop.clone();
     let stopping = tokio::spawn(async move { stop.stop().await });

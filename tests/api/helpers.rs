@@ -1,16 +1,18 @@
 //! Starts the real service on port 0 against its own fresh database (a new
-//! PostgreSQL database in the suite's throw-away cluster, or a new SQLite file)
-//! and talks HTTP to it.
+//! PostgreSQL database in the suite's throw-away cluster, or a new SQLite file),
+//! both copies of a database migrated once per process, and talks HTTP to it.
 
 use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use payhook::config::Settings;
+use payhook::notify::Outbox;
 use payhook::startup::{Application, StopHandle};
 
 use crate::support::gateway::{PASSWORD, PROJECT};
 use crate::support::postgres;
+use crate::support::sqlite;
 use crate::support::vectors::vectors_dir;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -28,6 +30,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     pub stop: StopHandle,
+    /// The delivery worker, when `SHOP_NOTIFY_URL` is set.
+    pub outbox: Option<Outbox>,
     _dir: tempfile::TempDir,
 }
 
@@ -77,14 +81,34 @@ impl TestApp {
 
     /// `overrides` are environment settings on top of the test defaults.
     pub async fn spawn_with(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
+        let (database_url, dir) = Self::fresh(backend).await;
+        Self::spawn_on(backend, &database_url, dir, overrides).await
+    }
+
+    /// Like [`TestApp::spawn_with`], but the delivery worker has no timer:
+    /// events go out only when the test calls [`TestApp::deliver_due`].
+    pub async fn spawn_stepped(backend: Backend, overrides: &[(&str, &str)]) -> TestApp {
+        let (database_url, dir) = Self::fresh(backend).await;
+        Self::start(backend, &database_url, dir, overrides, false).await
+    }
+
+    /// A fresh migrated database and the directory the app may use.
+    async fn fresh(backend: Backend) -> (String, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match backend {
             Backend::Postgres => tokio::task::spawn_blocking(postgres::fresh_database)
                 .await
                 .unwrap(),
-            Backend::Sqlite => format!("sqlite:{}", dir.path().join("payhook.sqlite3").display()),
+            Backend::Sqlite => sqlite::migrated_database(&dir.path().join("payhook.sqlite3")),
         };
-        Self::spawn_on(backend, &database_url, dir, overrides).await
+        (database_url, dir)
+    }
+
+    /// One delivery pass of a [`TestApp::spawn_stepped`] app's worker,
+    /// returning once its attempts are recorded: how many there were.
+    pub async fn deliver_due(&self) -> usize {
+        let outbox = self.outbox.as_ref().expect("SHOP_NOTIFY_URL is set");
+        outbox.step().await.expect("the outbox is readable")
     }
 
     /// Another instance on an existing database (several instances, one PostgreSQL).
@@ -93,6 +117,16 @@ impl TestApp {
         database_url: &str,
         dir: tempfile::TempDir,
         overrides: &[(&str, &str)],
+    ) -> TestApp {
+        Self::start(backend, database_url, dir, overrides, true).await
+    }
+
+    async fn start(
+        backend: Backend,
+        database_url: &str,
+        dir: tempfile::TempDir,
+        overrides: &[(&str, &str)],
+        delivery_on_timer: bool,
     ) -> TestApp {
         let mut env: HashMap<String, String> = [
             ("PAYSERA_PROJECT_ID", PROJECT.to_string()),
@@ -122,13 +156,15 @@ impl TestApp {
         for (k, v) in overrides {
             env.insert(k.to_string(), v.to_string());
         }
-        let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
+        let mut settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
+        settings.notify.on_timer = delivery_on_timer;
         let app = Application::build(settings)
             .await
             .expect("application starts");
         let base = format!("http://127.0.0.1:{}", app.port());
         let admin = format!("http://127.0.0.1:{}", app.admin_port());
         let stop = app.stop_handle();
+        let outbox = app.outbox();
         tokio::spawn(app.run_until_stopped());
         TestApp {
             backend,
@@ -140,6 +176,7 @@ impl TestApp {
                 .unwrap(),
             database_url: database_url.to_string(),
             stop,
+            outbox,
             _dir: dir,
         }
     }

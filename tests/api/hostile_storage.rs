@@ -1,5 +1,5 @@
 //! What an unauthenticated request can make the journal hold is bounded, and
-//! strange bytes never become a database error (issue 8, points 3 and 4).
+//! strange bytes never become a database error.
 
 use std::io::Write;
 use std::time::Duration;
@@ -248,6 +248,8 @@ async fn pruning_stops_at_the_cutoff_and_instances_share_the_work(backend: Backe
     }
     let paid = paid("KEEP-2", "500");
     assert_eq!(app.get_callback(&paid).await.status, 200);
+    // The clock moves on between the rows and the cutoff: the time is what
+    // is tested (rows on either side of it).
     tokio::time::sleep(Duration::from_millis(20)).await;
     let cutoff = chrono::Utc::now().timestamp_millis();
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,4 +1,4 @@
-//! Issue 10: the outbox delivered to a real HTTP receiver on a loopback port,
+//! The outbox delivered to a real HTTP receiver on a loopback port,
 //! signatures checked with the published Standard Webhooks crate (not
 //! payhook's code), the events feed, and several instances on one database.
 
@@ -113,10 +113,9 @@ fn verify(request: &Received, secret: &str) -> Result<(), standardwebhooks::Webh
         .verify(&request.body, &request.headers)
 }
 
-/// Point 1 and the first acceptance test: 3 failures then a 2xx, and exactly
-/// one more request; same `webhook-id` every time; the default backoff (1 s
-/// doubling ± 20 %); both signatures of a rotation verify with the published
-/// Standard Webhooks crate.
+/// 3 failures then a 2xx, and exactly one more request; same `webhook-id`
+/// every time; the default backoff (1 s doubling ± 20 %); both signatures of
+/// a rotation verify with the published Standard Webhooks crate.
 async fn a_failing_shop_gets_the_event_until_it_acknowledges(backend: Backend) {
     let shop = Receiver::start(|_, before| {
         if before.len() < 3 {
@@ -141,6 +140,8 @@ async fn a_failing_shop_gets_the_event_until_it_acknowledges(backend: Backend) {
         .wait_until(Duration::from_secs(30), "four attempts", |r| r.len() >= 4)
         .await;
     wait_for_state(&app, id, "delivered", Duration::from_secs(5)).await;
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let received_later = shop.received();
     assert_eq!(received_later.len(), 4, "delivered exactly once more");
@@ -316,6 +317,8 @@ async fn a_silent_shop_times_out_and_the_event_ends_dead(backend: Backend) {
 
     // Dead is final: no further attempt.
     let attempts = shop.received().len();
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(shop.received().len(), attempts);
 }
@@ -356,6 +359,8 @@ async fn pending_events_are_delivered_after_a_restart(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     first.stop.stop().await;
+    // Attempts already in flight may still land: a quiet period on purpose,
+    // nothing outside the worker says when the last one has.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let tried_before_stop = down.received().len();
     assert_eq!(
@@ -435,6 +440,8 @@ async fn two_instances_deliver_two_hundred_events_once_each(backend: Backend) {
         assert!(Instant::now() < deadline, "not all delivered");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let received = shop.received();
@@ -876,7 +883,50 @@ async fn an_expired_claim_lets_another_worker_take_the_event(backend: Backend) {
     );
 }
 
+/// One delivery pass on demand (the worker's timer off): nothing goes out
+/// before the pass; the pass sends the paid callback's event once, signed,
+/// and records it delivered; a pass with nothing due sends nothing; the retry
+/// endpoint makes the event due again and the next pass sends it with the
+/// same `webhook-id`.
+async fn each_delivery_pass_sends_what_is_due_once(backend: Backend) {
+    let shop = Receiver::always(Reply::Status(204)).await;
+    let url = shop.url();
+    let app = TestApp::spawn_stepped(backend, &notify_env(&url, &[])).await;
+    app.register("S-1", 1250, "EUR").await;
+    pay(&app, &paid_fields("S-1", "1250", "EUR")).await;
+    let id = event_ids(&app)[0];
+    assert_eq!(event(&app, id).await["state"], "pending");
+    assert!(shop.received().is_empty(), "sent without a pass");
+
+    assert_eq!(app.deliver_due().await, 1);
+    let received = shop.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].id(), id.to_string());
+    verify(&received[0], SECRET).expect("signed");
+    let delivered = event(&app, id).await;
+    assert_eq!(
+        (&delivered["state"], &delivered["attempts"]),
+        (&Value::from("delivered"), &Value::from(1))
+    );
+
+    assert_eq!(app.deliver_due().await, 0, "nothing is due");
+    assert_eq!(shop.received().len(), 1);
+
+    let (status, queued) = retry(&app, id).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(app.deliver_due().await, 1);
+    let received = shop.received();
+    assert_eq!(received.len(), 2);
+    assert!(received.iter().all(|r| r.id() == id.to_string()));
+    let again = event(&app, id).await;
+    assert_eq!(
+        (&again["state"], &again["attempts"]),
+        (&Value::from("delivered"), &Value::from(2))
+    );
+}
+
 both_backends!(
+    each_delivery_pass_sends_what_is_due_once,
     a_failing_shop_gets_the_event_until_it_acknowledges,
     a_silent_shop_times_out_and_the_event_ends_dead,
     pending_events_are_delivered_after_a_restart,

@@ -255,6 +255,8 @@ async fn alerts_arrive_by_email_and_bursts_are_held_back() {
     let burst = futures::future::join_all((0..20).map(|_| app.get_callback(&forged))).await;
     assert!(burst.iter().all(|r| r.status == 400));
     let messages = smtp.wait_for(2, Duration::from_secs(10));
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let messages_after = smtp.messages();
     assert_eq!(
@@ -399,6 +401,8 @@ async fn missed_callback_is_noticed(backend: Backend) {
     );
     assert!(messages[0].contains("callbackurl"), "{}", messages[0]);
     assert_eq!(scrape(&app).await["payhook_orders_missing_callback"], 1.0);
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(smtp.messages().len(), 1, "one alert per missed order");
 }

@@ -1,4 +1,4 @@
-//! The admin listener's door (issue 20): console sessions bound to the admin
+//! The admin listener's door: console sessions bound to the admin
 //! token that made them, "sign out everywhere" from the console, the API and
 //! the CLI, one limit on wrong tokens for the API and the console that works
 //! behind a proxy, the cookie's `Secure` default, and the headers of every

@@ -1,4 +1,4 @@
-//! Order-state edges (issue 8, points 7 and 8): refunds before payment, payments
+//! Order-state edges: refunds before payment, payments
 //! after a refund, payments after a mismatch, several flags per order, and the
 //! missed-callback detector counting only what can still be acted on.
 
@@ -264,7 +264,7 @@ async fn an_order_carries_every_flag_it_was_given(backend: Backend) {
     assert_eq!(app.order("B-1").await["flags"], json!([]));
 }
 
-/// Issue 19.8: two genuine refunds whose sum passes `i64::MAX` (PostgreSQL
+/// Two genuine refunds whose sum passes `i64::MAX` (PostgreSQL
 /// answered 503 `bigint out of range` with a `database_error` alert on every
 /// redelivery; SQLite stored a REAL). Now the same on both backends: the second
 /// refund is stored and answered `OK` (so the gateway stops retrying), the
@@ -325,6 +325,8 @@ async fn refunds_whose_total_overflows_are_flagged_not_a_database_error(backend:
         subject(mail),
         "[payhook] refund_overflow: order R-1: refunded"
     );
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.messages().len(), 1, "no database_error alert");
     let m = scrape(&app).await;
@@ -366,7 +368,7 @@ async fn the_old_flag_column_is_migrated(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (url, source) = match backend {
         Backend::Postgres => (
-            tokio::task::spawn_blocking(postgres::fresh_database)
+            tokio::task::spawn_blocking(postgres::empty_database)
                 .await
                 .unwrap(),
             "postgres",
@@ -470,6 +472,7 @@ async fn gauge_settles_at(app: &TestApp, want: f64) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A quiet period on purpose: the gauge may not move within it.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(missing_callbacks(app).await, want);
 }
@@ -512,6 +515,8 @@ async fn missed_callbacks_count_only_what_can_still_be_acted_on(backend: Backend
 
     gauge_settles_at(&app, 1.0).await;
     let messages = smtp.wait_for(1, Duration::from_secs(10));
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let messages_after = smtp.messages();
     assert_eq!(

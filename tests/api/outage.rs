@@ -35,6 +35,7 @@ async fn database_outage_answers_503_then_recovers() {
     // Cut the link while callbacks are in flight.
     let in_flight = join_all(queries[..10].iter().map(|q| app.get_callback(q)));
     let cut = async {
+        // The cut comes 5 ms in, on purpose: some callbacks are mid-way.
         tokio::time::sleep(Duration::from_millis(5)).await;
         tokio::task::block_in_place(|| proxy.break_networking());
     };

@@ -302,12 +302,16 @@ async fn a_flood_of_duplicates_alerts_once() {
     for _ in 0..99 {
         assert_eq!(app.get_callback(&query).await.body, "OK");
     }
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(smtp.messages().is_empty(), "98 duplicates are no flood");
     for _ in 0..30 {
         assert_eq!(app.get_callback(&query).await.body, "OK");
     }
     let messages = smtp.wait_for(1, Duration::from_secs(10));
+    // A quiet period on purpose: nothing more may happen within it, and an
+    // absence cannot be polled for.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(smtp.messages().len(), 1, "rate-limited to one");
     assert_eq!(

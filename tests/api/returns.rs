@@ -1,4 +1,4 @@
-//! The buyer's return link (issue 19, finding 5): anyone can open it, so only a
+//! The buyer's return link: anyone can open it, so only a
 //! return carrying a verified paid callback of its own order is recorded and
 //! can start the missed-callback clock. Every visit is redirected.
 
@@ -87,7 +87,8 @@ async fn a_return_that_proves_no_payment_records_nothing(backend: Backend) {
         );
     }
     assert_eq!(app.order("N-2").await["returned_at"], Value::Null);
-    // Past MISSED_CALLBACK_AFTER: nothing counts as a missed callback.
+    // Past MISSED_CALLBACK_AFTER (the time is what is tested): nothing
+    // counts as a missed callback.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(missing_callbacks(&app).await, 0.0);
     assert_eq!(

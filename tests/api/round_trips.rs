@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::helpers::{Backend, TestApp};
 use crate::support::gateway::paid;
 use crate::support::postgres;
+use crate::support::wait;
 
 /// The most statements a first paid callback for a registered order may cost:
 /// one call of `payhook_pay_batch` (a batch of one here), which takes the
@@ -52,18 +53,32 @@ async fn a_paid_callback_costs_one_statement_on_postgres() {
     let before = std::fs::metadata(&log_file).unwrap().len() as usize;
     let reply = app.get_callback(&query).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let log = std::fs::read(&log_file).unwrap();
-    let log = String::from_utf8_lossy(&log[before..]);
+    // PostgreSQL writes each statement's line as it runs it: the reply came
+    // after, but the line may still be on its way to the file.
+    let fulfils = |(_, s): &&(String, String)| {
+        ["payhook_pay", "INSERT INTO \"fulfilments\""]
+            .iter()
+            .any(|write| s.contains(write))
+    };
+    let read_log = || {
+        let log = std::fs::read(&log_file).unwrap();
+        String::from_utf8_lossy(&log[before..]).into_owned()
+    };
+    let mut log = String::new();
+    wait::until(
+        "a fulfilment in the statement log",
+        Duration::from_secs(10),
+        || {
+            log = read_log();
+            statements_by_process(&log).iter().any(|s| fulfils(&s))
+        },
+    )
+    .await;
 
     let statements = statements_by_process(&log);
     let fulfilling = statements
         .iter()
-        .find(|(_, s)| {
-            ["payhook_pay", "INSERT INTO \"fulfilments\""]
-                .iter()
-                .any(|write| s.contains(write))
-        })
+        .find(fulfils)
         .map(|(pid, _)| pid.clone())
         .unwrap_or_else(|| panic!("no fulfilment in the statement log:\n{log}"));
     let paid_callback: Vec<&str> = statements

@@ -79,7 +79,7 @@ async fn real_gateway_callbacks_with_the_pinned_key() {
     assert_eq!(app.count("SELECT count(*) AS n FROM fulfilments"), 2);
 }
 
-/// Issue 19.6: the gateway's own 1.3 and 1.4 SMS callbacks, with legacy
+/// The gateway's own 1.3 and 1.4 SMS callbacks, with legacy
 /// callbacks accepted, are answered with the SMS reply and stored as
 /// `sms_received`; a redelivery is a duplicate with the same answer; the same
 /// callback with two values swapped is refused.

@@ -1,6 +1,6 @@
 //! The fuzz targets' checks, shared: `fuzz/fuzz_targets/*.rs` include this file
 //! (`#[path = "../../tests/support/fuzz_harness.rs"]`) and so does every test
-//! binary (through `tests/support/mod.rs`), so `tests/fuzz_regressions.rs`
+//! binary (through `tests/support/mod.rs`), so `tests/protocol/fuzz_regressions.rs`
 //! replays inputs through exactly the checks the fuzzers run. It depends only
 //! on crates both have (payhook, md-5, aes-gcm, hex, secrecy, serde_json).
 //!

@@ -1,8 +1,8 @@
 //! Test support: one module, included the same way by every test binary,
 //!
 //! ```ignore
-//! #[path = "support/mod.rs"]     // tests/*.rs
-//! #[path = "../support/mod.rs"]  // tests/api/main.rs
+//! #[path = "support/mod.rs"]     // tests/slow_clients.rs
+//! #[path = "../support/mod.rs"]  // tests/{api,cli,protocol}/main.rs
 //! mod support;
 //! ```
 //!
@@ -18,7 +18,10 @@ pub mod postgres;
 pub mod proxy;
 pub mod service;
 pub mod smtp;
+pub mod sqlite;
+pub mod tcp;
 pub mod vectors;
+pub mod wait;
 pub mod webdriver;
 
 use std::net::{Ipv4Addr, TcpListener};

@@ -6,6 +6,12 @@
 //! there each test gets its own cluster). Tests isolate themselves by taking a
 //! brand-new database from [`fresh_database`] instead of sharing one.
 //!
+//! Migrating costs more than creating a database, so each server gets one
+//! migrated template, built by the first test that asks for a database, and
+//! every [`fresh_database`] is a copy of it (`CREATE DATABASE … TEMPLATE`).
+//! The service's start-up still runs its migrations and finds none pending;
+//! the tests of migrating itself take an [`empty_database`].
+//!
 //! If `TEST_DATABASE_URL` is set, databases are created on that server instead
 //! and no cluster is started (unless a test calls [`cluster`] explicitly).
 //!
@@ -23,6 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use diesel::{Connection, PgConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
 /// Environment variable naming an existing server to create test databases on.
 pub const EXTERNAL_URL_VAR: &str = "TEST_DATABASE_URL";
 
@@ -32,35 +41,91 @@ const SUPERUSER: &str = "postgres";
 /// Seconds `pg_ctl -w` waits for the server before giving up.
 const PG_CTL_TIMEOUT_SECS: &str = "60";
 
-/// Alias kept for callers that think of the cluster as a handle.
-pub type ClusterHandle = Cluster;
+/// The service's PostgreSQL migrations, the same folder its binary embeds.
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Returns the URL of a brand-new, empty database that no other test uses.
+/// Returns the URL of a brand-new database that no other test uses, with
+/// every migration applied (a copy of the server's migrated template).
 ///
 /// Created on `TEST_DATABASE_URL`'s server when that is set, otherwise on this
 /// process's private cluster (started on first use).
 pub fn fresh_database() -> String {
-    let name = unique_database_name();
     match external_url() {
         Some(base) => {
-            // The URL's own database is only a place to run CREATE DATABASE from.
-            let sql = format!("CREATE DATABASE \"{name}\"");
-            if let Err(err) = psql(&base, &sql) {
-                panic!("cannot create test database {name} on {EXTERNAL_URL_VAR}: {err}");
-            }
-            url_with_database(&base, &name)
+            let template = external_template(&base);
+            create_on(&base, &unique_database_name(), Some(template))
         }
         None => {
             let cluster = cluster();
+            let name = unique_database_name();
             cluster.create_database(&name);
             cluster.url(&name)
         }
     }
 }
 
-/// Alias of [`fresh_database`]: every call yields a new empty database.
-pub fn database_url() -> String {
-    fresh_database()
+/// Returns the URL of a brand-new database without any table, for the tests
+/// of migrating itself; otherwise like [`fresh_database`].
+pub fn empty_database() -> String {
+    let name = unique_database_name();
+    match external_url() {
+        Some(base) => create_on(&base, &name, None),
+        None => {
+            let cluster = cluster();
+            cluster.create_empty_database(&name);
+            cluster.url(&name)
+        }
+    }
+}
+
+/// The migrated template on `TEST_DATABASE_URL`'s server, built once per
+/// process (other processes may share the server, with other migrations).
+fn external_template(base: &str) -> &'static str {
+    static TEMPLATE: OnceLock<Result<String, String>> = OnceLock::new();
+    let built = TEMPLATE.get_or_init(|| {
+        let name = format!("tpl_{}", unique_database_name());
+        let url = create_on(base, &name, None);
+        freeze_template(base, &url, &name)?;
+        Ok(name)
+    });
+    match built {
+        Ok(name) => name,
+        Err(msg) => panic!("cannot build the migrated template database: {msg}"),
+    }
+}
+
+/// Creates database `name` on the server of `admin_url` (a copy of `template`
+/// if given) and returns its URL.
+fn create_on(admin_url: &str, name: &str, template: Option<&str>) -> String {
+    let sql = match template {
+        Some(template) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+        None => format!("CREATE DATABASE \"{name}\""),
+    };
+    if let Err(err) = psql(admin_url, &sql) {
+        panic!("cannot create test database {name}: {err}");
+    }
+    url_with_database(admin_url, name)
+}
+
+/// Migrates the database at `url` (named `name`) and makes it a template
+/// nobody connects to any more: `CREATE DATABASE … TEMPLATE` fails while a
+/// session is connected to its source.
+fn freeze_template(admin_url: &str, url: &str, name: &str) -> Result<(), String> {
+    let started = Instant::now();
+    {
+        let mut conn = PgConnection::establish(url).map_err(|err| format!("{name}: {err}"))?;
+        conn.run_pending_migrations(MIGRATIONS)
+            .map_err(|err| format!("migrating {name}: {err}"))?;
+    }
+    psql(
+        admin_url,
+        &format!("ALTER DATABASE \"{name}\" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+    )?;
+    eprintln!(
+        "test template database {name} migrated in {:.1?}",
+        started.elapsed()
+    );
+    Ok(())
 }
 
 /// TCP address of the server [`fresh_database`] creates databases on; feed it
@@ -158,6 +223,8 @@ pub struct Cluster {
     runuser: Option<PathBuf>,
     /// Serialises stop/start so concurrent calls cannot interleave pg_ctl runs.
     lifecycle: Mutex<()>,
+    /// The migrated template [`Cluster::create_database`] copies, built once.
+    template: OnceLock<Result<String, String>>,
     /// Held for its lifetime only: statics are never dropped, so the directory
     /// is removed by the watchdog, not by `TempDir`'s destructor.
     _dir: tempfile::TempDir,
@@ -202,12 +269,30 @@ impl Cluster {
         self.url(name)
     }
 
-    /// Creates database `name` (must be a plain identifier), panicking on failure.
+    /// Creates database `name` (must be a plain identifier) with every
+    /// migration applied, a copy of this cluster's migrated template (built
+    /// on first use), panicking on failure.
     pub fn create_database(&self, name: &str) {
-        let sql = format!("CREATE DATABASE \"{name}\"");
-        if let Err(err) = psql(&self.url("postgres"), &sql) {
-            panic!("cannot create test database {name}: {err}");
-        }
+        let template = self.template.get_or_init(|| {
+            let template = format!("tpl_{}", unique_database_name());
+            self.create_empty_database(&template);
+            freeze_template(&self.url("postgres"), &self.url(&template), &template)?;
+            Ok(template)
+        });
+        let template = match template {
+            Ok(template) => template,
+            Err(msg) => panic!(
+                "cannot build the migrated template database: {msg}\n{}",
+                self.log_tail()
+            ),
+        };
+        create_on(&self.url("postgres"), name, Some(template));
+    }
+
+    /// Creates database `name` (must be a plain identifier) without any
+    /// table, panicking on failure.
+    pub fn create_empty_database(&self, name: &str) {
+        create_on(&self.url("postgres"), name, None);
     }
 
     /// Stops the server (fast shutdown, waits until it is down); affects every
@@ -275,6 +360,7 @@ impl Cluster {
             bins,
             runuser,
             lifecycle: Mutex::new(()),
+            template: OnceLock::new(),
             _dir: dir,
         };
 

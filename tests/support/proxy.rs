@@ -55,6 +55,8 @@ struct Faults {
     /// Taken by the connection that cuts.
     commit_marker: Mutex<Option<(Vec<u8>, CommitAt)>>,
     commits_cut: AtomicUsize,
+    /// Client messages waiting for the stall to end right now.
+    held: AtomicUsize,
 }
 
 /// Where a PostgreSQL transaction commits, as the proxy sees it.
@@ -83,6 +85,7 @@ impl ChaosProxy {
             stalled: watch::channel(false).0,
             commit_marker: Mutex::new(None),
             commits_cut: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         });
         let thread_faults = Arc::clone(&faults);
 
@@ -231,6 +234,12 @@ impl ChaosProxy {
             .unwrap_or_else(|p| p.into_inner()) = Some((marker.as_bytes().to_vec(), at));
     }
 
+    /// How many client messages wait in the proxy for the stall to end: above
+    /// zero, someone is waiting on the stalled database.
+    pub fn held_messages(&self) -> usize {
+        self.faults.held.load(Ordering::SeqCst)
+    }
+
     /// How many COMMITs were relayed and then cut (at most one per arming).
     pub fn commits_cut(&self) -> usize {
         self.faults.commits_cut.load(Ordering::SeqCst)
@@ -368,7 +377,14 @@ async fn client_to_server(
             Ok(n) => n,
         };
         for message in frames.push(&chunk[..n]) {
+            let held = *faults.stalled.borrow();
+            if held {
+                faults.held.fetch_add(1, Ordering::SeqCst);
+            }
             unstalled(faults).await;
+            if held {
+                faults.held.fetch_sub(1, Ordering::SeqCst);
+            }
             let cut_here = match frames.simple_query(&message) {
                 Some(sql) => {
                     let commit = sql.eq_ignore_ascii_case("COMMIT");

@@ -1,7 +1,7 @@
-//! What the console shows of the buyer and of a registration (issue 20):
+//! What the console shows of the buyer and of a registration:
 //! buyer data masked in every view of a stored request unless
-//! `PAYHOOK_LOG_PII` (finding 8), and a payer-set registration shown as a
-//! minimum (finding 11). Signed in as `super::Console`.
+//! `PAYHOOK_LOG_PII`, and a payer-set registration shown as a
+//! minimum. Signed in as `super::Console`.
 
 use payhook::sim::CheckoutSigner;
 use serde_json::json;

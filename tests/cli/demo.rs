@@ -4,8 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use support::free_port;
 use support::service::Service;
@@ -54,7 +53,7 @@ fn demo_mode_and_simulate() {
         "modern again    -> 200 OK",
         "modern older    -> 200 OK",
         "modern forged   -> 403 rejected: the body's HMAC-SHA256 matches none",
-        "state \"paid\" after [\"partially_paid\", \"fulfilled\", \"duplicate\", \"duplicate\"]",
+        "state \"paid\" after [\"partially_paid\", \"fulfilled\", \"duplicate\", \"stale\"]",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }

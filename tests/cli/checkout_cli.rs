@@ -3,15 +3,14 @@
 //! headers, `callbacks replay` runs the stored webhook through the webhook
 //! pipeline again (a fulfilled one becomes `duplicate`).
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use payhook::checkout::{Headers, Secret, Verifier};
+use payhook::checkout::{Headers, Secret, WebhookVerifier};
 use payhook::domain::{Amount, Currency, OrderCheck, Rules};
-use payhook::http::checkout::{handle, HandledWebhook, WebhookPipeline};
+use payhook::pipeline::{Handled, Parts, Pipeline};
 use payhook::sim::{CheckoutSigner, OrderFigures};
 use payhook::store::{CallbackMeta, DatabaseConfig, RawRequest, Store};
 use secrecy::SecretString;
@@ -57,25 +56,31 @@ fn checkout_commands(dir: &Path, database_url: &str, config: DatabaseConfig) {
     let secret = Secret::new("current", SecretString::from(SECRET.to_string()))
         .unwrap()
         .of_project(CLIENT_ID);
-    let verifier = Verifier::new(vec![secret]).unwrap();
-    let pipeline = WebhookPipeline {
-        verifier: &verifier,
-        store: &store,
+    let verifier = WebhookVerifier::new(vec![secret]).unwrap();
+    let pipeline = Pipeline::new(Parts {
+        verifier: std::sync::Arc::new(payhook::paysera::Verifier::without_projects(
+            payhook::paysera::KeySet::paysera_production(),
+            payhook::paysera::Policy::default(),
+        )),
+        checkout: Some(std::sync::Arc::new(verifier)),
+        checkout_reject_status: 403,
+        store: store.clone(),
         rules: Rules {
             allow_test_payments: false,
             order_check: OrderCheck::Registered,
         },
         rejected_max_bytes: 2048,
-        reject_status: 403,
-    };
+    });
     let meta = CallbackMeta {
         method: "POST".into(),
         raw: RawRequest::webhook(headers.paysera(), &webhook.body),
         remote_addr: None,
         api: "checkout",
     };
-    let handled = handle(&pipeline, &headers, &webhook.body, &meta, None).unwrap();
-    let HandledWebhook::Done(processed, ..) = handled else {
+    let handled = pipeline
+        .webhook(&headers, &webhook.body, &meta, None)
+        .unwrap();
+    let Handled::Done(processed, ..) = handled else {
         panic!("not stored as processed: {:?}", handled.reason());
     };
     let id = processed.callback_id.to_string();

@@ -2,8 +2,7 @@
 //! and on a SQLite file, configured as the service is (environment only):
 //! `ingest-url`, `callbacks list|show|replay`, `orders show`, `prune`.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

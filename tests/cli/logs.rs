@@ -1,8 +1,7 @@
 //! The logs of a whole scenario, captured from the real binary: one structured
 //! line per callback, and no secret or buyer data anywhere.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -135,6 +134,9 @@ fn no_secret_reaches_the_logs() {
         http("GET", format!("{admin_base}/api/v1/callbacks"), None),
         "200"
     );
+    // A quiet period on purpose: background work (alerts over SMTP with its
+    // credentials) gets time to log; no secret in the logs is an absence,
+    // which cannot be polled for.
     std::thread::sleep(Duration::from_millis(1500));
 
     let _ = service.kill();
@@ -232,7 +234,7 @@ fn log_lines(
     }
 }
 
-/// Issue 20.8: a paid callback carrying every personal field, a rejected copy
+/// A paid callback carrying every personal field, a rejected copy
 /// of it and a Checkout snapshot with the payer's details. Without
 /// `PAYHOOK_LOG_PII` none of the buyer's values (nor the base64 `data` that
 /// holds them) is in any log line at any level; with it, the callback line

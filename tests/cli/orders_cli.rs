@@ -1,8 +1,7 @@
 //! `payhook orders close` as the real binary, on a real PostgreSQL database and
 //! on a SQLite file, configured as the service is (environment only).
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,11 +4,10 @@
 //! server and a real HTTP receiver every check passes; a certificate near its
 //! end warns; a proxy's 413 in front of the public listener fails by name.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 #[allow(dead_code)]
-#[path = "api/notify/receiver.rs"]
+#[path = "../api/notify/receiver.rs"]
 mod receiver;
 
 use std::net::{TcpListener, TcpStream};

@@ -1,13 +1,15 @@
 //! Every Checkout (Modern) vector in `tests/vectors-checkout/` (a copy of the
-//! shared set with its README, unchanged) against the signatures and expected
-//! outcomes of §11 of the spec. The signatures below are the spec's, computed
-//! independently with python3's `hmac`, not by payhook.
+//! shared set with its README, which names the spec by its path here) against
+//! the signatures and expected outcomes of §11 of the spec,
+//! `docs/checkout-modern.md`; every § below cites that document. The
+//! signatures below are the spec's, computed independently with python3's
+//! `hmac`, not by payhook.
 
 use std::path::PathBuf;
 
 use payhook::checkout::{
     decode_body, sign, BodyError, CheckoutError, HeaderName, Headers, OrderStatus, Payload,
-    PaymentStatus, Problem, Secret, Verifier,
+    PaymentStatus, Problem, Secret, WebhookVerifier,
 };
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -97,13 +99,13 @@ fn secret(label: &str, key: &str) -> Secret {
 }
 
 /// S1 alone.
-fn s1_only() -> Verifier {
-    Verifier::new(vec![secret("current", S1)]).unwrap()
+fn s1_only() -> WebhookVerifier {
+    WebhookVerifier::new(vec![secret("current", S1)]).unwrap()
 }
 
 /// S1 current, S2 previous (a rotation in progress).
-fn rotating() -> Verifier {
-    Verifier::new(vec![secret("current", S1), secret("previous", S2)]).unwrap()
+fn rotating() -> WebhookVerifier {
+    WebhookVerifier::new(vec![secret("current", S1), secret("previous", S2)]).unwrap()
 }
 
 /// §11.1's headers.

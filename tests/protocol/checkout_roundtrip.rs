@@ -6,7 +6,7 @@
 
 use payhook::checkout::{
     decode_body, sign, CheckoutError, HeaderName, Headers, OrderStatus, PaymentStatus, Secret,
-    Verifier,
+    WebhookVerifier,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -14,8 +14,8 @@ use proptest::test_runner::Config;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-fn verifier(secrets: &[String]) -> Verifier {
-    Verifier::new(
+fn verifier(secrets: &[String]) -> WebhookVerifier {
+    WebhookVerifier::new(
         secrets
             .iter()
             .enumerate()
@@ -31,7 +31,8 @@ fn uuid() -> impl Strategy<Value = String> {
     "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 }
 
-/// Valid §3.1 headers but the signature, in any name case and any valid values.
+/// Valid headers (`docs/checkout-modern.md` §3.1) but the signature, in any
+/// name case and any valid values.
 #[derive(Debug, Clone)]
 struct Valid {
     alg: String,

@@ -3,8 +3,7 @@
 //! signing secrets nor the credentials or token in SHOP_NOTIFY_URL appear in
 //! the logs or in the attempt history.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::path::Path;

@@ -7,8 +7,7 @@
 //! Each asserts the exact rejection (the `CallbackError` text), so a change in
 //! how hostile input is refused shows up here.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use md5::{Digest, Md5};
 use payhook::domain::{PaymentKind, Proof, VerifiedCallback};
@@ -17,7 +16,7 @@ use payhook::paysera::{base64url, php, CallbackError, Policy, RequestParams};
 use support::fuzz_harness::{self as harness, verifier, POLICIES, PROJECTS};
 
 /// A callback the vectors' test key signed with `ss2` only (project 123).
-const SS2_ONLY: &str = include_str!("../fuzz/seeds/verify_callback/current-paid-ss2-only.query");
+const SS2_ONLY: &str = include_str!("../../fuzz/seeds/verify_callback/current-paid-ss2-only.query");
 
 const LAX: Policy = POLICIES[0];
 

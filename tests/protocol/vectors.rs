@@ -13,8 +13,7 @@ use payhook::paysera::{
 use secrecy::SecretString;
 use serde_json::Value;
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use support::vectors::vectors_dir;
 
@@ -479,7 +478,7 @@ const REAL_SMS_FILES: [&str; 2] = [
     "real/legacy-1.4-micro-sms-test.json",
 ];
 
-/// Issue 19.6: genuine 1.3 and 1.4 SMS callbacks carry their fields in the
+/// Genuine 1.3 and 1.4 SMS callbacks carry their fields in the
 /// gateway's SMS order (`test`, `country`, `_ss1`, `amount`, ...), not the
 /// macro order; both verify as micro payments of the project whose password
 /// made their `_ss1`, under every policy that accepts legacy callbacks.

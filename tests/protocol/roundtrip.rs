@@ -23,8 +23,7 @@ use proptest::sample::Index;
 use proptest::test_runner::Config;
 use secrecy::SecretString;
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use support::gateway::{gateway as signer, CallbackForm, PASSWORD, PROJECT};
 use support::vectors::vectors_dir;

@@ -1,0 +1,14 @@
+//! The real binaries: start-up and configuration, the operator's commands,
+//! `payhook check`, demo mode, and what the service logs.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check_cli;
+mod checkout_cli;
+mod config_startup;
+mod demo;
+mod logs;
+mod notify_logs;
+mod operator_cli;
+mod orders_cli;
