@@ -6,7 +6,11 @@ use super::{Amount, Answer, Currency, OkBody, PaymentKind, Status, VerifiedCallb
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Rejected,
+    /// The same delivery again (the same bytes, the same identity).
     Duplicate,
+    /// Checkout: a snapshot older than the one the order already holds
+    /// (a lower `updated_at`): kept, the order is not moved back.
+    Stale,
     SmsReceived,
     TestIgnored,
     NotPaid,
@@ -26,9 +30,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 16] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Rejected,
         Outcome::Duplicate,
+        Outcome::Stale,
         Outcome::SmsReceived,
         Outcome::TestIgnored,
         Outcome::NotPaid,
@@ -49,6 +54,7 @@ impl Outcome {
         match self {
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
+            Outcome::Stale => "stale",
             Outcome::SmsReceived => "sms_received",
             Outcome::TestIgnored => "test_ignored",
             Outcome::NotPaid => "not_paid",
@@ -129,6 +135,17 @@ pub enum OrderState {
 }
 
 impl OrderState {
+    /// Every state; `parse` reads stored states back through it, so a state
+    /// missing here could not be read back (and `tests/docs.rs` checks each
+    /// one is documented).
+    pub const ALL: [OrderState; 5] = [
+        OrderState::AwaitingPayment,
+        OrderState::Paid,
+        OrderState::NeedsReview,
+        OrderState::Refunded,
+        OrderState::Disputed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderState::AwaitingPayment => "awaiting_payment",
@@ -155,15 +172,7 @@ impl OrderState {
     }
 
     pub fn parse(text: &str) -> Option<OrderState> {
-        [
-            OrderState::AwaitingPayment,
-            OrderState::Paid,
-            OrderState::NeedsReview,
-            OrderState::Refunded,
-            OrderState::Disputed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        OrderState::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
@@ -423,9 +432,9 @@ impl Decision {
 pub enum Seen<'a> {
     /// The first time: the order as stored, locked for the transaction (when
     /// the callback names one).
-    First(Option<&'a OrderView>),
-    /// The same payment was answered `OK` before.
-    Again,
+    FirstDelivery(Option<&'a OrderView>),
+    /// The same delivery was answered `OK` before.
+    AnsweredBefore,
 }
 
 /// The order a callback needs locked before it is decided.
@@ -434,7 +443,7 @@ pub struct OrderLock<'a> {
     pub orderid: &'a str,
     /// Without registered orders there is still one row per order to lock, so
     /// two paid callbacks for it cannot both fulfil.
-    pub create: bool,
+    pub create_if_missing: bool,
 }
 
 /// Which order, if any, must be locked to decide this callback.
@@ -444,7 +453,7 @@ pub fn order_to_lock(callback: &VerifiedCallback, rules: Rules) -> Option<OrderL
             orderid,
             // A refund adds to the order's total, read under this lock: its
             // row must exist first (`decide` creates it for the refund anyway).
-            create: match callback.status() {
+            create_if_missing: match callback.status() {
                 Some(Status::Paid) => rules.order_check == OrderCheck::None,
                 Some(Status::Refunded) => !test_refused(callback, rules),
                 _ => false,
@@ -458,11 +467,13 @@ pub fn order_to_lock(callback: &VerifiedCallback, rules: Rules) -> Option<OrderL
 /// without `orderid`, or what `decide` makes of it; and what the shop is told.
 pub fn decide_callback(callback: &VerifiedCallback, seen: Seen<'_>, rules: Rules) -> Decision {
     let mut decision = match seen {
-        Seen::Again => Decision::new(Outcome::Duplicate),
-        Seen::First(_) if callback.kind() == PaymentKind::Macro && callback.orderid().is_none() => {
+        Seen::AnsweredBefore => Decision::new(Outcome::Duplicate),
+        Seen::FirstDelivery(_)
+            if callback.kind() == PaymentKind::Macro && callback.orderid().is_none() =>
+        {
             Decision::new(Outcome::Rejected).because("orderid missing")
         }
-        Seen::First(order) => decide(callback, order, rules),
+        Seen::FirstDelivery(order) => decide(callback, order, rules),
     };
     decision.notify = decision.outcome.notifies_shop().then(|| Notice {
         kind: decision.outcome,

@@ -9,11 +9,13 @@ pub use answer::{Answer, OkBody};
 pub use callback::{FieldError, FieldValue, Fields, PaymentKind, Proof, VerifiedCallback};
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use status::{Status, StatusError};
+mod assumed;
 mod decision;
 mod recorded;
 mod returned;
 mod webhook;
 
+pub use assumed::{assumed_order, AssumedOrder};
 pub use decision::{
     decide, decide_callback, order_to_lock, AmountMode, Decision, Flag, Notice, OrderChange,
     OrderCheck, OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,

@@ -139,21 +139,22 @@ pub fn webhook_order_to_lock(webhook: &CheckoutWebhook, rules: Rules) -> Option<
     let refund = matches!(webhook.fact(), WebhookFact::RefundCompleted { .. });
     Some(OrderLock {
         orderid,
-        create: (rules.order_check == OrderCheck::None && paying) || refund,
+        create_if_missing: (rules.order_check == OrderCheck::None && paying) || refund,
     })
 }
 
 /// The whole decision for a verified webhook, and what the shop is told.
 pub fn decide_webhook(webhook: &CheckoutWebhook, seen: Seen<'_>, rules: Rules) -> Decision {
     let mut decision = match seen {
-        Seen::Again => Decision::new(Outcome::Duplicate).because("the same webhook was stored"),
-        Seen::First(_) if webhook.orderid().is_none() => {
-            Decision::new(Outcome::Info).because(format!(
+        Seen::AnsweredBefore => {
+            Decision::new(Outcome::Duplicate).because("the same webhook was stored")
+        }
+        Seen::FirstDelivery(_) if webhook.orderid().is_none() => Decision::new(Outcome::Info)
+            .because(format!(
                 "{} names no merchant_order_id; kept, nothing to apply",
                 webhook.event()
-            ))
-        }
-        Seen::First(order) => decide_fresh(webhook, order, rules),
+            )),
+        Seen::FirstDelivery(order) => decide_fresh(webhook, order, rules),
     };
     decision.notify = decision.outcome.notifies_shop().then(|| Notice {
         kind: decision.outcome,
@@ -165,7 +166,7 @@ pub fn decide_webhook(webhook: &CheckoutWebhook, seen: Seen<'_>, rules: Rules) -
 fn notification(webhook: &CheckoutWebhook, outcome: Outcome, seen: Seen<'_>) -> serde_json::Value {
     let snapshot = webhook.snapshot();
     let test = match seen {
-        Seen::First(Some(order)) => order.test,
+        Seen::FirstDelivery(Some(order)) => order.test,
         _ => false,
     };
     let refund = match webhook.fact() {
@@ -204,7 +205,10 @@ fn decide_fresh(webhook: &CheckoutWebhook, order: Option<&OrderView>, rules: Rul
             // Recorded only where the order moved: a duplicate leaves the
             // order where the newest snapshot put it; an unknown order has
             // no row to record it on yet.
-            if !matches!(decision.outcome, Outcome::Duplicate | Outcome::UnknownOrder) {
+            if !matches!(
+                decision.outcome,
+                Outcome::Duplicate | Outcome::Stale | Outcome::UnknownOrder
+            ) {
                 decision.progress = Some(progress);
             }
             decision
@@ -227,7 +231,7 @@ fn dispute(order: Option<&OrderView>, payment_id: &str) -> Decision {
 fn decide_snapshot(s: &Snapshot, order: Option<&OrderView>, rules: Rules) -> Decision {
     if let Some((new, last)) = s.updated_at.zip(order.and_then(|o| o.snapshot_at)) {
         if new < last {
-            return Decision::new(Outcome::Duplicate).because(format!(
+            return Decision::new(Outcome::Stale).because(format!(
                 "older snapshot (updated_at {new} before {last}); the order is not moved back"
             ));
         }
@@ -407,7 +411,7 @@ mod tests {
     }
 
     fn outcome(webhook: &CheckoutWebhook, order: Option<&OrderView>) -> Decision {
-        decide_webhook(webhook, Seen::First(order), RULES)
+        decide_webhook(webhook, Seen::FirstDelivery(order), RULES)
     }
 
     #[test]
@@ -447,7 +451,7 @@ mod tests {
     fn snapshots_never_move_an_order_back() {
         let paid = order(Some(2500), Some(20), true);
         let older = outcome(&snapshot(1000, 10), Some(&paid));
-        assert_eq!(older.outcome, Outcome::Duplicate);
+        assert_eq!(older.outcome, Outcome::Stale);
         assert_eq!(older.progress, None);
         assert_eq!(older.change, OrderChange::None);
         let same_amount = outcome(&snapshot(2500, 25), Some(&paid));
@@ -460,7 +464,7 @@ mod tests {
         );
         assert_eq!(less.change, OrderChange::SetState(OrderState::NeedsReview));
         // The same bytes again are a duplicate whatever they say.
-        let again = decide_webhook(&snapshot(2500, 40), Seen::Again, RULES);
+        let again = decide_webhook(&snapshot(2500, 40), Seen::AnsweredBefore, RULES);
         assert_eq!((again.outcome, again.notify), (Outcome::Duplicate, None));
     }
 
@@ -499,7 +503,7 @@ mod tests {
         );
         let allowed = decide_webhook(
             &snapshot(2500, 10),
-            Seen::First(Some(&test)),
+            Seen::FirstDelivery(Some(&test)),
             Rules {
                 allow_test_payments: true,
                 ..RULES

@@ -4,72 +4,30 @@
 //! what a callback means is the caller's step (`domain::decide_callback`).
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 
+use super::incoming::{no_nul, CallbackMeta, Decided, Incoming, Processed, DUPLICATE_FLOOD};
 use super::models::{NewCallback, NewOrder, OrderRow};
-use super::pay_batch::{Batched, PayJob};
-use super::raw::{RawRequest, Signed, StoredRaw};
+use super::pay::PaidWrite;
 use super::schema::{answered, callbacks, fulfilments, order_flags, orders, outbox};
-use super::{connection_lost, deadline, dispatch, now_millis, Backend, Conn, Store, StoreError};
+use super::{dispatch, now_millis, Conn, Store, StoreError};
 use crate::domain::{
     Amount, AmountMode, Currency, Decision, Flag, OrderChange, OrderLock, OrderState, OrderView,
     Outcome, Progress, Recorded, Seen,
 };
 
-/// Once per request, written with the duplicate guard: a retry whose earlier
-/// COMMIT landed though its reply was lost finds its own attempt there.
-fn new_attempt() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
-}
-
-/// What the HTTP layer knows about the request, stored beside the callback.
-#[derive(Debug, Clone)]
-pub struct CallbackMeta {
-    pub method: String,
-    /// The bytes received; stored escaped, whole for a verified callback.
-    pub raw: RawRequest,
-    pub remote_addr: Option<String>,
-    /// `classic` or `checkout`: which endpoint received it.
-    pub api: &'static str,
-}
-
-/// What the caller decided for a callback, as the store writes it.
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub decision: Decision,
-    /// The status the callback is answered with, stored beside it.
-    pub http_status: u16,
-}
-
-/// What became of a stored callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Processed {
-    pub callback_id: i64,
-    pub outcome: Outcome,
-    pub reason: Option<String>,
-    pub flag: Option<Flag>,
-    /// A duplicate whose delivery has come [`DUPLICATE_FLOOD`] times or more:
-    /// someone is replaying it (the `duplicate_flood` alert).
-    pub flood: bool,
-}
-
-/// Duplicates of one delivery past which it counts as replayed on purpose. A
-/// gateway retries a callback a handful of times at most.
-pub const DUPLICATE_FLOOD: i64 = 100;
-
 impl Store {
     /// Stores a request that failed verification, with the reason. Anyone can
-    /// send one, so only the first `keep` bytes of its (escaped) raw request
-    /// are stored, beside its full length and SHA-256.
+    /// send one, so only the first `max_bytes` bytes of its (escaped) raw
+    /// request are stored, beside its full length and SHA-256.
     pub fn record_rejected(
         &self,
         meta: &CallbackMeta,
         reason: &str,
         http_status: u16,
-        keep: usize,
+        max_bytes: usize,
     ) -> Result<i64, StoreError> {
         let now = now_millis();
-        let raw = meta.raw.stored(Some(keep));
+        let raw = meta.raw.stored(Some(max_bytes));
         // Through `transaction`, so a connection that died while pooled is
         // retried on a fresh one here too: a rejection is answered 400, not 503.
         self.transaction(|conn| {
@@ -95,219 +53,22 @@ impl Store {
         })
     }
 
-    /// Stores a verified callback in one transaction: claims its identity (the
-    /// duplicate guard), locks `lock`'s order, asks `decide` what that means,
-    /// and writes the row, the order change and the shop's event. What
-    /// `signed` covers is stored whole; a duplicate, bounded, with a link to
-    /// the first row of its delivery.
+    /// The general path: stores a verified callback in one transaction. Claims
+    /// its identity (the duplicate guard), locks `lock`'s order, asks `decide`
+    /// what that means, and writes the row, the order change and the shop's
+    /// event. What the signature covers is stored whole; a duplicate, bounded,
+    /// with a link to the first row of its delivery.
     ///
     /// `decide` may run more than once: a transaction lost with its connection
     /// is run again on a fresh one.
     pub fn record(
         &self,
-        callback: &dyn Recorded,
-        meta: &CallbackMeta,
-        signed: &Signed,
+        incoming: &Incoming<'_>,
         lock: Option<OrderLock<'_>>,
-        decide: impl Fn(Seen<'_>) -> Step,
+        decide: impl Fn(Seen<'_>) -> Decided,
     ) -> Result<Processed, StoreError> {
-        let attempt = new_attempt();
-        let raw = meta.raw.stored_verified(signed);
-        let attempt_ref = Attempt {
-            callback,
-            meta,
-            raw: &raw,
-            keep: signed.keep,
-            id: &attempt,
-        };
-        if let Some(paid) = self.pay_in_one_statement(&attempt_ref, lock, &decide) {
-            return paid;
-        }
-        self.transaction(|conn| record_in(conn, &attempt_ref, lock, &decide))
+        self.transaction(|conn| record_in(conn, incoming, lock, &decide))
     }
-
-    /// The paid path on PostgreSQL in one round trip (`payhook_pay`, migration
-    /// 21): decided from the order payhook expects to find, registered and
-    /// awaiting this very payment, and written only if the order is exactly
-    /// that. `None`: take the general path, nothing was written.
-    fn pay_in_one_statement(
-        &self,
-        attempt: &Attempt<'_>,
-        lock: Option<OrderLock<'_>>,
-        decide: &dyn Fn(Seen<'_>) -> Step,
-    ) -> Option<Result<Processed, StoreError>> {
-        // The one-statement writes keep a request whole; one with anything
-        // beside its signed part takes the general path.
-        if !matches!(self.backend, Backend::Postgres(_)) || attempt.raw.unsigned.is_some() {
-            return None;
-        }
-        let callback = attempt.callback;
-        let orderid = lock.filter(|l| !l.create)?.orderid;
-        let expected = callback.amount().zip(callback.currency().cloned())?;
-        let assumed = expected_order(expected);
-        let Step {
-            decision,
-            http_status,
-        } = decide(Seen::First(Some(&assumed)));
-        let OrderChange::Fulfil { checked } = decision.change else {
-            return None;
-        };
-        let notice = decision.notify.as_ref()?;
-        if decision.progress.is_some() || decision.flag.is_some() || !decision.keeps_claim() {
-            return None;
-        }
-        let identity = hex::encode(callback.identity());
-        let row = attempt.row(now_millis(), &identity, &decision, http_status);
-        if let Err(e) = self.still_awaited() {
-            return Some(Err(e));
-        }
-        let assumed = Assumed {
-            attempt: attempt.id,
-            commit_by: self.commit_by_millis(),
-            order: &assumed,
-        };
-        let writes = PaidWrites {
-            row: &row,
-            callback,
-            checked,
-            orderid,
-            payload: &notice.payload,
-        };
-        let batched = match &self.pay_batcher {
-            Some(batcher) => batcher.submit(writes.job(&assumed), deadline()),
-            None => Batched::Alone,
-        };
-        let paid = match batched {
-            Batched::Paid(callback_id) => Ok(Some(callback_id)),
-            Batched::GuardHeld | Batched::NotAsAssumed => return None,
-            Batched::TooLate => return Some(Err(StoreError::TimedOut(self.statement_timeout))),
-            Batched::NoConnection => {
-                return Some(Err(StoreError::Unavailable(
-                    "timed out waiting for a database connection".into(),
-                )))
-            }
-            Batched::Alone => self.with_conn(|conn| {
-                let Conn::Pg(c) = conn else {
-                    unreachable!("only called on PostgreSQL")
-                };
-                Ok(writes.run(c, Some(&assumed))?)
-            }),
-        };
-        match paid {
-            Ok(Some(callback_id)) => Some(Ok(Processed {
-                callback_id,
-                outcome: decision.outcome,
-                reason: decision.reason,
-                flag: None,
-                flood: false,
-            })),
-            // The guard was held: a duplicate, or this request's own attempt
-            // whose reply was lost; the general path tells which.
-            Ok(None) => None,
-            Err(StoreError::Query(e)) if raised(&e, NOT_AS_ASSUMED) || connection_lost(&e) => None,
-            Err(StoreError::Query(e)) if raised(&e, TOO_LATE) => {
-                Some(Err(StoreError::TimedOut(self.statement_timeout)))
-            }
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
-
-/// One request's attempt to be stored: what `record` was given, and the
-/// attempt's id, written with the guard.
-struct Attempt<'a> {
-    callback: &'a dyn Recorded,
-    meta: &'a CallbackMeta,
-    /// As a verified callback is stored.
-    raw: &'a StoredRaw,
-    /// Bytes a duplicate keeps of the request.
-    keep: usize,
-    id: &'a str,
-}
-
-impl<'a> Attempt<'a> {
-    fn row(
-        &self,
-        now: i64,
-        identity: &'a str,
-        decision: &'a Decision,
-        http_status: u16,
-    ) -> NewCallback<'a> {
-        NewCallback {
-            received_at: now,
-            project_id: Some(self.callback.project_id()),
-            orderid: self.callback.orderid(),
-            identity: Some(identity),
-            outcome: decision.outcome.as_str(),
-            reason: decision.reason.as_deref(),
-            http_status: i32::from(http_status),
-            method: &self.meta.method,
-            raw_query: &self.raw.text,
-            remote_addr: self.meta.remote_addr.as_deref(),
-            raw_length: self.raw.length,
-            raw_sha256: &self.raw.sha256,
-            raw_truncated: self.raw.truncated,
-            api: self.callback.api(),
-            raw_unsigned: self.raw.unsigned.as_deref(),
-            duplicate_of: None,
-        }
-    }
-}
-
-/// The order a paid callback normally finds: registered for its amount and
-/// currency, awaiting payment, nothing else recorded. Every field is one that
-/// `payhook_pay` compares (migration 21): a field added to `OrderView` must be
-/// compared there too, or never be read by the classic decision
-/// (`amount_mode`: `the_classic_decision_does_not_read_the_amount_mode`).
-fn expected_order(expected: (Amount, Currency)) -> OrderView {
-    OrderView {
-        expected: Some(expected),
-        amount_mode: AmountMode::Fixed,
-        state: OrderState::AwaitingPayment,
-        fulfilled: false,
-        refunded: false,
-        refunded_amount: None,
-        test: false,
-        amount_paid: None,
-        snapshot_at: None,
-    }
-}
-
-diesel::define_sql_function! {
-    /// Migration 21: a cached prepared statement, not one parsed per call.
-    #[allow(clippy::too_many_arguments)] // the function's own parameters
-    fn payhook_pay(
-        attempt: Nullable<Text>,
-        commit_by: Nullable<BigInt>,
-        expect_state: Nullable<Text>,
-        expect_amount: Nullable<BigInt>,
-        expect_currency: Nullable<Text>,
-        expect_test: Nullable<Bool>,
-        received_at: BigInt,
-        project: Text,
-        orderid: Text,
-        identity: Nullable<Text>,
-        outcome: Text,
-        reason: Nullable<Text>,
-        http_status: Integer,
-        method: Text,
-        raw_query: Text,
-        remote_addr: Nullable<Text>,
-        amount: Nullable<BigInt>,
-        currency: Nullable<Text>,
-        checked: Bool,
-        payload: Text,
-        raw_length: BigInt,
-        raw_sha256: Text,
-    ) -> Nullable<BigInt>;
-}
-
-/// The messages `payhook_pay` raises (migration 21), rolling back.
-const NOT_AS_ASSUMED: &str = "payhook_pay: order not as assumed";
-const TOO_LATE: &str = "payhook_pay: too late to commit";
-
-fn raised(e: &diesel::result::Error, message: &str) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message() == message)
 }
 
 /// Inserts are written as `.eq()` tuples rather than from `Insertable` structs:
@@ -338,25 +99,14 @@ fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i6
         .get_result(c))
 }
 
-/// A reason quotes the request at most through `printable`, which escapes
-/// control characters; this keeps a NUL that slipped through any other way from
-/// turning a rejection into a database error (PostgreSQL `TEXT` holds no NUL).
-fn no_nul(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        text.replace('\0', "\\x00").into()
-    } else {
-        text.into()
-    }
-}
-
 fn record_in(
     conn: &mut Conn<'_>,
-    attempt: &Attempt<'_>,
+    incoming: &Incoming<'_>,
     lock: Option<OrderLock<'_>>,
-    decide: &dyn Fn(Seen<'_>) -> Step,
+    decide: &dyn Fn(Seen<'_>) -> Decided,
 ) -> QueryResult<Processed> {
     let now = now_millis();
-    let callback = attempt.callback;
+    let callback = incoming.callback;
     let project = callback.project_id();
     let identity = hex::encode(callback.identity());
     let orderid = callback.orderid();
@@ -364,49 +114,46 @@ fn record_in(
     // The guard: only one transaction at a time can hold an identity; a second
     // one waits here until the first commits, then sees the conflict.
     let (fresh, order) = match conn {
-        Conn::Pg(_) => claim_in_one_statement(conn, &identity, now, attempt.id, project, lock)?,
-        Conn::Sqlite(_) => claim_in_statements(conn, &identity, now, attempt.id, project, lock)?,
+        Conn::Pg(_) => {
+            claim_in_one_statement(conn, &identity, now, &incoming.attempt, project, lock)?
+        }
+        Conn::Sqlite(_) => {
+            claim_in_statements(conn, &identity, now, &incoming.attempt, project, lock)?
+        }
     };
     if !fresh {
-        if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, attempt.id)? {
+        if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, &incoming.attempt)? {
             return Ok(earlier);
         }
     }
 
     let view = order.as_ref().map(order_view);
-    let Step {
+    let Decided {
         decision,
         http_status,
     } = decide(if fresh {
-        Seen::First(view.as_ref())
+        Seen::FirstDelivery(view.as_ref())
     } else {
-        Seen::Again
+        Seen::AnsweredBefore
     });
 
     let outcome = decision.outcome;
-    let mut row = attempt.row(now, &identity, &decision, http_status);
+    let mut row = incoming.row(now, &identity, &decision, http_status);
     // The same delivery again: its first row holds it whole, so this one is
     // kept bounded, like a rejected request, and points there.
     let bounded;
     if !fresh {
-        bounded = attempt.meta.raw.stored(Some(attempt.keep));
+        bounded = incoming.meta.raw.stored(Some(incoming.duplicate_max_bytes));
         row.raw_query = &bounded.text;
         row.raw_truncated = bounded.truncated;
         row.raw_unsigned = None;
         row.duplicate_of = first_of_delivery(conn, project, &identity)?;
     }
 
-    // `payhook_pay` keeps a request whole: one with anything beside its
-    // signed part is written statement by statement.
-    let one_statement =
-        decision.progress.is_none() && decision.flag.is_none() && row.raw_unsigned.is_none();
-    let callback_id = match (&*conn, &decision.change, orderid, &decision.notify) {
+    let paid = orderid.and_then(|orderid| PaidWrite::fitting(&decision, &row, callback, orderid));
+    let callback_id = match paid {
         // The paid path, PostgreSQL: every write in one statement (one round trip).
-        (Conn::Pg(_), OrderChange::Fulfil { checked }, Some(orderid), Some(notice))
-            if one_statement =>
-        {
-            fulfil_in_one_statement(conn, &row, callback, *checked, orderid, &notice.payload)?
-        }
+        Some(paid) if matches!(conn, Conn::Pg(_)) => paid.write_in(conn)?,
         _ => {
             let callback_id = insert_callback(conn, &row)?;
             if let Some(orderid) = orderid {
@@ -560,7 +307,7 @@ fn order_view(row: &OrderRow) -> OrderView {
     }
 }
 
-/// Where a Checkout order stands after the snapshot just applied (§9).
+/// Where a Checkout order stands after the snapshot just applied.
 fn record_progress(
     conn: &mut Conn<'_>,
     project: &str,
@@ -716,7 +463,7 @@ fn claim_in_statements(
     let Some(lock) = lock.filter(|_| fresh) else {
         return Ok((fresh, None));
     };
-    if lock.create {
+    if lock.create_if_missing {
         ensure_order_row(conn, project, lock.orderid, now)?;
     }
     let order = dispatch!(conn, c => orders::table
@@ -728,7 +475,7 @@ fn claim_in_statements(
     Ok((true, order))
 }
 
-/// What `payhook_claim` (migration 9) answers: whether the guard was taken,
+/// What `payhook_claim` (migration `000009_claim_function`) answers: whether the guard was taken,
 /// and the order locked, when there is one.
 #[derive(QueryableByName)]
 struct Claimed {
@@ -762,13 +509,13 @@ struct Claimed {
     o_snapshot_at: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     o_paysera_order_id: Option<String>,
-    /// Migration 27.
+    /// Migration `000027_amount_mode`.
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     o_amount_mode: Option<String>,
 }
 
 /// The guard and the order lock (`insert` into `answered`, then the order
-/// `FOR UPDATE`, created first when `lock.create`) as one call of the
+/// `FOR UPDATE`, created first when `lock.create_if_missing`) as one call of the
 /// `payhook_claim` function: one round trip instead of two.
 fn claim_in_one_statement(
     conn: &mut Conn<'_>,
@@ -788,7 +535,7 @@ fn claim_in_one_statement(
         .bind::<Text, _>(attempt)
         .bind::<Text, _>(project)
         .bind::<Nullable<Text>, _>(lock.map(|l| l.orderid))
-        .bind::<Bool, _>(lock.is_some_and(|l| l.create))
+        .bind::<Bool, _>(lock.is_some_and(|l| l.create_if_missing))
         .get_result::<Claimed>(&mut **c)?;
     let order = match (claimed.o_project_id, claimed.o_orderid, claimed.o_state) {
         (Some(project_id), Some(orderid), Some(state)) => Some(OrderRow {
@@ -813,134 +560,30 @@ fn claim_in_one_statement(
     Ok((claimed.fresh, order))
 }
 
-/// The same writes as `insert_callback` + `apply_change(Fulfil)` + the outbox
-/// row, as one call of `payhook_pay` (migration 21) inside the transaction that
-/// already holds the guard and the order: one round trip for four statements.
-fn fulfil_in_one_statement(
-    conn: &mut Conn<'_>,
-    row: &NewCallback<'_>,
-    callback: &dyn Recorded,
-    checked: bool,
-    orderid: &str,
-    payload: &str,
-) -> QueryResult<i64> {
-    let Conn::Pg(c) = conn else {
-        unreachable!("only called on PostgreSQL")
-    };
-    let paid = PaidWrites {
-        row,
-        callback,
-        checked,
-        orderid,
-        payload,
-    };
-    paid.run(c, None)?.ok_or_else(|| {
-        diesel::result::Error::DeserializationError("payhook_pay wrote nothing".into())
-    })
-}
-
-/// What `payhook_pay` writes for a paid callback.
-struct PaidWrites<'a> {
-    row: &'a NewCallback<'a>,
-    callback: &'a dyn Recorded,
-    checked: bool,
-    orderid: &'a str,
-    payload: &'a str,
-}
-
-/// What a first delivery's one statement checks before it writes: its guard
-/// and the order payhook decided from.
-struct Assumed<'a> {
-    attempt: &'a str,
-    commit_by: Option<i64>,
-    order: &'a OrderView,
-}
-
-impl PaidWrites<'_> {
-    /// The same writes and checks, owned, for a batch (`payhook_pay_batch`).
-    fn job(&self, assumed: &Assumed<'_>) -> PayJob {
-        let row = self.row;
-        let expected = assumed.order.expected.as_ref();
-        PayJob {
-            attempt: assumed.attempt.to_string(),
-            commit_by: assumed.commit_by,
-            expect_state: assumed.order.state.as_str(),
-            expect_amount: expected.map(|(amount, _)| amount.minor_units()),
-            expect_currency: expected.map(|(_, currency)| currency.as_str().to_string()),
-            expect_test: assumed.order.test,
-            received_at: row.received_at,
-            project: self.callback.project_id().to_string(),
-            orderid: self.orderid.to_string(),
-            identity: row.identity.unwrap_or_default().to_string(),
-            outcome: row.outcome.to_string(),
-            reason: row.reason.map(no_nul).map(|r| r.into_owned()),
-            http_status: row.http_status,
-            method: row.method.to_string(),
-            raw_query: row.raw_query.to_string(),
-            remote_addr: row.remote_addr.map(str::to_string),
-            api: self.callback.api(),
-            amount: self.callback.amount().map(Amount::minor_units),
-            currency: self.callback.currency().map(|c| c.as_str().to_string()),
-            checked: self.checked,
-            payload: self.payload.to_string(),
-            raw_length: row.raw_length,
-            raw_sha256: row.raw_sha256.to_string(),
-        }
-    }
-
-    /// The call; with `assumed`, the guard and the order check first. `None`:
-    /// the guard was held, nothing was written.
-    fn run(
-        &self,
-        c: &mut diesel::PgConnection,
-        assumed: Option<&Assumed<'_>>,
-    ) -> QueryResult<Option<i64>> {
-        let row = self.row;
-        let reason = row.reason.map(no_nul);
-        let expected = assumed.and_then(|a| a.order.expected.as_ref());
-        diesel::select(payhook_pay(
-            assumed.map(|a| a.attempt),
-            assumed.and_then(|a| a.commit_by),
-            assumed.map(|a| a.order.state.as_str()),
-            expected.map(|(amount, _)| amount.minor_units()),
-            expected.map(|(_, currency)| currency.as_str()),
-            assumed.map(|a| a.order.test),
-            row.received_at,
-            self.callback.project_id(),
-            self.orderid,
-            row.identity,
-            row.outcome,
-            reason.as_deref(),
-            row.http_status,
-            row.method,
-            row.raw_query,
-            row.remote_addr,
-            self.callback.amount().map(Amount::minor_units),
-            self.callback.currency().map(Currency::as_str),
-            self.checked,
-            self.payload,
-            row.raw_length,
-            row.raw_sha256,
-        ))
-        .get_result(c)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::{
-        decide_callback, order_to_lock, FieldValue, Fields, OrderCheck, PaymentKind, Proof, Rules,
-        VerifiedCallback,
-    };
+    use crate::domain::{FieldValue, Fields, Notice, PaymentKind, Proof, VerifiedCallback};
+    use crate::store::raw::{RawRequest, Signed};
     use crate::store::DatabaseConfig;
 
-    const RULES: Rules = Rules {
-        allow_test_payments: false,
-        order_check: OrderCheck::Registered,
-    };
+    /// What the pipeline may decide, made by hand: the store writes what it
+    /// is handed, whatever the rules behind it.
+    fn decided(outcome: Outcome, change: OrderChange, flag: Option<Flag>) -> Decision {
+        Decision {
+            outcome,
+            reason: None,
+            change,
+            flag,
+            notify: Some(Notice {
+                kind: outcome,
+                payload: "{}".into(),
+            }),
+            progress: None,
+        }
+    }
 
     fn store(dir: &tempfile::TempDir) -> Store {
         let config = DatabaseConfig::Sqlite {
@@ -978,25 +621,33 @@ mod tests {
     }
 
     /// Runs one attempt as `transaction` would, also when its earlier
-    /// transaction with the same attempt id committed (a lost COMMIT reply).
-    fn attempt(store: &Store, callback: &VerifiedCallback, attempt: &str) -> Processed {
+    /// transaction with the same attempt id committed (a lost COMMIT reply):
+    /// `first` is decided for a first delivery, a duplicate after it.
+    fn attempt(
+        store: &Store,
+        callback: &VerifiedCallback,
+        attempt: &str,
+        first: &Decision,
+    ) -> Processed {
         store
             .transaction(|conn| {
                 let meta = meta();
-                let raw = meta.raw.stored(None);
-                let decide = |seen: Seen<'_>| Step {
-                    decision: decide_callback(callback, seen, RULES),
+                let mut incoming = Incoming::new(callback, &meta, &Signed::new(None, 2048));
+                incoming.attempt = attempt.to_string();
+                let decide = |seen: Seen<'_>| Decided {
+                    decision: match seen {
+                        Seen::FirstDelivery(_) => first.clone(),
+                        Seen::AnsweredBefore => {
+                            decided(Outcome::Duplicate, OrderChange::None, None)
+                        }
+                    },
                     http_status: 200,
                 };
-                let lock = order_to_lock(callback, RULES);
-                let attempt = Attempt {
-                    callback,
-                    meta: &meta,
-                    raw: &raw,
-                    keep: 2048,
-                    id: attempt,
-                };
-                record_in(conn, &attempt, lock, &decide)
+                let lock = callback.orderid().map(|orderid| OrderLock {
+                    orderid,
+                    create_if_missing: false,
+                });
+                record_in(conn, &incoming, lock, &decide)
             })
             .unwrap()
     }
@@ -1021,20 +672,30 @@ mod tests {
         }
 
         let fulfil = paid("A", "100");
-        let first = attempt(&store, &fulfil, "attempt-1");
+        let fulfilled = decided(
+            Outcome::Fulfilled,
+            OrderChange::Fulfil { checked: true },
+            None,
+        );
+        let first = attempt(&store, &fulfil, "attempt-1", &fulfilled);
         assert_eq!(first.outcome, Outcome::Fulfilled);
-        let retry = attempt(&store, &fulfil, "attempt-1");
+        let retry = attempt(&store, &fulfil, "attempt-1", &fulfilled);
         assert_eq!(retry, first, "the retry reports the stored outcome");
         assert_eq!(rows(&store), 1, "and stores nothing more");
-        let other = attempt(&store, &fulfil, "attempt-2");
+        let other = attempt(&store, &fulfil, "attempt-2", &fulfilled);
         assert_eq!(other.outcome, Outcome::Duplicate, "another request");
         assert_eq!(rows(&store), 2);
 
         let mismatch = paid("B", "1");
-        let first = attempt(&store, &mismatch, "attempt-3");
+        let flagged = decided(
+            Outcome::AmountMismatch,
+            OrderChange::None,
+            Some(Flag::AmountMismatch),
+        );
+        let first = attempt(&store, &mismatch, "attempt-3", &flagged);
         assert_eq!(first.outcome, Outcome::AmountMismatch);
         assert_eq!(first.flag, Some(Flag::AmountMismatch));
-        let retry = attempt(&store, &mismatch, "attempt-3");
+        let retry = attempt(&store, &mismatch, "attempt-3", &flagged);
         assert_eq!(retry, first, "the alert's flag is kept with the guard");
         assert_eq!(rows(&store), 3);
     }

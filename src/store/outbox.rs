@@ -173,7 +173,7 @@ struct BacklogRow {
 // Due: pending, its time has come, nobody holds an unexpired claim on it, and
 // no older event of the same order is still pending (events of one order are
 // delivered in creation order). `'pending'` is a literal, the predicate of the
-// partial indexes (migration 7).
+// partial indexes (migration `000007_outbox_delivery`).
 //
 // PostgreSQL: `FOR UPDATE SKIP LOCKED`, so instances claiming at the same time
 // take different events instead of queueing behind each other. SQLite's

@@ -94,10 +94,10 @@ impl RawRequest {
         hex::encode(Sha256::digest(&self.0))
     }
 
-    /// What the journal stores: the whole request escaped (`keep: None`), or
-    /// at most `keep` bytes of escaped text.
-    pub(crate) fn stored(&self, keep: Option<usize>) -> StoredRaw {
-        let (text, whole) = escape_within(&self.0, keep.unwrap_or(usize::MAX));
+    /// What the journal stores: the whole request escaped (`max_bytes:
+    /// None`), or at most `max_bytes` bytes of escaped text.
+    pub(crate) fn stored(&self, max_bytes: Option<usize>) -> StoredRaw {
+        let (text, whole) = escape_within(&self.0, max_bytes.unwrap_or(usize::MAX));
         StoredRaw {
             text,
             length: self.stored_length(),
@@ -109,7 +109,7 @@ impl RawRequest {
 
     /// What the journal stores of a verified request: what its signature
     /// covers, whole; and when the request held anything else, its first
-    /// `signed.keep` bytes as received beside it, like a rejected request's.
+    /// `signed.unsigned_max_bytes` bytes as received beside it, like a rejected request's.
     pub(crate) fn stored_verified(&self, signed: &Signed) -> StoredRaw {
         let Some(part) = &signed.part else {
             return self.stored(None);
@@ -119,7 +119,7 @@ impl RawRequest {
             length: self.stored_length(),
             sha256: self.sha256_hex(),
             truncated: false,
-            unsigned: Some(escape_within(&self.0, signed.keep).0),
+            unsigned: Some(escape_within(&self.0, signed.unsigned_max_bytes).0),
         }
     }
 
@@ -137,15 +137,18 @@ pub struct Signed {
     /// `None`: the request held nothing but what is signed, kept as received.
     part: Option<Vec<u8>>,
     /// Bytes kept of anything else (`PAYHOOK_REJECTED_MAX_BYTES`).
-    pub(crate) keep: usize,
+    pub(crate) unsigned_max_bytes: usize,
 }
 
 impl Signed {
     /// `part`: the signed part in a form the pipeline reads back as the same
     /// callback (a replay verifies it again), or `None` when that is the whole
     /// request.
-    pub fn new(part: Option<Vec<u8>>, keep: usize) -> Signed {
-        Signed { part, keep }
+    pub fn new(part: Option<Vec<u8>>, unsigned_max_bytes: usize) -> Signed {
+        Signed {
+            part,
+            unsigned_max_bytes,
+        }
     }
 
     /// Nothing beside the signed part: kept as received.

@@ -25,8 +25,8 @@ pub enum Pruned {
 
 impl Pruned {
     /// The rows' predicate, written as a literal: it is that of a partial
-    /// index (`callbacks_rejected_received`, migration 4;
-    /// `callbacks_duplicate_received`, migration 24), and with a bound
+    /// index (`callbacks_rejected_received`, migration `000004_bounded_journal`;
+    /// `callbacks_duplicate_received`, migration `000024_bounded_duplicates`), and with a bound
     /// parameter there PostgreSQL could not use the index in a generic plan.
     fn predicate(self) -> &'static str {
         match self {

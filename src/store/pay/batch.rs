@@ -3,14 +3,14 @@
 //! Under load, many paid callbacks wait for the database at once. Each alone
 //! costs PostgreSQL a round trip, a function call and a commit. A few writer
 //! threads instead take everything queued whenever they are free and write it
-//! with one call of `payhook_pay_batch` (migration 22): one round trip and one
-//! commit for the batch. A callback that arrives alone is a batch of one,
-//! written at once: nothing waits for a batch to fill.
+//! with one call of `payhook_pay_batch` (migration `000028_one_paid_contract`):
+//! one round trip and one commit for the batch. A callback that arrives alone
+//! is a batch of one, written at once: nothing waits for a batch to fill.
 //!
 //! Correctness does not rest on this queue. It only holds requests still
 //! waiting for their answer, the database checks each element as `payhook_pay`
-//! does, and whatever a batch cannot settle goes back to its request, which
-//! writes it alone.
+//! does (the same `payhook_as_assumed`), and whatever a batch cannot settle
+//! goes back to its request, which writes it alone.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -21,7 +21,8 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::RunQueryDsl;
 
-use super::now_millis;
+use super::{Guard, PaidWrite};
+use crate::store::now_millis;
 
 /// The most callbacks one call writes: it bounds the statement's size and how
 /// long one call holds the orders it has locked.
@@ -31,15 +32,12 @@ const MAX_BATCH: usize = 32;
 const NOT_AS_ASSUMED: i64 = -1;
 
 diesel::define_sql_function! {
-    /// Migration 22: a cached prepared statement, like `payhook_pay`.
+    /// Migration `000028_one_paid_contract`: a cached prepared statement, like
+    /// `payhook_pay`.
     #[allow(clippy::too_many_arguments)] // the function's own parameters
     fn payhook_pay_batch(
         commit_by: Nullable<BigInt>,
         attempt: Array<Text>,
-        expect_state: Array<Text>,
-        expect_amount: Array<Nullable<BigInt>>,
-        expect_currency: Array<Nullable<Text>>,
-        expect_test: Array<Bool>,
         received_at: Array<BigInt>,
         project: Array<Text>,
         orderid: Array<Text>,
@@ -60,34 +58,11 @@ diesel::define_sql_function! {
     ) -> Array<Nullable<BigInt>>;
 }
 
-/// One first delivery's writes and what they assume, owned so that a writer
-/// thread can take them. The same values `payhook_pay` takes.
+/// One first delivery queued for a batch: its guard and its writes.
 #[derive(Debug, Clone)]
 pub(super) struct PayJob {
-    pub attempt: String,
-    /// Unix ms; past it the batch must not commit (see `Store::commit_by`).
-    pub commit_by: Option<i64>,
-    pub expect_state: &'static str,
-    pub expect_amount: Option<i64>,
-    pub expect_currency: Option<String>,
-    pub expect_test: bool,
-    pub received_at: i64,
-    pub project: String,
-    pub orderid: String,
-    pub identity: String,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub http_status: i32,
-    pub method: String,
-    pub raw_query: String,
-    pub remote_addr: Option<String>,
-    pub api: &'static str,
-    pub amount: Option<i64>,
-    pub currency: Option<String>,
-    pub checked: bool,
-    pub payload: String,
-    pub raw_length: i64,
-    pub raw_sha256: String,
+    pub guard: Guard,
+    pub write: PaidWrite,
 }
 
 /// What became of a queued job.
@@ -101,7 +76,7 @@ pub(super) enum Batched {
     NotAsAssumed,
     /// Not settled by a batch (its call failed, or another job in it was for
     /// the same order): the request writes it alone.
-    Alone,
+    Unsettled,
     /// Its commit bound passed before it could be written; nothing written.
     TooLate,
     /// No connection came within the acquire time-out (or its bound); nothing
@@ -115,7 +90,7 @@ struct Queued {
 }
 
 /// The queue and its writer threads, started on first use.
-pub(super) struct PayBatcher {
+pub(in crate::store) struct PayBatcher {
     pool: Pool<ConnectionManager<PgConnection>>,
     writers: usize,
     acquire_timeout: Duration,
@@ -123,7 +98,7 @@ pub(super) struct PayBatcher {
 }
 
 impl PayBatcher {
-    pub(super) fn new(
+    pub(in crate::store) fn new(
         pool: Pool<ConnectionManager<PgConnection>>,
         writers: usize,
         acquire_timeout: Duration,
@@ -138,10 +113,16 @@ impl PayBatcher {
 
     /// Queues `job` and waits for its outcome until `wait_until` (`None`: as
     /// long as it takes; every call is bounded by the statement time-out).
-    pub(super) fn submit(&self, job: PayJob, wait_until: Option<Instant>) -> Batched {
+    pub(super) fn submit(
+        &self,
+        guard: Guard,
+        write: PaidWrite,
+        wait_until: Option<Instant>,
+    ) -> Batched {
         let (reply, outcome) = mpsc::sync_channel(1);
+        let job = PayJob { guard, write };
         if self.queue().send(Queued { job, reply }).is_err() {
-            return Batched::Alone;
+            return Batched::Unsettled;
         }
         let received = match wait_until {
             Some(until) => outcome.recv_timeout(until.saturating_duration_since(Instant::now())),
@@ -151,7 +132,7 @@ impl PayBatcher {
             Ok(batched) => batched,
             // The job may still be written, but not after its commit bound.
             Err(RecvTimeoutError::Timeout) => Batched::TooLate,
-            Err(RecvTimeoutError::Disconnected) => Batched::Alone,
+            Err(RecvTimeoutError::Disconnected) => Batched::Unsettled,
         }
     }
 
@@ -216,7 +197,7 @@ fn write_batch(
         return;
     }
     // No longer than the pool's own wait, nor than the batch can still commit.
-    let commit_by = taken.iter().filter_map(|q| q.job.commit_by).min();
+    let commit_by = taken.iter().filter_map(|q| q.job.guard.commit_by).min();
     let wait = match commit_by {
         Some(by) => acquire.min(Duration::from_millis(u64::try_from(by - now).unwrap_or(0))),
         None => acquire,
@@ -252,7 +233,7 @@ fn write_batch(
                 .unwrap_or_else(|| "wrong number of ids".into());
             tracing::debug!(jobs = taken.len(), %error, "batch not written; each alone");
             for queued in taken {
-                let _ = queued.reply.send(Batched::Alone);
+                let _ = queued.reply.send(Batched::Unsettled);
             }
         }
     }
@@ -266,10 +247,10 @@ fn plan(mut batch: Vec<Queued>, now: i64) -> (Vec<Queued>, Vec<(Queued, Batched)
     let mut taken: Vec<Queued> = Vec::with_capacity(batch.len());
     let mut left_out = Vec::new();
     for queued in batch {
-        if queued.job.commit_by.is_some_and(|by| by <= now) {
+        if queued.job.guard.commit_by.is_some_and(|by| by <= now) {
             left_out.push((queued, Batched::TooLate));
         } else if taken.last().is_some_and(|t| order(t) == order(&queued)) {
-            left_out.push((queued, Batched::Alone));
+            left_out.push((queued, Batched::Unsettled));
         } else {
             taken.push(queued);
         }
@@ -279,7 +260,7 @@ fn plan(mut batch: Vec<Queued>, now: i64) -> (Vec<Queued>, Vec<(Queued, Batched)
 
 /// The order a job pays: what a batch sorts by and holds once.
 fn order(queued: &Queued) -> (&str, &str) {
-    (&queued.job.project, &queued.job.orderid)
+    (&queued.job.write.project, &queued.job.write.orderid)
 }
 
 /// One call for the batch, which commits only before `commit_by` (the
@@ -290,17 +271,15 @@ fn run(
     taken: &[Queued],
     commit_by: Option<i64>,
 ) -> diesel::QueryResult<Vec<Option<i64>>> {
-    let jobs: Vec<&PayJob> = taken.iter().map(|q| &q.job).collect();
-    let column = |f: fn(&PayJob) -> &str| jobs.iter().map(|j| f(j)).collect::<Vec<&str>>();
-    let optional =
-        |f: fn(&PayJob) -> Option<&str>| jobs.iter().map(|j| f(j)).collect::<Vec<Option<&str>>>();
+    let jobs: Vec<&PaidWrite> = taken.iter().map(|q| &q.job.write).collect();
+    let column = |f: fn(&PaidWrite) -> &str| jobs.iter().map(|j| f(j)).collect::<Vec<&str>>();
+    let optional = |f: fn(&PaidWrite) -> Option<&str>| {
+        jobs.iter().map(|j| f(j)).collect::<Vec<Option<&str>>>()
+    };
+    let attempts: Vec<&str> = taken.iter().map(|q| q.job.guard.attempt.as_str()).collect();
     diesel::select(payhook_pay_batch(
         commit_by,
-        column(|j| &j.attempt),
-        column(|j| j.expect_state),
-        jobs.iter().map(|j| j.expect_amount).collect::<Vec<_>>(),
-        optional(|j| j.expect_currency.as_deref()),
-        jobs.iter().map(|j| j.expect_test).collect::<Vec<_>>(),
+        attempts,
         jobs.iter().map(|j| j.received_at).collect::<Vec<_>>(),
         column(|j| &j.project),
         column(|j| &j.orderid),
@@ -329,29 +308,29 @@ mod tests {
     fn queued(orderid: &str, commit_by: Option<i64>) -> (Queued, Receiver<Batched>) {
         let (reply, outcome) = mpsc::sync_channel(1);
         let job = PayJob {
-            attempt: "a".into(),
-            commit_by,
-            expect_state: "awaiting_payment",
-            expect_amount: Some(100),
-            expect_currency: Some("EUR".into()),
-            expect_test: false,
-            received_at: 0,
-            project: "1".into(),
-            orderid: orderid.into(),
-            identity: format!("id-{orderid}"),
-            outcome: "fulfilled".into(),
-            reason: None,
-            http_status: 200,
-            method: "GET".into(),
-            raw_query: String::new(),
-            remote_addr: None,
-            api: "classic",
-            amount: Some(100),
-            currency: Some("EUR".into()),
-            checked: true,
-            payload: String::new(),
-            raw_length: 0,
-            raw_sha256: String::new(),
+            guard: Guard {
+                attempt: "a".into(),
+                commit_by,
+            },
+            write: PaidWrite {
+                received_at: 0,
+                project: "1".into(),
+                orderid: orderid.into(),
+                identity: format!("id-{orderid}"),
+                outcome: "fulfilled".into(),
+                reason: None,
+                http_status: 200,
+                method: "GET".into(),
+                raw_query: String::new(),
+                remote_addr: None,
+                api: "classic",
+                amount: Some(100),
+                currency: Some("EUR".into()),
+                checked: true,
+                payload: String::new(),
+                raw_length: 0,
+                raw_sha256: String::new(),
+            },
         };
         (Queued { job, reply }, outcome)
     }
@@ -363,13 +342,13 @@ mod tests {
             .map(|id| queued(id, None))
             .unzip();
         let (taken, left_out) = plan(batch, 0);
-        let orders: Vec<&str> = taken.iter().map(|q| q.job.orderid.as_str()).collect();
+        let orders: Vec<&str> = taken.iter().map(|q| q.job.write.orderid.as_str()).collect();
         assert_eq!(orders, ["A", "B", "C"]);
         let left: Vec<(&str, Batched)> = left_out
             .iter()
-            .map(|(q, b)| (q.job.orderid.as_str(), *b))
+            .map(|(q, b)| (q.job.write.orderid.as_str(), *b))
             .collect();
-        assert_eq!(left, [("A", Batched::Alone)]);
+        assert_eq!(left, [("A", Batched::Unsettled)]);
     }
 
     #[test]
@@ -384,11 +363,11 @@ mod tests {
         .map(|(id, by)| queued(id, *by))
         .unzip();
         let (taken, left_out) = plan(batch, 1000);
-        let orders: Vec<&str> = taken.iter().map(|q| q.job.orderid.as_str()).collect();
+        let orders: Vec<&str> = taken.iter().map(|q| q.job.write.orderid.as_str()).collect();
         assert_eq!(orders, ["C", "D"]);
         let left: Vec<(&str, Batched)> = left_out
             .iter()
-            .map(|(q, b)| (q.job.orderid.as_str(), *b))
+            .map(|(q, b)| (q.job.write.orderid.as_str(), *b))
             .collect();
         assert_eq!(left, [("A", Batched::TooLate), ("B", Batched::TooLate)]);
     }
