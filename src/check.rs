@@ -18,9 +18,9 @@ use serde::Serialize;
 use crate::alerts::Mailer;
 use crate::config::{ConfigError, Settings};
 use crate::domain::Answer;
-use crate::http::error::{callback_status, CallbackClass, CallbackHttpError};
 use crate::notify::{describe_http_error, ShopClient, TEST_EVENT_TYPE};
 use crate::paysera::{CallbackError, KeySet, PublicKey, Validity};
+use crate::pipeline::{rejection_text, status_of, AnswerClass};
 use crate::store::{redact_url, DatabaseConfig, Store};
 
 /// A certificate this close to its end is a warning.
@@ -34,30 +34,30 @@ const DAY: u64 = 86_400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub enum CheckStatus {
     Ok,
     Warn,
     Fail,
     Skip,
 }
 
-impl Status {
+impl CheckStatus {
     /// The name `--json` writes (serde's `lowercase`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
+            CheckStatus::Ok => "ok",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "fail",
+            CheckStatus::Skip => "skip",
         }
     }
 
     fn symbol(self) -> &'static str {
         match self {
-            Status::Ok => "✓",
-            Status::Warn => "!",
-            Status::Fail => "✗",
-            Status::Skip => "–",
+            CheckStatus::Ok => "✓",
+            CheckStatus::Warn => "!",
+            CheckStatus::Fail => "✗",
+            CheckStatus::Skip => "–",
         }
     }
 }
@@ -66,7 +66,7 @@ impl Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     pub check: &'static str,
-    pub status: Status,
+    pub status: CheckStatus,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
@@ -76,7 +76,7 @@ impl Check {
     fn ok(check: &'static str, detail: impl Into<String>) -> Check {
         Check {
             check,
-            status: Status::Ok,
+            status: CheckStatus::Ok,
             detail: detail.into(),
             fix: None,
         }
@@ -84,14 +84,14 @@ impl Check {
 
     fn skip(check: &'static str, detail: impl Into<String>) -> Check {
         Check {
-            status: Status::Skip,
+            status: CheckStatus::Skip,
             ..Check::ok(check, detail)
         }
     }
 
     fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
-            status: Status::Warn,
+            status: CheckStatus::Warn,
             fix: Some(fix.into()),
             ..Check::ok(check, detail)
         }
@@ -99,7 +99,7 @@ impl Check {
 
     fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
         Check {
-            status: Status::Fail,
+            status: CheckStatus::Fail,
             fix: Some(fix.into()),
             ..Check::ok(check, detail)
         }
@@ -117,7 +117,7 @@ impl Check {
 
 /// The checks after the configuration, for the console's self-check page:
 /// the same functions as the command, on the service's own settings.
-pub fn for_console(settings: Settings) -> crate::http::SelfCheck {
+pub fn for_console(settings: Settings) -> crate::pipeline::actions::SelfCheck {
     let settings = std::sync::Arc::new(settings);
     std::sync::Arc::new(move || {
         let settings = settings.clone();
@@ -129,7 +129,7 @@ pub fn for_console(settings: Settings) -> crate::http::SelfCheck {
             checks.extend(everything(&settings).await);
             checks
                 .into_iter()
-                .map(|c| crate::http::CheckLine {
+                .map(|c| crate::pipeline::actions::CheckLine {
                     check: c.check.to_string(),
                     status: c.status.as_str().to_string(),
                     detail: c.detail,
@@ -161,7 +161,7 @@ pub fn run(json: bool) -> ExitCode {
     // not waited for.
     runtime.shutdown_background();
     report(&checks, json);
-    if checks.iter().any(|c| c.status == Status::Fail) {
+    if checks.iter().any(|c| c.status == CheckStatus::Fail) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -170,7 +170,7 @@ pub fn run(json: bool) -> ExitCode {
 
 fn report(checks: &[Check], json: bool) {
     if json {
-        let ok = checks.iter().all(|c| c.status != Status::Fail);
+        let ok = checks.iter().all(|c| c.status != CheckStatus::Fail);
         println!("{}", serde_json::json!({ "ok": ok, "checks": checks }));
     } else {
         for check in checks {
@@ -510,8 +510,8 @@ async fn listener(settings: &Settings) -> Check {
 
 /// Who answered the probe: payhook rejects it with its own status and body.
 pub fn listener_answer(base: &str, status: u16, body: &str) -> Check {
-    let own_status = callback_status(CallbackClass::Domain(Answer::Malformed)).as_u16();
-    let own_body = CallbackHttpError::Rejected(CallbackError::MissingData).to_string();
+    let own_status = status_of(AnswerClass::Domain(Answer::Malformed));
+    let own_body = rejection_text(&CallbackError::MissingData.to_string());
     let kib = PROBE_QUERY_BYTES / 1024;
     if status == own_status && body.trim() == own_body {
         return Check::ok(
@@ -574,28 +574,33 @@ mod tests {
     #[test]
     fn certificate_dates_pass_warn_or_fail() {
         let far = certificate("k", validity(-300, 400), NOW);
-        assert_eq!(far.status, Status::Ok, "{}", far.line());
+        assert_eq!(far.status, CheckStatus::Ok, "{}", far.line());
         let soon = certificate("k", validity(-300, 30), NOW);
-        assert_eq!(soon.status, Status::Warn);
+        assert_eq!(soon.status, CheckStatus::Warn);
         assert!(soon.line().contains("in 30 day(s)"), "{}", soon.line());
         assert!(soon.line().contains("PAYSERA_PUBLIC_KEY_FILE"));
         let edge = certificate("k", validity(-300, 60), NOW);
-        assert_eq!(edge.status, Status::Ok, "60 days left: {}", edge.line());
+        assert_eq!(
+            edge.status,
+            CheckStatus::Ok,
+            "60 days left: {}",
+            edge.line()
+        );
         let expired = certificate("k", validity(-300, -1), NOW);
-        assert_eq!(expired.status, Status::Fail);
+        assert_eq!(expired.status, CheckStatus::Fail);
         assert!(expired.line().contains("expired on"), "{}", expired.line());
         assert!(expired
             .line()
             .contains("— fix: get the gateway's current certificate"));
         let early = certificate("k", validity(2, 400), NOW);
-        assert_eq!(early.status, Status::Warn);
+        assert_eq!(early.status, CheckStatus::Warn);
     }
 
     #[test]
     fn a_bare_key_passes_with_its_fingerprint() {
         let checks = keys(&KeySet::paysera_production(), NOW);
         assert_eq!(checks.len(), 1);
-        assert_eq!(checks[0].status, Status::Ok);
+        assert_eq!(checks[0].status, CheckStatus::Ok);
         assert_eq!(
             checks[0].line(),
             "✓ gateway key: rsa-1024 sha256:457d34b44ac72ee2331c491e5d25ba9ed2839a4409b67c4ea91d02abea73c330 (Paysera's production key)"
@@ -606,15 +611,15 @@ mod tests {
     fn only_payhooks_own_rejection_passes_the_listener_check() {
         let base = "http://127.0.0.1:8080";
         let own = listener_answer(base, 400, "rejected: missing data");
-        assert_eq!(own.status, Status::Ok, "{}", own.line());
+        assert_eq!(own.status, CheckStatus::Ok, "{}", own.line());
         for status in [413, 414, 431] {
             let proxy = listener_answer(base, status, "<html>Request-URI Too Large</html>");
-            assert_eq!(proxy.status, Status::Fail);
+            assert_eq!(proxy.status, CheckStatus::Fail);
             assert!(proxy.line().contains("a proxy's request-size limit"));
             assert!(proxy.line().contains("large_client_header_buffers"));
         }
         let other = listener_answer(base, 400, "Bad Request");
-        assert_eq!(other.status, Status::Fail);
+        assert_eq!(other.status, CheckStatus::Fail);
         assert!(listener_answer(base, 404, "").line().contains("HTTP 404"));
     }
 

@@ -357,7 +357,7 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
 
 /// Exit codes: 0 accepted, 1 rejected or malformed, 2 usage error.
 pub fn verify_checkout(args: VerifyCheckoutArgs) -> ExitCode {
-    use crate::checkout::{Headers, Secret, Verifier};
+    use crate::checkout::{Headers, Secret, WebhookVerifier};
     let read_secret = |path: &Path| -> Result<SecretString, String> {
         std::fs::read_to_string(path)
             .map(|s| SecretString::from(s.trim_end_matches(['\r', '\n']).to_string()))
@@ -376,7 +376,7 @@ pub fn verify_checkout(args: VerifyCheckoutArgs) -> ExitCode {
         };
         secrets.push(secret);
     }
-    let verifier = match Verifier::new(secrets) {
+    let verifier = match WebhookVerifier::new(secrets) {
         Ok(v) => v,
         Err(e) => return usage_error(&e.to_string()),
     };

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notify;
 pub mod operator;
 pub mod paysera;
+pub mod pipeline;
 pub mod sim;
 pub mod simulate;
 pub mod startup;

@@ -11,13 +11,12 @@
 pub mod terminal;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::domain::Outcome;
-use crate::http::actions::{self, ReplayError, Replayed};
-use crate::http::callback::{Handled, Pipeline};
 use crate::paysera::Verifier;
+use crate::pipeline::actions::{self, ReplayError, Replayed};
+use crate::pipeline::{Handled, Pipeline};
 use crate::store::{DatabaseConfig, EventFilter, EventState, JournalFilter, Store, StoreError};
 use terminal::{escape, or_dash};
 
@@ -78,65 +77,46 @@ impl Operator {
         gateway.verifier().map_err(|e| usage_error(&e.to_string()))
     }
 
-    /// What the pipeline needs, owned, so that it can run under
-    /// [`Operator::bounded`].
-    fn pipeline_parts(&self) -> Result<PipelineParts, ExitCode> {
-        let gateway = &self.settings.gateway;
-        Ok(PipelineParts {
-            verifier: Arc::new(self.verifier()?),
-            checkout: gateway
-                .checkout_verifier()
-                .map_err(|e| usage_error(&e.to_string()))?
-                .map(Arc::new),
-            checkout_reject_status: gateway.checkout_reject_status,
-            store: self.store.clone(),
-            rules: self.settings.rules,
-            rejected_max_bytes: self.settings.database.rejected_max_bytes,
-        })
+    /// The pipeline, as the service runs it.
+    fn pipeline(&self) -> Result<Pipeline, ExitCode> {
+        self.settings
+            .pipeline(self.store.clone())
+            .map_err(|e| usage_error(&e.to_string()))
     }
 
-    /// Runs `work` on the store under the same bound as a received callback
-    /// (`Store::bounded`): past the statement time-out the answer is
+    /// Runs `work` on a store handle under the same bound as a received
+    /// callback (`Store::bounded`): past the statement time-out the answer is
     /// `TimedOut` and the transaction rolls back instead of committing later.
     fn bounded<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the runtime: {e}")))?;
-        let result = runtime.block_on(self.store.bounded(work));
-        // Work past its bound still holds a blocking thread: not waited for
-        // (it rolls back on its own).
-        runtime.shutdown_background();
-        result
+        block_on(self.store.bounded(work))
+    }
+
+    /// `bounded`, for work that runs the pipeline.
+    fn bounded_pipeline<T: Send + 'static>(
+        &self,
+        pipeline: &Pipeline,
+        work: impl FnOnce(Pipeline) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        block_on(pipeline.bounded(work))
     }
 }
 
-/// The pipeline's parts, owned (see [`Operator::pipeline_parts`]).
-#[derive(Clone)]
-struct PipelineParts {
-    verifier: Arc<Verifier>,
-    checkout: Option<Arc<crate::checkout::Verifier>>,
-    checkout_reject_status: u16,
-    store: Store,
-    rules: crate::domain::Rules,
-    rejected_max_bytes: usize,
-}
-
-impl PipelineParts {
-    /// The pipeline, as the service runs it.
-    fn pipeline(&self) -> Pipeline<'_> {
-        Pipeline {
-            verifier: &self.verifier,
-            store: &self.store,
-            rules: self.rules,
-            rejected_max_bytes: self.rejected_max_bytes,
-            checkout: self.checkout.as_deref(),
-            checkout_reject_status: self.checkout_reject_status,
-        }
-    }
+/// A command's one bounded piece of database work, on a runtime of its own.
+fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(work);
+    // Work past its bound still holds a blocking thread: not waited for (it
+    // rolls back on its own).
+    runtime.shutdown_background();
+    result
 }
 
 /// `90s`, `10m`, `2d` before now, as unix milliseconds.
@@ -194,7 +174,7 @@ pub fn callbacks_list(
         api: None,
         before: None,
     };
-    let rows = match op.store.journal(&filter) {
+    let rows = match op.bounded(move |store| store.journal(&filter)) {
         Ok(rows) => rows,
         Err(e) => return database_error(e),
     };
@@ -225,7 +205,7 @@ pub fn callbacks_show(id: i64, json: bool) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    let entry = match op.store.journal_entry(id) {
+    let entry = match op.bounded(move |store| store.journal_entry(id)) {
         Ok(Some(entry)) => entry,
         Ok(None) => return not_found(&format!("callback {id}")),
         Err(e) => return database_error(e),
@@ -328,21 +308,23 @@ pub fn callbacks_replay(
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match op.store.journal_ids_since(since, outcome) {
+            match op.bounded(move |store| store.journal_ids_since(since, outcome)) {
                 Ok(ids) => ids,
                 Err(e) => return database_error(e),
             }
         }
         _ => return usage_error("give a callback id or --since (not both)"),
     };
-    let parts = match op.pipeline_parts() {
-        Ok(parts) => parts,
+    let pipeline = match op.pipeline() {
+        Ok(pipeline) => pipeline,
         Err(code) => return code,
     };
     let mut failed = false;
     for id in ids {
-        let parts = parts.clone();
-        let replayed = op.bounded(move || Ok(actions::replay(&parts.pipeline(), id, ACTOR)));
+        let pipeline = pipeline.clone();
+        let replayed = op.bounded_pipeline(&pipeline, move |pipeline| {
+            Ok(actions::replay(&pipeline, id, ACTOR))
+        });
         match replayed.map_err(ReplayError::Store).and_then(|r| r) {
             Ok(replayed) => report(id, &replayed, json),
             Err(ReplayError::NotFound(_)) => return not_found(&format!("callback {id}")),
@@ -384,12 +366,14 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    let parts = match op.pipeline_parts() {
-        Ok(parts) => parts,
+    let pipeline = match op.pipeline() {
+        Ok(pipeline) => pipeline,
         Err(code) => return code,
     };
     let url = url.to_string();
-    let handled = match op.bounded(move || actions::ingest_url(&parts.pipeline(), &url, ACTOR)) {
+    let handled = match op.bounded_pipeline(&pipeline, move |pipeline| {
+        actions::ingest_url(&pipeline, &url, ACTOR)
+    }) {
         Ok(handled) => handled,
         Err(e) => return database_error(e),
     };
@@ -438,7 +422,11 @@ pub fn orders_close(orderid: &str, project_id: Option<u64>) -> ExitCode {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default()
     };
-    match actions::close_order(&op.store, &project, orderid, ACTOR) {
+    let closed = {
+        let (project, orderid) = (project.clone(), orderid.to_string());
+        op.bounded(move |store| actions::close_order(&store, &project, &orderid, ACTOR))
+    };
+    match closed {
         Ok(Some((closed_at, true))) => {
             println!(
                 "order {orderid} (project {project}) closed at {}: the missed-callback detector no longer counts it",
@@ -472,7 +460,11 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
         Ok(p) => p,
         Err(code) => return code,
     };
-    let order = match op.store.order(&project, orderid) {
+    let order = {
+        let (project, orderid) = (project.clone(), orderid.to_string());
+        op.bounded(move |store| store.order(&project, &orderid))
+    };
+    let order = match order {
         Ok(Some(order)) => order,
         Ok(None) => return not_found(&format!("order {orderid}")),
         Err(e) => return database_error(e),
@@ -515,13 +507,14 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
             println!("{label:<9} {}", crate::store::rfc3339(at));
         }
     }
-    let events = op.store.events(&EventFilter {
+    let filter = EventFilter {
         after: 0,
         limit: 1000,
         kinds: None,
         state: None,
         order: Some((project.clone(), orderid.to_string())),
-    });
+    };
+    let events = op.bounded(move |store| store.events(&filter));
     let events = match events {
         Ok(events) => events,
         Err(e) => return database_error(e),
@@ -547,7 +540,10 @@ pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCo
             escape(&e.state),
             e.attempts
         );
-        if let Ok(Some((_, attempts))) = op.store.event(e.id) {
+        if let Ok(Some((_, attempts))) = {
+            let id = e.id;
+            op.bounded(move |store| store.event(id))
+        } {
             for a in attempts {
                 println!(
                     "            {}  {}  {} ms",
@@ -590,7 +586,7 @@ pub fn events_list(state: Option<&str>, limit: i64, json: bool) -> ExitCode {
         state,
         order: None,
     };
-    let events = match op.store.events(&filter) {
+    let events = match op.bounded(move |store| store.events(&filter)) {
         Ok(events) => events,
         Err(e) => return database_error(e),
     };
@@ -632,7 +628,7 @@ pub fn events_retry(id: i64) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    match actions::retry_event(&op.store, id, ACTOR) {
+    match op.bounded(move |store| actions::retry_event(&store, id, ACTOR)) {
         Ok(Some(event)) => {
             println!(
                 "event {} is {} again: the worker sends it",
@@ -657,7 +653,7 @@ pub fn prune(older_than: &str, yes: bool, json: bool) -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    let count = match op.store.prune_journal(cutoff, !yes) {
+    let count = match op.bounded(move |store| store.prune_journal(cutoff, !yes)) {
         Ok(c) => c,
         Err(e) => return database_error(e),
     };
@@ -688,7 +684,7 @@ pub fn sessions_revoke() -> ExitCode {
         Ok(op) => op,
         Err(code) => return code,
     };
-    match actions::revoke_sessions(&op.store, ACTOR) {
+    match op.bounded(|store| actions::revoke_sessions(&store, ACTOR)) {
         Ok(ended) => {
             println!("{ended} console session(s) ended");
             ExitCode::SUCCESS

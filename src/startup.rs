@@ -19,7 +19,7 @@ use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
 use crate::console::{ConsoleSettings, MAX_FORM_BYTES};
 use crate::http::auth::{self, ClientAddress, Gate, Limits};
-use crate::http::body::{self, Answer};
+use crate::http::body::{self, Wording};
 use crate::http::connections::{self, AddressLimiter, ConnectionBounds};
 use crate::http::{
     admin, callback, health, return_url, AppState, MAX_ADMIN_JSON_BYTES, MAX_CALLBACK_BYTES,
@@ -35,6 +35,7 @@ pub struct Application {
     state: AppState,
     limits: ConnectionLimits,
     drain_delay: std::time::Duration,
+    outbox: Option<crate::notify::Outbox>,
 }
 
 /// Stops a running application the way a SIGTERM does.
@@ -139,7 +140,7 @@ fn public_server(
             let data = data.clone();
             let app = App::new()
                 .wrap(from_fn(move |req, next| {
-                    body::deadline(timeout, Answer::Text, req, next)
+                    body::deadline(timeout, Wording::Text, req, next)
                 }))
                 .wrap(from_fn(move |req, next| {
                     connections::recycle(max_age, max_requests, req, next)
@@ -150,7 +151,7 @@ fn public_server(
                 .route("/paysera/callback", web::post().to(callback::receive))
                 .route(
                     "/paysera/checkout/webhook",
-                    web::post().to(crate::http::checkout::receive),
+                    web::post().to(callback::receive_webhook),
                 )
                 .route(
                     "/paysera/return/{token}",
@@ -172,7 +173,7 @@ fn public_server(
                 })
                 .on_connect_ext(connections::on_connect)
                 // Every public route reads at most `MAX_CALLBACK_BYTES`.
-                .expect(body::expect(|_| MAX_CALLBACK_BYTES, Answer::Text))
+                .expect(body::expect(|_| MAX_CALLBACK_BYTES, Wording::Text))
                 .finish(map_config(
                     app.into_factory()
                         .map_err(|e: actix_web::Error| e.error_response()),
@@ -238,7 +239,7 @@ where
                     let signal = graceful.clone();
                     async move { signal.notified().await }
                 })
-                .expect(body::expect(admin_body_limit, Answer::Json))
+                .expect(body::expect(admin_body_limit, Wording::Json))
                 .finish(map_config(
                     app()
                         .into_factory()
@@ -283,14 +284,14 @@ impl Application {
         .await??;
 
         let gateway = &settings.gateway;
-        let verifier = gateway.verifier()?;
+        let pipeline = settings.pipeline(store.clone())?;
         if gateway.policy.accept_legacy {
             tracing::warn!(
                 "legacy (wp_) callbacks accepted (PAYHOOK_ACCEPT_LEGACY): each needs _ss2 and \
                  _ss1/_ss1v2, no repeated name, the gateway's field order"
             );
         }
-        for key in verifier.keys().keys() {
+        for key in pipeline.verifier().keys().keys() {
             tracing::info!(bits = key.bits(), sha256 = %key.fingerprint(), "gateway public key");
         }
         let metrics = Metrics::new();
@@ -324,9 +325,7 @@ impl Application {
         spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
         let http = &settings.http;
         let mut state = AppState {
-            verifier: Arc::new(verifier),
-            checkout: gateway.checkout_verifier()?.map(Arc::new),
-            checkout_reject_status: gateway.checkout_reject_status,
+            pipeline,
             self_check: None,
             shop: match settings.notify.delivery() {
                 Some(d) => Some(Arc::new(crate::notify::ShopClient::new(
@@ -342,7 +341,6 @@ impl Application {
                     .collect(),
             ),
             store,
-            rules: settings.rules,
             sms_reply: http.sms_reply.clone(),
             admin_token,
             projects: Arc::new(settings.gateway.projects.clone()),
@@ -351,24 +349,26 @@ impl Application {
             alerter,
             log_pii: settings.logging.pii,
             public_url: http.public_url.clone(),
-            rejected_max_bytes: settings.database.rejected_max_bytes,
         };
-        match settings.notify.delivery() {
+        let outbox = match settings.notify.delivery() {
             Some(delivery) => {
                 tracing::info!(notify = %settings.notify.summary(), "shop notifications on");
-                crate::notify::start(
+                Some(crate::notify::start(
                     delivery,
                     state.store.clone(),
                     state.metrics.notify.clone(),
                     state.alerter.clone(),
                     state.accepting.clone(),
-                )?;
+                )?)
             }
-            None => tracing::info!(
-                "shop notifications off (no SHOP_NOTIFY_URL): events stay in the outbox, \
-                 readable at GET /api/v1/events"
-            ),
-        }
+            None => {
+                tracing::info!(
+                    "shop notifications off (no SHOP_NOTIFY_URL): events stay in the outbox, \
+                     readable at GET /api/v1/events"
+                );
+                None
+            }
+        };
 
         let public_listener = TcpListener::bind(http.bind)?;
         let admin_listener = TcpListener::bind(http.admin_bind)?;
@@ -431,7 +431,7 @@ impl Application {
         let admin_app = move || {
             App::new()
                 .wrap(from_fn(move |req, next| {
-                    body::deadline(timeout, Answer::Json, req, next)
+                    body::deadline(timeout, Wording::Json, req, next)
                 }))
                 // Outermost: the deadline's 408 gets the API's headers too.
                 .wrap(from_fn(admin::api_headers))
@@ -482,6 +482,7 @@ impl Application {
             state,
             limits,
             drain_delay: settings.http.drain_delay,
+            outbox,
         })
     }
 
@@ -495,6 +496,12 @@ impl Application {
 
     pub fn connection_limits(&self) -> ConnectionLimits {
         self.limits
+    }
+
+    /// The delivery worker, when shop notifications are on: a pass on
+    /// demand (`settings.notify.on_timer` off leaves it the only way).
+    pub fn outbox(&self) -> Option<crate::notify::Outbox> {
+        self.outbox.clone()
     }
 
     pub fn stop_handle(&self) -> StopHandle {

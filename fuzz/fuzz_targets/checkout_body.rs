@@ -1,5 +1,5 @@
 //! Fuzzes the Checkout (Modern) webhook body decoder, `checkout::decode_body`,
-//! on arbitrary bytes, and the whole `checkout::Verifier::verify` with the same
+//! on arbitrary bytes, and the whole `checkout::WebhookVerifier::verify` with the same
 //! bytes signed (the fuzzer cannot forge an HMAC, so without this the decoder
 //! behind the signature check is out of reach through `verify`).
 //!
@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use payhook::checkout::{
-    decode_body, sign, Body, BodyError, CheckoutError, Headers, Payload, Secret, Verifier,
+    decode_body, sign, Body, BodyError, CheckoutError, Headers, Payload, Secret, WebhookVerifier,
 };
 use secrecy::SecretString;
 
@@ -19,10 +19,10 @@ const WRONG: &str = "rotated-secret-b21e04";
 const RIGHT: &str = "test-client-secret-7f3a9c";
 
 /// A rotation in progress: the secret that signs is the second one.
-fn verifier() -> &'static Verifier {
-    static V: OnceLock<Verifier> = OnceLock::new();
+fn verifier() -> &'static WebhookVerifier {
+    static V: OnceLock<WebhookVerifier> = OnceLock::new();
     V.get_or_init(|| {
-        Verifier::new(vec![
+        WebhookVerifier::new(vec![
             Secret::new("current", SecretString::from(WRONG.to_string())).unwrap(),
             Secret::new("previous", SecretString::from(RIGHT.to_string())).unwrap(),
         ])

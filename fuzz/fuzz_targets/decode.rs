@@ -1,7 +1,7 @@
 //! Fuzzes the decoders on arbitrary bytes: `base64url::decode`, `php::parse_str`
 //! (and `url_decode`), `RequestParams::from_query_or_url`. The checks live in
 //! `tests/support/fuzz_harness.rs` (`check_decoders`), shared with
-//! `tests/fuzz_regressions.rs`.
+//! `tests/protocol/fuzz_regressions.rs`.
 
 #![no_main]
 

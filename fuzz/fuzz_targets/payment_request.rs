@@ -1,7 +1,7 @@
 //! Fuzzes `build_payment_request` with arbitrary fields, then reads the signed
 //! request back the way the gateway does: base64url-decode `data`, `parse_str` it.
 //! The checks live in `tests/support/fuzz_harness.rs` (`check_payment_request`),
-//! shared with `tests/fuzz_regressions.rs`.
+//! shared with `tests/protocol/fuzz_regressions.rs`.
 
 #![no_main]
 

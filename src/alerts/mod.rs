@@ -195,10 +195,6 @@ impl Alerter {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.tx.is_some()
-    }
-
     pub fn raise(&self, alert: Alert) {
         let Some(tx) = &self.tx else { return };
         if tx.try_send(alert).is_err() {

@@ -141,7 +141,7 @@ struct Thin {
 /// has a non-blank `id` and `status` and sensible amounts; `None` otherwise.
 fn thin(root: &Map<String, Value>, keys: &[&'static str]) -> Option<Thin> {
     let key = keys.iter().find(|k| root.contains_key(**k))?;
-    let obj = Fields::new(root.get(*key)?.as_object()?, key.to_string());
+    let obj = JsonObject::new(root.get(*key)?.as_object()?, key.to_string());
     let id = obj.text("id").ok()?;
     let status = obj.text("status").ok()?;
     if is_blank(&id) || is_blank(&status) {
@@ -164,7 +164,7 @@ fn order_snapshot(order: Option<&Value>) -> Result<OrderSnapshot, BodyError> {
         Some(Value::Object(map)) => map,
         Some(_) => return Err(BodyError::field("order", Problem::WrongType("an object"))),
     };
-    let o = Fields::new(map, "order".into());
+    let o = JsonObject::new(map, "order".into());
 
     let paysera_order_id = o.required_text("paysera_order_id")?;
     let merchant_order_id = o.required_text("merchant_order_id")?;
@@ -202,7 +202,7 @@ fn order_snapshot(order: Option<&Value>) -> Result<OrderSnapshot, BodyError> {
     })
 }
 
-fn payment_link(l: &Fields) -> Result<PaymentLink, BodyError> {
+fn payment_link(l: &JsonObject) -> Result<PaymentLink, BodyError> {
     Ok(PaymentLink {
         id: l.text("id")?,
         name: l.text("name")?,
@@ -215,7 +215,7 @@ fn payment_link(l: &Fields) -> Result<PaymentLink, BodyError> {
     })
 }
 
-fn payment(p: &Fields) -> Result<Payment, BodyError> {
+fn payment(p: &JsonObject) -> Result<Payment, BodyError> {
     Ok(Payment {
         id: p.text("id")?,
         method: p.text("method")?,
@@ -232,7 +232,7 @@ fn payment(p: &Fields) -> Result<Payment, BodyError> {
     })
 }
 
-fn payer(f: &Fields) -> Result<Payer, BodyError> {
+fn payer(f: &JsonObject) -> Result<Payer, BodyError> {
     Ok(Payer {
         name: f.opt_text("payer_name")?,
         email: f.opt_text("payer_email")?,
@@ -270,14 +270,14 @@ fn merchant_data(value: Option<&Value>) -> Vec<MerchantDatum> {
 }
 
 /// One JSON object being read, with the path errors are reported under.
-struct Fields<'a> {
+struct JsonObject<'a> {
     map: &'a Map<String, Value>,
     path: String,
 }
 
-impl<'a> Fields<'a> {
+impl<'a> JsonObject<'a> {
     fn new(map: &'a Map<String, Value>, path: String) -> Self {
-        Fields { map, path }
+        JsonObject { map, path }
     }
 
     fn err(&self, key: &str, problem: Problem) -> BodyError {
@@ -371,7 +371,7 @@ impl<'a> Fields<'a> {
     fn list<T>(
         &self,
         key: &str,
-        item: impl Fn(&Fields) -> Result<T, BodyError>,
+        item: impl Fn(&JsonObject) -> Result<T, BodyError>,
     ) -> Result<Vec<T>, BodyError> {
         let items = match self.get(key) {
             None => return Ok(Vec::new()),
@@ -384,7 +384,7 @@ impl<'a> Fields<'a> {
             .map(|(i, v)| {
                 let path = format!("{}.{key}[{i}]", self.path);
                 match v.as_object() {
-                    Some(map) => item(&Fields::new(map, path)),
+                    Some(map) => item(&JsonObject::new(map, path)),
                     None => Err(BodyError::field(path, Problem::WrongType("an object"))),
                 }
             })

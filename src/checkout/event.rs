@@ -267,17 +267,6 @@ impl PaymentStatus {
             Other(s) => s,
         }
     }
-
-    /// Money reached the merchant (§7.2). Decisions still go by the server's
-    /// `amount_paid`, not by summing these (§8.7).
-    pub fn is_settled(&self) -> bool {
-        *self == PaymentStatus::Settled
-    }
-
-    /// Money that had arrived went back (refund or chargeback).
-    pub fn is_reversal(&self) -> bool {
-        matches!(self, PaymentStatus::Refunded | PaymentStatus::Chargeback)
-    }
 }
 
 impl Serialize for PaymentStatus {

@@ -7,15 +7,11 @@ use crate::domain::{Amount, CheckoutWebhook, Snapshot, WebhookFact};
 
 impl VerifiedWebhook {
     /// `body` is the raw body that was authenticated (it identifies the
-    /// webhook); `fallback_project` names the project when the matched secret
-    /// was configured without one.
-    pub fn to_domain(&self, body: &[u8], fallback_project: &str) -> CheckoutWebhook {
+    /// webhook); the project is the matched secret's (empty when the secret
+    /// was configured without one).
+    pub fn to_domain(&self, body: &[u8]) -> CheckoutWebhook {
         let order = self.body.payload.order_ref();
-        let project = self
-            .secret
-            .project
-            .clone()
-            .unwrap_or_else(|| fallback_project.to_string());
+        let project = self.secret.project.clone().unwrap_or_default();
         CheckoutWebhook::new(
             project,
             body,

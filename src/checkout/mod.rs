@@ -6,12 +6,12 @@
 //! sources disagree. A JSON `POST` whose raw body is authenticated by an
 //! HMAC-SHA256 under the OAuth client secret:
 //!
-//! 1. [`Verifier::authenticate`]: the five `X-Paysera-*` headers (§3.1), then
+//! 1. [`WebhookVerifier::authenticate`]: the five `X-Paysera-*` headers (§3.1), then
 //!    the body's MAC under each configured secret (§3.2), before the body is
 //!    parsed;
 //! 2. [`decode_body`]: the event and what it carries (§4–§6), typed.
 //!
-//! [`Verifier::verify`] does both.
+//! [`WebhookVerifier::verify`] does both.
 
 mod body;
 mod error;
@@ -28,5 +28,6 @@ pub use event::{
 };
 pub use headers::{Headers, WebhookHeaders};
 pub use verify::{
-    sign, Authenticated, MatchedSecret, Secret, SecretError, VerifiedWebhook, Verifier,
+    sign, Authenticated, MatchedSecret, Secret, VerifiedWebhook, WebhookSecretError,
+    WebhookVerifier,
 };

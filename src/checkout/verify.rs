@@ -22,7 +22,7 @@ pub struct Secret {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
+pub enum WebhookSecretError {
     #[error("no Checkout client secret is configured")]
     NoSecrets,
     /// An empty HMAC key is a key anyone can sign with.
@@ -32,10 +32,10 @@ pub enum SecretError {
 
 impl Secret {
     /// The key is the secret's UTF-8 bytes as they are: no decoding, no trimming (§3.2).
-    pub fn new(label: impl Into<String>, key: SecretString) -> Result<Self, SecretError> {
+    pub fn new(label: impl Into<String>, key: SecretString) -> Result<Self, WebhookSecretError> {
         let label = label.into();
         if key.expose_secret().is_empty() {
-            return Err(SecretError::Empty(label));
+            return Err(WebhookSecretError::Empty(label));
         }
         Ok(Secret {
             label,
@@ -96,16 +96,16 @@ pub struct VerifiedWebhook {
 /// Verifies webhooks against one or more secrets (current and previous during
 /// a rotation, §3.4; or several projects' secrets, the match telling which).
 #[derive(Debug, Clone)]
-pub struct Verifier {
+pub struct WebhookVerifier {
     secrets: Vec<Secret>,
 }
 
-impl Verifier {
-    pub fn new(secrets: Vec<Secret>) -> Result<Self, SecretError> {
+impl WebhookVerifier {
+    pub fn new(secrets: Vec<Secret>) -> Result<Self, WebhookSecretError> {
         if secrets.is_empty() {
-            return Err(SecretError::NoSecrets);
+            return Err(WebhookSecretError::NoSecrets);
         }
-        Ok(Verifier { secrets })
+        Ok(WebhookVerifier { secrets })
     }
 
     pub fn secrets(&self) -> &[Secret] {
@@ -181,13 +181,16 @@ mod tests {
 
     #[test]
     fn secrets_are_never_empty_and_never_shown() {
-        assert_eq!(Verifier::new(vec![]).unwrap_err(), SecretError::NoSecrets);
+        assert_eq!(
+            WebhookVerifier::new(vec![]).unwrap_err(),
+            WebhookSecretError::NoSecrets
+        );
         assert_eq!(
             Secret::new("current", SecretString::from(String::new())).unwrap_err(),
-            SecretError::Empty("current".into())
+            WebhookSecretError::Empty("current".into())
         );
         let s = Secret::new("current", SecretString::from("hunter2".to_string())).unwrap();
-        let shown = format!("{:?}", Verifier::new(vec![s]).unwrap());
+        let shown = format!("{:?}", WebhookVerifier::new(vec![s]).unwrap());
         assert!(
             !shown.contains("hunter2") && shown.contains("current"),
             "{shown}"

@@ -92,6 +92,23 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The one pipeline, as the service, the command line and the console
+    /// run it, over `store`.
+    pub fn pipeline(
+        &self,
+        store: crate::store::Store,
+    ) -> anyhow::Result<crate::pipeline::Pipeline> {
+        let gateway = &self.gateway;
+        Ok(crate::pipeline::Pipeline::new(crate::pipeline::Parts {
+            verifier: std::sync::Arc::new(gateway.verifier()?),
+            checkout: gateway.checkout_verifier()?.map(std::sync::Arc::new),
+            checkout_reject_status: gateway.checkout_reject_status,
+            store,
+            rules: self.rules,
+            rejected_max_bytes: self.database.rejected_max_bytes,
+        }))
+    }
+
     /// Reads the process environment (after `.env`, when present).
     pub fn from_env() -> Result<Settings, ConfigError> {
         Self::from_lookup(|key| std::env::var(key).ok())

@@ -20,6 +20,10 @@ pub struct NotifySettings {
     pub max_interval: Duration,
     /// Past this age without a 2xx, an event is dead.
     pub max_age: Duration,
+    /// Whether the delivery worker looks at the outbox on its own timer:
+    /// always, unless a test turns it off to deliver one pass at a time
+    /// (`Application::outbox`). Not read from the environment.
+    pub on_timer: bool,
 }
 
 impl Default for NotifySettings {
@@ -31,6 +35,7 @@ impl Default for NotifySettings {
             timeout: Duration::from_secs(10),
             max_interval: Duration::from_secs(3600),
             max_age: Duration::from_secs(3 * 86400),
+            on_timer: true,
         }
     }
 }
@@ -150,6 +155,7 @@ impl NotifySettings {
             timeout,
             max_interval,
             max_age,
+            on_timer: true,
         })
     }
 
@@ -164,6 +170,7 @@ impl NotifySettings {
             timeout: self.timeout,
             max_interval: self.max_interval,
             max_age: self.max_age,
+            on_timer: self.on_timer,
         })
     }
 

@@ -314,7 +314,9 @@ impl GatewaySettings {
 
     /// The Checkout webhook verifier over every Checkout project's secrets, a
     /// match naming its project; `None` without a Checkout project.
-    pub fn checkout_verifier(&self) -> Result<Option<crate::checkout::Verifier>, ConfigError> {
+    pub fn checkout_verifier(
+        &self,
+    ) -> Result<Option<crate::checkout::WebhookVerifier>, ConfigError> {
         if self.checkout.is_empty() {
             return Ok(None);
         }
@@ -326,7 +328,7 @@ impl GatewaySettings {
                 secrets.push(secret.of_project(project.client_id.clone()));
             }
         }
-        crate::checkout::Verifier::new(secrets)
+        crate::checkout::WebhookVerifier::new(secrets)
             .map(Some)
             .map_err(|e| bad("PAYSERA_CHECKOUT_SECRET", e.to_string()))
     }

@@ -2,7 +2,7 @@
 //! listener, for people who would rather not read JSON. Sign-in with the admin
 //! token makes a session kept in the database and bound to that token
 //! (`session`); every action goes through the same code as the CLI and the
-//! admin API (`http::actions`), is logged with the session's handle, and runs
+//! admin API (`pipeline::actions`), is logged with the session's handle, and runs
 //! once per form (a nonce claimed in the database), so a double click replays
 //! once.
 

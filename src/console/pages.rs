@@ -1,5 +1,5 @@
 //! The console's handlers: translate a request into store reads or an
-//! operator action (`http::actions`), and the result into a page.
+//! operator action (`pipeline::actions`), and the result into a page.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,15 +10,15 @@ use super::session::{nonce, safe_next, Session};
 use super::views::{
     encode, html, AttemptLine, Bar, CallbackLine, CallbackPage, CallbacksPage, CheckPage, Chrome,
     EventLine, Flagged, Form, LoginPage, NotificationsPage, OrderPage, OrderSearchPage,
-    OverviewPage, Period, Step,
+    OverviewPage, Period, StoryStep,
 };
 use super::ConsoleSettings;
 use crate::domain::{OrderState, Outcome};
-use crate::http::actions::{self, ReplayError};
 use crate::http::auth::{retry_after_seconds, Gate, Refusal};
 use crate::http::AppState;
-use crate::http::CheckLine;
 use crate::notify::EventType;
+use crate::pipeline::actions::{self, CheckLine, ReplayError};
+use crate::pipeline::Pipeline;
 use crate::store::{
     rfc3339, AttemptRow, EventFilter, EventState, FormClaim, FormDone, FormResult, JournalFilter,
 };
@@ -175,12 +175,12 @@ pub async fn login(
         }
     }
     let session = Session::generate();
-    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    let hash = session.hash().to_string();
     let (ttl, fingerprint) = (settings.session_ttl, settings.token_fingerprint.clone());
     let remote = addr.map(|a| a.to_string());
     state
         .store
-        .bounded(move || {
+        .bounded(move |store| {
             store.create_session(
                 &hash,
                 &fingerprint,
@@ -239,17 +239,16 @@ async fn act(
     state: web::Data<AppState>,
     session: Session,
     form: &ActionForm,
-    action: impl FnOnce(&AppState, &str) -> Result<Done, ConsoleError> + Send + 'static,
+    action: impl FnOnce(&Pipeline, &str) -> Result<Done, ConsoleError> + Send + 'static,
 ) -> Page {
     let nonce = match claim(&state, &session, form).await? {
-        Claimed::Repeat(page) => return Ok(page),
-        Claimed::First(nonce) => nonce,
+        NonceClaim::Repeat(page) => return Ok(page),
+        NonceClaim::First(nonce) => nonce,
     };
-    let worker = state.clone();
     let actor = session.handle();
     let done = match state
-        .store
-        .bounded(move || Ok(action(&worker, &actor)))
+        .pipeline
+        .bounded(move |pipeline| Ok(action(&pipeline, &actor)))
         .await
     {
         Ok(done) => done,
@@ -270,14 +269,14 @@ where
     F: std::future::Future<Output = Result<Done, ConsoleError>>,
 {
     let nonce = match claim(&state, &session, form).await? {
-        Claimed::Repeat(page) => return Ok(page),
-        Claimed::First(nonce) => nonce,
+        NonceClaim::Repeat(page) => return Ok(page),
+        NonceClaim::First(nonce) => nonce,
     };
     let done = action(state.clone(), session.handle()).await;
     settle(&state, &session, nonce, done).await
 }
 
-enum Claimed {
+enum NonceClaim {
     /// This form acted before: to where it led.
     Repeat(HttpResponse),
     /// The first time: its nonce, to store what it comes to.
@@ -294,7 +293,7 @@ async fn claim(
     state: &web::Data<AppState>,
     session: &Session,
     form: &ActionForm,
-) -> Result<Claimed, ConsoleError> {
+) -> Result<NonceClaim, ConsoleError> {
     if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
         tracing::warn!(session = %session.handle(), "console form refused: missing or wrong CSRF token");
         return Err(ConsoleError::Csrf);
@@ -304,19 +303,15 @@ async fn claim(
         .clone()
         .filter(|n| well_formed(n))
         .ok_or_else(|| ConsoleError::BadRequest("the form has no nonce; reload the page".into()))?;
-    let (store, hash, n) = (
-        state.store.clone(),
-        session.hash().to_string(),
-        nonce.clone(),
-    );
+    let (hash, n) = (session.hash().to_string(), nonce.clone());
     let claim = state
         .store
-        .bounded(move || store.claim_form(&hash, &n))
+        .bounded(move |store| store.claim_form(&hash, &n))
         .await?;
     match claim {
         FormClaim::Repeat(Some(location)) => {
             tracing::info!(session = %session.handle(), "console form sent again: not acted on twice");
-            Ok(Claimed::Repeat(see_other(&location)))
+            Ok(NonceClaim::Repeat(see_other(&location)))
         }
         // Still running (a double click), or cut short (the instance stopped,
         // or the database failed after the claim and before the release).
@@ -325,7 +320,7 @@ async fn claim(
              to see what it did, and for a fresh form"
                 .into(),
         )),
-        FormClaim::First => Ok(Claimed::First(nonce)),
+        FormClaim::First => Ok(NonceClaim::First(nonce)),
     }
 }
 
@@ -338,14 +333,14 @@ async fn settle(
     nonce: String,
     done: Result<Done, ConsoleError>,
 ) -> Page {
-    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    let hash = session.hash().to_string();
     let done = match done {
         Ok(done) => done,
         Err(e) => {
             let n = nonce.clone();
             if let Err(release) = state
                 .store
-                .bounded(move || store.release_form(&hash, &n))
+                .bounded(move |store| store.release_form(&hash, &n))
                 .await
             {
                 tracing::warn!(session = %session.handle(), error = %release,
@@ -365,7 +360,7 @@ async fn settle(
     let location = result.location.clone();
     if let Err(e) = state
         .store
-        .bounded(move || store.finish_form(&hash, &nonce, &result))
+        .bounded(move |store| store.finish_form(&hash, &nonce, &result))
         .await
     {
         // It acted: its page shows the effect, without a notice.
@@ -386,10 +381,10 @@ async fn done(
     let Some(nonce) = nonce.filter(|n| well_formed(n)).map(str::to_string) else {
         return Ok(None);
     };
-    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    let hash = session.hash().to_string();
     Ok(state
         .store
-        .bounded(move || store.form_done(&hash, &nonce))
+        .bounded(move |store| store.form_done(&hash, &nonce))
         .await?)
 }
 
@@ -403,10 +398,10 @@ pub async fn logout(
     if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
         return Err(ConsoleError::Csrf);
     }
-    let (store, hash) = (state.store.clone(), session.hash().to_string());
+    let hash = session.hash().to_string();
     state
         .store
-        .bounded(move || store.delete_session(&hash))
+        .bounded(move |store| store.delete_session(&hash))
         .await?;
     tracing::info!(session = %session.handle(), "console session ended");
     signed_out(&settings)
@@ -433,11 +428,10 @@ pub async fn revoke_sessions(
     if !form.csrf.as_deref().is_some_and(|t| session.csrf_ok(t)) {
         return Err(ConsoleError::Csrf);
     }
-    let store = state.store.clone();
     let actor = session.handle();
     state
         .store
-        .bounded(move || actions::revoke_sessions(&store, &actor))
+        .bounded(move |store| actions::revoke_sessions(&store, &actor))
         .await?;
     signed_out(&settings)
 }
@@ -512,10 +506,9 @@ pub async fn overview(
     let now = now_millis();
     let missed_cutoff = now - settings.missed_after.as_millis() as i64;
     let missed_since = now - settings.missed_window.as_millis() as i64;
-    let store = state.store.clone();
     let (day, week, flagged) = state
         .store
-        .bounded(move || {
+        .bounded(move |store| {
             let day = store.overview(now - 24 * HOUR_MS, missed_since, missed_cutoff)?;
             let week = store.callbacks_by_outcome(now - 7 * 24 * HOUR_MS)?;
             let flagged = store.flagged_orders(10)?;
@@ -616,8 +609,10 @@ pub async fn callbacks(
         before: query.before,
         limit: PAGE_SIZE,
     };
-    let store = state.store.clone();
-    let rows = state.store.bounded(move || store.journal(&filter)).await?;
+    let rows = state
+        .store
+        .bounded(move |store| store.journal(&filter))
+        .await?;
     let older = (rows.len() as i64 == PAGE_SIZE).then(|| {
         let last = rows.last().map_or(0, |r| r.id);
         format!(
@@ -672,26 +667,26 @@ pub async fn callback(
     query: web::Query<DoneQuery>,
 ) -> Page {
     let id = path.into_inner();
-    let store = state.store.clone();
     let entry = state
         .store
-        .bounded(move || store.journal_entry(id))
+        .bounded(move |store| store.journal_entry(id))
         .await?
         .ok_or_else(|| ConsoleError::NotFound(format!("callback {id}")))?;
-    let fields = actions::decoded_fields(&state.verifier, &entry, state.log_pii).map(|v| {
-        v.as_object()
-            .map(|map| {
-                map.iter()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    });
+    let fields =
+        actions::decoded_fields(state.pipeline.verifier(), &entry, state.log_pii).map(|v| {
+            v.as_object()
+                .map(|map| {
+                    map.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
     let raw = actions::shown_raw(&entry, state.log_pii);
     let notice = done(&state, &session, query.done.as_deref())
         .await?
@@ -732,8 +727,8 @@ pub async fn replay(
 ) -> Page {
     let id = path.into_inner();
     let back = form.back();
-    act(state, session, &form, move |state, actor| {
-        let replayed = match actions::replay(&state.pipeline(), id, actor) {
+    act(state, session, &form, move |pipeline, actor| {
+        let replayed = match actions::replay(pipeline, id, actor) {
             Ok(r) => r,
             Err(ReplayError::NotFound(_)) => {
                 return Err(ConsoleError::NotFound(format!("callback {id}")))
@@ -780,8 +775,11 @@ pub async fn order_search(
     let mut not_found = false;
     if !orderid.is_empty() {
         let project = project_of(&state, query.project_id.as_deref())?;
-        let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
-        let found = state.store.bounded(move || store.order(&p, &o)).await?;
+        let (p, o) = (project.clone(), orderid.clone());
+        let found = state
+            .store
+            .bounded(move |store| store.order(&p, &o))
+            .await?;
         if found.is_some() {
             return Ok(see_other(&order_link(&state, Some(&project), &orderid)));
         }
@@ -819,11 +817,11 @@ pub async fn order(
 ) -> Page {
     let orderid = path.into_inner();
     let project = project_of(&state, query.project_id.as_deref())?;
-    let (store, p, o) = (state.store.clone(), project.clone(), orderid.clone());
+    let (p, o) = (project.clone(), orderid.clone());
     let before = query.callbacks_before;
     let found = state
         .store
-        .bounded(move || {
+        .bounded(move |store| {
             let Some(order) = store.order_page(&p, &o, before)? else {
                 return Ok(None);
             };
@@ -845,8 +843,8 @@ pub async fn order(
         found.ok_or_else(|| ConsoleError::NotFound(format!("order {orderid}")))?;
     let here = order_link(&state, Some(&project), &orderid);
 
-    let mut steps: Vec<(i64, Step)> = Vec::new();
-    let blank = |at: i64, what: String, anchor: String| Step {
+    let mut steps: Vec<(i64, StoryStep)> = Vec::new();
+    let blank = |at: i64, what: String, anchor: String| StoryStep {
         at: if at == i64::MIN {
             String::new()
         } else {
@@ -971,7 +969,7 @@ pub async fn order(
 }
 
 #[derive(Deserialize)]
-pub struct ProjectQuery {
+pub struct ProjectParam {
     /// A classic project's number or a Checkout project's client id.
     project_id: Option<String>,
 }
@@ -981,7 +979,7 @@ pub async fn close(
     session: Session,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<ProjectQuery>,
+    query: web::Query<ProjectParam>,
     form: web::Form<ActionForm>,
 ) -> Page {
     let orderid = path.into_inner();
@@ -991,7 +989,12 @@ pub async fn close(
         state,
         session,
         &form,
-        move |state, actor| match actions::close_order(&state.store, &project, &orderid, actor)? {
+        move |pipeline, actor| match actions::close_order(
+            pipeline.store(),
+            &project,
+            &orderid,
+            actor,
+        )? {
             Some(_) => Ok(Done::notice(
                 here,
                 "Closed: the missed-callback count leaves this order out.".into(),
@@ -1017,7 +1020,7 @@ pub async fn retry(
         state,
         session,
         &form,
-        move |state, actor| match actions::retry_event(&state.store, id, actor)? {
+        move |pipeline, actor| match actions::retry_event(pipeline.store(), id, actor)? {
             Some(_) => Ok(Done::notice(
                 back,
                 format!("Event {id} is pending again: the worker sends it."),
@@ -1085,8 +1088,11 @@ pub async fn check_page(
     let shown = match named {
         Some(named) => Some(named),
         None => {
-            let (store, hash) = (state.store.clone(), session.hash().to_string());
-            state.store.bounded(move || store.last_check(&hash)).await?
+            let hash = session.hash().to_string();
+            state
+                .store
+                .bounded(move |store| store.last_check(&hash))
+                .await?
         }
     };
     let (lines, ran_at) = match shown {
@@ -1151,10 +1157,9 @@ pub async fn notifications(
         ))
     })?;
     let after = query.after.unwrap_or(0);
-    let store = state.store.clone();
     let events = state
         .store
-        .bounded(move || {
+        .bounded(move |store| {
             let rows = store.events(&EventFilter {
                 after,
                 limit: PAGE_SIZE,

@@ -117,10 +117,9 @@ impl FromRequest for Session {
             }
             let session = Session::of(id);
             let hash = session.hash.clone();
-            let store = state.store.clone();
             let alive = state
                 .store
-                .bounded(move || store.session_alive(&hash, &settings.token_fingerprint))
+                .bounded(move |store| store.session_alive(&hash, &settings.token_fingerprint))
                 .await?;
             if alive {
                 Ok(session)

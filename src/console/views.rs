@@ -178,7 +178,7 @@ pub struct AttemptLine {
 }
 
 /// One step of an order's story.
-pub struct Step {
+pub struct StoryStep {
     pub at: String,
     pub what: String,
     pub anchor: String,
@@ -201,7 +201,7 @@ pub struct OrderPage {
     pub flags: Vec<String>,
     pub refunded: String,
     pub closed: Option<String>,
-    pub steps: Vec<Step>,
+    pub steps: Vec<StoryStep>,
     pub close: Option<Form>,
     pub notice: Option<String>,
     /// The page of the older callbacks, when the order has more than one page.
@@ -224,7 +224,7 @@ pub struct EventLine {
 pub struct CheckPage {
     pub chrome: Chrome,
     /// The session's last run, if any.
-    pub lines: Option<Vec<crate::http::CheckLine>>,
+    pub lines: Option<Vec<crate::pipeline::actions::CheckLine>>,
     pub ran_at: Option<String>,
     pub failed: bool,
     /// The form that runs the checks.

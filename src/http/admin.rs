@@ -17,6 +17,7 @@ use super::error::AdminError;
 use super::AppState;
 use crate::domain::{Amount, AmountMode, Currency, Outcome};
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
+use crate::pipeline::actions;
 use crate::store::{Expected, JournalFilter, Registration, Store, StoreError};
 
 /// Who the admin API's actions are logged as.
@@ -99,9 +100,8 @@ pub async fn revoke_sessions(
     _: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AdminError> {
-    let store = state.store.clone();
-    let revoked = on_store(&state.store, move || {
-        super::actions::revoke_sessions(&store, API_ACTOR)
+    let revoked = on_store(&state.store, move |store| {
+        actions::revoke_sessions(&store, API_ACTOR)
     })
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": revoked })))
@@ -215,8 +215,7 @@ async fn register(
     order: NewExpectation,
     return_to: Option<(String, String)>,
 ) -> Result<(Registration, Option<String>), AdminError> {
-    let store = state.store.clone();
-    on_store(&state.store, move || {
+    on_store(&state.store, move |store| {
         let return_to = return_to.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
         let expected = Expected {
             amount: order.amount,
@@ -233,7 +232,7 @@ async fn register(
 /// like a callback: a stalled database is answered 503, not waited for.
 async fn on_store<T: Send + 'static>(
     store: &Store,
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AdminError> {
     store.bounded(f).await.map_err(AdminError::from)
 }
@@ -456,8 +455,7 @@ pub async fn get_order(
     let project = order_project(&state, query.project_id.as_deref())?;
     let orderid = order_id(path.into_inner())?;
     let before = query.callbacks_before;
-    let store = state.store.clone();
-    let order = on_store(&state.store, move || {
+    let order = on_store(&state.store, move |store| {
         store.order_page(&project, &orderid, before)
     })
     .await?;
@@ -477,9 +475,8 @@ pub async fn close_order(
 ) -> Result<HttpResponse, AdminError> {
     let project = order_project(&state, query.project_id.as_deref())?;
     let orderid = order_id(path.into_inner())?;
-    let store = state.store.clone();
-    let order = on_store(&state.store, move || {
-        match super::actions::close_order(&store, &project, &orderid, API_ACTOR)? {
+    let order = on_store(&state.store, move |store| {
+        match actions::close_order(&store, &project, &orderid, API_ACTOR)? {
             Some(_) => store.order(&project, &orderid),
             None => Ok(None),
         }
@@ -515,13 +512,12 @@ pub async fn list_callbacks(
             "limit must be between 1 and 1000".into(),
         ));
     }
-    let store = state.store.clone();
     let filter = JournalFilter {
         outcome,
         limit,
         ..JournalFilter::default()
     };
-    let rows = on_store(&state.store, move || store.journal(&filter)).await?;
+    let rows = on_store(&state.store, move |store| store.journal(&filter)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
 }
 
@@ -548,13 +544,9 @@ pub async fn replay_callback(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AdminError> {
     let id = path.into_inner();
-    let worker = state.clone();
     let replayed = state
-        .store
-        .bounded(move || {
-            let pipeline = worker.pipeline();
-            Ok(super::actions::replay(&pipeline, id, API_ACTOR))
-        })
+        .pipeline
+        .bounded(move |pipeline| Ok(actions::replay(&pipeline, id, API_ACTOR)))
         .await?;
     match replayed {
         Ok(r) => Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -563,8 +555,8 @@ pub async fn replay_callback(
             "outcome": r.outcome_name(),
             "reason": r.reason,
         }))),
-        Err(super::actions::ReplayError::NotFound(_)) => Err(AdminError::NotFound),
-        Err(super::actions::ReplayError::Store(e)) => Err(AdminError::Unavailable(e)),
+        Err(actions::ReplayError::NotFound(_)) => Err(AdminError::NotFound),
+        Err(actions::ReplayError::Store(e)) => Err(AdminError::Unavailable(e)),
         Err(e) => Err(AdminError::Conflict(e.to_string())),
     }
 }

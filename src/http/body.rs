@@ -36,7 +36,7 @@ use super::error::{AdminError, CallbackHttpError};
 
 /// How a listener words its 408 and its 413 before `100 Continue`.
 #[derive(Clone, Copy, Debug)]
-pub enum Answer {
+pub enum Wording {
     /// `text/plain`, like the callback endpoint's other answers.
     Text,
     /// `{"error": …}`, like the admin API's other answers.
@@ -53,7 +53,7 @@ enum BodyState {
 /// The middleware: `from_fn(move |req, next| body::deadline(timeout, answer, req, next))`.
 pub async fn deadline<B: MessageBody + 'static>(
     timeout: Duration,
-    answer: Answer,
+    answer: Wording,
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<HoldPayload>, Error> {
@@ -133,15 +133,15 @@ impl MessageBody for HoldPayload {
     }
 }
 
-fn timed_out(timeout: Duration, answer: Answer) -> HttpResponse {
+fn timed_out(timeout: Duration, answer: Wording) -> HttpResponse {
     let reason = format!("request body not received within {}ms", timeout.as_millis());
     let mut response = HttpResponse::RequestTimeout();
     response.force_close();
     match answer {
-        Answer::Text => response
+        Wording::Text => response
             .content_type("text/plain; charset=utf-8")
             .body(reason),
-        Answer::Json => response.json(serde_json::json!({ "error": reason })),
+        Wording::Json => response.json(serde_json::json!({ "error": reason })),
     }
 }
 
@@ -153,7 +153,7 @@ fn timed_out(timeout: Duration, answer: Answer) -> HttpResponse {
 /// announces no length: it goes on, and the route's own limit applies.
 pub fn expect(
     limit: fn(&str) -> usize,
-    answer: Answer,
+    answer: Wording,
 ) -> impl ServiceFactory<
     Request,
     Config = (),
@@ -180,10 +180,10 @@ pub fn expect(
 
 /// 413 as the listener's handlers answer it: the callback endpoint's text on
 /// the public listener, the admin API's `{"error": …}` on the admin listener.
-fn too_large(max: usize, answer: Answer) -> Response<BoxBody> {
+fn too_large(max: usize, answer: Wording) -> Response<BoxBody> {
     let mut response = match answer {
-        Answer::Text => CallbackHttpError::TooLarge.error_response(),
-        Answer::Json => AdminError::TooLarge(max).error_response(),
+        Wording::Text => CallbackHttpError::TooLarge.error_response(),
+        Wording::Json => AdminError::TooLarge(max).error_response(),
     };
     response
         .head_mut()

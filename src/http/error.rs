@@ -6,42 +6,18 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::domain::Answer;
 use crate::paysera::CallbackError;
+use crate::pipeline::{rejection_text, status_of, AnswerClass};
 use crate::store::StoreError;
 
-/// The answer classes of the callback endpoint: the domain's, and those only
-/// the transport knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallbackClass {
-    Domain(Answer),
-    /// Not a form, or a body in a content coding.
-    UnsupportedMediaType,
-    TooLarge,
-    /// A body that could not be read as bytes.
-    BadBody,
-}
-
-/// The one table of the callback endpoint: the status each class is answered
-/// with, and stored with.
-pub fn callback_status(class: CallbackClass) -> StatusCode {
-    match class {
-        CallbackClass::Domain(Answer::Ok(_)) => StatusCode::OK,
-        CallbackClass::Domain(Answer::Unauthenticated | Answer::Malformed)
-        | CallbackClass::BadBody => StatusCode::BAD_REQUEST,
-        CallbackClass::Domain(Answer::UnknownOrder) => StatusCode::CONFLICT,
-        CallbackClass::Domain(Answer::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-        CallbackClass::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        CallbackClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-    }
-}
-
-/// Why a callback was not answered `OK`.
+/// Why a callback or a webhook was not answered `OK`.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackHttpError {
-    /// Verification failed: the typed reason, as the gateway is told it.
-    #[error("rejected: {0}")]
-    Rejected(CallbackError),
+    /// Verification failed (or a webhook's body cannot be read), with the
+    /// status it was stored with.
+    #[error("{}", rejection_text(reason))]
+    Rejected { status: u16, reason: String },
     /// Verified, but the decision could not accept it (`orderid missing`).
-    #[error("rejected: {0}")]
+    #[error("{}", rejection_text(.0))]
     Undecidable(String),
     #[error("unknown order")]
     UnknownOrder,
@@ -56,78 +32,28 @@ pub enum CallbackHttpError {
     Unavailable(#[source] StoreError),
     #[error("not configured")]
     Misconfigured(#[source] CallbackError),
-}
-
-impl CallbackHttpError {
-    pub fn class(&self) -> CallbackClass {
-        match self {
-            CallbackHttpError::Rejected(e) => CallbackClass::Domain(e.answer()),
-            CallbackHttpError::Undecidable(_) => CallbackClass::Domain(Answer::Malformed),
-            CallbackHttpError::UnknownOrder => CallbackClass::Domain(Answer::UnknownOrder),
-            CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
-                CallbackClass::Domain(Answer::Unavailable)
-            }
-            CallbackHttpError::UnsupportedMediaType(_) => CallbackClass::UnsupportedMediaType,
-            CallbackHttpError::TooLarge => CallbackClass::TooLarge,
-            CallbackHttpError::BadBody(_) => CallbackClass::BadBody,
-        }
-    }
+    /// A webhook without a Checkout project.
+    #[error("no Checkout project is configured")]
+    NotConfigured,
 }
 
 impl ResponseError for CallbackHttpError {
     fn status_code(&self) -> StatusCode {
-        callback_status(self.class())
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .content_type("text/plain; charset=utf-8")
-            .body(self.to_string())
-    }
-}
-
-/// Why a Checkout webhook was not answered 200.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckoutHttpError {
-    /// Headers or signature: `PAYHOOK_CHECKOUT_REJECT_STATUS` (403), so that
-    /// Paysera keeps retrying while the operator fixes a mistyped secret.
-    #[error("rejected: {reason}")]
-    Rejected { status: u16, reason: String },
-    /// Authentic, but the body is not a webhook payhook can read.
-    #[error("malformed: {0}")]
-    Malformed(String),
-    #[error("unknown order")]
-    UnknownOrder,
-    #[error("{0}")]
-    Unsupported(&'static str),
-    /// Too large, or a body that could not be read.
-    #[error(transparent)]
-    Transport(CallbackHttpError),
-    #[error("no Checkout project is configured")]
-    NotConfigured,
-    #[error("temporarily unavailable")]
-    Unavailable(#[source] StoreError),
-}
-
-impl ResponseError for CheckoutHttpError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            CheckoutHttpError::Rejected { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN)
+        let status = match self {
+            CallbackHttpError::Rejected { status, .. } => *status,
+            CallbackHttpError::Undecidable(_) => status_of(AnswerClass::Domain(Answer::Malformed)),
+            CallbackHttpError::UnknownOrder => status_of(AnswerClass::Domain(Answer::UnknownOrder)),
+            CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
+                status_of(AnswerClass::Domain(Answer::Unavailable))
             }
-            CheckoutHttpError::Malformed(_) => StatusCode::BAD_REQUEST,
-            CheckoutHttpError::UnknownOrder => {
-                callback_status(CallbackClass::Domain(Answer::UnknownOrder))
+            CallbackHttpError::UnsupportedMediaType(_) => {
+                status_of(AnswerClass::UnsupportedMediaType)
             }
-            CheckoutHttpError::Unsupported(_) => {
-                callback_status(CallbackClass::UnsupportedMediaType)
-            }
-            CheckoutHttpError::Transport(e) => e.status_code(),
-            CheckoutHttpError::NotConfigured => StatusCode::NOT_FOUND,
-            CheckoutHttpError::Unavailable(_) => {
-                callback_status(CallbackClass::Domain(Answer::Unavailable))
-            }
-        }
+            CallbackHttpError::TooLarge => status_of(AnswerClass::TooLarge),
+            CallbackHttpError::BadBody(_) => status_of(AnswerClass::BadBody),
+            CallbackHttpError::NotConfigured => 404,
+        };
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -63,13 +63,12 @@ pub async fn list_events(
                 .kinds(),
         ),
     };
-    let store = state.store.clone();
     let page = FeedPage {
         after,
         limit,
         kinds,
     };
-    let rows = state.store.bounded(move || store.feed(&page)).await?;
+    let rows = state.store.bounded(move |store| store.feed(&page)).await?;
     let next_after = rows.last().and_then(|r| r.feed_seq).unwrap_or(after);
     let events: Vec<FeedEvent> = rows.iter().map(FeedEvent::of).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_after": next_after })))
@@ -82,8 +81,7 @@ pub async fn get_event(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AdminError> {
     let id = path.into_inner();
-    let store = state.store.clone();
-    let found = state.store.bounded(move || store.event(id)).await?;
+    let found = state.store.bounded(move |store| store.event(id)).await?;
     let (row, attempts) = found.ok_or(AdminError::NotFound)?;
     Ok(HttpResponse::Ok().json(EventDetails::of(&row, attempts)))
 }
@@ -96,10 +94,11 @@ pub async fn retry_event(
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AdminError> {
     let id = path.into_inner();
-    let store = state.store.clone();
     let row = state
         .store
-        .bounded(move || super::actions::retry_event(&store, id, super::admin::API_ACTOR))
+        .bounded(move |store| {
+            crate::pipeline::actions::retry_event(&store, id, super::admin::API_ACTOR)
+        })
         .await?
         .ok_or(AdminError::NotFound)?;
     Ok(HttpResponse::Accepted().json(FeedEvent::of(&row)))

@@ -14,8 +14,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if !state.accepting.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().body("shutting down");
     }
-    let store = state.store.clone();
-    match state.store.bounded(move || store.ready()).await {
+    match state.store.bounded(move |store| store.ready()).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");

@@ -11,9 +11,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{AppState, MAX_CALLBACK_BYTES};
-use crate::domain::{PaidReturn, Rules};
-use crate::paysera::{RequestParams, Verifier};
+use super::AppState;
 
 pub async fn buyer_returned(
     req: HttpRequest,
@@ -25,11 +23,10 @@ pub async fn buyer_returned(
         return HttpResponse::NotFound().body("unknown return link");
     }
     let query = req.query_string();
-    let paid = paid_return(&state.verifier, state.rules, query);
-    let store = state.store.clone();
+    let paid = state.pipeline.paid_return(query);
     match state
         .store
-        .bounded(move || store.mark_returned(&token, paid.as_ref()))
+        .bounded(move |store| store.mark_returned(&token, paid.as_ref()))
         .await
     {
         Ok(Some(shop_url)) => {
@@ -50,17 +47,4 @@ pub async fn buyer_returned(
             HttpResponse::ServiceUnavailable().body("temporarily unavailable, please reload")
         }
     }
-}
-
-/// The paid order the return's query proves, if any: the gateway's appended
-/// parameters verified as a callback (the callback endpoint's verifier, on the
-/// query alone: a return is a GET) that says paid. Pure. A query longer than a
-/// callback may be is not looked at.
-fn paid_return(verifier: &Verifier, rules: Rules, query: &str) -> Option<PaidReturn> {
-    if query.is_empty() || query.len() > MAX_CALLBACK_BYTES {
-        return None;
-    }
-    let params = RequestParams::parse(query.as_bytes(), b"");
-    let callback = verifier.verify(&params).ok()?;
-    PaidReturn::proven_by(&callback, rules)
 }

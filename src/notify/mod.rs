@@ -20,18 +20,36 @@ pub use worker::Delivery;
 use std::sync::atomic::AtomicBool;
 
 use crate::alerts::Alerter;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
-/// Starts the delivery worker on the current runtime; it stops claiming events
-/// once `running` is cleared (the service's `StopHandle`).
+/// Starts the delivery worker on the current runtime (its timer loop only
+/// with `delivery.on_timer`); it stops claiming events once `running` is
+/// cleared (the service's `StopHandle`).
 pub fn start(
     delivery: Delivery,
     store: Store,
     metrics: metrics::NotifyMetrics,
     alerter: Alerter,
     running: Arc<AtomicBool>,
-) -> anyhow::Result<()> {
-    let worker = worker::Worker::new(delivery, store, metrics, alerter, running)?;
-    tokio::spawn(Arc::new(worker).run());
-    Ok(())
+) -> anyhow::Result<Outbox> {
+    let on_timer = delivery.on_timer;
+    let worker = Arc::new(worker::Worker::new(
+        delivery, store, metrics, alerter, running,
+    )?);
+    if on_timer {
+        tokio::spawn(worker.clone().run());
+    }
+    Ok(Outbox(worker))
+}
+
+/// A running service's delivery worker, for a pass on demand.
+#[derive(Clone)]
+pub struct Outbox(Arc<worker::Worker>);
+
+impl Outbox {
+    /// One delivery pass now: the events due are claimed, attempted and
+    /// recorded before it returns; how many were attempted.
+    pub async fn step(&self) -> Result<usize, StoreError> {
+        self.0.step().await
+    }
 }

@@ -1,6 +1,8 @@
 //! The delivery worker: its own tokio task, reading the outbox from the
 //! database, so a slow or dead shop never delays a callback's answer. Each
 //! instance runs one; claims keep them from sending the same event at once.
+//! [`Worker::step`] is one look at the outbox on demand, the pass the timer
+//! loop makes every [`POLL`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use super::retry::{after_failure, Next, JITTER};
 use super::shop::{ShopClient, ShopUrl};
 use super::signing::WebhookSecret;
 use crate::alerts::{Alert, AlertKind, Alerter};
-use crate::store::{AfterAttempt, Attempt, EventRow, Store};
+use crate::store::{AfterAttempt, Attempt, EventRow, Store, StoreError};
 
 /// How often the outbox is looked at when nothing is in flight: the first
 /// attempt starts within this of the callback's commit.
@@ -50,6 +52,10 @@ pub struct Delivery {
     pub timeout: Duration,
     pub max_interval: Duration,
     pub max_age: Duration,
+    /// Whether the worker looks at the outbox on its own timer: always in
+    /// the service. Off, deliveries happen only when [`super::Outbox::step`]
+    /// asks (tests that are not about retry timing). Not a setting.
+    pub on_timer: bool,
 }
 
 fn now_millis() -> i64 {
@@ -100,15 +106,7 @@ impl Worker {
             }
             while in_flight.try_join_next().is_some() {}
             let free = IN_FLIGHT.saturating_sub(in_flight.len());
-            let claimed = if free == 0 {
-                Ok(Vec::new())
-            } else {
-                let (store, id, lease) = (self.store.clone(), self.id.clone(), self.lease());
-                self.store
-                    .bounded(move || store.claim_events(&id, now_millis(), lease, free as i64))
-                    .await
-            };
-            match claimed {
+            match self.claim(free).await {
                 Ok(events) if !events.is_empty() => {
                     database_down = false;
                     for event in events {
@@ -136,9 +134,37 @@ impl Worker {
         while in_flight.join_next().await.is_some() {}
     }
 
+    /// Claims up to `free` of the events due now.
+    async fn claim(&self, free: usize) -> Result<Vec<EventRow>, StoreError> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let (id, lease) = (self.id.clone(), self.lease());
+        self.store
+            .bounded(move |store| store.claim_events(&id, now_millis(), lease, free as i64))
+            .await
+    }
+
+    /// One pass now: claims the events due, as one look of the timer loop
+    /// does, attempts each and returns once every attempt is recorded; how
+    /// many were attempted.
+    pub(super) async fn step(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let events = self.claim(IN_FLIGHT).await?;
+        let attempted = events.len();
+        let mut attempts = JoinSet::new();
+        for event in events {
+            attempts.spawn(self.clone().deliver(event));
+        }
+        while attempts.join_next().await.is_some() {}
+        Ok(attempted)
+    }
+
     async fn refresh_gauges(&self) {
-        let store = self.store.clone();
-        match self.store.bounded(move || store.outbox_backlog()).await {
+        match self
+            .store
+            .bounded(move |store| store.outbox_backlog())
+            .await
+        {
             Ok(backlog) => {
                 let age = backlog
                     .oldest
@@ -203,10 +229,10 @@ impl Worker {
             AfterAttempt::Dead => {}
         }
 
-        let (store, worker) = (self.store.clone(), self.id.clone());
+        let worker = self.id.clone();
         let recorded = self
             .store
-            .bounded(move || store.record_attempt(event.id, &worker, &attempt, next))
+            .bounded(move |store| store.record_attempt(event.id, &worker, &attempt, next))
             .await;
         match recorded {
             Ok(true) => {

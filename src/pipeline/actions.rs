@@ -4,15 +4,35 @@
 //! console session; and the decoded view of a stored callback. Each action is
 //! logged with who asked (`actor`: `cli`, `api`, or the console session's
 //! handle). Synchronous (diesel): callers on the async side run them through
-//! `Store::bounded`.
+//! `Pipeline::bounded`. And the self-diagnosis's lines, as the console shows them.
 
+use std::sync::Arc;
+
+use super::{Api, Handled, Pipeline, WebhookError};
 use crate::checkout::Headers;
 use crate::domain::{Fields, Outcome};
-use crate::http::callback::{handle, Handled, Pipeline};
-use crate::http::checkout::{handle as handle_webhook, HandledWebhook, WebhookPipeline};
 use crate::paysera::{RequestParams, Verifier};
 use crate::store::raw::{escape, unescape, RawRequest};
 use crate::store::{CallbackMeta, EventRow, JournalEntry, Store, StoreError};
+
+/// One line of the self-diagnosis (`payhook check`), as the console shows it
+/// (and keeps it, as JSON, for `GET /ui/check`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CheckLine {
+    pub check: String,
+    /// `ok`, `warn`, `fail` or `skip`.
+    pub status: String,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+/// Runs `payhook check`'s checks from inside the service: given by start-up,
+/// which knows the settings (the pipeline sits below the command).
+pub type SelfCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<CheckLine>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Why a stored callback was not replayed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +49,15 @@ pub enum ReplayError {
     Store(#[from] StoreError),
 }
 
+impl From<WebhookError> for ReplayError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::NotConfigured => ReplayError::NoCheckout,
+            WebhookError::Store(e) => ReplayError::Store(e),
+        }
+    }
+}
+
 /// What a replay came to.
 #[derive(Debug, Clone)]
 pub struct Replayed {
@@ -38,17 +67,14 @@ pub struct Replayed {
     /// `None`: nothing was stored (payhook itself cannot check it).
     pub outcome: Option<Outcome>,
     pub reason: Option<String>,
-    /// The pipeline answered it `OK` (or the SMS reply): it was decided.
+    /// The pipeline decided it.
     pub decided: bool,
 }
 
 impl Replayed {
     fn of(handled: &Handled) -> Replayed {
         Replayed {
-            callback_id: match handled {
-                Handled::Done(p, _) => Some(p.callback_id),
-                _ => None,
-            },
+            callback_id: handled.callback_id(),
             outcome: handled.outcome(),
             reason: handled.reason(),
             decided: matches!(handled, Handled::Done(..)),
@@ -60,36 +86,35 @@ impl Replayed {
     }
 }
 
-/// Runs raw request bytes through the callback pipeline, stored with `method`
-/// (`REPLAY`, `INGEST`).
-pub fn run_raw(pipeline: &Pipeline<'_>, method: &str, raw: &[u8]) -> Result<Handled, StoreError> {
+/// Runs raw classic request bytes through the pipeline, stored with
+/// `method` (`REPLAY`, `INGEST`).
+pub fn run_raw(pipeline: &Pipeline, method: &str, raw: &[u8]) -> Result<Handled, StoreError> {
     let meta = CallbackMeta {
         method: method.to_string(),
         raw: RawRequest::join(raw, b""),
         remote_addr: None,
-        api: "classic",
+        api: Api::Classic.as_str(),
     };
-    handle(pipeline, raw, b"", &meta, None)
+    pipeline.classic(raw, b"", &meta, None)
 }
 
-/// Runs a stored callback through the pipeline again; it is stored as a new
-/// journal row with method `REPLAY`. Idempotent by nature: a replayed paid
-/// callback is a `duplicate`. A stored Checkout webhook goes through the
-/// webhook pipeline.
-pub fn replay(pipeline: &Pipeline<'_>, id: i64, actor: &str) -> Result<Replayed, ReplayError> {
+/// Runs a stored callback or webhook through the pipeline again; it is
+/// stored as a new journal row with method `REPLAY`. Idempotent by nature: a
+/// replayed paid callback is a `duplicate`.
+pub fn replay(pipeline: &Pipeline, id: i64, actor: &str) -> Result<Replayed, ReplayError> {
     let entry = pipeline
-        .store
+        .store()
         .journal_entry(id)?
         .ok_or(ReplayError::NotFound(id))?;
     if entry.raw_truncated {
         return Err(ReplayError::Truncated);
     }
     let raw = unescape(&entry.raw_query).map_err(|e| ReplayError::Unreadable(e.to_string()))?;
-    let replayed = if entry.api == "checkout" {
-        replay_webhook(pipeline, &raw)?
-    } else {
-        Replayed::of(&run_raw(pipeline, "REPLAY", &raw)?)
+    let handled = match Api::of_stored(&entry.api) {
+        Api::Checkout => replay_webhook(pipeline, &raw)?,
+        Api::Classic => run_raw(pipeline, "REPLAY", &raw)?,
     };
+    let replayed = Replayed::of(&handled);
     tracing::info!(
         actor,
         callback = id,
@@ -100,8 +125,7 @@ pub fn replay(pipeline: &Pipeline<'_>, id: i64, actor: &str) -> Result<Replayed,
     Ok(replayed)
 }
 
-fn replay_webhook(pipeline: &Pipeline<'_>, raw: &[u8]) -> Result<Replayed, ReplayError> {
-    let webhooks = WebhookPipeline::beside(pipeline).ok_or(ReplayError::NoCheckout)?;
+fn replay_webhook(pipeline: &Pipeline, raw: &[u8]) -> Result<Handled, ReplayError> {
     let (pairs, body) = RawRequest::split_webhook(raw).ok_or_else(|| {
         ReplayError::Unreadable("the stored webhook is not headers and a body".into())
     })?;
@@ -113,23 +137,14 @@ fn replay_webhook(pipeline: &Pipeline<'_>, raw: &[u8]) -> Result<Replayed, Repla
         method: "REPLAY".into(),
         raw: RawRequest::webhook(headers.paysera(), body),
         remote_addr: None,
-        api: "checkout",
+        api: Api::Checkout.as_str(),
     };
-    let handled = handle_webhook(&webhooks, &headers, body, &meta, None)?;
-    Ok(Replayed {
-        callback_id: match &handled {
-            HandledWebhook::Done(p, ..) => Some(p.callback_id),
-            _ => None,
-        },
-        outcome: Some(handled.outcome()),
-        reason: handled.reason(),
-        decided: matches!(handled, HandledWebhook::Done(..)),
-    })
+    Ok(pipeline.webhook(&headers, body, &meta, None)?)
 }
 
 /// A callback URL copied from the gateway's panel, run through the pipeline
 /// and stored like a received callback, with method `INGEST`.
-pub fn ingest_url(pipeline: &Pipeline<'_>, url: &str, actor: &str) -> Result<Handled, StoreError> {
+pub fn ingest_url(pipeline: &Pipeline, url: &str, actor: &str) -> Result<Handled, StoreError> {
     let query = crate::paysera::query_of(url);
     let handled = run_raw(pipeline, "INGEST", query.as_bytes())?;
     tracing::info!(
@@ -184,7 +199,7 @@ pub fn decoded_fields(
         return None;
     }
     let raw = unescape(&entry.raw_query).ok()?;
-    if entry.api == "checkout" {
+    if Api::of_stored(&entry.api) == Api::Checkout {
         let (_, body) = RawRequest::split_webhook(&raw)?;
         let body = if show_pii {
             body.to_vec()
@@ -252,7 +267,7 @@ pub fn shown_raw(entry: &JournalEntry, show_pii: bool) -> ShownRaw {
     let Ok(raw) = unescape(&entry.raw_query) else {
         return as_stored;
     };
-    let (bytes, masked) = if entry.api == "checkout" {
+    let (bytes, masked) = if Api::of_stored(&entry.api) == Api::Checkout {
         // The headers are payhook's own `X-Paysera-*` lines; the body follows
         // the first empty line (`RawRequest::webhook`).
         let start = if raw.first() == Some(&b'\n') {
