@@ -1,6 +1,6 @@
 //! Decoding an authentic body (§4–§6), with the SDK's tolerance where it is
 //! right for a receiver and the spec's recommendation where the SDK is stricter
-//! (§5.3).
+//! (§5.3). Section numbers (§) are those of `docs/checkout-modern.md`.
 //!
 //! serde_json parses the bytes into a `Value` and the fields are read from it
 //! by hand rather than through `#[derive(Deserialize)]`, for three reasons:

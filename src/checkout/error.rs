@@ -4,6 +4,8 @@
 //! signature failure means "not proven to come from Paysera" (the secret may be
 //! wrong on our side, so the gateway should keep retrying); a body failure
 //! means "authentic but unusable" (a retry cannot fix it).
+//!
+//! Section numbers (§) are those of `docs/checkout-modern.md`.
 
 use std::fmt;
 

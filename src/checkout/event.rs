@@ -1,4 +1,5 @@
 //! What a verified webhook says, as typed values a decision can read (§4–§8).
+//! Section numbers (§) are those of `docs/checkout-modern.md`.
 
 use serde::Serialize;
 

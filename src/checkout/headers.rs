@@ -1,5 +1,6 @@
 //! The request headers a webhook carries, and the §3.1 checks on the five
-//! `X-Paysera-*` ones.
+//! `X-Paysera-*` ones. Section numbers (§) are those of
+//! `docs/checkout-modern.md`.
 
 use super::error::{printable, CheckoutError, HeaderName};
 

@@ -1,10 +1,11 @@
 //! Paysera Checkout ("Checkout Modern", Payment API, checkout v3) webhooks,
 //! pure like `paysera/`: no I/O, no HTTP or database types.
 //!
-//! `checkout-modern.md` in the shared documents is the spec; `docs/checkout.md`
-//! says what is verified, in what order, and what payhook chose where the
-//! sources disagree. A JSON `POST` whose raw body is authenticated by an
-//! HMAC-SHA256 under the OAuth client secret:
+//! `docs/checkout-modern.md` is the spec, and every § in `src/checkout/` is
+//! one of its sections; `docs/checkout.md` says what is verified, in what
+//! order, and what payhook chose where the sources disagree. A JSON `POST`
+//! whose raw body is authenticated by an HMAC-SHA256 under the OAuth client
+//! secret:
 //!
 //! 1. [`WebhookVerifier::authenticate`]: the five `X-Paysera-*` headers (§3.1), then
 //!    the body's MAC under each configured secret (§3.2), before the body is

@@ -1,5 +1,5 @@
 //! §3: proving a webhook authentic from its raw bytes, before anything in the
-//! body is parsed.
+//! body is parsed. Section numbers (§) are those of `docs/checkout-modern.md`.
 
 use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};

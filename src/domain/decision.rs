@@ -370,7 +370,8 @@ pub struct Decision {
     pub flag: Option<Flag>,
     /// What the shop is told, written in the same transaction.
     pub notify: Option<Notice>,
-    /// A Checkout snapshot the order now stands at (§9), recorded with it.
+    /// A Checkout snapshot the order now stands at (`docs/checkout-modern.md`
+    /// §9), recorded with it.
     pub progress: Option<Progress>,
 }
 
@@ -811,8 +812,9 @@ mod tests {
         );
     }
 
-    /// Issue 19.8: refunds add up with checked arithmetic; a total past
-    /// `i64::MAX` is a decision (stored, `OK`, flagged), never a database error.
+    /// Refunds add up with checked arithmetic: a total past `i64::MAX` is a
+    /// decision (stored, `OK`, flagged), never a database error, which would
+    /// be answered 503 to the gateway on every retry.
     #[test]
     fn refunds_add_up_and_a_total_that_does_not_fit_is_flagged() {
         let amount = |n: i64| Amount::from_minor(n).unwrap();

@@ -42,8 +42,8 @@ impl Amount {
         self.0
     }
 
-    /// The sum, when it fits (a total past `i64::MAX` is a decision, not a
-    /// database error: issue 19.8).
+    /// The sum, when it fits: `None` lets a total past `i64::MAX` be a decision
+    /// (flagged for review), not a database error that fails every retry.
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
         self.0.checked_add(other.0).map(Amount)
     }

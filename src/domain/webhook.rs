@@ -1,6 +1,7 @@
 //! A Checkout (Modern) webhook proven authentic, and what it means for its
-//! order (checkout-modern.md §8 and §9). The same outcomes, flags and order
-//! states as classic callbacks where the meaning is the same.
+//! order (§8 and §9). The same outcomes, flags and order states as classic
+//! callbacks where the meaning is the same. Section numbers (§) are those of
+//! `docs/checkout-modern.md`.
 
 use sha2::{Digest, Sha256};
 
@@ -533,9 +534,10 @@ mod tests {
         )
     }
 
-    /// Issue 20.11: the gateway's `payer_sets_amount` never lowers a fixed
-    /// registration; a registration as payer-set takes what was paid, from
-    /// its minimum up.
+    /// The shop's registration, not the gateway's `payer_sets_amount`, says
+    /// whether the payer chooses the amount: the flag never lowers a fixed
+    /// registration (else a snapshot saying so would let 1 pay for 2 500); a
+    /// registration as payer-set takes what was paid, from its minimum up.
     #[test]
     fn only_a_payer_set_registration_takes_the_payers_amount() {
         let fixed = order(None, None, false);

@@ -1,4 +1,6 @@
-//! Per-connection bounds on the public listener (issue 19, findings 3 and 4).
+//! Per-connection bounds on the public listener: what stops one client from
+//! pinning memory with heads and bodies it never finishes, or from holding
+//! every connection slot with keep-alive connections.
 //!
 //! actix bounds a request head only at 128 KiB and 96 headers, has no cap per
 //! client address and lets a keep-alive connection live for as long as its

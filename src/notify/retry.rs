@@ -82,7 +82,7 @@ mod tests {
         assert_eq!(backoff(20, HOUR, 1.2), HOUR);
     }
 
-    /// The promise with the defaults: attempts 2 to 4 within 60 s of
+    /// What docs/notifications.md promises with the defaults: attempts 2 to 4 within 60 s of
     /// the first, whatever the jitter.
     #[test]
     fn with_the_defaults_four_attempts_fit_in_a_minute() {

@@ -1,7 +1,7 @@
 //! The Paysera (WebToPay) protocol as a receiver needs it, pure: no I/O, no
 //! HTTP or database types, no private key (the gateway's side is `crate::sim`).
 //!
-//! `protocol.md` in the shared documents is the spec this follows section by section.
+//! `docs/protocol.md` (vendored) is the spec this follows section by section.
 
 pub mod base64url;
 mod context;

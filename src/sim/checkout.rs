@@ -1,6 +1,7 @@
 //! Paysera Checkout's side of a webhook, for the simulator, demo mode and
 //! tests: an order snapshot or a thin event as JSON, and the five
-//! `X-Paysera-*` headers signed with the client secret (checkout-modern.md §3).
+//! `X-Paysera-*` headers signed with the client secret (§3). Section numbers
+//! (§) are those of `docs/checkout-modern.md`.
 
 use sha2::Digest;
 

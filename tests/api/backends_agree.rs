@@ -283,9 +283,9 @@ fn checkout_scenario() -> Scenario {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Text1 {
+pub(crate) struct Text1 {
     #[diesel(sql_type = Text)]
-    j: String,
+    pub(crate) j: String,
 }
 
 type Row = BTreeMap<String, Value>;
@@ -450,7 +450,7 @@ const NEVER_AS_ASSUMED: &str = "
 /// PostgreSQL as it is, with the orders the fast path pays counted: the
 /// migration's predicate, renamed, behind one that also notes each order it
 /// finds as assumed (a note that stays only if that statement commits).
-const COUNT_AS_ASSUMED: &str = "
+pub(crate) const COUNT_AS_ASSUMED: &str = "
     ALTER FUNCTION payhook_as_assumed(orders, BIGINT, TEXT) RENAME TO contract_as_assumed;
     CREATE TABLE contract_fast (orderid TEXT NOT NULL);
     CREATE FUNCTION payhook_as_assumed(o orders, p_amount BIGINT, p_currency TEXT)
@@ -465,7 +465,7 @@ const COUNT_AS_ASSUMED: &str = "
 
 /// A PostgreSQL service whose database first runs `sql` (before any callback,
 /// so every statement payhook prepares sees it).
-async fn postgres_with(overrides: &[(&str, &str)], sql: &'static str) -> TestApp {
+pub(crate) async fn postgres_with(overrides: &[(&str, &str)], sql: &'static str) -> TestApp {
     let app = TestApp::spawn_with(Backend::Postgres, overrides).await;
     let url = app.database_url.clone();
     tokio::task::spawn_blocking(move || {

@@ -21,6 +21,7 @@ mod operator_auth;
 mod order_edges;
 mod outage;
 mod outcomes;
+mod pay_contract;
 mod replays;
 mod returns;
 mod round_trips;

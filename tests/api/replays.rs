@@ -67,7 +67,7 @@ fn junk(len: usize, seed: u64) -> String {
 }
 
 /// The genuine callback `query` sent again with 60 KiB of junk beside it:
-/// in the query (even seeds) or as a form body (odd seeds). The issue's
+/// in the query (even seeds) or as a form body (odd seeds). A replaying
 /// attacker sent both at once; the connection bounds now refuse that with 413
 /// (`tests/slow_clients.rs`), so each half is what still reaches storage.
 async fn replay_with_junk(app: &TestApp, query: &str, seed: u64) -> (u16, String) {
@@ -197,7 +197,7 @@ const SECRET: &str = "checkout-replays-secret-01";
 
 /// A genuine Checkout webhook sent again with 60 unsigned `X-Paysera-*`
 /// headers of 1 KiB: answered, stored bounded; the first with such headers
-/// keeps the body and the headers the verifier read, whole. The 80
+/// keeps the body and the headers the verifier read, whole. 80
 /// such headers pass `PAYHOOK_MAX_HEAD_BYTES` (72 KiB): 431, nothing stored.
 async fn a_webhook_with_junk_headers_is_stored_bounded(backend: Backend) {
     let app = TestApp::spawn_with(

@@ -1,9 +1,8 @@
-//! Every Checkout (Modern) vector in `tests/vectors-checkout/` (a copy of the
-//! shared set with its README, which names the spec by its path here) against
-//! the signatures and expected outcomes of §11 of the spec,
-//! `docs/checkout-modern.md`; every § below cites that document. The
-//! signatures below are the spec's, computed independently with python3's
-//! `hmac`, not by payhook.
+//! Every Checkout (Modern) vector in `tests/vectors-checkout/` (with its
+//! README, which names the spec by its path) against the signatures and
+//! expected outcomes of §11 of the spec, `docs/checkout-modern.md`; every §
+//! below cites that document. The signatures below are the spec's, computed
+//! independently with python3's `hmac`, not by payhook.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
--- The journal of an unauthenticated endpoint must stay bounded (issue 8, point 3).
+-- The journal of an unauthenticated endpoint must stay bounded: anyone may
+-- send it requests, of any size and as many as they like.
 -- raw_length and raw_sha256 describe the bytes received whatever is kept of them;
 -- rows stored before this migration have NULL there: their raw_query was
 -- converted lossily, so no digest of what was received exists.

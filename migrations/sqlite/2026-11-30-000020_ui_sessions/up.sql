@@ -1,4 +1,4 @@
--- The operator console's sessions (issue 13). Server-side, so that every
+-- The operator console's sessions: server-side, so that every
 -- instance on this database knows them and signing out ends a session on all
 -- of them. Only the SHA-256 of the session id is stored: a copy of this table
 -- does not sign anyone in.
