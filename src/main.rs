@@ -4,12 +4,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use payhook::cli::{self, Cli, Command};
 
-// Many small, short-lived allocations per callback (parsing, the stored row,
-// the log line) across threads: mimalloc's per-thread heaps cost less CPU
-// than glibc's arenas here (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // Only this directory's .env: a parent's belongs to something else. A file
     // that does not parse stops here; ignoring it would start demo mode.

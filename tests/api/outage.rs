@@ -22,7 +22,13 @@ async fn database_outage_answers_503_then_recovers() {
         Backend::Postgres,
         &via_proxy,
         tempfile::tempdir().unwrap(),
-        &[("PAYHOOK_DB_POOL_SIZE", "4")],
+        // Shorter waits than the defaults keep the test quick; the bound
+        // asserted below is the same.
+        &[
+            ("PAYHOOK_DB_POOL_SIZE", "4"),
+            ("PAYHOOK_DB_ACQUIRE_TIMEOUT", "500ms"),
+            ("PAYHOOK_DB_STATEMENT_TIMEOUT", "1s"),
+        ],
     )
     .await;
     let orders: Vec<String> = (0..20).map(|i| format!("O-{i}")).collect();

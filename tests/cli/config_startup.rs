@@ -351,9 +351,8 @@ fn the_bearer_scheme_is_case_insensitive() {
 
 #[test]
 fn no_database_url_form_shows_its_password() {
-    let dir = tempfile::tempdir().unwrap();
     // Port 1 refuses connections: start-up fails after logging its configuration.
-    for url in [
+    let urls = [
         format!("postgres://payhook:{SECRET}@127.0.0.1:1/payhook"),
         format!("postgres://127.0.0.1:1/payhook?user=payhook&password={SECRET}"),
         format!("host=127.0.0.1 port=1 user=payhook password={SECRET} dbname=payhook"),
@@ -362,34 +361,43 @@ fn no_database_url_form_shows_its_password() {
         format!("postgres://payhook:{SECRET}%zz@127.0.0.1:1/payhook"),
         format!("postgres://payhook:{SECRET}@[::1/payhook"),
         format!("postgres://127.0.0.1:1/payhook?password={SECRET}=x"),
-    ] {
-        for command in [&[][..], &["migrate"][..]] {
-            let ran = run(
-                payhook(dir.path())
-                    .args(command)
-                    .env("PAYSERA_PROJECT_ID", "123")
-                    .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
-                    .env("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
-                    .env("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s")
-                    .env("DATABASE_URL", &url),
-                START_LIMIT,
-            );
-            assert!(
-                matches!(ran.code, Some(c) if c != 0),
-                "{url}: {:?}\n{}",
-                ran.code,
-                ran.stderr
-            );
-            ran.assert_no_secret();
-            if command.is_empty() {
-                // The start-up line names the database with the password replaced.
-                assert!(
-                    ran.stderr.contains("database=postgres (") && ran.stderr.contains("***"),
-                    "{}",
-                    ran.stderr
-                );
+    ];
+    // Each start waits out the acquire timeout: the fourteen run at once.
+    std::thread::scope(|scope| {
+        for url in &urls {
+            for command in [&[][..], &["migrate"][..]] {
+                scope.spawn(move || startup_hides_the_password(command, url));
             }
         }
+    });
+}
+
+fn startup_hides_the_password(command: &[&str], url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = run(
+        payhook(dir.path())
+            .args(command)
+            .env("PAYSERA_PROJECT_ID", "123")
+            .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
+            .env("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s")
+            .env("DATABASE_URL", url),
+        START_LIMIT,
+    );
+    assert!(
+        matches!(ran.code, Some(c) if c != 0),
+        "{url}: {:?}\n{}",
+        ran.code,
+        ran.stderr
+    );
+    ran.assert_no_secret();
+    if command.is_empty() {
+        // The start-up line names the database with the password replaced.
+        assert!(
+            ran.stderr.contains("database=postgres (") && ran.stderr.contains("***"),
+            "{}",
+            ran.stderr
+        );
     }
 }
 
