@@ -19,6 +19,7 @@ mod orders;
 mod outbox;
 mod pay;
 pub mod raw;
+mod reconnect;
 mod retention;
 pub mod schema;
 
@@ -150,7 +151,11 @@ impl Store {
                 let mut c: PgPooled = pool
                     .get_timeout(wait)
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                f(Conn::Pg(&mut c))
+                let result = f(Conn::Pg(&mut c));
+                if let Err(StoreError::Query(e)) = &result {
+                    reconnect::discard_if_read_only(&mut c, e);
+                }
+                result
             }
             Backend::Sqlite(pool) => {
                 let mut c: SqlitePooled = pool
@@ -165,7 +170,9 @@ impl Store {
     /// writers queue for the lock up front instead of failing half-way.
     ///
     /// A connection that died while pooled (database restart, network cut) fails
-    /// its first statement; the transaction then runs again on a fresh one. The
+    /// its first statement, and one that reaches a server no longer the primary
+    /// fails its first write (`reconnect`); the transaction then runs again on
+    /// a fresh one. The
     /// pool may hold nothing but dead connections after a restart, and each
     /// failure discards one, so pool size + 1 attempts always reach a fresh one.
     /// That is safe because every transaction here is idempotent: a retry of a
@@ -195,8 +202,10 @@ impl Store {
                 }),
             });
             match result {
-                Err(StoreError::Query(e)) if attempt < attempts && connection_lost(&e) => {
-                    tracing::debug!(error = %e, attempt, "connection lost; retrying on a fresh one");
+                Err(StoreError::Query(e))
+                    if attempt < attempts && reconnect::retry_elsewhere(&e) =>
+                {
+                    tracing::debug!(error = %e, attempt, "connection unusable; retrying on a fresh one");
                 }
                 other => return other,
             }
@@ -269,20 +278,6 @@ fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
     file.lock()
         .map_err(|e| StoreError::Migration(format!("cannot lock {}: {e}", path.display())))?;
     Ok(file)
-}
-
-fn connection_lost(e: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match e {
-        Error::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        )
-        | Error::BrokenTransactionManager => true,
-        // The COMMIT failed on a lost connection and so did the rollback after it.
-        Error::RollbackErrorOnCommit { commit_error, .. } => connection_lost(commit_error),
-        _ => false,
-    }
 }
 
 pub(crate) fn now_millis() -> i64 {

@@ -10,6 +10,7 @@ mod cli_output;
 mod concurrency;
 mod console;
 mod db_faults;
+mod failover;
 mod feed;
 mod forgery;
 mod hardening;

@@ -156,7 +156,14 @@ pub fn cluster() -> &'static Cluster {
 /// shared [`cluster`] cannot be restarted without failing the other tests of
 /// the binary. Stopped and removed when dropped.
 pub fn private_cluster() -> Cluster {
-    Cluster::boot().unwrap_or_else(|msg| panic!("private PostgreSQL cluster unavailable:\n{msg}"))
+    private_cluster_with(&[])
+}
+
+/// [`private_cluster`] whose server runs with `settings` (`-c name=value`) on
+/// top of the defaults.
+pub fn private_cluster_with(settings: &[(&str, &str)]) -> Cluster {
+    Cluster::boot_with(settings)
+        .unwrap_or_else(|msg| panic!("private PostgreSQL cluster unavailable:\n{msg}"))
 }
 
 /// Runs `sql` with `psql` against `url` and returns stdout, tuples only and
@@ -225,6 +232,8 @@ pub struct Cluster {
     lifecycle: Mutex<()>,
     /// The migrated template [`Cluster::create_database`] copies, built once.
     template: OnceLock<Result<String, String>>,
+    /// `-c name=value` options after the defaults (the later one wins).
+    settings: String,
     /// Held for its lifetime only: statics are never dropped, so the directory
     /// is removed by the watchdog, not by `TempDir`'s destructor.
     _dir: tempfile::TempDir,
@@ -316,7 +325,159 @@ impl Cluster {
     }
 
     fn boot() -> Result<Cluster, String> {
+        Cluster::boot_with(&[])
+    }
+
+    /// A new cluster whose server runs with `settings` on top of the defaults.
+    fn boot_with(settings: &[(&str, &str)]) -> Result<Cluster, String> {
         let started = Instant::now();
+        let cluster = Cluster::prepare(settings)?;
+        let mut initdb = cluster.as_postgres(&cluster.bins.initdb);
+        initdb
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                SUPERUSER,
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
+            .arg(&cluster.data_dir);
+        run(&mut initdb).map_err(|err| format!("initdb failed: {err}"))?;
+        cluster.start_on_a_free_port(started)
+    }
+
+    /// A streaming standby of this cluster, named `name` (its
+    /// `application_name`, what `synchronous_standby_names` lists), started
+    /// from a base backup and running with `settings`.
+    pub fn standby(&self, name: &str, settings: &[(&str, &str)]) -> Cluster {
+        let build = || -> Result<Cluster, String> {
+            let started = Instant::now();
+            let standby = Cluster::prepare(settings)?;
+            let mut backup = standby.as_postgres(&self.bins.dir.join("pg_basebackup"));
+            backup
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", SUPERUSER, "-X", "stream", "-R", "--no-sync", "-D"])
+                .arg(&standby.data_dir);
+            run(&mut backup).map_err(|err| format!("pg_basebackup failed: {err}"))?;
+            // -R wrote standby.signal and a primary_conninfo; this later line
+            // adds the name the primary knows the standby by.
+            let conninfo = format!(
+                "\nprimary_conninfo = 'host=127.0.0.1 port={} user={SUPERUSER} application_name={name}'\n",
+                self.port
+            );
+            let auto = standby.data_dir.join("postgresql.auto.conf");
+            let mut file = fs::OpenOptions::new()
+                .append(true)
+                .open(&auto)
+                .map_err(|err| format!("cannot open {}: {err}", auto.display()))?;
+            std::io::Write::write_all(&mut file, conninfo.as_bytes())
+                .map_err(|err| format!("cannot write {}: {err}", auto.display()))?;
+            standby.start_on_a_free_port(started)
+        };
+        build().unwrap_or_else(|msg| panic!("standby {name} unavailable:\n{msg}"))
+    }
+
+    /// Promotes this standby to a primary, waiting until it takes writes.
+    pub fn promote(&self) {
+        let mut cmd = self.pg_ctl();
+        cmd.args(["-w", "-t", PG_CTL_TIMEOUT_SECS, "promote"]);
+        if let Err(err) = run(&mut cmd) {
+            panic!("pg_ctl promote failed: {err}\n{}", self.log_tail());
+        }
+    }
+
+    /// Kills every process of this cluster at once (SIGKILL), as when its
+    /// machine dies: no shutdown checkpoint, no goodbye to clients.
+    pub fn kill(&self) {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        self.signal(libc::SIGKILL);
+        // Gone once the port no longer answers.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(self.addr()).is_ok() {
+            assert!(Instant::now() < deadline, "the killed server still answers");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Freezes every process of this cluster (SIGSTOP): a server that stops
+    /// answering without closing anything, until [`Cluster::resume`].
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a [`Cluster::freeze`]d cluster run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Kills this standby's WAL receiver (SIGKILL, even while frozen): what
+    /// the primary had sent and it had not written yet is gone with its socket.
+    pub fn kill_wal_receiver(&self) {
+        let receivers: Vec<u32> = self
+            .processes()
+            .into_iter()
+            .filter(|(_, title)| title.contains("walreceiver"))
+            .map(|(pid, _)| pid)
+            .collect();
+        assert!(
+            !receivers.is_empty(),
+            "no WAL receiver in {}",
+            self.data_dir.display()
+        );
+        for pid in receivers {
+            send(pid, libc::SIGKILL);
+        }
+    }
+
+    /// Sends `signal` to the postmaster and each of its children; one that
+    /// is gone by then (a child the postmaster just reaped) is no error.
+    fn signal(&self, signal: libc::c_int) {
+        for (pid, _) in self.processes() {
+            send(pid, signal);
+        }
+    }
+
+    /// The postmaster and each of its children, with their process titles.
+    fn processes(&self) -> Vec<(u32, String)> {
+        let pidfile = self.data_dir.join("postmaster.pid");
+        let postmaster: u32 = fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no running server in {}", self.data_dir.display()));
+        let title = |pid: u32| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+                .unwrap_or_default()
+        };
+        let mut found = vec![(postmaster, title(postmaster))];
+        for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // The parent pid is the second field after the parenthesised name.
+            let parent = fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after_name = &stat[stat.rfind(')')? + 1..];
+                    after_name.split_whitespace().nth(1)?.parse::<u32>().ok()
+                });
+            if parent == Some(postmaster) {
+                found.push((pid, title(pid)));
+            }
+        }
+        found
+    }
+
+    /// The directory, watchdog and settings of a cluster not created yet.
+    fn prepare(settings: &[(&str, &str)]) -> Result<Cluster, String> {
         let bins = Binaries::locate()?;
         let as_root = running_as_root()?;
         let runuser = if as_root {
@@ -349,7 +510,7 @@ impl Cluster {
         }
 
         let data_dir = dir.path().join("data");
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             port: 0,
             socket_dir: dir.path().to_path_buf(),
             log_file: dir.path().join("postgres.log"),
@@ -361,25 +522,17 @@ impl Cluster {
             runuser,
             lifecycle: Mutex::new(()),
             template: OnceLock::new(),
+            settings: settings
+                .iter()
+                .map(|(name, value)| format!(" -c {name}={value}"))
+                .collect(),
             _dir: dir,
         };
+        Ok(cluster)
+    }
 
-        let mut initdb = cluster.as_postgres(&cluster.bins.initdb);
-        initdb
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                SUPERUSER,
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "-D",
-            ])
-            .arg(&cluster.data_dir);
-        run(&mut initdb).map_err(|err| format!("initdb failed: {err}"))?;
-
+    fn start_on_a_free_port(mut self, started: Instant) -> Result<Cluster, String> {
+        let cluster = &mut self;
         // The free port is only free until someone else binds it; retry with a
         // new one if we lost that race instead of failing the whole binary.
         let mut attempts = 0;
@@ -404,7 +557,7 @@ impl Cluster {
             started.elapsed(),
             cluster.data_dir.display()
         );
-        Ok(cluster)
+        Ok(self)
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
@@ -412,9 +565,10 @@ impl Cluster {
         // tempfile's names contain no shell metacharacters.
         let options = format!(
             "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300{}",
             self.port,
-            self.socket_dir.display()
+            self.socket_dir.display(),
+            self.settings
         );
         let mut cmd = self.pg_ctl();
         cmd.arg("-l").arg(&self.log_file).args([
@@ -625,6 +779,16 @@ rm -rf "$dir""#;
         .process_group(0);
     cmd.spawn()
         .map_err(|err| format!("cannot start the cluster's cleanup watchdog (sh): {err}"))
+}
+
+/// Sends `signal` to process `pid`; one already gone is no error.
+fn send(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.raw_os_error(), Some(libc::ESRCH), "kill {pid}: {err}");
+    }
 }
 
 /// Runs `cmd` to completion; a non-zero exit becomes an error with its output.

@@ -22,7 +22,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
 use diesel::RunQueryDsl;
 
 use super::{Guard, PaidWrite};
-use crate::store::now_millis;
+use crate::store::{now_millis, reconnect};
 
 /// The most callbacks one call writes: it bounds the statement's size and how
 /// long one call holds the orders it has locked.
@@ -212,7 +212,10 @@ fn write_batch(
             return;
         }
     };
-    let written = run(&mut conn, &taken, commit_by).map_err(|e| e.to_string());
+    let written = run(&mut conn, &taken, commit_by).map_err(|e| {
+        reconnect::discard_if_read_only(&mut conn, &e);
+        e.to_string()
+    });
     match written {
         Ok(ids) if ids.len() == taken.len() => {
             for (queued, id) in taken.into_iter().zip(ids) {

@@ -26,7 +26,8 @@ pub(super) use batch::PayBatcher;
 
 use super::incoming::{no_nul, Decided, Incoming, Processed};
 use super::models::NewCallback;
-use super::{connection_lost, now_millis, Backend, Conn, Store, StoreError};
+use super::reconnect::retry_elsewhere;
+use super::{now_millis, Backend, Conn, Store, StoreError};
 use crate::domain::{Amount, AssumedOrder, Currency, Decision, OrderChange, Recorded};
 use batch::Batched;
 
@@ -100,7 +101,7 @@ impl Store {
             // The guard was held: a duplicate, or this request's own attempt
             // whose reply was lost; the general path tells which.
             Ok(None) => Ok(FirstPaid::GeneralPath),
-            Err(StoreError::Query(e)) if violated(&e, NOT_AS_ASSUMED) || connection_lost(&e) => {
+            Err(StoreError::Query(e)) if violated(&e, NOT_AS_ASSUMED) || retry_elsewhere(&e) => {
                 Ok(FirstPaid::GeneralPath)
             }
             Err(StoreError::Query(e)) if violated(&e, TOO_LATE) => {
