@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validate everything under deploy/: Prometheus rules, rule unit tests and
 # config, YAML and JSON syntax, Kubernetes and compose structure, the
-# Dockerfile's essentials and the systemd unit.
+# Dockerfile's essentials, the systemd unit, and the high-availability
+# examples in deploy/ha/ (Patroni, CloudNativePG, HAProxy).
 #
 #   bash .ci/check-deploy.sh                       # check (CI)
 #   bash .ci/check-deploy.sh --write-prometheusrule
@@ -126,7 +127,8 @@ def run():
                  "payhook_orders_missing_callback",
                  "payhook_notifications_total", "payhook_outbox_pending",
                  "payhook_outbox_oldest_pending_seconds",
-                 "payhook_notification_duration_seconds"}
+                 "payhook_notification_duration_seconds",
+                 "payhook_db_sync_standbys", "payhook_db_replication_lag_seconds"}
         suffixes = ("_bucket", "_sum", "_count")
         files = [D / "prometheus/alert-rules.yml", D / "prometheus/alert-rules.test.yml",
                  D / "grafana/dashboard.json", D / "k8s/prometheusrule.yaml"]
@@ -243,6 +245,84 @@ def run():
         if not {"8080", "8081"} <= exposed: err(f"Dockerfile: EXPOSE {sorted(exposed)}, expected 8080 8081")
         print(f"Dockerfile: {len(froms)} stages, USER {users[-1] if users else '-'}, HEALTHCHECK, EXPOSE {' '.join(sorted(exposed))}")
 
+    # deploy/ha: payhook answers OK only for a commit a standby has flushed,
+    # so every example must keep that true (docs/ha.md).
+    elif mode == "patroni":
+        configs = [(p, yaml.safe_load(p.read_text())) for p in sorted((D / "ha/patroni").glob("*.y*ml"))]
+        configs = [(p, c) for p, c in configs if isinstance(c, dict) and "scope" in c]
+        if not configs: err("no Patroni configuration (a YAML file with scope:) in deploy/ha/patroni")
+        for p, c in configs:
+            before = len(errors)
+            dcs = c["bootstrap"]["dcs"]
+            # YAML 1.1 reads a bare on/yes as true: a string would be "quoted true", not the flag.
+            for k in ("synchronous_mode", "synchronous_mode_strict"):
+                if dcs.get(k) is not True: err(f"{p}: bootstrap.dcs.{k} must be true, not {dcs.get(k)!r}")
+            if dcs.get("synchronous_node_count", 1) < 1: err(f"{p}: synchronous_node_count below 1")
+            pg = dcs.get("postgresql", {})
+            if pg.get("use_pg_rewind") is not True: err(f"{p}: bootstrap.dcs.postgresql.use_pg_rewind must be true")
+            params = {**c.get("postgresql", {}).get("parameters", {}), **pg.get("parameters", {})}
+            sc = {True: "on", False: "off"}.get(params.get("synchronous_commit", "on"), params.get("synchronous_commit"))
+            if sc not in ("on", "remote_apply"): err(f"{p}: synchronous_commit {sc!r} does not wait for the standby's flush")
+            if "synchronous_standby_names" in params: err(f"{p}: synchronous_standby_names is Patroni's to set")
+            if params.get("wal_level") not in ("replica", "logical"): err(f"{p}: wal_level {params.get('wal_level')!r}")
+            bin_dir = c["postgresql"].get("bin_dir", "")
+            if not re.fullmatch(r"/usr/lib/postgresql/\d+/bin", bin_dir): err(f"{p}: bin_dir {bin_dir!r} is not Debian's")
+            if not any(l.split()[:2] in (["host", "replication"], ["hostssl", "replication"])
+                       for l in c["postgresql"].get("pg_hba", [])):
+                err(f"{p}: postgresql.pg_hba has no replication line")
+            if len(errors) == before: print(f"{p}: synchronous_mode and synchronous_mode_strict, synchronous_commit={sc}, pg_rewind, {bin_dir}")
+
+    elif mode == "cnpg":
+        clusters = [(p, d) for p in sorted((D / "ha/cloudnativepg").glob("*.y*ml"))
+                    for d in load_all(p) if d.get("kind") == "Cluster"]
+        if not clusters: err("no CloudNativePG Cluster in deploy/ha/cloudnativepg")
+        for p, d in clusters:
+            before = len(errors)
+            name = d["metadata"]["name"]
+            if d.get("apiVersion") != "postgresql.cnpg.io/v1": err(f"{p}: {name}: apiVersion {d.get('apiVersion')!r}")
+            spec = d["spec"]
+            n = spec.get("instances", 1)
+            if n < 2: err(f"{p}: {name}: instances {n}, a synchronous standby needs at least 2")
+            sync = spec["postgresql"]["synchronous"]
+            if sync.get("dataDurability") != "required": err(f"{p}: {name}: synchronous.dataDurability must be required")
+            if sync.get("method") not in ("any", "first"): err(f"{p}: {name}: synchronous.method {sync.get('method')!r}")
+            if not 1 <= sync.get("number", 0) < n: err(f"{p}: {name}: synchronous.number must be at least 1 and below instances")
+            params = spec["postgresql"].get("parameters", {})
+            if params.get("synchronous_commit", "on") not in ("on", "remote_apply"):
+                err(f"{p}: {name}: synchronous_commit {params['synchronous_commit']!r} (a quoted \"on\" or \"remote_apply\")")
+            if "synchronous_standby_names" in params: err(f"{p}: {name}: synchronous_standby_names is the operator's to set")
+            initdb = spec.get("bootstrap", {}).get("initdb", {})
+            if (initdb.get("database"), initdb.get("owner")) != ("payhook", "payhook"):
+                err(f"{p}: {name}: bootstrap.initdb must create database payhook owned by payhook")
+            if len(errors) == before: print(f"{p}: Cluster {name}, {n} instances, {sync['method']} {sync['number']}, dataDurability {sync['dataDurability']}")
+
+    elif mode == "haproxy":
+        for p in sorted((D / "ha").rglob("haproxy.cfg")):
+            before = len(errors)
+            lines = [l.split("#")[0].split() for l in p.read_text().splitlines()]
+            lines = [l for l in lines if l]
+            has = lambda *words: any(l[: len(words)] == list(words) for l in lines)
+            if not (has("option", "httpchk", "GET", "/primary") or has("http-check", "send", "meth", "GET", "uri", "/primary")):
+                err(f"{p}: no health check on Patroni's GET /primary")
+            if not has("http-check", "expect", "status", "200"): err(f"{p}: no http-check expect status 200")
+            servers = [l for l in lines if l[0] == "server"]
+            if not servers: err(f"{p}: no server lines")
+            ds = [w for l in lines if l[0] == "default-server" for w in l]
+            for s in servers:
+                if "check" not in s: err(f"{p}: server {s[1]} is not health-checked")
+                if "shutdown-sessions" not in s + ds: err(f"{p}: server {s[1]}: no on-marked-down shutdown-sessions")
+            if len(errors) == before: print(f"{p}: {len(servers)} servers, leader only (GET /primary = 200), sessions cut when marked down")
+        if not list((D / "ha").rglob("haproxy.cfg")): err("no haproxy.cfg under deploy/ha")
+
+    elif mode == "ha-env":
+        for p in sorted((D / "ha").rglob("*.env.example")):
+            before = len(errors)
+            urls = re.findall(r"^#?\s*DATABASE_URL=(\S+)", p.read_text(), re.M)
+            if not urls: err(f"{p}: no DATABASE_URL")
+            for u in urls:
+                if "target_session_attrs=read-write" not in u: err(f"{p}: {u.split('@')[-1]}: without target_session_attrs=read-write")
+            if len(errors) == before: print(f"{p}: {len(urls)} DATABASE_URL examples, all with target_session_attrs=read-write")
+
     else:
         raise SystemExit(f"unknown mode {mode}")
 
@@ -313,6 +393,22 @@ check "dashboard panels use the datasource variable" pycheck grafana
 # ------------------------------------------------------------ dockerfile
 section "dockerfile"
 check "$D/Dockerfile: multi-stage, non-root USER, HEALTHCHECK, EXPOSE" pycheck dockerfile
+
+# -------------------------------------------------------------------- ha
+# The YAML under deploy/ha/ is parsed with the rest above; these hold the
+# examples to synchronous replication that never degrades silently.
+section "ha"
+check "$D/ha/patroni: synchronous_mode, synchronous_mode_strict, remote-durable commits, pg_rewind" pycheck patroni
+check "$D/ha/cloudnativepg: Cluster with >= 2 instances, synchronous number >= 1, dataDurability required" pycheck cnpg
+check "$D/ha haproxy.cfg: leader only, by Patroni's GET /primary" pycheck haproxy
+check "$D/ha env examples: DATABASE_URL with target_session_attrs=read-write" pycheck ha-env
+if command -v haproxy >/dev/null; then
+  for f in "$D"/ha/*/haproxy.cfg; do
+    check -q "haproxy -c -f $f" haproxy -c -f "$f"
+  done
+else
+  skip "haproxy not installed; $D/ha/*/haproxy.cfg not parsed by haproxy -c"
+fi
 
 # --------------------------------------------------------------- systemd
 section "systemd"
