@@ -361,8 +361,17 @@ fn no_database_url_form_shows_its_password() {
         format!("postgres://payhook:{SECRET}%zz@127.0.0.1:1/payhook"),
         format!("postgres://payhook:{SECRET}@[::1/payhook"),
         format!("postgres://127.0.0.1:1/payhook?password={SECRET}=x"),
+        // A primary and its standby (docs/ha.md).
+        format!(
+            "postgres://payhook:{SECRET}@127.0.0.1:1,127.0.0.1:2/payhook\
+             ?target_session_attrs=read-write"
+        ),
+        format!(
+            "host=127.0.0.1,127.0.0.1 port=1,2 password={SECRET} dbname=payhook \
+             target_session_attrs=primary"
+        ),
     ];
-    // Each start waits out the acquire timeout: the fourteen run at once.
+    // Each start waits out the acquire timeout: all run at once.
     std::thread::scope(|scope| {
         for url in &urls {
             for command in [&[][..], &["migrate"][..]] {
@@ -398,6 +407,34 @@ fn startup_hides_the_password(command: &[&str], url: &str) {
             "{}",
             ran.stderr
         );
+    }
+}
+
+/// Several hosts without `target_session_attrs=read-write` (or `primary`)
+/// could land on a standby: refused before anything connects, naming the
+/// setting, never the value.
+#[test]
+fn several_hosts_without_asking_for_the_primary_are_refused() {
+    for url in [
+        format!("postgres://payhook:{SECRET}@127.0.0.1:1,127.0.0.1:2/payhook"),
+        format!("host=127.0.0.1,127.0.0.1 port=1,2 password={SECRET} dbname=payhook"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = run(
+            payhook(dir.path())
+                .env("PAYSERA_PROJECT_ID", "123")
+                .env("PAYSERA_PROJECT_PASSWORD", PASSWORD)
+                .env("PAYHOOK_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("DATABASE_URL", &url),
+            START_LIMIT,
+        );
+        assert_eq!(ran.code, Some(2), "{url}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains("target_session_attrs=read-write"),
+            "{}",
+            ran.stderr
+        );
+        ran.assert_no_secret();
     }
 }
 
