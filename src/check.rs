@@ -2,8 +2,9 @@
 //! line per check: ✓ passed, ! a warning, ✗ failed (with the fix), – skipped.
 //!
 //! Configuration first (read and validated as `serve` does); then the gateway's
-//! keys, and at once the database, the SMTP server, the shop's endpoint and the
-//! public listener. Every check that waits on something is bounded in time.
+//! keys, and at once the database (on PostgreSQL, then its replication), the
+//! SMTP server, the shop's endpoint and the public listener. Every check that
+//! waits on something is bounded in time.
 //!
 //! Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2
 //! configuration or usage error.
@@ -21,7 +22,7 @@ use crate::domain::Answer;
 use crate::notify::{describe_http_error, ShopClient, TEST_EVENT_TYPE};
 use crate::paysera::{CallbackError, KeySet, PublicKey, Validity};
 use crate::pipeline::{rejection_text, status_of, AnswerClass};
-use crate::store::{redact_url, DatabaseConfig, Store};
+use crate::store::{redact_url, DatabaseConfig, Replication, Store, REMOTE_DURABLE_COMMITS};
 
 /// A certificate this close to its end is a warning.
 pub const EXPIRY_WARNING_DAYS: u64 = 60;
@@ -227,7 +228,8 @@ async fn everything(settings: &Settings) -> Vec<Check> {
         shop(settings),
         listener(settings)
     );
-    checks.extend([database, smtp, shop, listener]);
+    checks.extend(database);
+    checks.extend([smtp, shop, listener]);
     checks
 }
 
@@ -301,19 +303,20 @@ fn date(unix: u64) -> String {
 }
 
 /// The database answers within `PAYHOOK_DB_ACQUIRE_TIMEOUT` (the pool's wait
-/// for its first connection) and no migration is pending.
-async fn database(settings: &Settings) -> Check {
+/// for its first connection) and no migration is pending; on PostgreSQL, then
+/// its replication (a second line).
+async fn database(settings: &Settings) -> Vec<Check> {
     let db = settings.database.clone();
     let shown = format!("{:?}", db.connection);
     if let DatabaseConfig::Sqlite { path } = &db.connection {
         // Opening it would create an empty file: that is a wrong path, not a database.
         if !path.exists() {
-            return Check::fail(
+            return vec![Check::fail(
                 "database",
                 format!("no database at {}", path.display()),
                 "run `payhook migrate` (or start the service, which migrates), \
                  or correct DATABASE_URL / PAYHOOK_DATA_DIR",
-            );
+            )];
         }
     }
     let acquire = db.acquire_timeout;
@@ -323,42 +326,210 @@ async fn database(settings: &Settings) -> Check {
     let started = Instant::now();
     let work = tokio::task::spawn_blocking(move || {
         let store = Store::connect(&db.connection, 1, db.acquire_timeout, db.statement_timeout)?;
-        store.pending_migrations()
+        let pending = store.pending_migrations();
+        Ok::<_, crate::store::StoreError>((store, pending))
     });
     let unreachable_fix = "start the database, or correct DATABASE_URL (host, port, \
                            credentials); PAYHOOK_DB_ACQUIRE_TIMEOUT bounds this wait";
     let scrub = |text: &str| one_line(&settings.scrubber().scrub(text));
-    match tokio::time::timeout(bound, work).await {
-        Ok(Ok(Ok(false))) => Check::ok(
+    let answered = match tokio::time::timeout(bound, work).await {
+        Ok(Ok(Ok(answered))) => Ok(answered),
+        Ok(Ok(Err(e))) => Err(format!(
+            "{shown}: unreachable (acquire time-out {}ms, gave up after {}ms): {}",
+            acquire.as_millis(),
+            started.elapsed().as_millis(),
+            scrub(&e.to_string())
+        )),
+        Ok(Err(e)) => Err(format!("{shown}: the check failed: {e}")),
+        Err(_) => Err(format!("{shown}: no answer within {}ms", bound.as_millis())),
+    };
+    let (store, pending) = match answered {
+        Ok(answered) => answered,
+        Err(detail) => {
+            let mut checks = vec![Check::fail("database", detail, unreachable_fix)];
+            if matches!(
+                settings.database.connection,
+                DatabaseConfig::Postgres { .. }
+            ) {
+                checks.push(Check::skip(
+                    "replication",
+                    "not checked: the database did not answer",
+                ));
+            }
+            return checks;
+        }
+    };
+    // Its own statement bound, after the database's: a slow answer here is
+    // not the database's line.
+    let replicated = if store.has_replication() {
+        Some(store.bounded(|store| store.replication()).await)
+    } else {
+        None
+    };
+    let standby = matches!(&replicated, Some(Ok(Some(state))) if state.in_recovery);
+    let mut checks = vec![match pending {
+        Ok(false) => Check::ok(
             "database",
             format!("{shown}: reachable, migrations current"),
         ),
-        Ok(Ok(Ok(true))) => Check::fail(
+        Ok(true) => Check::fail(
             "database",
             format!("{shown}: reachable, migrations pending"),
             "run `payhook migrate` (the service also migrates when it starts)",
         ),
-        Ok(Ok(Err(e))) => Check::fail(
+        // Reading them first ensures their table exists: a write, refused
+        // by a standby.
+        Err(_) if standby => Check::fail(
+            "database",
+            format!("{shown}: reachable, but a standby: it takes no writes"),
+            "point DATABASE_URL at the primary",
+        ),
+        Err(e) => Check::fail(
             "database",
             format!(
-                "{shown}: unreachable (acquire time-out {}ms, gave up after {}ms): {}",
-                acquire.as_millis(),
-                started.elapsed().as_millis(),
+                "{shown}: reachable, but its migrations cannot be read: {}",
                 scrub(&e.to_string())
             ),
-            unreachable_fix,
+            "see the database's log; payhook's role must be able to create and read \
+             __diesel_schema_migrations (`payhook migrate` creates it)",
         ),
-        Ok(Err(e)) => Check::fail(
-            "database",
-            format!("{shown}: the check failed: {e}"),
-            unreachable_fix,
-        ),
-        Err(_) => Check::fail(
-            "database",
-            format!("{shown}: no answer within {}ms", bound.as_millis()),
-            unreachable_fix,
-        ),
+    }];
+    match replicated {
+        Some(Ok(Some(state))) => checks.push(replication(&state)),
+        Some(Ok(None)) | None => {}
+        Some(Err(e)) => checks.push(Check::warn(
+            "replication",
+            format!(
+                "cannot read the server's replication: {}",
+                scrub(&e.to_string())
+            ),
+            "check the database; payhook's role reads pg_is_in_recovery(), \
+             current_setting() and pg_stat_replication",
+        )),
     }
+    checks
+}
+
+/// The server payhook writes to, and what a commit there waits for. A standby
+/// fails (payhook's writes need the primary); a commit that does not wait for
+/// a synchronous standby's disk warns, a lone server included: that is a valid
+/// single-node setup, said plainly, not a failure.
+pub fn replication(state: &Replication) -> Check {
+    let shown = replication_state(state);
+    if state.in_recovery {
+        return Check::fail(
+            "replication",
+            format!(
+                "{shown}: a standby (in recovery), not the primary: payhook's writes fail here"
+            ),
+            "point DATABASE_URL at the primary; a URL naming every server of the cluster \
+             needs target_session_attrs=read-write, so that libpq keeps the one that takes writes",
+        );
+    }
+    if state.remote_durable() {
+        return Check::ok(
+            "replication",
+            format!("{shown}: a commit is durable on a synchronous standby too"),
+        );
+    }
+    let commit = state.synchronous_commit.as_str();
+    let names = state.synchronous_standby_names.trim();
+    let synchronous = state.synchronous_standbys().count();
+    let hidden = state.standbys.iter().any(|s| s.hidden());
+    let waits_for_disk = REMOTE_DURABLE_COMMITS.contains(&commit);
+    let set_commit = format!(
+        "set synchronous_commit to {} for payhook's role or database \
+         (ALTER ROLE … SET synchronous_commit = on)",
+        REMOTE_DURABLE_COMMITS.join(" or ")
+    );
+    let mut problems: Vec<String> = Vec::new();
+    let mut fixes: Vec<String> = Vec::new();
+    if commit == "off" {
+        problems.push(
+            "synchronous_commit=off: a commit answered OK can be lost if the server crashes".into(),
+        );
+        fixes.push(set_commit.clone());
+    }
+    if synchronous == 0 && hidden {
+        problems.push(
+            "the standbys' sync_state is hidden from payhook's role: whether a commit waits \
+             for one is unknown"
+                .into(),
+        );
+        fixes.push(
+            "grant payhook's role pg_read_all_stats (or pg_monitor), which shows \
+             pg_stat_replication's state columns"
+                .into(),
+        );
+    } else if synchronous == 0 && names.is_empty() {
+        problems.push("no synchronous standby: a commit is durable on this server only".into());
+        fixes.push(
+            "none if one server is what you want (a valid single-node setup); for high \
+             availability add a standby and name it in synchronous_standby_names"
+                .into(),
+        );
+    } else if synchronous == 0 {
+        // Any level above `local` makes a commit wait for a synchronous standby.
+        let waits = waits_for_disk || commit == "remote_write";
+        problems.push(format!(
+            "no synchronous standby: none that synchronous_standby_names lists streams in sync{}",
+            if waits {
+                ", so a commit waits until one does"
+            } else {
+                ": a commit is durable on this server only"
+            }
+        ));
+        fixes.push(
+            "start the standby, or give it an application_name that \
+             synchronous_standby_names lists"
+                .into(),
+        );
+    } else if !waits_for_disk && commit != "off" {
+        problems.push(format!(
+            "synchronous_commit={commit}: a commit does not wait until the synchronous \
+             standby has it on disk"
+        ));
+        fixes.push(set_commit);
+    }
+    Check::warn(
+        "replication",
+        format!("{shown}: {}", problems.join("; ")),
+        fixes.join("; "),
+    )
+}
+
+/// The server's role, the two settings and every standby with its state,
+/// sync state and replay lag.
+fn replication_state(state: &Replication) -> String {
+    let role = if state.in_recovery {
+        "standby"
+    } else {
+        "primary"
+    };
+    let standbys = if state.standbys.is_empty() {
+        "no standby".to_string()
+    } else {
+        let listed: Vec<String> = state
+            .standbys
+            .iter()
+            .map(|s| {
+                let lag = s
+                    .replay_lag_seconds
+                    .map_or_else(|| "-".to_string(), |lag| format!("{lag:.3}s"));
+                format!(
+                    "{} ({}, {}, replay lag {lag})",
+                    s.name,
+                    s.state.as_deref().unwrap_or("state hidden"),
+                    s.sync_state.as_deref().unwrap_or("sync_state hidden"),
+                )
+            })
+            .collect();
+        format!("standby(s) {}", listed.join(", "))
+    };
+    format!(
+        "{role}, synchronous_commit={}, synchronous_standby_names={:?}, {standbys}",
+        state.synchronous_commit, state.synchronous_standby_names
+    )
 }
 
 /// The SMTP server greets us (EHLO; STARTTLS and AUTH when the URL asks).
@@ -621,6 +792,138 @@ mod tests {
         let other = listener_answer(base, 400, "Bad Request");
         assert_eq!(other.status, CheckStatus::Fail);
         assert!(listener_answer(base, 404, "").line().contains("HTTP 404"));
+    }
+
+    fn server(commit: &str, names: &str, standbys: &[(&str, Option<&str>)]) -> Replication {
+        Replication {
+            in_recovery: false,
+            synchronous_commit: commit.into(),
+            synchronous_standby_names: names.into(),
+            standbys: standbys
+                .iter()
+                .map(|(name, sync_state)| crate::store::Standby {
+                    name: name.to_string(),
+                    state: sync_state.map(|_| "streaming".into()),
+                    sync_state: sync_state.map(Into::into),
+                    replay_lag_seconds: sync_state.map(|_| 0.0015),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_synchronous_standby_and_a_waiting_commit_pass() {
+        for commit in ["on", "remote_apply"] {
+            let check = replication(&server(commit, "s1", &[("s1", Some("sync"))]));
+            assert_eq!(check.status, CheckStatus::Ok, "{}", check.line());
+            assert_eq!(
+                check.line(),
+                format!(
+                    "✓ replication: primary, synchronous_commit={commit}, \
+                     synchronous_standby_names=\"s1\", standby(s) s1 (streaming, sync, \
+                     replay lag 0.002s): a commit is durable on a synchronous standby too"
+                )
+            );
+        }
+        let quorum = server(
+            "on",
+            "ANY 1 (a, b)",
+            &[("a", Some("quorum")), ("b", Some("quorum"))],
+        );
+        assert_eq!(replication(&quorum).status, CheckStatus::Ok);
+    }
+
+    #[test]
+    fn a_lone_server_is_a_single_node_setup_said_plainly() {
+        let check = replication(&server("on", "", &[]));
+        assert_eq!(check.status, CheckStatus::Warn, "a warning, no failure");
+        assert_eq!(
+            check.line(),
+            "! replication: primary, synchronous_commit=on, synchronous_standby_names=\"\", \
+             no standby: no synchronous standby: a commit is durable on this server only \
+             — fix: none if one server is what you want (a valid single-node setup); for high \
+             availability add a standby and name it in synchronous_standby_names"
+        );
+        // An asynchronous standby makes no commit remote-durable either.
+        let check = replication(&server("on", "", &[("s1", Some("async"))]));
+        assert_eq!(check.status, CheckStatus::Warn);
+        assert!(check
+            .detail
+            .contains("s1 (streaming, async, replay lag 0.002s)"));
+        assert!(check.detail.contains("durable on this server only"));
+    }
+
+    #[test]
+    fn commits_that_do_not_wait_for_the_standbys_disk_warn() {
+        for commit in ["local", "remote_write"] {
+            let check = replication(&server(commit, "s1", &[("s1", Some("sync"))]));
+            assert_eq!(check.status, CheckStatus::Warn, "{}", check.line());
+            assert!(
+                check.detail.contains(&format!(
+                    "synchronous_commit={commit}: a commit does not wait"
+                )),
+                "{}",
+                check.line()
+            );
+            assert!(check
+                .line()
+                .contains("— fix: set synchronous_commit to on or remote_apply"));
+        }
+        let off = replication(&server("off", "", &[]));
+        assert_eq!(off.status, CheckStatus::Warn);
+        assert!(
+            off.detail.contains("can be lost if the server crashes"),
+            "{}",
+            off.line()
+        );
+        assert!(
+            off.detail.contains("durable on this server only"),
+            "{}",
+            off.line()
+        );
+    }
+
+    #[test]
+    fn a_named_standby_that_is_not_in_sync_warns() {
+        let gone = replication(&server("on", "s1", &[]));
+        assert_eq!(gone.status, CheckStatus::Warn);
+        assert!(
+            gone.detail.contains("a commit waits until one does"),
+            "{}",
+            gone.line()
+        );
+        let behind = replication(&server("on", "s1", &[("s1", Some("potential"))]));
+        assert_eq!(behind.status, CheckStatus::Warn);
+        let hidden = replication(&server("on", "s1", &[("s1", None)]));
+        assert_eq!(hidden.status, CheckStatus::Warn);
+        assert!(
+            hidden
+                .line()
+                .contains("s1 (state hidden, sync_state hidden, replay lag -)"),
+            "{}",
+            hidden.line()
+        );
+        assert!(hidden.line().contains("pg_monitor"), "{}", hidden.line());
+    }
+
+    #[test]
+    fn a_standby_fails_whatever_else_it_says() {
+        let check = replication(&Replication {
+            in_recovery: true,
+            ..server("on", "", &[])
+        });
+        assert_eq!(check.status, CheckStatus::Fail);
+        assert!(
+            check.line().starts_with(
+                "✗ replication: standby, synchronous_commit=on, synchronous_standby_names=\"\", \
+                 no standby: a standby (in recovery), not the primary"
+            ),
+            "{}",
+            check.line()
+        );
+        assert!(check
+            .line()
+            .contains("— fix: point DATABASE_URL at the primary"));
     }
 
     #[test]

@@ -11,6 +11,10 @@ use crate::alerts::{AlertCounters, AlertKind};
 use crate::domain::Outcome;
 use crate::notify::metrics::NotifyMetrics;
 use crate::paysera::RejectClass;
+use crate::store::Store;
+
+mod replication;
+pub use replication::ReplicationGauges;
 
 /// The `outcome` label of a callback that was not stored (answered 503).
 const ERROR_OUTCOME: &str = "error";
@@ -220,6 +224,23 @@ impl Metrics {
             .map(|b| b.get_upper_bound())
     }
 
+    /// On PostgreSQL, exports the replication gauges and keeps them fresh
+    /// from `store` in a task of their own; on SQLite, nothing. Once per
+    /// registry: a second call leaves the first one's gauges alone.
+    pub fn watch_replication(&self, store: Store) {
+        if !store.has_replication() {
+            return;
+        }
+        let gauges = ReplicationGauges::new();
+        for collector in gauges.collectors() {
+            if let Err(e) = self.registry.register(collector) {
+                tracing::warn!(error = %e, "replication gauges not registered");
+                return;
+            }
+        }
+        replication::spawn(store, gauges);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> (String, String) {
         let encoder = TextEncoder::new();
@@ -251,5 +272,29 @@ impl AlertCounters for Metrics {
 
     fn set_missing_callbacks(&self, n: i64) {
         self.missing_callback.set(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_exports_no_replication_gauges() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::store::DatabaseConfig::Sqlite {
+            path: dir.path().join("metrics.sqlite3"),
+        };
+        let bound = std::time::Duration::from_secs(5);
+        let store = Store::connect(&config, 1, bound, bound).expect("opens");
+        let metrics = Metrics::new();
+        metrics.watch_replication(store);
+        let (_, text) = metrics.render();
+        assert!(text.contains("payhook_build_info"), "{text}");
+        assert!(!text.contains("payhook_db_sync_standbys"), "{text}");
+        assert!(
+            !text.contains("payhook_db_replication_lag_seconds"),
+            "{text}"
+        );
     }
 }

@@ -323,6 +323,7 @@ impl Application {
         let db = &settings.database;
         spawn_pruner(store.clone(), Pruned::Rejected, db.rejected_retention);
         spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
+        metrics.watch_replication(store.clone());
         let http = &settings.http;
         let mut state = AppState {
             pipeline,

@@ -230,7 +230,7 @@ fn duplicates_of(conn: &mut Conn<'_>, first: i64) -> QueryResult<i64> {
 
 /// What this request's earlier attempt stored, when its COMMIT landed though
 /// the reply was lost (the guard holds our attempt id): the retry reports that
-/// outcome instead of `duplicate`, and writes no row.
+/// outcome instead of `duplicate`, and adds no row.
 ///
 /// The callback row is the first one answered 200 for this identity at the
 /// guard's time: rows before it were answered otherwise (their guard was
@@ -250,14 +250,15 @@ fn own_earlier_attempt(
     let Some((answered_at, flag)) = guard else {
         return Ok(None);
     };
-    if let Conn::Pg(c) = conn {
-        // The earlier COMMIT may have landed here without reaching the
-        // synchronous standby (its wait cut short by a lost connection). A
-        // transaction id makes this transaction's own COMMIT wait for the
-        // standby, and commits are confirmed in WAL order: once it returns,
-        // the earlier one is replicated too, and only then is it answered.
-        diesel::sql_query("SELECT pg_current_xact_id()").execute(&mut **c)?;
-    }
+    // The earlier COMMIT may have landed here without reaching a synchronous
+    // standby (its wait cut short with its connection). A transaction that
+    // writes nothing commits without waiting for the standby, so this one
+    // writes its guard again: its COMMIT then waits, and commits are
+    // confirmed in WAL order, so once it returns the earlier one is
+    // replicated too, and only then is it answered (docs/ha.md).
+    dispatch!(conn, c => diesel::update(answered::table.find(identity))
+        .set(answered::attempt.eq(attempt))
+        .execute(c))?;
     let (callback_id, outcome, reason): (i64, String, Option<String>) = dispatch!(conn, c => {
         let rows = callbacks::table
             .filter(callbacks::project_id.eq(callback.project_id()))

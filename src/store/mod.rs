@@ -20,6 +20,7 @@ mod outbox;
 mod pay;
 pub mod raw;
 mod reconnect;
+mod replication;
 mod retention;
 pub mod schema;
 
@@ -49,6 +50,7 @@ pub use outbox::{
 };
 pub use pay::FirstPaid;
 pub use raw::{RawRequest, Signed};
+pub use replication::{Replication, Standby, REMOTE_DURABLE_COMMITS};
 pub use retention::{spawn_pruner, Pruned};
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -12,33 +12,9 @@ use std::time::{Duration, Instant};
 use crate::helpers::{Backend, TestApp};
 use crate::support::gateway::paid;
 use crate::support::postgres::{self, Cluster};
+use crate::support::proxy::ChaosProxy;
+use crate::support::replication::sync_pair;
 use crate::support::wait;
-
-/// The standby's name, as the primary's `synchronous_standby_names` lists it.
-const STANDBY: &str = "s1";
-
-/// A primary whose every commit waits for the standby `s1`, and that standby,
-/// streaming and in sync, with database `name` on both.
-fn sync_pair(name: &str) -> (Cluster, Cluster) {
-    let primary = postgres::private_cluster_with(&[
-        ("synchronous_standby_names", STANDBY),
-        ("synchronous_commit", "on"),
-    ]);
-    let standby = primary.standby(STANDBY, &[("synchronous_commit", "on")]);
-    let admin = primary.url("postgres");
-    wait::blocking_until("the standby is in sync", Duration::from_secs(30), || {
-        postgres::psql(
-            &admin,
-            &format!(
-                "SELECT count(*) FROM pg_stat_replication \
-                 WHERE application_name = '{STANDBY}' AND sync_state = 'sync'"
-            ),
-        )
-        .is_ok_and(|n| n == "1")
-    });
-    primary.create_database(name);
-    (primary, standby)
-}
 
 /// One URL naming both servers: libpq tries them in turn and keeps the one
 /// that takes writes.
@@ -299,4 +275,82 @@ async fn a_server_that_stops_taking_writes_is_left_for_the_one_that_does() {
         );
         assert_eq!(stored_on(&old, id), "0", "{id}");
     }
+}
+
+/// The lost-reply path while the standby is down: the paid callback's commit
+/// waits for the standby, its reply is lost (the connection cut), and the
+/// wait is then ended by terminating that backend, so the row stands on the
+/// primary alone. payhook's retry within the request finds its own earlier
+/// attempt stored; it must not answer `OK` from a row no standby has. Once
+/// the standby is back, the gateway's next delivery is answered `OK` and the
+/// order is fulfilled once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_reply_is_not_answered_ok_while_the_standby_is_down() {
+    let name = "payhook_lost_reply_standby";
+    let (primary, standby) = tokio::task::spawn_blocking(move || sync_pair(name))
+        .await
+        .unwrap();
+    let proxy = ChaosProxy::start(primary.addr()).unwrap();
+    let app = TestApp::spawn_on(
+        Backend::Postgres,
+        &postgres::url_via(&primary.url(name), proxy.addr()),
+        tempfile::tempdir().unwrap(),
+        &[
+            ("PAYHOOK_DB_POOL_SIZE", "2"),
+            ("PAYHOOK_DB_STATEMENT_TIMEOUT", "3s"),
+        ],
+    )
+    .await;
+    app.register("LR-1", 100, "EUR").await;
+    let admin = primary.url("postgres");
+
+    standby.freeze();
+    proxy.cut_after_statement("LR-1");
+    let query = paid("LR-1", "100");
+    let reply = {
+        let app = &app;
+        let query = &query;
+        let end_the_wait = async {
+            let admin = admin.clone();
+            tokio::task::spawn_blocking(move || {
+                wait::blocking_until(
+                    "a commit waits for the standby",
+                    Duration::from_secs(5),
+                    || {
+                        postgres::psql(
+                            &admin,
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                         WHERE wait_event = 'SyncRep'",
+                        )
+                        .is_ok_and(|n| n != "0")
+                    },
+                )
+            })
+            .await
+            .unwrap();
+        };
+        let (reply, ()) = tokio::join!(app.get_callback(query), end_the_wait);
+        reply
+    };
+    assert_eq!(proxy.commits_cut(), 1, "the fault did not happen");
+    assert_ne!(reply.body, "OK", "answered OK from a commit no standby has");
+    assert_eq!(reply.status, 503, "{}", reply.body);
+
+    standby.resume();
+    wait::until(
+        "the standby is back in sync",
+        Duration::from_secs(30),
+        || {
+            postgres::psql(
+                &admin,
+                "SELECT count(*) FROM pg_stat_replication \
+             WHERE sync_state = 'sync' AND state = 'streaming'",
+            )
+            .is_ok_and(|n| n == "1")
+        },
+    )
+    .await;
+    let again = app.get_callback(&query).await;
+    assert_eq!((again.status, again.body.as_str()), (200, "OK"));
+    assert_eq!(app.fulfilments("LR-1"), 1);
 }

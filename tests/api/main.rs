@@ -24,6 +24,7 @@ mod outage;
 mod outcomes;
 mod pay_contract;
 mod replays;
+mod replication;
 mod returns;
 mod round_trips;
 mod vectors;

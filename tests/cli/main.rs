@@ -5,6 +5,7 @@
 mod support;
 
 mod check_cli;
+mod check_replication;
 mod checkout_cli;
 mod config_startup;
 mod demo;

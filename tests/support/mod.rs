@@ -16,6 +16,7 @@ pub mod fuzz_harness;
 pub mod gateway;
 pub mod postgres;
 pub mod proxy;
+pub mod replication;
 pub mod service;
 pub mod smtp;
 pub mod sqlite;
