@@ -4,15 +4,15 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::http::error::AdminError;
 use actix_http::{HttpService, KeepAlive};
 use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
 use actix_web::dev::{
     AppConfig, Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse,
 };
-use actix_web::error::InternalError;
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpResponse};
+use actix_web::{web, App};
 use anyhow::Context;
 
 use crate::alerts::{AlertCounters, Alerter, Mailer};
@@ -251,12 +251,16 @@ where
         .run())
 }
 
-fn bad_input(message: String) -> actix_web::Error {
-    InternalError::from_response(
-        message.clone(),
-        HttpResponse::BadRequest().json(serde_json::json!({ "error": message })),
-    )
-    .into()
+/// A JSON body over the admin limit is a 413 like one refused before it was
+/// sent (`body::expect`); anything else the extractors refuse is a 400.
+fn json_refused(e: actix_web::error::JsonPayloadError) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    match e {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            AdminError::TooLarge(MAX_ADMIN_JSON_BYTES).into()
+        }
+        e => AdminError::BadRequest(format!("invalid JSON body: {e}")).into(),
+    }
 }
 
 impl Application {
@@ -443,16 +447,14 @@ impl Application {
                 .app_data(
                     web::JsonConfig::default()
                         .limit(MAX_ADMIN_JSON_BYTES)
-                        .error_handler(|e, _| bad_input(format!("invalid JSON body: {e}"))),
+                        .error_handler(|e, _| json_refused(e)),
                 )
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|e, _| bad_input(format!("invalid query: {e}"))),
-                )
-                .app_data(
-                    web::PathConfig::default()
-                        .error_handler(|e, _| bad_input(format!("invalid path: {e}"))),
-                )
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    AdminError::BadRequest(format!("invalid query: {e}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    AdminError::BadRequest(format!("invalid path: {e}")).into()
+                }))
                 .route("/metrics", web::get().to(health::metrics))
                 .service(
                     web::scope("/api/v1")

@@ -800,12 +800,19 @@ async fn a_body_over_the_limit_is_refused_before_100_continue() {
             "{request_line}: {answer:?}"
         );
         assert!(answer.ends_with(body), "{request_line}: {answer:?}");
+        let head = answer.to_ascii_lowercase();
         assert!(
-            answer
-                .to_ascii_lowercase()
-                .contains("\r\nconnection: close\r\n"),
+            head.contains("\r\nconnection: close\r\n"),
             "{request_line}: {answer:?}"
         );
+        if std::ptr::eq(addr, &service.admin) {
+            // The admin listener's answers are never cached nor sniffed.
+            assert!(
+                head.contains("\r\ncache-control: no-store\r\n")
+                    && head.contains("\r\nx-content-type-options: nosniff\r\n"),
+                "{request_line}: {answer:?}"
+            );
+        }
     }
 
     // Within the limit: 100 Continue, then the body, then the answer.

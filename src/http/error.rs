@@ -123,6 +123,8 @@ impl ResponseError for AdminError {
             }
             _ => {}
         }
-        response.json(serde_json::json!({ "error": self.to_string() }))
+        let mut answer = response.json(serde_json::json!({ "error": self.to_string() }));
+        super::admin::mark_api_answer(answer.headers_mut());
+        answer
     }
 }

@@ -244,6 +244,29 @@ async fn admin_api_refuses_bad_requests_clearly() {
     let conflict = put(r#"{"amount":1300,"currency":"EUR"}"#).await.unwrap();
     assert_eq!(conflict.status(), 409);
 
+    // Over the limit without `Expect`: the same 413 as with it, with the
+    // API's headers.
+    let oversized = format!(
+        r#"{{"amount":1250,"currency":"EUR","note":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let r = app
+        .client
+        .put(url("/api/v1/orders/X-2"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("Content-Type", "application/json")
+        .body(oversized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"error":"request body over 65536 bytes"}"#
+    );
+
     for query in ["?outcome=nonsense", "?limit=0", "?limit=abc"] {
         let r = app
             .client
