@@ -5,7 +5,7 @@ use std::future::{ready, Ready};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
@@ -78,20 +78,9 @@ pub async fn api_headers<B: MessageBody>(
     let api = req.path() == "/api" || req.path().starts_with("/api/");
     let mut res = next.call(req).await?;
     if api {
-        mark_api_answer(res.headers_mut());
+        super::error::mark_api_answer(res.headers_mut());
     }
     Ok(res)
-}
-
-/// What every answer of the admin API carries: never cached (it holds order
-/// and buyer data), never sniffed into something else than JSON. Also set on
-/// `AdminError`'s answers, some of which are sent before the App runs.
-pub(super) fn mark_api_answer(headers: &mut header::HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
 }
 
 /// A path under `/api/v1` that names nothing: 404, as JSON like every other

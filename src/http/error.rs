@@ -124,7 +124,20 @@ impl ResponseError for AdminError {
             _ => {}
         }
         let mut answer = response.json(serde_json::json!({ "error": self.to_string() }));
-        super::admin::mark_api_answer(answer.headers_mut());
+        mark_api_answer(answer.headers_mut());
         answer
     }
+}
+
+/// What every answer of the admin API carries: never cached (it holds order
+/// and buyer data), never sniffed into something else than JSON. Set by the
+/// API's middleware and on `AdminError`'s answers, some of which are sent
+/// before the App runs.
+pub(super) fn mark_api_answer(headers: &mut actix_web::http::header::HeaderMap) {
+    use actix_web::http::header::{self, HeaderValue};
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
