@@ -4,7 +4,6 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::http::error::AdminError;
 use actix_http::{HttpService, KeepAlive};
 use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
@@ -21,6 +20,7 @@ use crate::console::{ConsoleSettings, MAX_FORM_BYTES};
 use crate::http::auth::{self, ClientAddress, Gate, Limits};
 use crate::http::body::{self, Wording};
 use crate::http::connections::{self, AddressLimiter, ConnectionBounds};
+use crate::http::error::AdminError;
 use crate::http::{
     admin, callback, health, return_url, AppState, MAX_ADMIN_JSON_BYTES, MAX_CALLBACK_BYTES,
 };

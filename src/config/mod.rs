@@ -8,7 +8,6 @@
 //! - `sections`: the typed sections of `Settings` (http, database, gateway,
 //!   alerts, logging; the decision's rules are `domain::Rules`).
 
-mod database_url;
 mod env;
 mod notify;
 mod projects;

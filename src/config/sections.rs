@@ -254,7 +254,7 @@ pub(super) fn connection(
     };
     // libpq (under diesel) takes both URIs and `host=… dbname=…` strings.
     if url.starts_with("postgres://") || url.starts_with("postgresql://") || is_conninfo(&url) {
-        if super::database_url::several_hosts_without_primary(&url) {
+        if crate::store::several_hosts_without_primary(&url) {
             return Err(bad(
                 "DATABASE_URL",
                 "names several hosts but not target_session_attrs=read-write (or primary): \

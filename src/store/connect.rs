@@ -11,6 +11,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
 use secrecy::ExposeSecret;
 
+use super::conninfo::{self, Form};
 use super::redact::{url_secrets, ScrubbedConnectErrors};
 use super::{pay, Backend, DatabaseConfig, Store, StoreError};
 
@@ -74,23 +75,13 @@ fn with_socket_bounds(conninfo: &str, bound: Duration) -> String {
         ("keepalives_count", "3".to_string()),
         ("tcp_user_timeout", bound.as_millis().max(1).to_string()),
     ];
-    let is_url = conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://");
-    let names: Vec<&str> = if is_url {
-        conninfo
-            .split_once('?')
-            .map(|(_, query)| {
-                query
-                    .split('&')
-                    .filter_map(|p| p.split('=').next())
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        conninfo
-            .split_whitespace()
-            .filter_map(|p| p.split('=').next())
-            .collect()
+    let form = Form::of(conninfo);
+    let is_url = matches!(form, Form::Uri { .. });
+    let params = match form {
+        Form::Uri { after_scheme } => conninfo::uri_query(conninfo, after_scheme),
+        Form::KeyValue | Form::Neither => conninfo::key_values(conninfo).0,
     };
+    let names: Vec<&str> = params.iter().map(|p| &conninfo[p.name.clone()]).collect();
     let mut out = conninfo.to_string();
     for (name, value) in options {
         if names.iter().any(|n| n.trim() == name) {

@@ -5,12 +5,15 @@
 //! written by one SQL function instead (`pay/`, the fast path).
 //!
 //! Beside it: `connect` (the pools, session settings and socket bounds),
-//! `bounds` (the deadline a store handle carries), `redact` (database URLs
-//! fit for a log line), and one module per table group.
+//! `bounds` (the deadline a store handle carries), `conninfo` (reading a
+//! connection string), `redact` (database URLs fit for a log line),
+//! `reconnect` (which failures leave a connection for another), and one
+//! module per table group.
 
 mod bounds;
 mod callbacks;
 mod connect;
+mod conninfo;
 mod console;
 mod incoming;
 mod journal;
@@ -38,6 +41,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::{ExposeSecret, SecretString};
 
 use connect::PgSession;
+pub use conninfo::several_hosts_without_primary;
 pub use redact::{redact_url, url_secrets};
 
 pub use console::{FlagRow, FormClaim, FormDone, FormResult, Overview};
@@ -174,9 +178,9 @@ impl Store {
     /// A connection that died while pooled (database restart, network cut) fails
     /// its first statement, and one that reaches a server no longer the primary
     /// fails its first write (`reconnect`); the transaction then runs again on
-    /// a fresh one. The
-    /// pool may hold nothing but dead connections after a restart, and each
-    /// failure discards one, so pool size + 1 attempts always reach a fresh one.
+    /// a fresh one. The pool may hold nothing but dead connections after a
+    /// restart, and each failure discards one, so pool size + 1 attempts always
+    /// reach a fresh one.
     /// That is safe because every transaction here is idempotent: a retry of a
     /// commit that did land recognises its own earlier attempt (see
     /// `process_in`) and answers what that attempt stored.

@@ -1,6 +1,8 @@
 //! Database URLs fit for a log line: every password libpq could read from a
 //! URL or a key=value connection string is found and replaced.
 
+use super::conninfo::{self, Form};
+
 /// A database URL fit for a log line: every password is replaced, whichever
 /// form libpq reads it from: the user-info (`postgres://u:pw@h/db`), a query
 /// parameter (`?password=pw`, `sslpassword=`), or a key=value connection string
@@ -60,18 +62,10 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ScrubbedConnectErrors {
 
 /// Sorted, disjoint byte ranges of `url` that hold a password.
 fn password_ranges(url: &str) -> Vec<std::ops::Range<usize>> {
-    // A URI only when it starts with a scheme: a key=value string whose
-    // password happens to hold `://` is still a key=value string.
-    let scheme = url.find("://").filter(|&end| {
-        end > 0
-            && url[..end]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
-    });
-    let mut ranges = match scheme {
-        Some(scheme) => uri_password_ranges(url, scheme + 3),
-        None if url.contains('=') => conninfo_password_ranges(url),
-        None => Vec::new(),
+    let mut ranges = match Form::of(url) {
+        Form::Uri { after_scheme } => uri_password_ranges(url, after_scheme),
+        Form::KeyValue => key_value_password_ranges(url),
+        Form::Neither => Vec::new(),
     };
     ranges.retain(|r| !r.is_empty());
     ranges.sort_by_key(|r| r.start);
@@ -96,79 +90,31 @@ fn uri_password_ranges(url: &str, start: usize) -> Vec<std::ops::Range<usize>> {
             ranges.push(start + colon + 1..start + at);
         }
     }
-    // Every parameter after the first '?' whose name mentions a password; the
-    // first '?' may sit inside the user-info, which only joins names.
-    if let Some(q) = rest.find('?') {
-        let mut pos = start + q + 1;
-        let end = url[pos..].find('#').map_or(url.len(), |h| pos + h);
-        for param in url[pos..end].split('&') {
-            if let Some(eq) = param.find('=') {
-                let name = percent_encoding::percent_decode_str(&param[..eq])
+    // Every parameter whose name mentions a password.
+    ranges.extend(
+        conninfo::uri_query(url, start)
+            .into_iter()
+            .filter(|p| {
+                percent_encoding::percent_decode_str(&url[p.name.clone()])
                     .decode_utf8_lossy()
-                    .to_ascii_lowercase();
-                if name.contains("password") {
-                    ranges.push(pos + eq + 1..pos + param.len());
-                }
-            }
-            pos += param.len() + 1;
-        }
-    }
+                    .to_ascii_lowercase()
+                    .contains("password")
+            })
+            .map(|p| p.value),
+    );
     ranges
 }
 
-/// libpq's `keyword = value` syntax: values bare (backslash escapes) or in
-/// single quotes. Anything that does not parse is hidden from there on.
-fn conninfo_password_ranges(s: &str) -> Vec<std::ops::Range<usize>> {
-    let b = s.as_bytes();
-    let skip_space = |mut i: usize| {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        i
-    };
-    let mut ranges = Vec::new();
-    let mut i = skip_space(0);
-    while i < b.len() {
-        let key_start = i;
-        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key = s[key_start..i].to_ascii_lowercase();
-        i = skip_space(i);
-        if i >= b.len() || b[i] != b'=' {
-            ranges.push(key_start..b.len());
-            break;
-        }
-        i = skip_space(i + 1);
-        let value_start = i;
-        if i < b.len() && b[i] == b'\'' {
-            i += 1;
-            while i < b.len() {
-                match b[i] {
-                    b'\\' => i += 2,
-                    b'\'' => {
-                        i += 1;
-                        break;
-                    }
-                    _ => i += 1,
-                }
-            }
-        } else {
-            while i < b.len() && !b[i].is_ascii_whitespace() {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-        }
-        i = i.min(b.len());
-        // A backslash before a multi-byte character can leave `i` inside it.
-        while !s.is_char_boundary(i) {
-            i += 1;
-        }
-        if key.contains("password") {
-            ranges.push(value_start..i);
-        }
-        i = skip_space(i);
-    }
-    ranges
+/// Every value whose keyword mentions a password; anything that does not
+/// parse is hidden from there on.
+fn key_value_password_ranges(s: &str) -> Vec<std::ops::Range<usize>> {
+    let (params, unparsed) = conninfo::key_values(s);
+    params
+        .into_iter()
+        .filter(|p| s[p.name.clone()].to_ascii_lowercase().contains("password"))
+        .map(|p| p.value)
+        .chain(unparsed.map(|start| start..s.len()))
+        .collect()
 }
 
 #[cfg(test)]
