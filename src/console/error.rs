@@ -4,6 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::pipeline::registration::RegistrationError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,18 @@ pub enum ConsoleError {
     Unavailable(#[from] StoreError),
     #[error("the page could not be drawn")]
     Render(#[from] askama::Error),
+}
+
+impl From<RegistrationError> for ConsoleError {
+    fn from(e: RegistrationError) -> Self {
+        match e {
+            RegistrationError::Invalid(reason) | RegistrationError::UnknownProject(reason) => {
+                ConsoleError::BadRequest(reason)
+            }
+            RegistrationError::Conflict(reason) => ConsoleError::Conflict(reason),
+            RegistrationError::Store(e) => ConsoleError::Unavailable(e),
+        }
+    }
 }
 
 impl ResponseError for ConsoleError {

@@ -65,6 +65,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/callbacks/{id}", web::get().to(pages::callback))
             .route("/callbacks/{id}/replay", web::post().to(pages::replay))
             .route("/orders", web::get().to(pages::order_search))
+            .route("/orders", web::post().to(pages::register_order))
             .route("/orders/{orderid}", web::get().to(pages::order))
             .route("/orders/{orderid}/close", web::post().to(pages::close))
             .route("/notifications", web::get().to(pages::notifications))

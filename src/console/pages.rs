@@ -13,11 +13,12 @@ use super::views::{
     OverviewPage, Period, StoryStep,
 };
 use super::ConsoleSettings;
-use crate::domain::{OrderState, Outcome};
+use crate::domain::{AmountMode, OrderState, Outcome};
 use crate::http::auth::{retry_after_seconds, Gate, Refusal};
 use crate::http::AppState;
 use crate::notify::EventType;
 use crate::pipeline::actions::{self, CheckLine, ReplayError};
+use crate::pipeline::registration;
 use crate::pipeline::Pipeline;
 use crate::store::{
     rfc3339, AttemptRow, EventFilter, EventState, FormClaim, FormDone, FormResult, JournalFilter,
@@ -785,11 +786,14 @@ pub async fn order_search(
         }
         not_found = true;
     }
+    let projects = state.project_ids();
     let page = OrderSearchPage {
         chrome: chrome(&session, "orders"),
         orderid,
-        projects: state.projects.iter().map(|p| p.id).collect(),
+        payer_sets: projects.iter().any(|p| state.is_checkout_project(p)),
+        projects,
         not_found,
+        register: form("/ui/orders".into(), "Register", None),
     };
     let status = if not_found {
         StatusCode::NOT_FOUND
@@ -797,6 +801,76 @@ pub async fn order_search(
         StatusCode::OK
     };
     Ok(html(status, &page)?)
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(flatten)]
+    form: ActionForm,
+    orderid: String,
+    project_id: Option<String>,
+    /// Minor units, as the admin API takes them.
+    amount: String,
+    currency: String,
+    /// `fixed` (absent: fixed) or `payer_sets`.
+    amount_mode: Option<String>,
+    /// A checked box sends a value; an unchecked one sends nothing.
+    test: Option<String>,
+}
+
+/// `POST /ui/orders`: registers what an order must be paid, by the rules
+/// `PUT /api/v1/orders/{id}` applies (`pipeline::registration`), then to the
+/// order's page.
+pub async fn register_order(
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<RegisterForm>,
+) -> Page {
+    let RegisterForm {
+        form,
+        orderid,
+        project_id,
+        amount,
+        currency,
+        amount_mode,
+        test,
+    } = form.into_inner();
+    let project = project_of(&state, project_id.as_deref().filter(|p| !p.is_empty()))?;
+    let checkout = state.is_checkout_project(&project);
+    let here = |orderid: &str| order_link(&state, Some(&project), orderid);
+    let link = here(orderid.trim());
+    act(state.clone(), session, &form, move |pipeline, actor| {
+        let order = registration::NewOrder {
+            orderid: registration::order_id(orderid.trim().to_string())?,
+            amount: registration::amount(amount.trim().parse().ok())?,
+            currency: registration::currency(Some(currency.trim()))?,
+            amount_mode: registration::amount_mode(
+                amount_mode.as_deref().filter(|m| !m.is_empty()),
+                &project,
+                checkout,
+            )?,
+            test: test.is_some(),
+            project_id: project,
+        };
+        let registered = registration::register(pipeline.store(), &order, None, actor)?;
+        let notice = if registered.created {
+            let at_least = match order.amount_mode {
+                AmountMode::Fixed => "",
+                AmountMode::PayerSets => "at least ",
+            };
+            let test = if order.test { " (a test order)" } else { "" };
+            format!(
+                "Registered: order {} expects {at_least}{} {} (minor units){test}.",
+                order.orderid,
+                order.amount,
+                order.currency.as_str()
+            )
+        } else {
+            "Registered before with the same values: nothing changed.".to_string()
+        };
+        Ok(Done::notice(link, notice))
+    })
+    .await
 }
 
 #[derive(Deserialize)]

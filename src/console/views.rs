@@ -166,8 +166,13 @@ pub struct CallbackPage {
 pub struct OrderSearchPage {
     pub chrome: Chrome,
     pub orderid: String,
-    pub projects: Vec<u64>,
+    /// Every project an order can belong to (classic numbers, Checkout ids).
+    pub projects: Vec<String>,
     pub not_found: bool,
+    /// The registration form: what the gateway must be paid for an order.
+    pub register: Form,
+    /// A Checkout project is served, so a payer-set amount can be registered.
+    pub payer_sets: bool,
 }
 
 pub struct AttemptLine {

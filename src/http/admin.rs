@@ -18,7 +18,8 @@ use super::AppState;
 use crate::domain::{Amount, AmountMode, Currency, Outcome};
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
 use crate::pipeline::actions;
-use crate::store::{Expected, JournalFilter, Registration, Store, StoreError};
+use crate::pipeline::registration::{self, NewOrder, Registered};
+use crate::store::{JournalFilter, Store, StoreError};
 
 /// Who the admin API's actions are logged as.
 pub const API_ACTOR: &str = "api";
@@ -147,80 +148,40 @@ fn test_of(value: Option<&Value>) -> Result<bool, AdminError> {
 }
 
 fn amount_of(value: Option<&Value>) -> Result<Amount, AdminError> {
-    value
-        .and_then(Value::as_i64)
-        .and_then(|a| Amount::from_minor(a).ok())
-        .ok_or_else(|| {
-            AdminError::Invalid("amount must be a whole number of minor units, e.g. 1250".into())
-        })
+    Ok(registration::amount(value.and_then(Value::as_i64))?)
 }
 
 fn currency_of(value: Option<&Value>) -> Result<Currency, AdminError> {
-    value
-        .and_then(Value::as_str)
-        .and_then(|c| Currency::parse(c).ok())
-        .filter(|c| c.as_str().bytes().all(|b| b.is_ascii_uppercase()))
-        .ok_or_else(|| {
-            AdminError::Invalid("currency must be three upper-case letters, e.g. EUR".into())
-        })
+    Ok(registration::currency(value.and_then(Value::as_str))?)
 }
 
-/// `amount_mode` in a JSON body: `"fixed"` (the default) or `"payer_sets"`,
-/// which only a Checkout project's order can be (classic callbacks pay the
-/// registered amount exactly).
+/// `amount_mode` in a JSON body: `"fixed"` (the default) or `"payer_sets"`.
 fn amount_mode_of(
     state: &AppState,
     project_id: &str,
     value: Option<&Value>,
 ) -> Result<AmountMode, AdminError> {
     let mode = match value {
-        None | Some(Value::Null) => AmountMode::Fixed,
-        Some(Value::String(s)) => AmountMode::parse(s).ok_or_else(amount_mode_invalid)?,
-        Some(_) => return Err(amount_mode_invalid()),
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        // Not a word at all: refused with the words a wrong word gets.
+        Some(_) => Some(""),
     };
-    let checkout = state.checkout_projects.iter().any(|p| p == project_id)
-        && !state
-            .projects
-            .iter()
-            .any(|p| p.id.to_string() == project_id);
-    if mode == AmountMode::PayerSets && !checkout {
-        return Err(AdminError::Invalid(format!(
-            "amount_mode \"payer_sets\" is for Checkout projects; project {project_id} \
-             is a classic one, whose callbacks pay the registered amount exactly"
-        )));
-    }
-    Ok(mode)
-}
-
-fn amount_mode_invalid() -> AdminError {
-    AdminError::Invalid("amount_mode must be \"fixed\" or \"payer_sets\"".into())
-}
-
-struct NewExpectation {
-    project_id: String,
-    orderid: String,
-    amount: Amount,
-    amount_mode: AmountMode,
-    currency: Currency,
-    test: bool,
+    let checkout = state.is_checkout_project(project_id);
+    Ok(registration::amount_mode(mode, project_id, checkout)?)
 }
 
 async fn register(
     state: &web::Data<AppState>,
-    order: NewExpectation,
+    order: NewOrder,
     return_to: Option<(String, String)>,
-) -> Result<(Registration, Option<String>), AdminError> {
+) -> Result<Registered, AdminError> {
     on_store(&state.store, move |store| {
         let return_to = return_to.as_ref().map(|(t, u)| (t.as_str(), u.as_str()));
-        let expected = Expected {
-            amount: order.amount,
-            amount_mode: order.amount_mode,
-            currency: &order.currency,
-            test: order.test,
-        };
-        store.register_expectation(&order.project_id, &order.orderid, &expected, return_to)
+        Ok(registration::register(&store, &order, return_to, API_ACTOR))
     })
-    .await
+    .await?
+    .map_err(AdminError::from)
 }
 
 /// Runs a store call on the blocking pool (diesel is synchronous), bounded
@@ -230,28 +191,6 @@ async fn on_store<T: Send + 'static>(
     f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, AdminError> {
     store.bounded(f).await.map_err(AdminError::from)
-}
-
-fn conflict(registration: Registration) -> Result<bool, AdminError> {
-    match registration {
-        Registration::Created => Ok(true),
-        Registration::Unchanged => Ok(false),
-        Registration::Conflict {
-            amount,
-            currency,
-            test,
-            amount_mode,
-        } => Err(AdminError::Conflict(format!(
-            "order already registered with amount {} {}{}{}",
-            amount.map_or("-".into(), |a| a.to_string()),
-            currency.unwrap_or_default(),
-            match amount_mode {
-                AmountMode::Fixed => "",
-                AmountMode::PayerSets => " (payer_sets)",
-            },
-            if test { " (test)" } else { "" }
-        ))),
-    }
 }
 
 /// `POST /api/v1/payments`: validate the request fields, register the order,
@@ -337,17 +276,19 @@ pub async fn create_payment(
         .as_ref()
         .and(shop_accept)
         .map(|url| (hex::encode(rand::random::<[u8; 16]>()), url));
-    let order = NewExpectation {
+    let order = NewOrder {
         project_id: project.id.to_string(),
-        orderid,
+        orderid: order_id(orderid)?,
         amount,
         amount_mode: AmountMode::Fixed,
         currency,
         test,
     };
-    let (registration, token) = register(&state, order, return_to).await?;
-    let created = conflict(registration)?;
-    if let (Some(public), Some(token)) = (&state.public_url, token) {
+    let Registered {
+        created,
+        return_token,
+    } = register(&state, order, return_to).await?;
+    if let (Some(public), Some(token)) = (&state.public_url, return_token) {
         for (k, v) in params.iter_mut() {
             if k == "accepturl" {
                 *v = format!("{public}/paysera/return/{token}");
@@ -398,7 +339,7 @@ pub async fn put_order(
     let currency = currency_of(Some(&body.currency))?;
     let test = test_of(body.test.as_ref())?;
     let amount_mode = amount_mode_of(&state, &project_id, body.amount_mode.as_ref())?;
-    let order = NewExpectation {
+    let order = NewOrder {
         project_id: project_id.clone(),
         orderid: orderid.clone(),
         amount,
@@ -406,8 +347,7 @@ pub async fn put_order(
         currency: currency.clone(),
         test,
     };
-    let (registration, _) = register(&state, order, None).await?;
-    let created = conflict(registration)?;
+    let created = register(&state, order, None).await?.created;
     // A classic project's id stays a number in the answer, as before.
     let shown: Value = project_id
         .parse::<u64>()
@@ -516,18 +456,8 @@ pub async fn list_callbacks(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
 }
 
-/// An order id as the gateway takes it: 1 to 40 bytes, no control character
-/// (a NUL could not even be stored; it would surface as a database error).
 fn order_id(orderid: String) -> Result<String, AdminError> {
-    if orderid.is_empty() || orderid.len() > 40 {
-        return Err(AdminError::Invalid("orderid must be 1 to 40 bytes".into()));
-    }
-    if orderid.chars().any(char::is_control) {
-        return Err(AdminError::Invalid(
-            "orderid must not contain control characters".into(),
-        ));
-    }
-    Ok(orderid)
+    Ok(registration::order_id(orderid)?)
 }
 
 /// `POST /api/v1/callbacks/{id}/replay`: runs a stored callback through the

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::domain::Answer;
 use crate::paysera::CallbackError;
+use crate::pipeline::registration::RegistrationError;
 use crate::pipeline::{rejection_text, status_of, AnswerClass};
 use crate::store::StoreError;
 
@@ -89,6 +90,17 @@ pub enum AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         AdminError::Unavailable(e)
+    }
+}
+
+impl From<RegistrationError> for AdminError {
+    fn from(e: RegistrationError) -> Self {
+        match e {
+            RegistrationError::Invalid(reason) => AdminError::Invalid(reason),
+            RegistrationError::UnknownProject(reason) => AdminError::BadRequest(reason),
+            RegistrationError::Conflict(reason) => AdminError::Conflict(reason),
+            RegistrationError::Store(e) => AdminError::Unavailable(e),
+        }
     }
 }
 

@@ -53,8 +53,7 @@ impl AppState {
     /// Checkout project's client id, as a string; the first configured by
     /// default. The error says why none fits.
     pub fn order_project(&self, requested: Option<&str>) -> Result<String, String> {
-        let classic = self.projects.iter().map(|p| p.id.to_string());
-        let mut all = classic.chain(self.checkout_projects.iter().cloned());
+        let mut all = self.project_ids().into_iter();
         match requested {
             None => all
                 .next()
@@ -63,6 +62,22 @@ impl AppState {
                 .find(|p| p == id)
                 .ok_or_else(|| format!("project_id {id} is not configured")),
         }
+    }
+
+    /// Every project an order can belong to: the classic ones' numbers, then
+    /// the Checkout ones' client ids.
+    pub fn project_ids(&self) -> Vec<String> {
+        let classic = self.projects.iter().map(|p| p.id.to_string());
+        classic
+            .chain(self.checkout_projects.iter().cloned())
+            .collect()
+    }
+
+    /// `project_id` names a Checkout project (and no classic project has that
+    /// number).
+    pub fn is_checkout_project(&self, project_id: &str) -> bool {
+        self.checkout_projects.iter().any(|p| p == project_id)
+            && !self.projects.iter().any(|p| p.id.to_string() == project_id)
     }
 }
 

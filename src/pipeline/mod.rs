@@ -13,6 +13,7 @@
 pub mod actions;
 mod classic;
 mod record;
+pub mod registration;
 mod report;
 mod webhook;
 

@@ -126,8 +126,8 @@ impl Console {
 fn form_fields(body: &str, action: &str) -> Vec<(String, String)> {
     let escaped = action.replace('&', "&#38;");
     let start = body
-        .find(&format!("action=\"{action}\""))
-        .or_else(|| body.find(&format!("action=\"{escaped}\"")))
+        .find(&format!("method=\"post\" action=\"{action}\""))
+        .or_else(|| body.find(&format!("method=\"post\" action=\"{escaped}\"")))
         .unwrap_or_else(|| panic!("no form posting to {action} in:\n{body}"));
     let form = &body[start..start + body[start..].find("</form>").unwrap()];
     form.split("<input type=\"hidden\" name=\"")
@@ -1213,3 +1213,4 @@ async fn the_self_check_runs_the_commands_checks() {
 
 /// Buyer data and registrations as the console shows them.
 mod operator_data;
+mod registration;
