@@ -43,6 +43,12 @@ pub enum Command {
     Orders(OrdersArgs),
     /// Print a new secret for SHOP_NOTIFY_SECRET (whsec_ + 32 random bytes, base64).
     NotifySecret,
+    /// Print the admin API's OpenAPI 3.1 document (what GET /api/v1/openapi.json
+    /// serves), or write it to a file (`--out docs/openapi.json`).
+    Openapi {
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Read and replay the callback journal, on the database directly.
     Callbacks(CallbacksArgs),
     /// The shop's events (the outbox), on the database directly.
@@ -641,6 +647,23 @@ pub fn callbacks(args: CallbacksArgs) -> ExitCode {
 pub fn notify_secret() -> ExitCode {
     println!("{}", crate::notify::WebhookSecret::generate());
     ExitCode::SUCCESS
+}
+
+pub fn openapi(out: Option<&std::path::Path>) -> ExitCode {
+    let document = crate::http::openapi::document_json();
+    match out {
+        None => {
+            print!("{document}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, document) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 fn usage_error(message: &str) -> ExitCode {

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             json,
         }) => payhook::operator::prune(&older_than, yes, json),
         Some(Command::NotifySecret) => cli::notify_secret(),
+        Some(Command::Openapi { out }) => cli::openapi(out.as_deref()),
         Some(Command::Check { json }) => payhook::check::run(json),
     }
 }

@@ -471,6 +471,10 @@ impl Application {
                             web::post().to(admin::replay_callback),
                         )
                         .route("/sessions/revoke", web::post().to(admin::revoke_sessions))
+                        .route(
+                            "/openapi.json",
+                            web::get().to(crate::http::openapi::document),
+                        )
                         .configure(crate::http::events::routes)
                         .default_service(web::to(admin::not_found)),
                 )

@@ -269,3 +269,61 @@ fn builds_a_key(text: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
         || text.contains("_{")
 }
+
+/// `docs/openapi.json` is the contract the code generates: regenerate it with
+/// `payhook openapi --out docs/openapi.json` after changing the admin API.
+#[test]
+fn the_committed_openapi_document_is_the_generated_one() {
+    let committed = read("docs/openapi.json");
+    let generated = payhook::http::openapi::document_json();
+    assert!(
+        committed == generated,
+        "docs/openapi.json is stale: run `cargo run -- openapi --out docs/openapi.json`"
+    );
+}
+
+/// Every route the admin listener mounts under `/api/v1` (read from where
+/// they are mounted, `src/startup.rs` and `src/http/events.rs`) is an
+/// operation of the document, with its method: a route added without its
+/// annotation fails here.
+#[test]
+fn every_admin_api_route_is_in_the_openapi_document() {
+    let document: serde_json::Value =
+        serde_json::from_str(&payhook::http::openapi::document_json()).unwrap();
+    let startup = read("src/startup.rs");
+    let scope = startup
+        .split("web::scope(\"/api/v1\")")
+        .nth(1)
+        .and_then(|rest| rest.split(".default_service").next())
+        .expect("the /api/v1 scope in src/startup.rs");
+    let events = read("src/http/events.rs");
+    let routes: Vec<(String, String)> = [scope, events.as_str()]
+        .iter()
+        .flat_map(|text| mounted_routes(text))
+        .collect();
+    assert!(routes.len() >= 10, "too few routes found: {routes:?}");
+    let mut missing = Vec::new();
+    for (path, method) in &routes {
+        let full = format!("/api/v1{path}");
+        if document["paths"][&full][method].is_null() {
+            missing.push(format!("{} {full}", method.to_uppercase()));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in the OpenAPI document: {missing:?}"
+    );
+}
+
+/// `.route("/path", web::get()…)` pairs in `text`, whitespace ignored.
+fn mounted_routes(text: &str) -> Vec<(String, String)> {
+    let flat: String = text.split_whitespace().collect();
+    flat.split(".route(\"")
+        .skip(1)
+        .filter_map(|part| {
+            let (path, rest) = part.split_once('"')?;
+            let method = rest.strip_prefix(",web::")?.split_once('(')?.0;
+            Some((path.to_string(), method.to_string()))
+        })
+        .collect()
+}

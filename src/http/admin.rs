@@ -9,17 +9,19 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Gate, Refusal};
-use super::error::AdminError;
+use super::error::{AdminError, ErrorBody, Refusals};
 use super::AppState;
 use crate::domain::{Amount, AmountMode, Currency, Outcome};
+use crate::notify::event::project_id_schema;
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
 use crate::pipeline::actions;
 use crate::pipeline::registration::{self, NewOrder, Registered};
-use crate::store::{JournalFilter, Store, StoreError};
+use crate::store::{CallbackRow, JournalFilter, OrderDetails, Store, StoreError};
 
 /// Who the admin API's actions are logged as.
 pub const API_ACTOR: &str = "api";
@@ -90,8 +92,21 @@ pub async fn not_found() -> Result<HttpResponse, AdminError> {
     Err(AdminError::NotFound)
 }
 
+/// How many console sessions a revocation ended.
+#[derive(Serialize, ToSchema)]
+pub struct Revoked {
+    /// Sessions that were still live.
+    revoked: usize,
+}
+
 /// `POST /api/v1/sessions/revoke`: every console session ends, on every
 /// instance ("sign out everywhere"); answers how many were still live.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/revoke",
+    tag = "console",
+    responses((status = 200, description = "every console session ended", body = Revoked), Refusals),
+)]
 pub async fn revoke_sessions(
     _: Admin,
     state: web::Data<AppState>,
@@ -100,7 +115,7 @@ pub async fn revoke_sessions(
         actions::revoke_sessions(&store, API_ACTOR)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "revoked": revoked })))
+    Ok(HttpResponse::Ok().json(Revoked { revoked }))
 }
 
 fn project(state: &AppState, requested: Option<u64>) -> Result<&ProjectCredentials, AdminError> {
@@ -193,8 +208,65 @@ async fn on_store<T: Send + 'static>(
     store.bounded(f).await.map_err(AdminError::from)
 }
 
+/// A payment request's fields (`POST /api/v1/payments`): the classic
+/// request's own (protocol.md), of which payhook reads the ones named here;
+/// every other field is signed into the request as given.
+#[derive(ToSchema)]
+#[allow(dead_code)] // The handler reads the fields as a map; this describes them.
+pub struct PaymentRequest {
+    /// The shop's order id, 1 to 40 bytes, no control character.
+    #[schema(
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    orderid: String,
+    /// Minor units.
+    #[schema(minimum = 0)]
+    amount: i64,
+    #[schema(pattern = "^[A-Z]{3}$")]
+    currency: String,
+    /// Where the buyer returns after paying, and after cancelling; where the
+    /// gateway sends the callback.
+    #[schema(format = "uri")]
+    accepturl: String,
+    #[schema(format = "uri")]
+    cancelurl: String,
+    #[schema(format = "uri")]
+    callbackurl: String,
+    /// A configured classic project's number (default: the first).
+    #[schema(minimum = 0)]
+    project_id: Option<u64>,
+    /// A test payment.
+    test: Option<bool>,
+    /// The URL points at the gateway's sandbox.
+    sandbox: Option<bool>,
+}
+
+/// A signed payment request: the URL to send the buyer to, and its parts.
+#[derive(Serialize, ToSchema)]
+pub struct SignedPayment {
+    url: String,
+    data: String,
+    sign: String,
+}
+
 /// `POST /api/v1/payments`: validate the request fields, register the order,
 /// return the signed payment URL.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments",
+    tag = "orders",
+    request_body = PaymentRequest,
+    responses(
+        (status = 201, description = "the order is registered", body = SignedPayment),
+        (status = 200, description = "registered before with the same values", body = SignedPayment),
+        (status = 409, description = "registered before with other values", body = ErrorBody),
+        (status = 413, description = "a body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "a field the gateway would refuse", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn create_payment(
     _: Admin,
     state: web::Data<AppState>,
@@ -301,8 +373,11 @@ pub async fn create_payment(
     } else {
         Environment::Production
     };
-    let reply =
-        serde_json::json!({"url": signed.url(env), "data": signed.data, "sign": signed.sign});
+    let reply = SignedPayment {
+        url: signed.url(env),
+        data: signed.data,
+        sign: signed.sign,
+    };
     Ok(if created {
         HttpResponse::Created()
     } else {
@@ -311,21 +386,69 @@ pub async fn create_payment(
     .json(reply))
 }
 
-#[derive(Deserialize)]
+/// What an order must be paid. Read as JSON values, so that a wrong type is
+/// refused with the field's rule (422) rather than the parser's words.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expectation {
+    /// Minor units.
+    #[schema(value_type = i64, minimum = 0)]
     amount: Value,
+    #[schema(value_type = String, pattern = "^[A-Z]{3}$")]
     currency: Value,
-    /// A classic project's number, or a Checkout project's client id.
+    /// A classic project's number, or a Checkout project's client id
+    /// (default: the first configured).
+    #[schema(schema_with = project_id_schema, required = false)]
     project_id: Option<Value>,
     /// A test order (a Checkout webhook carries no test flag of its own).
+    #[schema(value_type = Option<bool>)]
     test: Option<Value>,
     /// `"fixed"` (default): `amount` is what must be paid; `"payer_sets"`
     /// (Checkout): the least a payer who chooses the amount may pay.
+    #[schema(schema_with = amount_mode_schema, required = false)]
     amount_mode: Option<Value>,
 }
 
+fn amount_mode_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([
+            AmountMode::Fixed.as_str(),
+            AmountMode::PayerSets.as_str(),
+        ]))
+        .build()
+}
+
+/// A registered order, as `PUT` registered it.
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredOrder {
+    orderid: String,
+    /// Minor units.
+    amount: i64,
+    currency: String,
+    #[schema(schema_with = project_id_schema)]
+    project_id: Value,
+    test: bool,
+    #[schema(schema_with = amount_mode_schema)]
+    amount_mode: String,
+}
+
 /// `PUT /api/v1/orders/{orderid}`: register an expectation only.
+#[utoipa::path(
+    put,
+    path = "/api/v1/orders/{orderid}",
+    tag = "orders",
+    params(OrderPath),
+    request_body = Expectation,
+    responses(
+        (status = 201, description = "the order is registered", body = RegisteredOrder),
+        (status = 200, description = "registered before with the same values", body = RegisteredOrder),
+        (status = 409, description = "registered before with other values", body = ErrorBody),
+        (status = 413, description = "a body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "a field the gateway would refuse", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn put_order(
     _: Admin,
     state: web::Data<AppState>,
@@ -352,10 +475,14 @@ pub async fn put_order(
     let shown: Value = project_id
         .parse::<u64>()
         .map_or_else(|_| project_id.clone().into(), Into::into);
-    let reply = serde_json::json!({
-        "orderid": orderid, "amount": amount, "currency": currency, "project_id": shown,
-        "test": test, "amount_mode": amount_mode.as_str(),
-    });
+    let reply = RegisteredOrder {
+        orderid,
+        amount: amount.minor_units(),
+        currency: currency.as_str().to_string(),
+        project_id: shown,
+        test,
+        amount_mode: amount_mode.as_str().to_string(),
+    };
     Ok(if created {
         HttpResponse::Created()
     } else {
@@ -364,13 +491,29 @@ pub async fn put_order(
     .json(reply))
 }
 
-#[derive(Deserialize)]
+/// The order a path names.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Read by the OpenAPI derive only: the handlers take a String.
+pub struct OrderPath {
+    /// The shop's order id, 1 to 40 bytes, no control character.
+    #[param(
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
+    orderid: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProjectQuery {
     /// A classic project's number or a Checkout project's client id.
     project_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderQuery {
     /// A classic project's number or a Checkout project's client id.
     project_id: Option<String>,
@@ -381,6 +524,18 @@ pub struct OrderQuery {
 
 /// `GET /api/v1/orders/{orderid}?callbacks_before=`: the order with its newest
 /// callbacks (at most 50); `callbacks_before` pages to older ones.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{orderid}",
+    tag = "orders",
+    params(OrderPath, OrderQuery),
+    responses(
+        (status = 200, description = "the order with its newest callbacks", body = OrderDetails),
+        (status = 404, description = "no such order", body = ErrorBody),
+        (status = 422, description = "not an order id", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn get_order(
     _: Admin,
     state: web::Data<AppState>,
@@ -402,6 +557,18 @@ pub async fn get_order(
 /// `POST /api/v1/orders/{orderid}/close`: no callback is expected for the order
 /// any more, so the missed-callback detector stops counting it. Idempotent; the
 /// answer is the order as `GET` shows it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{orderid}/close",
+    tag = "orders",
+    params(OrderPath, ProjectQuery),
+    responses(
+        (status = 200, description = "closed (or closed before): the order as GET shows it", body = OrderDetails),
+        (status = 404, description = "no such order", body = ErrorBody),
+        (status = 422, description = "not an order id", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn close_order(
     _: Admin,
     state: web::Data<AppState>,
@@ -422,13 +589,30 @@ pub async fn close_order(
         .ok_or(AdminError::NotFound)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// Only callbacks with this outcome (docs/api.md lists them).
     outcome: Option<String>,
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
+/// Stored callbacks, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackList {
+    callbacks: Vec<CallbackRow>,
+}
+
 /// `GET /api/v1/callbacks?outcome=...&limit=...`, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/callbacks",
+    tag = "callbacks",
+    params(CallbackQuery),
+    responses((status = 200, description = "stored callbacks, newest first", body = CallbackList), Refusals),
+)]
 pub async fn list_callbacks(
     _: Admin,
     state: web::Data<AppState>,
@@ -453,16 +637,40 @@ pub async fn list_callbacks(
         ..JournalFilter::default()
     };
     let rows = on_store(&state.store, move |store| store.journal(&filter)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "callbacks": rows })))
+    Ok(HttpResponse::Ok().json(CallbackList { callbacks: rows }))
 }
 
 fn order_id(orderid: String) -> Result<String, AdminError> {
     Ok(registration::order_id(orderid)?)
 }
 
+/// What a replay came to.
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    /// The stored callback that was replayed.
+    replayed: i64,
+    /// The row the replay was stored as (`null`: a rejection's).
+    callback_id: Option<i64>,
+    /// Its outcome (docs/api.md lists them).
+    outcome: &'static str,
+    reason: Option<String>,
+}
+
 /// `POST /api/v1/callbacks/{id}/replay`: runs a stored callback through the
 /// pipeline again (stored as a new row, method `REPLAY`) and answers what it
 /// came to. Idempotent by nature: a replayed paid callback is a `duplicate`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/callbacks/{id}/replay",
+    tag = "callbacks",
+    params(("id" = i64, Path, description = "the stored callback's id")),
+    responses(
+        (status = 200, description = "what the replay came to", body = Replayed),
+        (status = 404, description = "no such callback", body = ErrorBody),
+        (status = 409, description = "the stored request cannot be replayed (only its beginning is stored, or it does not read)", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn replay_callback(
     _: Admin,
     state: web::Data<AppState>,
@@ -474,12 +682,12 @@ pub async fn replay_callback(
         .bounded(move |pipeline| Ok(actions::replay(&pipeline, id, API_ACTOR)))
         .await?;
     match replayed {
-        Ok(r) => Ok(HttpResponse::Ok().json(serde_json::json!({
-            "replayed": id,
-            "callback_id": r.callback_id,
-            "outcome": r.outcome_name(),
-            "reason": r.reason,
-        }))),
+        Ok(r) => Ok(HttpResponse::Ok().json(Replayed {
+            replayed: id,
+            callback_id: r.callback_id,
+            outcome: r.outcome_name(),
+            reason: r.reason,
+        })),
         Err(actions::ReplayError::NotFound(_)) => Err(AdminError::NotFound),
         Err(actions::ReplayError::Store(e)) => Err(AdminError::Unavailable(e)),
         Err(e) => Err(AdminError::Conflict(e.to_string())),

@@ -64,6 +64,35 @@ impl ResponseError for CallbackHttpError {
     }
 }
 
+/// How the admin API says why it refused: `{"error": "..."}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The reason, in words (never a secret).
+    pub error: String,
+}
+
+/// The refusals any admin API operation may answer, for its contract
+/// (`http::openapi`); each operation adds its own (404, 409, 413, 422).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Read by the OpenAPI derive only: never built.
+pub enum Refusals {
+    /// A query or path parameter that does not parse.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No bearer token, or a wrong one.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The request took longer than the admin listener's deadline.
+    #[response(status = 408)]
+    TimedOut(ErrorBody),
+    /// Too many wrong tokens from this address (`Retry-After` says when).
+    #[response(status = 429)]
+    TooManyAttempts(ErrorBody),
+    /// The database did not answer in time, or failed.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// Errors of the admin API, answered as `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -135,7 +164,9 @@ impl ResponseError for AdminError {
             }
             _ => {}
         }
-        let mut answer = response.json(serde_json::json!({ "error": self.to_string() }));
+        let mut answer = response.json(ErrorBody {
+            error: self.to_string(),
+        });
         mark_api_answer(answer.headers_mut());
         answer
     }

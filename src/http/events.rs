@@ -2,10 +2,11 @@
 //! shop is sent, for shops that poll instead, and for operators.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
-use super::error::AdminError;
+use super::error::{AdminError, ErrorBody, Refusals};
 use super::AppState;
 use crate::notify::event::{EventDetails, EventType, FeedEvent};
 use crate::store::FeedPage;
@@ -20,18 +21,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// A feed position: events placed after it (default 0, the start).
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only events of this type (`order.fulfilled`, ...; docs/notifications.md).
     #[serde(rename = "type")]
     event_type: Option<String>,
+}
+
+/// A page of the feed.
+#[derive(Serialize, ToSchema)]
+pub struct FeedAnswer {
+    events: Vec<FeedEvent>,
+    /// The position to ask after next time (the same `after` when the page
+    /// is empty).
+    next_after: i64,
 }
 
 /// `GET /api/v1/events?after=<position>&limit=<n>&type=<t>`: events in feed
 /// order (their `position`, handed out after they committed), after the given
 /// position; `next_after` is the position to ask after next time (the same
 /// `after` when the page is empty).
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(FeedQuery),
+    responses((status = 200, description = "a page of the feed", body = FeedAnswer), Refusals),
+)]
 pub async fn list_events(
     _: Admin,
     state: web::Data<AppState>,
@@ -71,10 +94,21 @@ pub async fn list_events(
     let rows = state.store.bounded(move |store| store.feed(&page)).await?;
     let next_after = rows.last().and_then(|r| r.feed_seq).unwrap_or(after);
     let events: Vec<FeedEvent> = rows.iter().map(FeedEvent::of).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next_after": next_after })))
+    Ok(HttpResponse::Ok().json(FeedAnswer { events, next_after }))
 }
 
 /// `GET /api/v1/events/{id}`: the event with every attempt.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    params(("id" = i64, Path, description = "the event's id")),
+    responses(
+        (status = 200, description = "the event with every attempt", body = EventDetails),
+        (status = 404, description = "no such event", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn get_event(
     _: Admin,
     state: web::Data<AppState>,
@@ -88,6 +122,17 @@ pub async fn get_event(
 
 /// `POST /api/v1/events/{id}/retry`: send it again, same id (`202`, the event
 /// as it now stands).
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/{id}/retry",
+    tag = "events",
+    params(("id" = i64, Path, description = "the event's id")),
+    responses(
+        (status = 202, description = "pending again: the worker sends it", body = FeedEvent),
+        (status = 404, description = "no such event", body = ErrorBody),
+        Refusals,
+    ),
+)]
 pub async fn retry_event(
     _: Admin,
     state: web::Data<AppState>,

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod openapi;
 pub mod return_url;
 
 use std::sync::atomic::AtomicBool;

@@ -106,13 +106,15 @@ struct StoredPayload {
 
 /// The JSON body POSTed to `SHOP_NOTIFY_URL` (and listed by the feed).
 /// Amounts are integers in minor units.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: i64,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// The gateway project, a number as in the gateway's panel.
+    #[schema(schema_with = project_id_schema)]
     pub project_id: serde_json::Value,
     pub orderid: Option<String>,
     pub amount: Option<i64>,
@@ -205,7 +207,7 @@ impl Notification {
 
 /// An event as the feed lists it: the notification, where it stands and how
 /// many attempts were made.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedEvent {
     #[serde(flatten)]
     pub notification: Notification,
@@ -228,13 +230,16 @@ impl FeedEvent {
 }
 
 /// One event with its history (`GET /api/v1/events/{id}`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventDetails {
     #[serde(flatten)]
     pub event: FeedEvent,
     /// When the next attempt is due (pending events only).
+    #[schema(format = DateTime)]
     pub next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     pub delivered_at: Option<String>,
+    #[schema(format = DateTime)]
     pub dead_at: Option<String>,
     /// Every attempt, oldest first: time, HTTP status or error, duration.
     pub attempt_log: Vec<AttemptRow>,
@@ -251,6 +256,25 @@ impl EventDetails {
             attempt_log: attempts,
         }
     }
+}
+
+/// The schema of a `project_id` as answers carry it: a classic project's
+/// number, or a Checkout project's client id (for the admin API's contract,
+/// `http::openapi`).
+pub fn project_id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(
+            "a classic project's number, or a Checkout project's client id",
+        ))
+        .build();
+    Schema::OneOf(one_of)
 }
 
 fn rfc3339(millis: i64) -> String {

@@ -68,11 +68,12 @@ pub(crate) struct NewCallback<'a> {
 }
 
 /// A stored callback as the admin API lists it.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = callbacks)]
 pub struct CallbackRow {
     pub id: i64,
     #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: i64,
     pub project_id: Option<String>,
     pub orderid: Option<String>,
@@ -94,7 +95,7 @@ pub struct CallbackRow {
 }
 
 /// An order as the admin API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrderDetails {
     pub project_id: String,
     pub orderid: String,
@@ -109,11 +110,14 @@ pub struct OrderDetails {
     pub flags: Vec<String>,
     pub refunded_amount: Option<i64>,
     #[serde(serialize_with = "opt_as_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub fulfilled_at: Option<i64>,
     #[serde(serialize_with = "opt_as_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub returned_at: Option<i64>,
     /// When an operator closed it (no callback expected any more).
     #[serde(serialize_with = "opt_as_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub closed_at: Option<i64>,
     /// Registered as a test order (Checkout webhooks carry no test flag).
     pub test: bool,

@@ -81,12 +81,13 @@ impl EventRow {
 }
 
 /// One delivery attempt as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = outbox_attempts)]
 pub struct AttemptRow {
     #[serde(skip)]
     pub id: i64,
     #[serde(rename = "at", serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub attempted_at: i64,
     pub duration_ms: i64,
     /// The shop's HTTP status; `null` when there was none (see `error`).

@@ -9,6 +9,7 @@ mod checkout;
 mod cli_output;
 mod concurrency;
 mod console;
+mod contract;
 mod db_faults;
 mod failover;
 mod feed;
