@@ -8,6 +8,7 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod domain;
+pub mod gateways;
 pub mod http;
 pub mod keyfile;
 pub mod metrics;

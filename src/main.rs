@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some(Command::Simulate(args)) => cli::simulate(args),
         Some(Command::Verify(args)) => cli::verify(args),
         Some(Command::VerifyCheckout(args)) => cli::verify_checkout(args),
+        Some(Command::VerifyGateway(args)) => cli::verify_gateway(args),
         Some(Command::PaymentUrl(args)) => cli::payment_url(args),
         Some(Command::Orders(args)) => cli::orders(args),
         Some(Command::Callbacks(args)) => cli::callbacks(args),

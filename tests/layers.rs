@@ -18,7 +18,7 @@ use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "the domain and the protocol core",
-        &["domain", "paysera", "checkout"],
+        &["domain", "paysera", "checkout", "gateways"],
     ),
     (
         "storage, and the gateway's side built on the core",
@@ -40,7 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 /// What the protocol core and the domain never use: they stay pure (no I/O,
 /// no clock, no randomness), and only the gateway's side (`sim`) signs.
-const CORE: &[&str] = &["domain", "paysera", "checkout"];
+const CORE: &[&str] = &["domain", "paysera", "checkout", "gateways"];
 const NOT_IN_CORE: &[&str] = &[
     "std::fs",
     "std::net",

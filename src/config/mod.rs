@@ -9,6 +9,7 @@
 //!   alerts, logging; the decision's rules are `domain::Rules`).
 
 mod env;
+pub mod gateways;
 mod notify;
 mod projects;
 mod sections;

@@ -268,7 +268,7 @@ fn toml_reason(message: &str) -> String {
 }
 
 /// 1-based line of a byte offset.
-fn line_number(text: &str, offset: usize) -> usize {
+pub(super) fn line_number(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()

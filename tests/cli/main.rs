@@ -9,6 +9,7 @@ mod check_replication;
 mod checkout_cli;
 mod config_startup;
 mod demo;
+mod gateway_cli;
 mod logs;
 mod notify_logs;
 mod operator_cli;

@@ -125,6 +125,30 @@ fn the_corpus_passes_the_fuzz_targets_checks() {
     assert!(seeds >= 20, "only {seeds} seeds found");
 }
 
+/// The gateway target's checks on its seeds: every gateway vector's body,
+/// and whatever a local run left in `fuzz/corpus/gateway_recipe`.
+#[test]
+fn the_gateway_vectors_pass_the_gateway_targets_checks() {
+    let mut inputs: Vec<Vec<u8>> = crate::support::gateway_vectors::gateway_vectors()
+        .iter()
+        .map(|v| v["body"].as_str().unwrap().as_bytes().to_vec())
+        .collect();
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    for dir in ["corpus/gateway_recipe", "artifacts/gateway_recipe"] {
+        if let Ok(entries) = std::fs::read_dir(fuzz.join(dir)) {
+            inputs.extend(entries.map(|e| std::fs::read(e.unwrap().path()).unwrap()));
+        }
+    }
+    for input in inputs {
+        let checked = std::panic::catch_unwind(|| harness::check_gateway(&input));
+        assert!(
+            checked.is_ok(),
+            "{} breaks a fuzz check",
+            String::from_utf8_lossy(&input)
+        );
+    }
+}
+
 #[test]
 fn the_signed_seed_is_accepted() {
     for policy in POLICIES {

@@ -8,5 +8,7 @@ mod support;
 mod checkout_roundtrip;
 mod checkout_vectors;
 mod fuzz_regressions;
+mod gateway_roundtrip;
+mod gateway_vectors;
 mod roundtrip;
 mod vectors;

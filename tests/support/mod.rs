@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod fuzz_harness;
 pub mod gateway;
+pub mod gateway_vectors;
 pub mod postgres;
 pub mod proxy;
 pub mod replication;

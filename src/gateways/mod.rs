@@ -1,0 +1,104 @@
+//! Hash-signed aggregators (FreeKassa, YooMoney, WebMoney Merchant,
+//! Robokassa, Interkassa, and "Веб Оплата" once a shop knows its recipe),
+//! declared as recipes rather than written one by one: how a notification's
+//! fields are read, how its signature is built, what the gateway wants back.
+//! The rules and their sources: `docs/gateways.md`. Pure, like the Paysera
+//! cores: the caller reads the request, this says what it proves.
+
+mod notification;
+mod profile;
+mod signature;
+
+pub use notification::{GatewayPayment, NotificationError};
+pub use profile::{
+    Charset, CurrencyRule, GatewaySettings, Profile, ReadFrom, Recipe, RecipeError,
+    SignatureSettings, SortedSettings, StatusRule, TestRule,
+};
+pub use signature::{Digest, Output, PairForm, Part, Signature, SignatureError, SortedFields};
+
+/// A notification's fields as received (names, and values as bytes: the
+/// gateway signs those, before any charset decoding), in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request(Vec<(String, Vec<u8>)>);
+
+/// A field given more than once: which value a signature covers would be a
+/// guess, so it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeated;
+
+impl Request {
+    pub fn new(fields: Vec<(String, Vec<u8>)>) -> Request {
+        Request(fields)
+    }
+
+    /// Decodes `application/x-www-form-urlencoded` text (a query or a form
+    /// body) into fields, keeping the values' bytes.
+    pub fn from_urlencoded(text: &[u8]) -> Request {
+        let fields = text
+            .split(|b| *b == b'&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                    Some(i) => (&pair[..i], &pair[i + 1..]),
+                    None => (pair, &[][..]),
+                };
+                (
+                    String::from_utf8_lossy(&form_decode(name)).into_owned(),
+                    form_decode(value),
+                )
+            })
+            .collect();
+        Request(fields)
+    }
+
+    /// The field's one value; `Err` when it appears more than once.
+    pub fn single(&self, name: &str) -> Result<Option<&[u8]>, Repeated> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_slice());
+        if found.next().is_some() {
+            return Err(Repeated);
+        }
+        Ok(first)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// These fields again as form text, in order (what is stored of them).
+    pub fn to_urlencoded<'a>(&self, keep: impl Fn(&str) -> bool + 'a) -> String {
+        let mut out = String::new();
+        for (name, value) in self.iter().filter(|(name, _)| keep(name)) {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.extend(percent_encoding::percent_encode(name.as_bytes(), FORM));
+            out.push('=');
+            out.extend(percent_encoding::percent_encode(value, FORM));
+        }
+        out
+    }
+}
+
+/// What form encoding leaves as is.
+const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn form_decode(text: &[u8]) -> Vec<u8> {
+    let spaced: Vec<u8> = text
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_encoding::percent_decode(&spaced).collect()
+}
