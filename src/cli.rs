@@ -765,7 +765,7 @@ pub fn notify_secret() -> ExitCode {
 }
 
 pub fn openapi(out: Option<&std::path::Path>) -> ExitCode {
-    let document = crate::http::openapi::document_json();
+    let document = crate::startup::openapi_document();
     match out {
         None => {
             print!("{document}");

@@ -533,6 +533,12 @@ impl Application {
     }
 }
 
+/// The admin API's OpenAPI document (`payhook openapi`): the contract of the
+/// admin listener this module builds.
+pub fn openapi_document() -> String {
+    crate::http::openapi::document_json()
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -176,6 +176,28 @@ mod tests {
     }
 
     #[test]
+    fn senders_are_addresses_or_networks() {
+        let recipes = parse(
+            "[[gateway]]\nname = \"fk\"\nprofile = \"freekassa\"\nsecret = \"s\"\n\
+             allow = [\"203.0.113.7\", \"198.51.100.0/24\", \"2001:db8::1\"]\n",
+            "g.toml",
+        )
+        .unwrap();
+        let shown: Vec<String> = recipes[0].allow.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["203.0.113.7/32", "198.51.100.0/24", "2001:db8::1/128"]
+        );
+        let bad = refused(
+            "[[gateway]]\nname = \"fk\"\nprofile = \"freekassa\"\nsecret = \"s\"\nallow = [\"shop\"]\n",
+        );
+        assert!(
+            bad.contains("allow: \"shop\" is not an address or a CIDR"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn weboplata_needs_no_secret_until_it_has_a_recipe() {
         let recipes = parse(
             "[[gateway]]\nname = \"wo\"\nprofile = \"weboplata\"\norder_field = \"order\"\n",

@@ -524,8 +524,10 @@ impl Recipe {
             .allow
             .iter()
             .map(|cidr| {
+                // A bare address is its own network.
                 cidr.parse::<ipnet::IpNet>()
-                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .or_else(|_| format!("{cidr}/32").parse::<ipnet::IpNet>())
+                    .or_else(|_| format!("{cidr}/128").parse::<ipnet::IpNet>())
                     .map_err(|_| err("allow", format!("{cidr:?} is not an address or a CIDR")))
             })
             .collect::<Result<Vec<_>, _>>()?;
