@@ -524,10 +524,15 @@ impl Recipe {
             .allow
             .iter()
             .map(|cidr| {
-                // A bare address is its own network.
-                cidr.parse::<ipnet::IpNet>()
-                    .or_else(|_| format!("{cidr}/32").parse::<ipnet::IpNet>())
-                    .or_else(|_| format!("{cidr}/128").parse::<ipnet::IpNet>())
+                // A bare address is its own network (an IPv6 one has colons).
+                let whole = if cidr.contains(':') { 128 } else { 32 };
+                let cidr_text = if cidr.contains('/') {
+                    cidr.clone()
+                } else {
+                    format!("{cidr}/{whole}")
+                };
+                cidr_text
+                    .parse::<ipnet::IpNet>()
                     .map_err(|_| err("allow", format!("{cidr:?} is not an address or a CIDR")))
             })
             .collect::<Result<Vec<_>, _>>()?;
