@@ -426,14 +426,8 @@ async fn send(app: &TestApp, request: &Request) -> (u16, String) {
             .await
             .unwrap(),
         Request::Webhook(webhook) => {
-            let mut request = app
-                .client
-                .post(format!("{}/paysera/checkout/webhook", app.base))
-                .body(webhook.body.clone());
-            for (name, value) in &webhook.headers {
-                request = request.header(*name, value);
-            }
-            request.send().await.unwrap()
+            let reply = app.post_webhook(webhook).await;
+            return (reply.status, reply.body);
         }
     };
     let status = response.status().as_u16();

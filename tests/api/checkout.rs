@@ -6,7 +6,7 @@ use std::time::Duration;
 use payhook::sim::{CheckoutSigner, OrderFigures, SignedWebhook};
 use serde_json::json;
 
-use crate::helpers::{both_backends, Backend, Reply, TestApp, ADMIN_TOKEN};
+use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::smtp::{subject, SmtpSink};
 
 const CLIENT_ID: &str = "shop-client-7";
@@ -36,21 +36,6 @@ fn snapshot(orderid: &str, amount: i64, paid: i64, updated_at: i64) -> SignedWeb
         updated_at,
         payment_status: "settled",
     })
-}
-
-async fn send(app: &TestApp, webhook: &SignedWebhook) -> Reply {
-    let mut request = app
-        .client
-        .post(format!("{}/paysera/checkout/webhook", app.base))
-        .body(webhook.body.clone());
-    for (name, value) in &webhook.headers {
-        request = request.header(*name, value);
-    }
-    let response = request.send().await.expect("webhook request");
-    Reply {
-        status: response.status().as_u16(),
-        body: response.text().await.unwrap(),
-    }
 }
 
 async fn register(app: &TestApp, orderid: &str, amount: i64, test: bool) {
@@ -116,7 +101,7 @@ async fn paid_partial_full_overpaid_and_out_of_order(backend: Backend) {
     register(&app, "C-1", 2500, false).await;
 
     // Partial, then full: one fulfilment, the amount due shown in between.
-    let reply = send(&app, &snapshot("C-1", 2500, 1000, 100)).await;
+    let reply = app.post_webhook(&snapshot("C-1", 2500, 1000, 100)).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
     let after_partial = order(&app, "C-1").await;
     assert_eq!(after_partial["state"], "awaiting_payment");
@@ -126,17 +111,21 @@ async fn paid_partial_full_overpaid_and_out_of_order(backend: Backend) {
     );
     assert_eq!(app.fulfilments("C-1"), 0);
     assert_eq!(
-        send(&app, &snapshot("C-1", 2500, 2500, 200)).await.status,
+        app.post_webhook(&snapshot("C-1", 2500, 2500, 200))
+            .await
+            .status,
         200
     );
     // The same amount again in a newer body (`duplicate`), and an older
     // snapshot arriving late (lower updated_at: `stale`, answered `OK` like a
     // duplicate so that Paysera stops): neither moves the order.
     assert_eq!(
-        send(&app, &snapshot("C-1", 2500, 2500, 300)).await.status,
+        app.post_webhook(&snapshot("C-1", 2500, 2500, 300))
+            .await
+            .status,
         200
     );
-    let late = send(&app, &snapshot("C-1", 2500, 1000, 150)).await;
+    let late = app.post_webhook(&snapshot("C-1", 2500, 1000, 150)).await;
     assert_eq!((late.status, late.body.as_str()), (200, "OK"));
 
     let paid = order(&app, "C-1").await;
@@ -156,7 +145,9 @@ async fn paid_partial_full_overpaid_and_out_of_order(backend: Backend) {
     // Overpaid: fulfilled, with the flag.
     register(&app, "C-2", 2500, false).await;
     assert_eq!(
-        send(&app, &snapshot("C-2", 2500, 2600, 100)).await.status,
+        app.post_webhook(&snapshot("C-2", 2500, 2600, 100))
+            .await
+            .status,
         200
     );
     let over = order(&app, "C-2").await;
@@ -169,7 +160,9 @@ async fn paid_partial_full_overpaid_and_out_of_order(backend: Backend) {
 
     // More money after the order was paid: paid_again, not a second fulfilment.
     assert_eq!(
-        send(&app, &snapshot("C-1", 2500, 5000, 400)).await.status,
+        app.post_webhook(&snapshot("C-1", 2500, 5000, 400))
+            .await
+            .status,
         200
     );
     let again = order(&app, "C-1").await;
@@ -201,7 +194,7 @@ async fn the_same_webhook_ten_times_at_once_fulfils_once(backend: Backend) {
     let app = spawn(backend, &[]).await;
     register(&app, "C-10", 2500, false).await;
     let webhook = snapshot("C-10", 2500, 2500, 100);
-    let replies = futures::future::join_all((0..10).map(|_| send(&app, &webhook))).await;
+    let replies = futures::future::join_all((0..10).map(|_| app.post_webhook(&webhook))).await;
     assert!(
         replies
             .iter()
@@ -241,7 +234,7 @@ async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend)
         updated_at: 100,
         payment_status: "settled",
     });
-    let reply = send(&app, &forged).await;
+    let reply = app.post_webhook(&forged).await;
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert_eq!(app.fulfilments("C-20"), 0);
     let mail = &smtp.wait_for(1, Duration::from_secs(10))[0];
@@ -254,7 +247,7 @@ async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend)
     headerless
         .headers
         .retain(|(n, _)| *n != "X-Paysera-Callback-Id");
-    assert_eq!(send(&app, &headerless).await.status, 403);
+    assert_eq!(app.post_webhook(&headerless).await.status, 403);
 
     // The previous secret still verifies during a rotation.
     let rotated = CheckoutSigner::new(PREVIOUS).snapshot(&OrderFigures {
@@ -265,22 +258,22 @@ async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend)
         updated_at: 100,
         payment_status: "settled",
     });
-    assert_eq!(send(&app, &rotated).await.body, "OK");
+    assert_eq!(app.post_webhook(&rotated).await.body, "OK");
     assert_eq!(app.fulfilments("C-20"), 1);
 
     // Authentic but without an event: 400, stored as rejected.
     let no_event =
         CheckoutSigner::new(SECRET).sign(br#"{"order":{"merchant_order_id":"C-20"}}"#.to_vec());
-    let reply = send(&app, &no_event).await;
+    let reply = app.post_webhook(&no_event).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
 
     // An event nothing handles yet: kept, counted, 200.
     let settled = CheckoutSigner::new(SECRET).payment_status("C-20", "pay-1", "settled");
-    assert_eq!(send(&app, &settled).await.body, "OK");
+    assert_eq!(app.post_webhook(&settled).await.body, "OK");
 
     // A chargeback: disputed, flagged, the shop is told, an alert goes out.
     let chargeback = CheckoutSigner::new(SECRET).payment_status("C-20", "pay-1", "chargeback");
-    assert_eq!(send(&app, &chargeback).await.body, "OK");
+    assert_eq!(app.post_webhook(&chargeback).await.body, "OK");
     let disputed = order(&app, "C-20").await;
     assert_eq!(outcomes(&disputed), ["fulfilled", "info", "disputed"]);
     assert_eq!(
@@ -336,7 +329,9 @@ async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend)
     // A test order while test payments are refused: kept, not fulfilled.
     register(&app, "C-21", 900, true).await;
     assert_eq!(
-        send(&app, &snapshot("C-21", 900, 900, 100)).await.body,
+        app.post_webhook(&snapshot("C-21", 900, 900, 100))
+            .await
+            .body,
         "OK"
     );
     let test_order = order(&app, "C-21").await;
@@ -346,7 +341,9 @@ async fn rejections_unknown_events_chargebacks_and_test_orders(backend: Backend)
 
     // An order nobody registered: 409, so Paysera retries while the shop catches up.
     assert_eq!(
-        send(&app, &snapshot("C-22", 900, 900, 100)).await.status,
+        app.post_webhook(&snapshot("C-22", 900, 900, 100))
+            .await
+            .status,
         409
     );
 }
@@ -375,7 +372,7 @@ async fn a_database_outage_answers_503_never_ok() {
 
     tokio::task::block_in_place(|| proxy.break_networking());
     let started = std::time::Instant::now();
-    let reply = send(&app, &webhook).await;
+    let reply = app.post_webhook(&webhook).await;
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(
         started.elapsed() < Duration::from_secs(8),
@@ -384,9 +381,9 @@ async fn a_database_outage_answers_503_never_ok() {
     );
 
     proxy.restore_networking();
-    let reply = send(&app, &webhook).await;
+    let reply = app.post_webhook(&webhook).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
-    assert_eq!(send(&app, &webhook).await.body, "OK");
+    assert_eq!(app.post_webhook(&webhook).await.body, "OK");
     assert_eq!(app.fulfilments("C-30"), 1);
     assert_eq!(
         outcomes(&order(&app, "C-30").await),
@@ -400,7 +397,7 @@ async fn a_large_forged_webhook_is_stored_bounded(backend: Backend) {
     let app = spawn(backend, &[("PAYHOOK_REJECTED_MAX_BYTES", "512")]).await;
     let junk = vec![b'x'; 60 * 1024];
     let forged = CheckoutSigner::new("not-the-secret").sign(junk);
-    assert_eq!(send(&app, &forged).await.status, 403);
+    assert_eq!(app.post_webhook(&forged).await.status, 403);
     #[derive(diesel::QueryableByName)]
     struct Stored {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -439,7 +436,7 @@ async fn refunds_whose_total_overflows_are_flagged(backend: Backend) {
         CheckoutSigner::new(SECRET).sign(body.to_string().into_bytes())
     };
     for id in ["r-1", "r-2"] {
-        let reply = send(&app, &refund(id)).await;
+        let reply = app.post_webhook(&refund(id)).await;
         assert_eq!(reply.status, 200, "{id}: {}", reply.body);
     }
     let order = order(&app, "M-REF").await;
@@ -493,7 +490,7 @@ async fn put(app: &TestApp, orderid: &str, body: serde_json::Value) -> (u16, ser
 async fn a_payer_set_snapshot_never_lowers_a_fixed_amount(backend: Backend) {
     let app = spawn(backend, &[]).await;
     register(&app, "C-FIX", 2500, false).await;
-    let reply = send(&app, &payer_set("C-FIX", 1, 1, 100)).await;
+    let reply = app.post_webhook(&payer_set("C-FIX", 1, 1, 100)).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
     let lowered = order(&app, "C-FIX").await;
     assert_eq!(outcomes(&lowered), ["amount_mismatch"]);
@@ -544,7 +541,9 @@ async fn a_payer_set_registration_is_fulfilled_with_what_was_paid(backend: Backe
         assert_eq!((status, &answer["error"]), (422, &json!(error)));
     }
 
-    let reply = send(&app, &payer_set("C-GIFT", 1200, 1200, 100)).await;
+    let reply = app
+        .post_webhook(&payer_set("C-GIFT", 1200, 1200, 100))
+        .await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
     let paid = order(&app, "C-GIFT").await;
     assert_eq!(outcomes(&paid), ["fulfilled"]);
@@ -568,7 +567,7 @@ async fn a_payer_set_registration_is_fulfilled_with_what_was_paid(backend: Backe
     )
     .await;
     assert_eq!(status, 201);
-    send(&app, &payer_set("C-LOW", 400, 400, 100)).await;
+    app.post_webhook(&payer_set("C-LOW", 400, 400, 100)).await;
     let low = order(&app, "C-LOW").await;
     assert_eq!(outcomes(&low), ["amount_mismatch"]);
     assert_eq!(

@@ -209,6 +209,23 @@ impl TestApp {
         }
     }
 
+    /// Sends a signed Checkout webhook as the gateway does: its headers, its
+    /// body, to `/paysera/checkout/webhook`.
+    pub async fn post_webhook(&self, webhook: &payhook::sim::SignedWebhook) -> Reply {
+        let mut request = self
+            .client
+            .post(format!("{}/paysera/checkout/webhook", self.base))
+            .body(webhook.body.clone());
+        for (name, value) in &webhook.headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("webhook request");
+        Reply {
+            status: response.status().as_u16(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
     pub async fn register(&self, orderid: &str, amount: i64, currency: &str) {
         let response = self
             .client

@@ -79,14 +79,7 @@ async fn buyer_data_is_masked_in_every_view(backend: Backend) {
     )
     .await;
     let webhook = CheckoutSigner::new(SECRET).sign(checkout_paid_with_payer("P-2", 2500));
-    let mut request = app
-        .client
-        .post(format!("{}/paysera/checkout/webhook", app.base))
-        .body(webhook.body.clone());
-    for (name, value) in &webhook.headers {
-        request = request.header(*name, value);
-    }
-    assert_eq!(request.send().await.unwrap().status(), 200);
+    assert_eq!(app.post_webhook(&webhook).await.status, 200);
     let outcomes: Vec<String> = app.admin_get("/callbacks").await["callbacks"]
         .as_array()
         .unwrap()

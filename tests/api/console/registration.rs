@@ -124,14 +124,7 @@ async fn a_payer_set_amount_is_registered_for_a_checkout_project(backend: Backen
 
     // The payer chose 700: at least the minimum, so paid.
     let webhook = CheckoutSigner::new(SECRET).sign(checkout_paid_with_payer("G-1", 700));
-    let mut request = app
-        .client
-        .post(format!("{}/paysera/checkout/webhook", app.base))
-        .body(webhook.body.clone());
-    for (name, value) in &webhook.headers {
-        request = request.header(*name, value);
-    }
-    assert_eq!(request.send().await.unwrap().status(), 200);
+    assert_eq!(app.post_webhook(&webhook).await.status, 200);
     let order = app
         .admin_get(&format!("/orders/G-1?project_id={CLIENT_ID}"))
         .await;
