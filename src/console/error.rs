@@ -30,9 +30,7 @@ pub enum ConsoleError {
 impl From<RegistrationError> for ConsoleError {
     fn from(e: RegistrationError) -> Self {
         match e {
-            RegistrationError::Invalid(reason) | RegistrationError::UnknownProject(reason) => {
-                ConsoleError::BadRequest(reason)
-            }
+            RegistrationError::Invalid(reason) => ConsoleError::BadRequest(reason),
             RegistrationError::Conflict(reason) => ConsoleError::Conflict(reason),
             RegistrationError::Store(e) => ConsoleError::Unavailable(e),
         }

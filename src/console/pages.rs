@@ -837,8 +837,7 @@ pub async fn register_order(
     } = form.into_inner();
     let project = project_of(&state, project_id.as_deref().filter(|p| !p.is_empty()))?;
     let checkout = state.is_checkout_project(&project);
-    let here = |orderid: &str| order_link(&state, Some(&project), orderid);
-    let link = here(orderid.trim());
+    let link = order_link(&state, Some(&project), orderid.trim());
     act(state.clone(), session, &form, move |pipeline, actor| {
         let order = registration::NewOrder {
             orderid: registration::order_id(orderid.trim().to_string())?,

@@ -126,7 +126,6 @@ impl From<RegistrationError> for AdminError {
     fn from(e: RegistrationError) -> Self {
         match e {
             RegistrationError::Invalid(reason) => AdminError::Invalid(reason),
-            RegistrationError::UnknownProject(reason) => AdminError::BadRequest(reason),
             RegistrationError::Conflict(reason) => AdminError::Conflict(reason),
             RegistrationError::Store(e) => AdminError::Unavailable(e),
         }

@@ -13,9 +13,6 @@ pub enum RegistrationError {
     /// A field is not as the gateway takes it.
     #[error("{0}")]
     Invalid(String),
-    /// The order names a project this service does not serve.
-    #[error("{0}")]
-    UnknownProject(String),
     /// The order is registered already, with other values: nothing changed.
     #[error("{0}")]
     Conflict(String),
