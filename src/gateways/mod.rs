@@ -16,6 +16,8 @@ pub use profile::{
 };
 pub use signature::{Digest, Output, PairForm, Part, Signature, SignatureError, SortedFields};
 
+use crate::paysera::php::{url_decode, url_encode_into};
+
 /// A notification's fields as received (names, and values as bytes: the
 /// gateway signs those, before any charset decoding), in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +34,8 @@ impl Request {
     }
 
     /// Decodes `application/x-www-form-urlencoded` text (a query or a form
-    /// body) into fields, keeping the values' bytes.
+    /// body) into fields, keeping the values' bytes (PHP's `urldecode`, as
+    /// the Paysera core reads its forms; no PHP array names here).
     pub fn from_urlencoded(text: &[u8]) -> Request {
         let fields = text
             .split(|b| *b == b'&')
@@ -43,8 +46,8 @@ impl Request {
                     None => (pair, &[][..]),
                 };
                 (
-                    String::from_utf8_lossy(&form_decode(name)).into_owned(),
-                    form_decode(value),
+                    String::from_utf8_lossy(&url_decode(name)).into_owned(),
+                    url_decode(value),
                 )
             })
             .collect();
@@ -65,40 +68,18 @@ impl Request {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// These fields again as form text, in order (what is stored of them).
+    /// These fields again as form text, in order (what is stored of them),
+    /// encoded as PHP's `urlencode` does.
     pub fn to_urlencoded<'a>(&self, keep: impl Fn(&str) -> bool + 'a) -> String {
         let mut out = String::new();
         for (name, value) in self.iter().filter(|(name, _)| keep(name)) {
             if !out.is_empty() {
                 out.push('&');
             }
-            out.extend(percent_encoding::percent_encode(name.as_bytes(), FORM));
+            url_encode_into(&mut out, name.as_bytes());
             out.push('=');
-            out.extend(percent_encoding::percent_encode(value, FORM));
+            url_encode_into(&mut out, value);
         }
         out
     }
-}
-
-/// What form encoding leaves as is.
-const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn form_decode(text: &[u8]) -> Vec<u8> {
-    let spaced: Vec<u8> = text
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    percent_encoding::percent_decode(&spaced).collect()
 }

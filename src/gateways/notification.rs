@@ -240,29 +240,27 @@ impl Recipe {
     }
 
     fn currency_of(&self, request: &Request) -> Result<Option<Currency>, NotificationError> {
-        let code = match &self.currency {
+        let (field, code) = match &self.currency {
             CurrencyRule::Unknown => return Ok(None),
             CurrencyRule::Fixed(c) => return Ok(Some(c.clone())),
             CurrencyRule::Field(field) => {
                 let value = self.required_text(request, field)?;
-                match NUMERIC.iter().find(|(n, _)| *n == value) {
+                let code = match NUMERIC.iter().find(|(n, _)| *n == value) {
                     Some((_, code)) => code.to_string(),
                     None => value,
-                }
+                };
+                (field, code)
             }
             CurrencyRule::PurseLetter(field) => {
                 let purse = self.required_text(request, field)?;
                 let letter = purse.chars().next().map(|c| c.to_ascii_uppercase());
-                PURSES
+                let code = PURSES
                     .iter()
                     .find(|(l, _)| Some(*l) == letter)
                     .map(|(_, code)| code.to_string())
-                    .ok_or_else(|| bad(field, "a purse whose currency payhook does not know"))?
+                    .ok_or_else(|| bad(field, "a purse whose currency payhook does not know"))?;
+                (field, code)
             }
-        };
-        let field = match &self.currency {
-            CurrencyRule::Field(f) | CurrencyRule::PurseLetter(f) => f.as_str(),
-            _ => "currency",
         };
         Currency::parse(&code)
             .ok()
