@@ -397,8 +397,7 @@ pub fn verify(args: VerifyArgs) -> ExitCode {
 pub fn verify_checkout(args: VerifyCheckoutArgs) -> ExitCode {
     use crate::checkout::{Headers, Secret, WebhookVerifier};
     let read_secret = |path: &Path| -> Result<SecretString, String> {
-        std::fs::read_to_string(path)
-            .map(|s| SecretString::from(s.trim_end_matches(['\r', '\n']).to_string()))
+        crate::config::read_secret_file(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
     let mut secrets = Vec::new();
@@ -478,10 +477,8 @@ pub fn verify_gateway(args: VerifyGatewayArgs) -> ExitCode {
         (Some(profile), None, None) => {
             let secret = match (&args.secret, &args.secret_file) {
                 (Some(s), _) => Some(SecretString::from(s.clone())),
-                (None, Some(file)) => match std::fs::read_to_string(file) {
-                    Ok(s) => Some(SecretString::from(
-                        s.trim_end_matches(['\r', '\n']).to_string(),
-                    )),
+                (None, Some(file)) => match crate::config::read_secret_file(file) {
+                    Ok(secret) => Some(secret),
                     Err(e) => return usage_error(&format!("cannot read {}: {e}", file.display())),
                 },
                 (None, None) => None,

@@ -33,12 +33,8 @@ impl Env<'_> {
         let file_key = format!("{key}_FILE");
         match self.get(&file_key) {
             None => Ok(None),
-            Some(path) => std::fs::read_to_string(&path)
-                .map(|s| {
-                    Some(SecretString::from(
-                        s.trim_end_matches(['\r', '\n']).to_string(),
-                    ))
-                })
+            Some(path) => read_secret_file(Path::new(&path))
+                .map(Some)
                 .map_err(|e| bad(&file_key, format!("cannot read {path}: {e}"))),
         }
     }
@@ -92,6 +88,15 @@ impl Env<'_> {
             )
         })
     }
+}
+
+/// A secret kept in a file (a container secret, a `*_file` setting): its
+/// content, a final line ending dropped.
+pub fn read_secret_file(path: &Path) -> std::io::Result<SecretString> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 /// Durations everywhere in the `90s` / `10m` / `3d` form (also `h`, `ms`).

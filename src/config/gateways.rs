@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::projects::line_number;
-use super::{bad, one_line, ConfigError};
+use super::{bad, one_line, read_secret_file, ConfigError};
 use crate::gateways::{GatewaySettings, Recipe};
 
 const KEY: &str = "PAYHOOK_GATEWAYS_FILE";
@@ -99,22 +99,16 @@ fn secret_of(
             ),
         )),
         (Some(s), None) => Ok(Some(SecretString::from(s.clone()))),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| {
-                Some(SecretString::from(
-                    s.trim_end_matches(['\r', '\n']).to_string(),
-                ))
-            })
-            .map_err(|e| {
-                bad(
-                    KEY,
-                    format!(
-                        "gateway {:?}: cannot read {}: {e}",
-                        settings.name,
-                        path.display()
-                    ),
-                )
-            }),
+        (None, Some(path)) => read_secret_file(path).map(Some).map_err(|e| {
+            bad(
+                KEY,
+                format!(
+                    "gateway {:?}: cannot read {}: {e}",
+                    settings.name,
+                    path.display()
+                ),
+            )
+        }),
         (None, None) => Ok(None),
     }
 }

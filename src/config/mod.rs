@@ -22,7 +22,7 @@ use crate::domain::{OrderCheck, Rules};
 use crate::store::{url_secrets, DatabaseConfig};
 
 use env::Env;
-pub use env::{load_dotenv, parse_dotenv, parse_duration, DotenvError};
+pub use env::{load_dotenv, parse_dotenv, parse_duration, read_secret_file, DotenvError};
 pub use notify::NotifySettings;
 pub use projects::CheckoutProject;
 pub use sections::{AlertSettings, DatabaseSettings, GatewaySettings, HttpSettings, LogSettings};
