@@ -99,7 +99,9 @@ pub fn document_json() -> String {
     responses((status = 200, description = "this document", content_type = "application/json")),
 )]
 pub async fn document() -> HttpResponse {
+    // The same bytes for the life of the process: built on the first request.
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document_json())
+        .body(DOCUMENT.get_or_init(document_json).as_str())
 }
