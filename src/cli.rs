@@ -192,15 +192,33 @@ pub enum OrdersCommand {
     /// closed), 1 no such order, 2 usage or configuration error, 3 database error.
     Close {
         orderid: String,
-        /// The project the order belongs to (default: the first configured).
+        /// The project the order belongs to (default: the first configured):
+        /// a classic project's number, a Checkout client id or a gateway's name.
         #[arg(long)]
-        project_id: Option<u64>,
+        project_id: Option<String>,
     },
     /// An order's story: registration, state, flags, every callback.
     Show {
         orderid: String,
         #[arg(long)]
-        project_id: Option<u64>,
+        project_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm a reviewed notification of a gateway without a recipe
+    /// (outcome `captured`): the order is paid as registered, once, and the
+    /// shop is told. Exit 0 decided (the outcome is printed: `fulfilled`, or
+    /// `duplicate` when confirmed before), 1 refused (not a captured
+    /// notification of this gateway and order, or the order is not
+    /// registered), 2 usage or configuration error, 3 database error.
+    Confirm {
+        orderid: String,
+        /// The gateway's name (`PAYHOOK_GATEWAYS_FILE`).
+        #[arg(long)]
+        project_id: String,
+        /// The notification's id, as `payhook callbacks list` shows it.
+        #[arg(long)]
+        callback: i64,
         #[arg(long)]
         json: bool,
     },
@@ -727,12 +745,18 @@ pub fn orders(args: OrdersArgs) -> ExitCode {
         OrdersCommand::Close {
             orderid,
             project_id,
-        } => crate::operator::orders_close(&orderid, project_id),
+        } => crate::operator::orders_close(&orderid, project_id.as_deref()),
         OrdersCommand::Show {
             orderid,
             project_id,
             json,
-        } => crate::operator::orders_show(&orderid, project_id, json),
+        } => crate::operator::orders_show(&orderid, project_id.as_deref(), json),
+        OrdersCommand::Confirm {
+            orderid,
+            project_id,
+            callback,
+            json,
+        } => crate::operator::orders_confirm(&orderid, &project_id, callback, json),
     }
 }
 

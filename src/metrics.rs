@@ -19,13 +19,15 @@ pub use replication::ReplicationGauges;
 /// The `outcome` label of a callback that was not stored (answered 503).
 const ERROR_OUTCOME: &str = "error";
 
-/// The `api` label: which Paysera API a request came through.
-pub const APIS: [&str; 2] = ["classic", "checkout"];
+/// The `api` label: which API a request came through (Paysera's two, or a
+/// hash-signed gateway's; `payhook_gateway_callbacks_total` says which one).
+pub const APIS: [&str; 3] = ["classic", "checkout", "gateway"];
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     callbacks: IntCounterVec,
+    gateway_callbacks: IntCounterVec,
     rejected: IntCounterVec,
     duration: Histogram,
     fulfilments: IntCounter,
@@ -48,6 +50,14 @@ impl Metrics {
                 "Callbacks and webhooks received, by API and outcome",
             ),
             &["api", "outcome"],
+        )
+        .expect("valid metric");
+        let gateway_callbacks = IntCounterVec::new(
+            Opts::new(
+                "payhook_gateway_callbacks_total",
+                "Hash-signed gateways' notifications received, by gateway name and outcome",
+            ),
+            &["gateway", "outcome"],
         )
         .expect("valid metric");
         let rejected = IntCounterVec::new(
@@ -126,6 +136,7 @@ impl Metrics {
 
         for collector in [
             Box::new(callbacks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(gateway_callbacks.clone()),
             Box::new(rejected.clone()),
             Box::new(duration.clone()),
             Box::new(fulfilments.clone()),
@@ -153,6 +164,7 @@ impl Metrics {
         Metrics {
             registry,
             callbacks,
+            gateway_callbacks,
             rejected,
             duration,
             fulfilments,
@@ -167,7 +179,7 @@ impl Metrics {
 
     /// One callback answered: `Some(outcome)` when it was stored, `None` when
     /// the database failed and it was answered 503.
-    /// `api` is `classic` or `checkout`.
+    /// `api` is one of [`APIS`].
     pub fn callback(&self, api: &'static str, outcome: Option<Outcome>, seconds: f64) {
         let label = outcome.map_or(ERROR_OUTCOME, Outcome::as_str);
         self.callbacks.with_label_values(&[api, label]).inc();
@@ -176,6 +188,28 @@ impl Metrics {
             Some(Outcome::Fulfilled) => self.fulfilments.inc(),
             None => self.db_errors.inc(),
             Some(_) => {}
+        }
+    }
+
+    /// One notification of the gateway `name` answered (beside
+    /// [`Metrics::callback`]'s `api="gateway"`).
+    pub fn gateway_callback(&self, name: &str, outcome: Option<Outcome>) {
+        let label = outcome.map_or(ERROR_OUTCOME, Outcome::as_str);
+        self.gateway_callbacks
+            .with_label_values(&[name, label])
+            .inc();
+    }
+
+    /// Every outcome of these gateways exists from the start, as the `api`
+    /// label's do.
+    pub fn gateways<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        for name in names {
+            for outcome in Outcome::ALL {
+                self.gateway_callbacks
+                    .with_label_values(&[name, outcome.as_str()]);
+            }
+            self.gateway_callbacks
+                .with_label_values(&[name, ERROR_OUTCOME]);
         }
     }
 

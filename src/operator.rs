@@ -393,22 +393,82 @@ pub fn ingest_url(url: &str, json: bool) -> ExitCode {
     }
 }
 
-/// The configured project an order belongs to (default: the first one).
-fn project_of(settings: &Settings, project_id: Option<u64>) -> Result<String, ExitCode> {
+/// The configured project an order belongs to (default: the first classic
+/// one): a classic project's number, a Checkout project's client id or a
+/// gateway's name.
+fn project_of(settings: &Settings, project_id: Option<&str>) -> Result<String, ExitCode> {
+    let gateway = &settings.gateway;
+    let mut all = gateway
+        .projects
+        .iter()
+        .map(|p| p.id.to_string())
+        .chain(gateway.checkout.iter().map(|p| p.client_id.clone()))
+        .chain(gateway.recipes.iter().map(|r| r.name.clone()));
     let project = match project_id {
-        None => settings.gateway.projects.first(),
-        Some(id) => settings.gateway.projects.iter().find(|p| p.id == id),
+        None => all.next(),
+        Some(id) => all.find(|p| p == id),
     };
-    project.map(|p| p.id.to_string()).ok_or_else(|| {
+    project.ok_or_else(|| {
         usage_error(&format!(
             "project {} is not configured",
-            project_id.map_or("-".into(), |id| id.to_string())
+            project_id.unwrap_or("-")
         ))
     })
 }
 
+/// Confirms a captured gateway notification (`Pipeline::confirm`): exit 0
+/// decided (the outcome is printed), 1 refused (the reason is printed), 2
+/// usage or configuration error, 3 database error.
+pub fn orders_confirm(orderid: &str, project_id: &str, callback: i64, json: bool) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let project = match project_of(&op.settings, Some(project_id)) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let pipeline = match op.pipeline() {
+        Ok(pipeline) => pipeline,
+        Err(code) => return code,
+    };
+    let confirmed = {
+        let orderid = orderid.to_string();
+        op.bounded_pipeline(&pipeline.clone(), move |pipeline| {
+            Ok(pipeline.confirm(&project, &orderid, callback, ACTOR))
+        })
+    };
+    match confirmed {
+        Ok(Ok(processed)) => {
+            let outcome = processed.outcome.as_str();
+            if json {
+                print_json(&serde_json::json!({
+                    "callback_id": processed.callback_id,
+                    "outcome": outcome,
+                    "reason": processed.reason,
+                }));
+            } else {
+                match &processed.reason {
+                    Some(reason) => println!(
+                        "{outcome}\t{}\t(stored as callback {})",
+                        escape(reason),
+                        processed.callback_id
+                    ),
+                    None => println!("{outcome}\t(stored as callback {})", processed.callback_id),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(crate::pipeline::ConfirmError::Store(e))) | Err(e) => database_error(e),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Takes an order out of the missed-callback count.
-pub fn orders_close(orderid: &str, project_id: Option<u64>) -> ExitCode {
+pub fn orders_close(orderid: &str, project_id: Option<&str>) -> ExitCode {
     let op = match Operator::open() {
         Ok(op) => op,
         Err(code) => return code,
@@ -451,7 +511,7 @@ pub fn orders_close(orderid: &str, project_id: Option<u64>) -> ExitCode {
 
 /// An order's story: its registration, state and flags, and every callback
 /// with its outcome, oldest first.
-pub fn orders_show(orderid: &str, project_id: Option<u64>, json: bool) -> ExitCode {
+pub fn orders_show(orderid: &str, project_id: Option<&str>, json: bool) -> ExitCode {
     let op = match Operator::open() {
         Ok(op) => op,
         Err(code) => return code,

@@ -154,6 +154,14 @@ fn public_server(
                     web::post().to(callback::receive_webhook),
                 )
                 .route(
+                    "/gateways/{name}/callback",
+                    web::get().to(callback::receive_gateway),
+                )
+                .route(
+                    "/gateways/{name}/callback",
+                    web::post().to(callback::receive_gateway),
+                )
+                .route(
                     "/paysera/return/{token}",
                     web::get().to(return_url::buyer_returned),
                 )
@@ -328,6 +336,7 @@ impl Application {
         spawn_pruner(store.clone(), Pruned::Rejected, db.rejected_retention);
         spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
         metrics.watch_replication(store.clone());
+        metrics.gateways(pipeline.gateway_names());
         let http = &settings.http;
         let mut state = AppState {
             pipeline,
@@ -464,6 +473,10 @@ impl Application {
                         .route(
                             "/orders/{orderid}/close",
                             web::post().to(admin::close_order),
+                        )
+                        .route(
+                            "/orders/{orderid}/confirm",
+                            web::post().to(admin::confirm_order),
                         )
                         .route("/callbacks", web::get().to(admin::list_callbacks))
                         .route(

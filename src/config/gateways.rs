@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::projects::line_number;
 use super::{bad, one_line, read_secret_file, ConfigError};
-use crate::gateways::{GatewaySettings, Recipe};
+use crate::gateways::{CurrencyRule, GatewaySettings, Recipe};
 
 const KEY: &str = "PAYHOOK_GATEWAYS_FILE";
 
@@ -79,6 +79,40 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<Recipe>, ConfigError> {
             ));
         }
         recipes.push(recipe);
+    }
+    Ok(recipes)
+}
+
+/// The gateways the service serves (`PAYHOOK_GATEWAYS_FILE`, none when
+/// unset), checked against the rest of the configuration: a gateway's name is
+/// its orders' project, so no Checkout project may have it; and a gateway
+/// that verifies must know its currency, or no registered order could match.
+pub fn served(path: Option<String>, checkout_ids: &[&str]) -> Result<Vec<Recipe>, ConfigError> {
+    let Some(path) = path.filter(|p| !p.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let recipes = read_file(Path::new(&path))?;
+    for recipe in &recipes {
+        if checkout_ids.contains(&recipe.name.as_str()) {
+            return Err(bad(
+                KEY,
+                format!(
+                    "gateway {:?}: name: a Checkout project has this id; orders of both \
+                     would be one project",
+                    recipe.name
+                ),
+            ));
+        }
+        if recipe.verifies() && recipe.currency == CurrencyRule::Unknown {
+            return Err(bad(
+                KEY,
+                format!(
+                    "gateway {:?}: currency: its notifications name none; set currency \
+                     (e.g. currency = \"RUB\") to the currency of its orders",
+                    recipe.name
+                ),
+            ));
+        }
     }
     Ok(recipes)
 }

@@ -107,6 +107,7 @@ impl Settings {
             store,
             rules: self.rules,
             rejected_max_bytes: self.database.rejected_max_bytes,
+            gateways: std::sync::Arc::new(gateway.recipes.clone()),
         }))
     }
 
@@ -132,7 +133,10 @@ impl Settings {
         let alerts = AlertSettings::read(&env)?;
         let rules = sections::rules(&env)?;
         let database = DatabaseSettings::read(&env, connection)?;
+        let checkout_ids: Vec<&str> = checkout.iter().map(|p| p.client_id.as_str()).collect();
+        let recipes = gateways::served(env.get("PAYHOOK_GATEWAYS_FILE"), &checkout_ids)?;
         let gateway = GatewaySettings {
+            recipes,
             projects,
             checkout,
             checkout_reject_status: sections::checkout_reject_status(&env)?,

@@ -302,6 +302,8 @@ pub struct GatewaySettings {
     pub checkout_reject_status: u16,
     pub keys: KeySet,
     pub policy: Policy,
+    /// The hash-signed gateways served (`PAYHOOK_GATEWAYS_FILE`).
+    pub recipes: Vec<crate::gateways::Recipe>,
 }
 
 impl GatewaySettings {

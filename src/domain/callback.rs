@@ -26,6 +26,12 @@ pub enum Proof {
     /// Legacy 1.5 `_ss1v2`: MD5 over the password and the values. Never a
     /// proof on its own; a rejection can be about it.
     LegacySs1v2,
+    /// A hash-signed gateway's notification, verified by its recipe
+    /// (`crate::gateways`).
+    Recipe,
+    /// An operator confirmed a gateway notification that nothing could
+    /// verify (`payhook orders confirm`), after reviewing it.
+    Operator,
 }
 
 impl std::fmt::Display for Proof {
@@ -44,6 +50,8 @@ impl Proof {
             Proof::LegacySs2 => "_ss2",
             Proof::LegacySs1 => "_ss1",
             Proof::LegacySs1v2 => "_ss1v2",
+            Proof::Recipe => "recipe",
+            Proof::Operator => "operator",
         }
     }
 
@@ -267,7 +275,14 @@ impl VerifiedCallback {
         h.finalize().into()
     }
 
-    /// See `identity`: only the legacy verifier calls this.
+    /// Received by a hash-signed gateway (or confirmed from one's
+    /// notification): its `project_id` is the gateway's name.
+    pub fn is_gateway(&self) -> bool {
+        matches!(self.proof, Proof::Recipe | Proof::Operator)
+    }
+
+    /// See `identity`: the legacy verifier and the gateways' recipes call
+    /// this (a recipe's signed part, or what an operator confirmed).
     pub(crate) fn identified_by_signed_values(mut self, values: Vec<u8>) -> Self {
         self.signed_values = Some(values);
         self

@@ -27,10 +27,13 @@ pub enum Outcome {
     PartiallyPaid,
     /// Checkout: a payment of the order was charged back.
     Disputed,
+    /// A gateway notification nothing could verify (a gateway without a
+    /// recipe): kept for an operator's review, never a payment by itself.
+    Captured,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 17] = [
+    pub const ALL: [Outcome; 18] = [
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Stale,
@@ -48,6 +51,7 @@ impl Outcome {
         Outcome::Fulfilled,
         Outcome::PartiallyPaid,
         Outcome::Disputed,
+        Outcome::Captured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl Outcome {
             Outcome::Fulfilled => "fulfilled",
             Outcome::PartiallyPaid => "partially_paid",
             Outcome::Disputed => "disputed",
+            Outcome::Captured => "captured",
         }
     }
 
@@ -481,6 +486,16 @@ pub fn decide_callback(callback: &VerifiedCallback, seen: Seen<'_>, rules: Rules
         payload: notification(callback, decision.outcome).to_string(),
     });
     decision
+}
+
+/// A gateway notification nothing could verify (no recipe): kept for an
+/// operator's review, whatever the order's state, and never a payment.
+pub fn decide_captured(seen: Seen<'_>) -> Decision {
+    match seen {
+        Seen::AnsweredBefore => Decision::new(Outcome::Duplicate),
+        Seen::FirstDelivery(_) => Decision::new(Outcome::Captured)
+            .because("not verified (the gateway has no recipe): kept for review"),
+    }
 }
 
 fn notification(callback: &VerifiedCallback, outcome: Outcome) -> serde_json::Value {

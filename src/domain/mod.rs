@@ -17,8 +17,9 @@ mod webhook;
 
 pub use assumed::{assumed_order, AssumedOrder};
 pub use decision::{
-    decide, decide_callback, order_to_lock, AmountMode, Decision, Flag, Notice, OrderChange,
-    OrderCheck, OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules, Seen,
+    decide, decide_callback, decide_captured, order_to_lock, AmountMode, Decision, Flag, Notice,
+    OrderChange, OrderCheck, OrderFlag, OrderLock, OrderState, OrderView, Outcome, Progress, Rules,
+    Seen,
 };
 pub use recorded::Recorded;
 pub use returned::PaidReturn;

@@ -12,7 +12,7 @@ pub trait Recorded {
     /// What a fulfilment records as paid.
     fn amount(&self) -> Option<Amount>;
     fn currency(&self) -> Option<&Currency>;
-    /// `classic` or `checkout`: the journal's and the metrics' `api`.
+    /// `classic`, `checkout` or `gateway`: the journal's and the metrics' `api`.
     fn api(&self) -> &'static str;
 }
 
@@ -33,7 +33,11 @@ impl Recorded for VerifiedCallback {
         VerifiedCallback::currency(self)
     }
     fn api(&self) -> &'static str {
-        "classic"
+        if self.is_gateway() {
+            "gateway"
+        } else {
+            "classic"
+        }
     }
 }
 

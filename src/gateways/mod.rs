@@ -54,6 +54,20 @@ impl Request {
         Request(fields)
     }
 
+    /// A received notification's fields, from where its recipe reads them:
+    /// the query's then the body's (a field in both is then given twice, and
+    /// refused by [`Request::single`]).
+    pub fn of(read: ReadFrom, query: &[u8], body: &[u8]) -> Request {
+        let mut fields = Vec::new();
+        if read != ReadFrom::Body {
+            fields.extend(Request::from_urlencoded(query).0);
+        }
+        if read != ReadFrom::Query {
+            fields.extend(Request::from_urlencoded(body).0);
+        }
+        Request(fields)
+    }
+
     /// The field's one value; `Err` when it appears more than once.
     pub fn single(&self, name: &str) -> Result<Option<&[u8]>, Repeated> {
         let mut found = self.0.iter().filter(|(k, _)| k == name);

@@ -643,6 +643,12 @@ impl Recipe {
     pub fn verifies(&self) -> bool {
         !self.signatures.is_empty()
     }
+
+    /// Whether a notification from `sender` is looked at: any sender without
+    /// an allow-list; with one, only a known address inside it.
+    pub fn allows(&self, sender: Option<core::net::IpAddr>) -> bool {
+        self.allow.is_empty() || sender.is_some_and(|ip| self.allow.iter().any(|n| n.contains(&ip)))
+    }
 }
 
 fn custom_signature(

@@ -19,8 +19,8 @@ use super::AppState;
 use crate::domain::{Amount, AmountMode, Currency, Outcome};
 use crate::notify::event::project_id_schema;
 use crate::paysera::{build_payment_request, Environment, ProjectCredentials, SPEC_VERSION};
-use crate::pipeline::actions;
 use crate::pipeline::registration::{self, NewOrder, Registered};
+use crate::pipeline::{actions, ConfirmError};
 use crate::store::{CallbackRow, JournalFilter, OrderDetails, Store, StoreError};
 
 /// Who the admin API's actions are logged as.
@@ -508,7 +508,8 @@ pub struct OrderPath {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProjectQuery {
-    /// A classic project's number or a Checkout project's client id.
+    /// A classic project's number, a Checkout project's client id or a
+    /// gateway's name.
     project_id: Option<String>,
 }
 
@@ -587,6 +588,80 @@ pub async fn close_order(
     order
         .map(|o| HttpResponse::Ok().json(o))
         .ok_or(AdminError::NotFound)
+}
+
+/// Which captured notification an operator confirms.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The stored notification (its id in `GET /api/v1/callbacks`), an
+    /// outcome `captured` of this gateway and order.
+    callback: i64,
+}
+
+/// What a confirmation came to.
+#[derive(Serialize, ToSchema)]
+pub struct Confirmed {
+    /// The journal row the confirmation was stored as (method `CONFIRM`).
+    callback_id: i64,
+    /// `fulfilled`, `duplicate` (confirmed before), `paid_again`, … (docs/api.md).
+    outcome: &'static str,
+    reason: Option<String>,
+    /// The order as `GET` shows it.
+    order: Option<OrderDetails>,
+}
+
+/// `POST /api/v1/orders/{orderid}/confirm?project_id=GATEWAY`: an operator
+/// confirms a notification of a gateway without a recipe, after reviewing it:
+/// the order is paid as registered, once (the same confirmation again is a
+/// `duplicate`), and the shop is told.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{orderid}/confirm",
+    tag = "orders",
+    params(OrderPath, ProjectQuery),
+    request_body = Confirmation,
+    responses(
+        (status = 200, description = "decided: the outcome, and the order", body = Confirmed),
+        (status = 404, description = "no such callback", body = ErrorBody),
+        (status = 409, description = "not a captured notification of this gateway and order, or the order is not registered", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "not an order id, or not a confirmation", body = ErrorBody),
+        Refusals,
+    ),
+)]
+pub async fn confirm_order(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ProjectQuery>,
+    body: web::Json<Confirmation>,
+) -> Result<HttpResponse, AdminError> {
+    let project = order_project(&state, query.project_id.as_deref())?;
+    let orderid = order_id(path.into_inner())?;
+    let callback = body.into_inner().callback;
+    let confirmed = state
+        .pipeline
+        .bounded(move |pipeline| {
+            let processed = match pipeline.confirm(&project, &orderid, callback, API_ACTOR) {
+                Ok(processed) => processed,
+                Err(e) => return Ok(Err(e)),
+            };
+            let order = pipeline.store().order(&project, &orderid)?;
+            Ok(Ok(Confirmed {
+                callback_id: processed.callback_id,
+                outcome: processed.outcome.as_str(),
+                reason: processed.reason,
+                order,
+            }))
+        })
+        .await?;
+    match confirmed {
+        Ok(c) => Ok(HttpResponse::Ok().json(c)),
+        Err(ConfirmError::NotFound(_)) => Err(AdminError::NotFound),
+        Err(ConfirmError::Store(e)) => Err(AdminError::Unavailable(e)),
+        Err(e) => Err(AdminError::Conflict(e.to_string())),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

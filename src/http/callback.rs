@@ -1,4 +1,5 @@
-//! `GET|POST /paysera/callback` and `POST /paysera/checkout/webhook`: read
+//! `GET|POST /paysera/callback`, `POST /paysera/checkout/webhook` and
+//! `GET|POST /gateways/{name}/callback`: read
 //! the request, run it through the pipeline (`crate::pipeline`) on a blocking
 //! thread under the store's bound, report it, and answer it once
 //! ([`respond`]). `OK` is written only after the transaction committed.
@@ -13,7 +14,7 @@ use super::error::CallbackHttpError;
 use super::{AppState, MAX_CALLBACK_BYTES};
 use crate::checkout::Headers;
 use crate::domain::{Answer, OkBody};
-use crate::pipeline::{Api, Handled, Report, Unsupported, WebhookError};
+use crate::pipeline::{Api, GatewayError, Handled, Report, Unsupported, WebhookError};
 use crate::store::{CallbackMeta, RawRequest, StoreError};
 
 /// A classic callback.
@@ -51,7 +52,9 @@ pub async fn receive_webhook(
     let started = Instant::now();
     let request_id = request_id(&req);
     if !state.pipeline.has_checkout() {
-        return Err(CallbackHttpError::NotConfigured);
+        return Err(CallbackHttpError::NotConfigured(
+            "no Checkout project is configured",
+        ));
     }
     let body = read_body(&req, payload).await?;
     // actix's header map iterates in no fixed order: sorted by name (values of
@@ -74,10 +77,58 @@ pub async fn receive_webhook(
         .await;
     let handled = match handled {
         Ok(Ok(handled)) => Ok(handled),
-        Ok(Err(WebhookError::NotConfigured)) => return Err(CallbackHttpError::NotConfigured),
+        Ok(Err(WebhookError::NotConfigured)) => {
+            return Err(CallbackHttpError::NotConfigured(
+                "no Checkout project is configured",
+            ))
+        }
         Ok(Err(WebhookError::Store(e))) | Err(e) => Err(e),
     };
     finish(Api::Checkout, handled, &state, &request_id, started)
+}
+
+/// A hash-signed gateway's notification (`PAYHOOK_GATEWAYS_FILE`). Its body
+/// is whatever the gateway sends (a form, usually): it is read as its recipe
+/// says, never decompressed.
+pub async fn receive_gateway(
+    req: HttpRequest,
+    name: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, CallbackHttpError> {
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let name = name.into_inner();
+    if state.pipeline.gateway_recipe(&name).is_none() {
+        return Err(CallbackHttpError::NotConfigured("no such gateway"));
+    }
+    let body = read_body(&req, payload).await?;
+    let query = req.query_string().to_string();
+    let unsupported = unsupported(&req, Api::Gateway, &body);
+    let meta = meta(
+        &req,
+        Api::Gateway,
+        RawRequest::join(query.as_bytes(), &body),
+    );
+    let gateway = name.clone();
+    let handled = state
+        .pipeline
+        .bounded(move |pipeline| {
+            Ok(pipeline.gateway(&gateway, query.as_bytes(), &body, &meta, unsupported))
+        })
+        .await;
+    let handled = match handled {
+        Ok(Ok(handled)) => Ok(handled),
+        Ok(Err(GatewayError::Unknown(_))) => {
+            return Err(CallbackHttpError::NotConfigured("no such gateway"))
+        }
+        Ok(Err(GatewayError::Store(e))) | Err(e) => Err(e),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    Report::of(Api::Gateway, &handled, &request_id)
+        .gateway(&name)
+        .write(&state.metrics, &state.alerter, state.log_pii, seconds);
+    respond(handled, &state)
 }
 
 fn finish(
@@ -108,11 +159,20 @@ fn respond(
     match handled {
         Handled::Misconfigured(e) => Err(CallbackHttpError::Misconfigured(e)),
         Handled::Unsupported(u) => Err(CallbackHttpError::UnsupportedMediaType(u.reason())),
-        Handled::Rejected(r) => Err(CallbackHttpError::Rejected {
-            status: r.status,
-            reason: r.reason,
+        Handled::Rejected(r) => Err(match r.body {
+            Some(body) => CallbackHttpError::Refused {
+                status: r.status,
+                body,
+            },
+            None => CallbackHttpError::Rejected {
+                status: r.status,
+                reason: r.reason,
+            },
         }),
-        Handled::Done(..) => match answer {
+        Handled::Done(_, verified) => match answer {
+            Some(Answer::Ok(_)) if verified.gateway_reply().is_some() => Ok(plain(
+                verified.gateway_reply().unwrap_or_default().to_string(),
+            )),
             Some(Answer::Ok(OkBody::Ok)) => Ok(plain("OK".to_string())),
             Some(Answer::Ok(OkBody::SmsReply)) => Ok(plain(match &state.sms_reply {
                 Some(reply) => format!("OK {reply}"),

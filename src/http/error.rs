@@ -17,6 +17,10 @@ pub enum CallbackHttpError {
     /// status it was stored with.
     #[error("{}", rejection_text(reason))]
     Rejected { status: u16, reason: String },
+    /// A gateway's notification that failed its recipe, answered with the
+    /// body the recipe gives (the reason is in the journal and the log).
+    #[error("{body}")]
+    Refused { status: u16, body: String },
     /// Verified, but the decision could not accept it (`orderid missing`).
     #[error("{}", rejection_text(.0))]
     Undecidable(String),
@@ -33,15 +37,16 @@ pub enum CallbackHttpError {
     Unavailable(#[source] StoreError),
     #[error("not configured")]
     Misconfigured(#[source] CallbackError),
-    /// A webhook without a Checkout project.
-    #[error("no Checkout project is configured")]
-    NotConfigured,
+    /// A webhook without a Checkout project, or an unknown gateway's name.
+    #[error("{0}")]
+    NotConfigured(&'static str),
 }
 
 impl ResponseError for CallbackHttpError {
     fn status_code(&self) -> StatusCode {
         let status = match self {
-            CallbackHttpError::Rejected { status, .. } => *status,
+            CallbackHttpError::Rejected { status, .. }
+            | CallbackHttpError::Refused { status, .. } => *status,
             CallbackHttpError::Undecidable(_) => status_of(AnswerClass::Domain(Answer::Malformed)),
             CallbackHttpError::UnknownOrder => status_of(AnswerClass::Domain(Answer::UnknownOrder)),
             CallbackHttpError::Unavailable(_) | CallbackHttpError::Misconfigured(_) => {
@@ -52,7 +57,7 @@ impl ResponseError for CallbackHttpError {
             }
             CallbackHttpError::TooLarge => status_of(AnswerClass::TooLarge),
             CallbackHttpError::BadBody(_) => status_of(AnswerClass::BadBody),
-            CallbackHttpError::NotConfigured => 404,
+            CallbackHttpError::NotConfigured(_) => 404,
         };
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

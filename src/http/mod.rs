@@ -65,12 +65,14 @@ impl AppState {
         }
     }
 
-    /// Every project an order can belong to: the classic ones' numbers, then
-    /// the Checkout ones' client ids.
+    /// Every project an order can belong to: the classic ones' numbers, the
+    /// Checkout ones' client ids, then the hash-signed gateways' names.
     pub fn project_ids(&self) -> Vec<String> {
         let classic = self.projects.iter().map(|p| p.id.to_string());
+        let gateways = self.pipeline.gateway_names().map(str::to_string);
         classic
             .chain(self.checkout_projects.iter().cloned())
+            .chain(gateways)
             .collect()
     }
 

@@ -113,6 +113,7 @@ pub fn replay(pipeline: &Pipeline, id: i64, actor: &str) -> Result<Replayed, Rep
     let handled = match Api::of_stored(&entry.api) {
         Api::Checkout => replay_webhook(pipeline, &raw)?,
         Api::Classic => run_raw(pipeline, "REPLAY", &raw)?,
+        Api::Gateway => replay_gateway(pipeline, &entry, &raw)?,
     };
     let replayed = Replayed::of(&handled);
     tracing::info!(
@@ -123,6 +124,40 @@ pub fn replay(pipeline: &Pipeline, id: i64, actor: &str) -> Result<Replayed, Rep
         "callback replayed by an operator"
     );
     Ok(replayed)
+}
+
+/// A gateway's stored signed part, read by its recipe again. A captured
+/// notification has no signed part to read: it is confirmed, not replayed.
+fn replay_gateway(
+    pipeline: &Pipeline,
+    entry: &JournalEntry,
+    raw: &[u8],
+) -> Result<Handled, ReplayError> {
+    let name = entry.project_id.as_deref().unwrap_or_default();
+    let recipe = pipeline
+        .gateway_recipe(name)
+        .ok_or_else(|| ReplayError::Unreadable(format!("no gateway {name:?} is configured")))?;
+    if !recipe.verifies() || entry.outcome == Outcome::Captured.as_str() {
+        return Err(ReplayError::Unreadable(
+            "nothing of a captured notification is signed: confirm it instead".into(),
+        ));
+    }
+    let meta = CallbackMeta {
+        method: "REPLAY".into(),
+        raw: RawRequest::join(raw, b""),
+        remote_addr: None,
+        api: Api::Gateway.as_str(),
+    };
+    pipeline
+        .gateway_request(
+            recipe,
+            &crate::gateways::Request::from_urlencoded(raw),
+            &meta,
+        )
+        .map_err(|e| match e {
+            super::GatewayError::Store(e) => ReplayError::Store(e),
+            e => ReplayError::Unreadable(e.to_string()),
+        })
 }
 
 fn replay_webhook(pipeline: &Pipeline, raw: &[u8]) -> Result<Handled, ReplayError> {
@@ -218,9 +253,18 @@ pub fn decoded_fields(
 /// `p_firstname`, `p_phone`, … every `p_` name), the names the payment system
 /// gives (`name`, `surename`), the account paid from (`account`) and an SMS
 /// sender's number (`from`); in a legacy callback the same names after `wp_`.
+/// A hash-signed gateway's are matched without case: anything naming an
+/// e-mail, a phone or the payer (FreeKassa's `P_EMAIL`, Robokassa's `EMail`,
+/// WebMoney's `LMI_PAYER_PURSE`), YooMoney's `sender`, Interkassa's `ik_cli`.
 pub fn is_personal(name: &str) -> bool {
-    let name = name.strip_prefix("wp_").unwrap_or(name);
-    name.starts_with("p_") || matches!(name, "name" | "surename" | "account" | "from")
+    let name = name.to_ascii_lowercase();
+    let name = name.strip_prefix("wp_").unwrap_or(&name);
+    name.starts_with("p_")
+        || matches!(
+            name,
+            "name" | "surename" | "account" | "from" | "sender" | "ik_cli"
+        )
+        || ["mail", "phone", "payer"].iter().any(|p| name.contains(p))
 }
 
 /// Buyer personal data is masked unless `show` (`PAYHOOK_LOG_PII`).

@@ -12,6 +12,7 @@
 
 pub mod actions;
 mod classic;
+mod gateway;
 mod record;
 pub mod registration;
 mod report;
@@ -27,10 +28,11 @@ use crate::paysera::{CallbackError, RejectClass, RequestParams, Verifier};
 use crate::store::{Processed, Store, StoreError};
 
 pub use actions::{CheckLine, SelfCheck};
+pub use gateway::{ConfirmError, GatewayError};
 pub use report::Report;
 pub use webhook::WebhookError;
 
-/// The two APIs payhook receives, as stored in the journal's `api` column
+/// The APIs payhook receives, as stored in the journal's `api` column
 /// and counted in the metrics' `api` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -38,6 +40,9 @@ pub enum Api {
     Classic,
     /// `POST /paysera/checkout/webhook`: a Checkout (Modern) webhook.
     Checkout,
+    /// `GET|POST /gateways/{name}/callback`: a hash-signed gateway's
+    /// notification (the journal's `project_id` is the gateway's name).
+    Gateway,
 }
 
 impl Api {
@@ -45,16 +50,16 @@ impl Api {
         match self {
             Api::Classic => "classic",
             Api::Checkout => "checkout",
+            Api::Gateway => "gateway",
         }
     }
 
     /// The API a journal row was received on (`api` column).
     pub fn of_stored(api: &str) -> Api {
-        if api == Api::Checkout.as_str() {
-            Api::Checkout
-        } else {
-            Api::Classic
-        }
+        [Api::Checkout, Api::Gateway]
+            .into_iter()
+            .find(|a| a.as_str() == api)
+            .unwrap_or(Api::Classic)
     }
 }
 
@@ -72,6 +77,8 @@ pub struct Parts {
     pub rules: Rules,
     /// Bytes of a rejected request that are stored.
     pub rejected_max_bytes: usize,
+    /// The hash-signed gateways (`PAYHOOK_GATEWAYS_FILE`).
+    pub gateways: Arc<Vec<crate::gateways::Recipe>>,
 }
 
 /// What every clone of a pipeline shares: the parts but the store.
@@ -81,6 +88,7 @@ struct Shared {
     checkout_reject_status: u16,
     rules: Rules,
     rejected_max_bytes: usize,
+    gateways: Arc<Vec<crate::gateways::Recipe>>,
 }
 
 /// One pipeline for every caller: owned and cheap to clone, so that it can
@@ -101,6 +109,7 @@ impl Pipeline {
             store,
             rules,
             rejected_max_bytes,
+            gateways,
         } = parts;
         Pipeline {
             shared: Arc::new(Shared {
@@ -109,6 +118,7 @@ impl Pipeline {
                 checkout_reject_status,
                 rules,
                 rejected_max_bytes,
+                gateways,
             }),
             store,
         }
@@ -217,6 +227,9 @@ pub struct Rejection {
     pub status: u16,
     /// Raise the `signature_rejected` alert.
     pub alert: bool,
+    /// The answer's body, when the sender wants its own (a gateway's recipe);
+    /// `None`: [`rejection_text`].
+    pub body: Option<String>,
 }
 
 impl Rejection {
@@ -226,6 +239,7 @@ impl Rejection {
             class: e.class(),
             status: status_of(AnswerClass::Domain(e.answer())),
             alert: e.class() == RejectClass::Signature,
+            body: None,
         }
     }
 
@@ -237,6 +251,7 @@ impl Rejection {
                 class: e.class(),
                 status: reject_status,
                 alert: true,
+                body: None,
             }
         } else {
             Rejection {
@@ -244,6 +259,7 @@ impl Rejection {
                 class: RejectClass::Malformed,
                 status: status_of(AnswerClass::Domain(Answer::Malformed)),
                 alert: false,
+                body: None,
             }
         }
     }
@@ -257,6 +273,19 @@ pub enum Verified {
         /// The label of the secret whose signature matched.
         secret: String,
     },
+    /// A hash-signed gateway's notification, verified by its recipe.
+    Gateway {
+        callback: Box<VerifiedCallback>,
+        /// The recipe's accepting reply, filled in.
+        reply: String,
+    },
+    /// Not verified: a gateway without a recipe. Kept for review, answered
+    /// with its reply once stored.
+    Captured {
+        gateway: String,
+        orderid: Option<String>,
+        reply: String,
+    },
 }
 
 impl Verified {
@@ -264,6 +293,7 @@ impl Verified {
         match self {
             Verified::Callback(_) => Api::Classic,
             Verified::Webhook { .. } => Api::Checkout,
+            Verified::Gateway { .. } | Verified::Captured { .. } => Api::Gateway,
         }
     }
 
@@ -271,21 +301,32 @@ impl Verified {
     pub fn kind(&self) -> PaymentKind {
         match self {
             Verified::Callback(c) => c.kind(),
-            Verified::Webhook { .. } => PaymentKind::Macro,
+            _ => PaymentKind::Macro,
         }
     }
 
     pub fn project(&self) -> &str {
         match self {
-            Verified::Callback(c) => c.project_id(),
+            Verified::Callback(c) | Verified::Gateway { callback: c, .. } => c.project_id(),
             Verified::Webhook { webhook, .. } => webhook.project_id(),
+            Verified::Captured { gateway, .. } => gateway,
         }
     }
 
     pub fn orderid(&self) -> Option<&str> {
         match self {
-            Verified::Callback(c) => c.orderid(),
+            Verified::Callback(c) | Verified::Gateway { callback: c, .. } => c.orderid(),
             Verified::Webhook { webhook, .. } => webhook.orderid(),
+            Verified::Captured { orderid, .. } => orderid.as_deref(),
+        }
+    }
+
+    /// The body a gateway wants when it is told its notification is taken
+    /// (`None`: Paysera's `OK`).
+    pub fn gateway_reply(&self) -> Option<&str> {
+        match self {
+            Verified::Gateway { reply, .. } | Verified::Captured { reply, .. } => Some(reply),
+            _ => None,
         }
     }
 }

@@ -12,6 +12,8 @@ use super::{Api, Handled, Verified};
 /// The report of one request (see [`Report::of`]).
 pub struct Report<'a> {
     api: Api,
+    /// The gateway's name, for a hash-signed gateway's notification.
+    gateway: Option<&'a str>,
     request_id: &'a str,
     /// `None`: not stored (answered 503).
     outcome: Option<Outcome>,
@@ -30,6 +32,7 @@ impl<'a> Report<'a> {
     ) -> Report<'a> {
         let blank = Report {
             api,
+            gateway: None,
             request_id,
             outcome: None,
             reject_class: None,
@@ -75,11 +78,22 @@ impl<'a> Report<'a> {
         }
     }
 
+    /// A notification received for the gateway `name`.
+    pub fn gateway(self, name: &'a str) -> Report<'a> {
+        Report {
+            gateway: Some(name),
+            ..self
+        }
+    }
+
     /// The log line, the metrics and the alert. Buyer personal data (a
     /// classic callback's `p_email`, `name`, `surename`) only with `log_pii`.
     pub fn write(&self, metrics: &Metrics, alerter: &Alerter, log_pii: bool, seconds: f64) {
         let api = self.api.as_str();
         metrics.callback(api, self.outcome, seconds);
+        if let Some(name) = self.gateway {
+            metrics.gateway_callback(name, self.outcome);
+        }
         if let Some(class) = self.reject_class {
             metrics.rejected(class);
         }
@@ -92,11 +106,16 @@ impl<'a> Report<'a> {
             Some(Verified::Webhook { webhook, secret }) => (webhook.event(), secret.as_str()),
             _ => ("", ""),
         };
-        let project = self.verified.map_or("", Verified::project);
+        let project = self
+            .verified
+            .map(Verified::project)
+            .or(self.gateway)
+            .unwrap_or("");
         let orderid = self.verified.and_then(Verified::orderid);
         let what = match self.api {
             Api::Classic => "callback",
             Api::Checkout => "webhook",
+            Api::Gateway => "gateway notification",
         };
         let message = if self.error.is_some() {
             format!("{what} not stored; answered 503")

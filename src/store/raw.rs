@@ -111,8 +111,10 @@ impl RawRequest {
     /// covers, whole; and when the request held anything else, its first
     /// `signed.unsigned_max_bytes` bytes as received beside it, like a rejected request's.
     pub(crate) fn stored_verified(&self, signed: &Signed) -> StoredRaw {
-        let Some(part) = &signed.part else {
-            return self.stored(None);
+        let part = match &signed.part {
+            Coverage::Whole => return self.stored(None),
+            Coverage::Nothing => return self.stored(Some(signed.unsigned_max_bytes)),
+            Coverage::Some(part) => part,
         };
         StoredRaw {
             text: escape(part),
@@ -134,10 +136,20 @@ impl RawRequest {
 /// signed part is the gateway's, so only it is kept whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
-    /// `None`: the request held nothing but what is signed, kept as received.
-    part: Option<Vec<u8>>,
+    part: Coverage,
     /// Bytes kept of anything else (`PAYHOOK_REJECTED_MAX_BYTES`).
     pub(crate) unsigned_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Coverage {
+    /// The request held nothing but what is signed: kept as received.
+    Whole,
+    /// The signed part, kept whole; the request beside it, bounded.
+    Some(Vec<u8>),
+    /// Nothing is signed (a gateway without a recipe): the request is kept
+    /// bounded, as a rejected one is.
+    Nothing,
 }
 
 impl Signed {
@@ -146,14 +158,22 @@ impl Signed {
     /// request.
     pub fn new(part: Option<Vec<u8>>, unsigned_max_bytes: usize) -> Signed {
         Signed {
-            part,
+            part: part.map_or(Coverage::Whole, Coverage::Some),
             unsigned_max_bytes,
+        }
+    }
+
+    /// Nothing in the request is signed.
+    pub fn nothing(max_bytes: usize) -> Signed {
+        Signed {
+            part: Coverage::Nothing,
+            unsigned_max_bytes: max_bytes,
         }
     }
 
     /// Nothing beside the signed part: kept as received.
     pub fn is_whole(&self) -> bool {
-        self.part.is_none()
+        self.part == Coverage::Whole
     }
 }
 

@@ -14,6 +14,7 @@ mod db_faults;
 mod failover;
 mod feed;
 mod forgery;
+mod gateways;
 mod hardening;
 mod helpers;
 mod hostile_storage;

@@ -70,6 +70,7 @@ fn checkout_commands(dir: &Path, database_url: &str, config: DatabaseConfig) {
             order_check: OrderCheck::Registered,
         },
         rejected_max_bytes: 2048,
+        gateways: Default::default(),
     });
     let meta = CallbackMeta {
         method: "POST".into(),
