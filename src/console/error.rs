@@ -5,6 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::pipeline::registration::RegistrationError;
+use crate::pipeline::ConfirmError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,16 @@ impl From<RegistrationError> for ConsoleError {
             RegistrationError::Invalid(reason) => ConsoleError::BadRequest(reason),
             RegistrationError::Conflict(reason) => ConsoleError::Conflict(reason),
             RegistrationError::Store(e) => ConsoleError::Unavailable(e),
+        }
+    }
+}
+
+impl From<ConfirmError> for ConsoleError {
+    fn from(e: ConfirmError) -> Self {
+        match e {
+            ConfirmError::NotFound(id) => ConsoleError::NotFound(format!("callback {id}")),
+            ConfirmError::Store(e) => ConsoleError::Unavailable(e),
+            e => ConsoleError::Conflict(e.to_string()),
         }
     }
 }

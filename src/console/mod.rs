@@ -64,6 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/callbacks", web::get().to(pages::callbacks))
             .route("/callbacks/{id}", web::get().to(pages::callback))
             .route("/callbacks/{id}/replay", web::post().to(pages::replay))
+            .route("/callbacks/{id}/confirm", web::post().to(pages::confirm))
             .route("/orders", web::get().to(pages::order_search))
             .route("/orders", web::post().to(pages::register_order))
             .route("/orders/{orderid}", web::get().to(pages::order))

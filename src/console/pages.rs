@@ -692,10 +692,27 @@ pub async fn callback(
     let notice = done(&state, &session, query.done.as_deref())
         .await?
         .and_then(|d| d.notice);
+    // A gateway notification nothing verified waits for an operator's word.
+    let confirm =
+        (entry.outcome == Outcome::Captured.as_str() && entry.orderid.is_some()).then(|| {
+            form(
+                format!("/ui/callbacks/{id}/confirm"),
+                "Confirm payment",
+                None,
+            )
+        });
+    // Nothing of a gateway's notification is read again without a recipe.
+    let unsigned_gateway = entry.api == crate::pipeline::Api::Gateway.as_str()
+        && !entry
+            .project_id
+            .as_deref()
+            .and_then(|name| state.pipeline.gateway_recipe(name))
+            .is_some_and(|recipe| recipe.verifies());
+    let replayable = !entry.raw_truncated && !unsigned_gateway && confirm.is_none();
     let page = CallbackPage {
         chrome: chrome(&session, "callbacks"),
-        replay: (!entry.raw_truncated)
-            .then(|| form(format!("/ui/callbacks/{id}/replay"), "Replay", None)),
+        confirm,
+        replay: replayable.then(|| form(format!("/ui/callbacks/{id}/replay"), "Replay", None)),
         order_link: entry
             .orderid
             .as_deref()
@@ -755,6 +772,39 @@ pub async fn replay(
                 format!("Replayed: {outcome} (not stored as a new row with an order)."),
             ),
         })
+    })
+    .await
+}
+
+/// `POST /ui/callbacks/{id}/confirm`: a captured gateway notification
+/// confirmed as its order's payment (`Pipeline::confirm`, like `payhook
+/// orders confirm` and the admin API), once per form.
+pub async fn confirm(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<i64>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let id = path.into_inner();
+    act(state, session, &form, move |pipeline, actor| {
+        let entry = pipeline
+            .store()
+            .journal_entry(id)?
+            .ok_or_else(|| ConsoleError::NotFound(format!("callback {id}")))?;
+        let (Some(gateway), Some(orderid)) = (entry.project_id, entry.orderid) else {
+            return Err(ConsoleError::Conflict(format!(
+                "callback {id} names no order to confirm"
+            )));
+        };
+        let processed = pipeline.confirm(&gateway, &orderid, id, actor)?;
+        Ok(Done::notice(
+            format!("/ui/callbacks/{id}"),
+            format!(
+                "Confirmed as callback {}: {} for order {orderid}.",
+                processed.callback_id,
+                processed.outcome.as_str()
+            ),
+        ))
     })
     .await
 }

@@ -158,6 +158,8 @@ pub struct CallbackPage {
     pub truncated: bool,
     pub fields: Option<Vec<(String, String)>>,
     pub replay: Option<Form>,
+    /// A captured gateway notification's confirmation.
+    pub confirm: Option<Form>,
     pub notice: Option<String>,
 }
 

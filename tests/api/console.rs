@@ -1212,5 +1212,6 @@ async fn the_self_check_runs_the_commands_checks() {
 }
 
 /// Buyer data and registrations as the console shows them.
+mod confirm;
 mod operator_data;
 mod registration;
