@@ -1,28 +1,34 @@
 //! Demo mode: with no gateway configured, payhook makes a throw-away gateway of
 //! its own (a classic project with its password and RSA key pair, a Checkout
-//! project with its client secret, an admin token) in its data directory, so
-//! `payhook simulate` can send it callbacks and webhooks signed the way
-//! Paysera signs them.
+//! project with its client secret, a FreeKassa-profile gateway with its
+//! secret, an admin token) in its data directory, so `payhook simulate` can
+//! send it callbacks, webhooks and notifications signed the way Paysera and
+//! FreeKassa sign them.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{CheckoutProject, ConfigError, Settings};
+use crate::gateways::Recipe;
 use crate::paysera::{KeySet, ProjectCredentials};
 use crate::sim::GatewaySigner;
 
 pub const DEMO_PROJECT_ID: u64 = 100_001;
 /// The demo Checkout project's API client id.
 pub const DEMO_CHECKOUT_CLIENT_ID: &str = "demo-checkout";
+/// The demo hash-signed gateway's name (profile `freekassa`, orders in EUR).
+pub const DEMO_GATEWAY: &str = "demo-fk";
 
 pub struct DemoMaterial {
     pub project_id: u64,
     pub password: SecretString,
     pub admin_token: SecretString,
     pub checkout_secret: SecretString,
+    /// The demo FreeKassa gateway's "secret word 2".
+    pub freekassa_secret: SecretString,
     pub gateway_public_pem: String,
     pub gateway_private_pem: String,
 }
@@ -40,6 +46,16 @@ pub fn provision(settings: &mut Settings) -> Result<(), ConfigError> {
     }
     let material = prepare(&settings.data_dir)
         .map_err(|e| ConfigError::new("PAYHOOK_DATA_DIR", format!("demo set-up failed: {e}")))?;
+    if !settings
+        .gateway
+        .recipes
+        .iter()
+        .any(|r| r.name == DEMO_GATEWAY)
+    {
+        let recipe = demo_gateway(&material)
+            .map_err(|e| ConfigError::new("PAYHOOK_DATA_DIR", format!("demo gateway: {e}")))?;
+        settings.gateway.recipes.push(recipe);
+    }
     settings.gateway.keys = KeySet::from_pem(&material.gateway_public_pem)
         .map_err(|e| ConfigError::new("PAYHOOK_DATA_DIR", format!("demo key: {e}")))?;
     settings.gateway.projects = vec![ProjectCredentials {
@@ -54,6 +70,18 @@ pub fn provision(settings: &mut Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The demo FreeKassa gateway's recipe, as a gateways file would declare it.
+pub fn demo_gateway(material: &DemoMaterial) -> Result<Recipe, ConfigError> {
+    // The secret is hex (made by `prepare`): nothing in it needs quoting.
+    let text = format!(
+        "[[gateway]]\nname = \"{DEMO_GATEWAY}\"\nprofile = \"freekassa\"\ncurrency = \"EUR\"\n\
+         secret = \"{}\"\n",
+        material.freekassa_secret.expose_secret()
+    );
+    let mut recipes = crate::config::gateways::parse(&text, "the demo gateway")?;
+    Ok(recipes.remove(0))
+}
+
 /// Creates the demo material once, then reuses it.
 pub fn prepare(data_dir: &Path) -> std::io::Result<DemoMaterial> {
     let dir = demo_dir(data_dir);
@@ -66,6 +94,9 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<DemoMaterial> {
     })?;
     let checkout_secret = read_or_create(&dir.join("checkout-secret"), || {
         hex::encode(rand::random::<[u8; 24]>())
+    })?;
+    let freekassa_secret = read_or_create(&dir.join("freekassa-secret"), || {
+        hex::encode(rand::random::<[u8; 16]>())
     })?;
     let private_path = dir.join("gateway-private.pem");
     let private_pem = if private_path.exists() {
@@ -82,6 +113,7 @@ pub fn prepare(data_dir: &Path) -> std::io::Result<DemoMaterial> {
         password: SecretString::from(password),
         admin_token: SecretString::from(admin_token),
         checkout_secret: SecretString::from(checkout_secret),
+        freekassa_secret: SecretString::from(freekassa_secret),
         gateway_public_pem: signer.public_key_pem().map_err(std::io::Error::other)?,
         gateway_private_pem: private_pem,
     })
@@ -111,7 +143,6 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     #[test]
     fn start_up_makes_the_demo_gateway() {
@@ -129,7 +160,9 @@ mod tests {
         let token = settings.http.admin_token.clone().expect("the demo token");
         let summary = settings.summary();
         assert!(
-            summary.contains("projects=[100001,checkout:demo-checkout(secrets=1)]"),
+            summary.contains(
+                "projects=[100001,checkout:demo-checkout(secrets=1)] gateways=[demo-fk(freekassa)]"
+            ),
             "{summary}"
         );
         // The demo key, not Paysera's, verifies demo callbacks.

@@ -2,7 +2,9 @@
 //! Registers demo orders and sends them classic callbacks signed with the demo
 //! gateway key (paid, duplicate, tampered, wrong amount, test) and Checkout
 //! webhooks signed with the demo client secret (partial, full, duplicate, an
-//! older snapshot, a wrong secret), printing each answer.
+//! older snapshot, a wrong secret), and notifications of the demo FreeKassa
+//! gateway (paid, again, a wrong secret, a changed amount), printing each
+//! answer.
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::demo;
-use crate::sim::{CallbackForm, CheckoutSigner, GatewaySigner, OrderFigures};
+use crate::sim::{signed_form, CallbackForm, CheckoutSigner, GatewaySigner, OrderFigures};
 
 pub struct Target<'a> {
     pub url: &'a str,
@@ -160,6 +162,7 @@ pub async fn run(target: Target<'_>) -> anyhow::Result<bool> {
         show_order(&client, target.admin_url, &token, id, None).await?;
     }
     all_as_expected &= checkout(&client, &target, &material, &token, &stamp).await?;
+    all_as_expected &= hashed(&client, &target, &material, &token, &stamp).await?;
     Ok(all_as_expected)
 }
 
@@ -248,6 +251,77 @@ async fn checkout(
         );
     }
     show_order(client, target.admin_url, token, &orderid, Some(client_id)).await?;
+    Ok(as_expected)
+}
+
+/// A hash-signed gateway (the demo FreeKassa): one order paid, through
+/// `/gateways/demo-fk/callback`.
+async fn hashed(
+    client: &reqwest::Client,
+    target: &Target<'_>,
+    material: &demo::DemoMaterial,
+    token: &str,
+    stamp: &str,
+) -> anyhow::Result<bool> {
+    let orderid = format!("DEMO-{stamp}-F");
+    let gateway = demo::DEMO_GATEWAY;
+    let created = client
+        .put(format!("{}/api/v1/orders/{orderid}", target.admin_url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"amount": 990, "currency": "EUR", "project_id": gateway}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        created.status().is_success(),
+        "registering {orderid}: {}",
+        created.status()
+    );
+    println!("registered {orderid}: 9.90 EUR on the {gateway} gateway (FreeKassa profile)");
+    let recipe = demo::demo_gateway(material)?;
+    let secret = material.freekassa_secret.expose_secret();
+    let fields = |amount: &'static str| {
+        [
+            ("MERCHANT_ID", "100001"),
+            ("AMOUNT", amount),
+            ("intid", "7001"),
+            ("MERCHANT_ORDER_ID", orderid.as_str()),
+        ]
+    };
+    let paid = signed_form(&recipe, &fields("9.90"), secret)?;
+    // Signed for one amount, sent with another, as a forger would.
+    let changed = paid.replacen("AMOUNT=9.90", "AMOUNT=0.99", 1);
+    let steps = [
+        ("gateway paid", paid.clone(), "200 YES"),
+        ("gateway again", paid, "200 YES"),
+        (
+            "gateway forged",
+            signed_form(&recipe, &fields("9.90"), "not-the-demo-secret")?,
+            "400",
+        ),
+        ("gateway changed", changed, "400"),
+    ];
+    let mut as_expected = true;
+    for (name, body, expect) in steps {
+        let reply = client
+            .post(format!("{}/gateways/{gateway}/callback", target.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach payhook at {}", target.url))?;
+        let answer = format!(
+            "{} {}",
+            reply.status().as_u16(),
+            reply.text().await.unwrap_or_default()
+        );
+        let ok = answer.starts_with(expect);
+        as_expected &= ok;
+        println!(
+            "{name:<15} -> {answer:<48} {}",
+            if ok { "" } else { "(unexpected)" }
+        );
+    }
+    show_order(client, target.admin_url, token, &orderid, Some(gateway)).await?;
     Ok(as_expected)
 }
 

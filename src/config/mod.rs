@@ -178,8 +178,18 @@ impl Settings {
                     .map(|p| format!("checkout:{}(secrets={})", p.client_id, p.secrets.len())),
             )
             .collect();
+        // Each gateway's name and profile, and whether it verifies (a
+        // `weboplata` gateway without a recipe only captures).
+        let gateways: Vec<String> = gateway
+            .recipes
+            .iter()
+            .map(|r| {
+                let captures = if r.verifies() { "" } else { ",captures" };
+                format!("{}({}{captures})", r.name, r.profile.as_str())
+            })
+            .collect();
         format!(
-            "bind={} admin_bind={} database={:?} pool={} projects=[{}] keys=[{}] \
+            "bind={} admin_bind={} database={:?} pool={} projects=[{}] gateways=[{}] keys=[{}] \
              allow_test_payments={} accept_ss1={} strict_signatures={} accept_legacy={} order_check={} \
              sms_reply={} data_dir={} demo={} public_url={} alerts={} alert_min_interval={}s \
              missed_callback_after={}s missed_callback_window={}s rejected_max_bytes={} \
@@ -192,6 +202,7 @@ impl Settings {
             db.connection,
             db.pool_size,
             projects.join(","),
+            gateways.join(","),
             keys.join(","),
             self.rules.allow_test_payments,
             gateway.policy.accept_ss1,

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use payhook::gateways::{Recipe, Request};
+use payhook::gateways::Recipe;
 use serde_json::{json, Value};
 
 use crate::helpers::{both_backends, Backend, Reply, TestApp, ADMIN_TOKEN};
@@ -169,38 +169,8 @@ fn recipe(p: &Profile) -> Recipe {
 
 /// `fields` signed as the gateway signs them with `secret`, as a form body.
 fn signed(p: &Profile, fields: &[(&str, String)], secret: &str) -> String {
-    let request = Request::new(
-        fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-            .collect(),
-    );
-    let signature = &recipe(p).signatures[0];
-    let value = signature.sign(&request, secret.as_bytes()).unwrap();
-    let mut all: Vec<(String, String)> = fields
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    all.push((signature.field.clone(), value));
-    form(&all)
-}
-
-fn form(fields: &[(String, String)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencoding(k), urlencoding(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Form encoding as gateways write it: letters, digits and `-._~` as they are.
-fn urlencoding(text: &str) -> String {
-    const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(text, FORM).to_string()
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    payhook::sim::signed_form(&recipe(p), &pairs, secret).unwrap()
 }
 
 async fn post(app: &TestApp, gateway: &str, body: &str) -> Reply {
