@@ -335,6 +335,7 @@ impl Application {
         let db = &settings.database;
         spawn_pruner(store.clone(), Pruned::Rejected, db.rejected_retention);
         spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
+        spawn_pruner(store.clone(), Pruned::Captured, db.captured_retention);
         metrics.watch_replication(store.clone());
         metrics.gateways(pipeline.gateway_names());
         let http = &settings.http;
@@ -362,6 +363,7 @@ impl Application {
             metrics,
             alerter,
             log_pii: settings.logging.pii,
+            clients: ClientAddress::new(http.trusted_proxies.clone(), http.client_ip_header),
             public_url: http.public_url.clone(),
         };
         let outbox = match settings.notify.delivery() {
@@ -438,10 +440,7 @@ impl Application {
         });
         // One door for the listener's workers, the API and the console alike
         // (per instance: see `http::auth`).
-        let gate = web::Data::new(Gate::new(
-            ClientAddress::new(http.trusted_proxies.clone(), http.client_ip_header),
-            Limits::ADMIN,
-        ));
+        let gate = web::Data::new(Gate::new(state.clients.clone(), Limits::ADMIN));
         let admin_app = move || {
             App::new()
                 .wrap(from_fn(move |req, next| {

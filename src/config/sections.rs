@@ -200,6 +200,9 @@ pub struct DatabaseSettings {
     /// Duplicates (a delivery received again) older than this are deleted; the
     /// first row of each delivery stays.
     pub duplicate_retention: Duration,
+    /// Captured gateway notifications older than this are deleted, unless an
+    /// operator confirmed them.
+    pub captured_retention: Duration,
 }
 
 impl DatabaseSettings {
@@ -228,6 +231,7 @@ impl DatabaseSettings {
             rejected_max_bytes: env.number("PAYHOOK_REJECTED_MAX_BYTES", 2048)? as usize,
             rejected_retention: retention(env, "PAYHOOK_REJECTED_RETENTION")?,
             duplicate_retention: retention(env, "PAYHOOK_DUPLICATE_RETENTION")?,
+            captured_retention: retention(env, "PAYHOOK_CAPTURED_RETENTION")?,
         })
     }
 }

@@ -105,11 +105,14 @@ pub async fn receive_gateway(
     let body = read_body(&req, payload).await?;
     let query = req.query_string().to_string();
     let unsupported = unsupported(&req, Api::Gateway, &body);
-    let meta = meta(
+    let mut meta = meta(
         &req,
         Api::Gateway,
         RawRequest::join(query.as_bytes(), &body),
     );
+    // The sender, as the allow-list checks it: behind a trusted proxy, the
+    // client it names.
+    meta.remote_addr = state.clients.of(&req).map(|ip| ip.to_string());
     let gateway = name.clone();
     let handled = state
         .pipeline

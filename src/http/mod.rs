@@ -47,6 +47,9 @@ pub struct AppState {
     pub log_pii: bool,
     /// Where buyers are sent back through payhook (`PAYHOOK_PUBLIC_URL`).
     pub public_url: Option<String>,
+    /// Where a request comes from, behind trusted proxies too: a gateway's
+    /// sender allow-list reads it.
+    pub clients: auth::ClientAddress,
 }
 
 impl AppState {

@@ -315,7 +315,7 @@ impl Pipeline {
         if registered.is_none() && rules.order_check == crate::domain::OrderCheck::Registered {
             return Err(ConfirmError::NotRegistered(orderid.to_string()));
         }
-        let what = format!("confirm={callback}");
+        let what = format!("{}{callback}", crate::store::CONFIRMATION_PREFIX);
         let payment = GatewayPayment {
             verified: false,
             orderid: Some(orderid.to_string()),

@@ -55,7 +55,7 @@ pub use outbox::{
 pub use pay::FirstPaid;
 pub use raw::{RawRequest, Signed};
 pub use replication::{Replication, Standby, REMOTE_DURABLE_COMMITS};
-pub use retention::{spawn_pruner, Pruned};
+pub use retention::{spawn_pruner, Pruned, CONFIRMATION_PREFIX};
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

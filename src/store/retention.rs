@@ -2,8 +2,10 @@
 //! as well as in size per request: rejected requests are kept for
 //! `PAYHOOK_REJECTED_RETENTION`, duplicates (a genuine delivery sent again, by
 //! the gateway or by anyone holding it) for `PAYHOOK_DUPLICATE_RETENTION`,
-//! then deleted. The first row of every verified delivery is never deleted:
-//! it is what proves a fulfilment.
+//! captured gateway notifications (nothing verified them) for
+//! `PAYHOOK_CAPTURED_RETENTION`, then deleted. The first row of every
+//! verified delivery is never deleted: it is what proves a fulfilment; nor is
+//! a captured notification an operator confirmed, for the same reason.
 
 use std::time::Duration;
 
@@ -16,22 +18,37 @@ use super::{now_millis, Conn, Store, StoreError};
 /// never holds a lock (or SQLite's one connection) for long.
 pub const PRUNE_BATCH: i64 = 1000;
 
+/// The raw request of an operator's confirmation of captured notification N
+/// is this prefix and N (`Pipeline::confirm` writes it; the pruner keeps the
+/// notification a confirmation names).
+pub const CONFIRMATION_PREFIX: &str = "confirm=";
+
 /// What the pruner deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pruned {
     Rejected,
     Duplicates,
+    /// Unless an operator confirmed it.
+    Captured,
 }
 
 impl Pruned {
     /// The rows' predicate, written as a literal: it is that of a partial
     /// index (`callbacks_rejected_received`, migration `000004_bounded_journal`;
-    /// `callbacks_duplicate_received`, migration `000024_bounded_duplicates`), and with a bound
-    /// parameter there PostgreSQL could not use the index in a generic plan.
-    fn predicate(self) -> &'static str {
+    /// `callbacks_duplicate_received`, migration `000024_bounded_duplicates`;
+    /// `callbacks_captured_received`, migration `000029_captured_retention`),
+    /// and with a bound parameter there PostgreSQL could not use the index in
+    /// a generic plan.
+    fn predicate(self) -> String {
         match self {
-            Pruned::Rejected => "outcome = 'rejected'",
-            Pruned::Duplicates => "outcome = 'duplicate'",
+            Pruned::Rejected => "outcome = 'rejected'".into(),
+            Pruned::Duplicates => "outcome = 'duplicate'".into(),
+            // The confirmation is a row of the same order (`callbacks_order`).
+            Pruned::Captured => format!(
+                "outcome = 'captured' AND NOT EXISTS (SELECT 1 FROM callbacks c \
+                 WHERE c.project_id = callbacks.project_id AND c.orderid = callbacks.orderid \
+                 AND c.method = 'CONFIRM' AND c.raw_query = '{CONFIRMATION_PREFIX}' || callbacks.id)"
+            ),
         }
     }
 
@@ -39,6 +56,7 @@ impl Pruned {
         match self {
             Pruned::Rejected => "rejected requests",
             Pruned::Duplicates => "duplicates",
+            Pruned::Captured => "captured gateway notifications",
         }
     }
 

@@ -375,6 +375,48 @@ async fn unknown_gateways_and_senders_outside_the_allow_list_are_refused(backend
         guarded.count("SELECT count(*) AS n FROM callbacks WHERE outcome = 'rejected'"),
         1
     );
+
+    // Behind a trusted proxy, the sender is the client the proxy names; the
+    // same header from anyone else is ignored.
+    let proxied = TestApp::spawn_with(
+        backend,
+        &[
+            ("PAYHOOK_GATEWAYS_FILE", file.as_str()),
+            ("PAYHOOK_TRUSTED_PROXIES", "127.0.0.1"),
+            ("PAYHOOK_CLIENT_IP_HEADER", "X-Forwarded-For"),
+        ],
+    )
+    .await;
+    register(&proxied, "fk", "7003", 1250).await;
+    let body = signed(p, &(p.fields)("7003"), p.secret);
+    let send = |client: &'static str| {
+        proxied
+            .client
+            .post(format!("{}/gateways/fk/callback", proxied.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Forwarded-For", client)
+            .body(body.clone())
+            .send()
+    };
+    let outside = send("198.51.100.7").await.unwrap();
+    assert_eq!(outside.status(), 403);
+    assert_eq!(fulfilments(&proxied, "fk", "7003"), 0);
+    let inside = send("203.0.113.9").await.unwrap();
+    assert_eq!(inside.status(), 200);
+    assert_eq!(inside.text().await.unwrap(), "YES");
+    assert_eq!(fulfilments(&proxied, "fk", "7003"), 1);
+    // Not a trusted proxy: its header names nobody.
+    let direct = guarded
+        .client
+        .post(format!("{}/gateways/fk/callback", guarded.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .body(signed(p, &(p.fields)("7002"), p.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 403);
+    assert_eq!(fulfilments(&guarded, "fk", "7002"), 0);
 }
 
 /// "Веб Оплата" without a recipe: each notification is stored (bounded) and
@@ -500,7 +542,54 @@ async fn weboplata_is_captured_reviewed_confirmed_and_fulfilled_once(backend: Ba
     assert_eq!(fulfilments(&app, "wo", "W-1"), 1);
 }
 
+/// Anyone can send a gateway without a recipe notifications: captured rows
+/// past `PAYHOOK_CAPTURED_RETENTION` are deleted, except the one an operator
+/// confirmed, which stays beside its confirmation as the payment's proof.
+async fn captured_notifications_expire_unless_confirmed(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(backend, dir.path(), &[("PAYHOOK_CAPTURED_RETENTION", "1s")]).await;
+    register(&app, "wo", "W-R", 1000).await;
+    for n in 0..3 {
+        let reply = post(&app, "wo", &format!("order=W-R&n={n}")).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "ok"));
+    }
+    let first = app.count("SELECT min(id) AS n FROM callbacks WHERE outcome = 'captured'");
+    let response = app
+        .client
+        .post(format!(
+            "{}/api/v1/orders/W-R/confirm?project_id=wo",
+            app.admin
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"callback": first}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let left = loop {
+        let left = app.count("SELECT count(*) AS n FROM callbacks WHERE outcome = 'captured'");
+        if left == 1 || std::time::Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(left, 1, "the unconfirmed notifications are deleted");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM callbacks WHERE id = {first} AND outcome = 'captured'"
+        )),
+        1,
+        "the confirmed one stays"
+    );
+    let paid = order(&app, "wo", "W-R").await;
+    assert_eq!(paid["state"], "paid");
+    assert_eq!(outcomes(&paid), ["captured", "fulfilled"]);
+    assert_eq!(fulfilments(&app, "wo", "W-R"), 1);
+}
+
 both_backends!(
+    captured_notifications_expire_unless_confirmed,
     every_gateway_vector_over_http,
     each_profile_fulfils_once_and_refuses_forgeries,
     unknown_gateways_and_senders_outside_the_allow_list_are_refused,

@@ -1,0 +1,1 @@
+DROP INDEX callbacks_captured_received;
