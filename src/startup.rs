@@ -25,7 +25,7 @@ use crate::http::{
     admin, callback, health, return_url, AppState, MAX_ADMIN_JSON_BYTES, MAX_CALLBACK_BYTES,
 };
 use crate::metrics::Metrics;
-use crate::store::{spawn_pruner, Pruned, Store};
+use crate::store::{spawn_pruner, spawn_rollup, Pruned, Store};
 
 pub struct Application {
     port: u16,
@@ -336,6 +336,7 @@ impl Application {
         spawn_pruner(store.clone(), Pruned::Rejected, db.rejected_retention);
         spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
         spawn_pruner(store.clone(), Pruned::Captured, db.captured_retention);
+        spawn_rollup(store.clone());
         metrics.watch_replication(store.clone());
         metrics.gateways(pipeline.gateway_names());
         let http = &settings.http;

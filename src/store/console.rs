@@ -4,7 +4,8 @@
 
 use diesel::prelude::*;
 
-use super::schema::{callbacks, order_flags, orders, outbox, ui_actions, ui_sessions};
+use super::schema::{order_flags, orders, outbox, ui_actions, ui_sessions};
+use super::EventState;
 use super::{dispatch, now_millis, Store, StoreError};
 use crate::domain::OrderState;
 
@@ -54,7 +55,7 @@ pub struct Overview {
     pub awaiting_payment: i64,
     pub needs_review: i64,
     pub missing_callback: i64,
-    /// Events by state (`pending`, `delivered`, `dead`), all time.
+    /// Events waiting (`pending`) and given up on (`dead`), by state.
     pub events: Vec<(String, i64)>,
 }
 
@@ -256,7 +257,10 @@ impl Store {
                 .group_by(orders::state)
                 .select((orders::state, diesel::dsl::count_star()))
                 .load(c))?;
+            // Delivered events are most of the outbox: not counted (`outbox_state`).
+            let waiting = [EventState::Pending.as_str(), EventState::Dead.as_str()];
             let events: Vec<(String, i64)> = dispatch!(&mut conn, c => outbox::table
+                .filter(outbox::state.eq_any(waiting))
                 .group_by(outbox::state)
                 .select((outbox::state, diesel::dsl::count_star()))
                 .load(c))?;
@@ -273,17 +277,6 @@ impl Store {
                 missing_callback,
                 events,
             })
-        })
-    }
-
-    /// Callbacks received since `since`, by outcome.
-    pub fn callbacks_by_outcome(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        self.with_conn(|mut conn| {
-            Ok(dispatch!(&mut conn, c => callbacks::table
-                .filter(callbacks::received_at.ge(since))
-                .group_by(callbacks::outcome)
-                .select((callbacks::outcome, diesel::dsl::count_star()))
-                .load(c))?)
         })
     }
 

@@ -25,6 +25,7 @@ pub mod raw;
 mod reconnect;
 mod replication;
 mod retention;
+mod rollup;
 pub mod schema;
 
 mod redact;
@@ -56,6 +57,7 @@ pub use pay::FirstPaid;
 pub use raw::{RawRequest, Signed};
 pub use replication::{Replication, Standby, REMOTE_DURABLE_COMMITS};
 pub use retention::{spawn_pruner, Pruned, CONFIRMATION_PREFIX};
+pub use rollup::spawn_rollup;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

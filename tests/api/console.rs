@@ -9,7 +9,7 @@ use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::{paid_fields, sign, with, without, CallbackForm};
 
 /// A browser without a browser: one session cookie, no redirects followed.
-struct Console {
+pub(crate) struct Console {
     admin: String,
     client: reqwest::Client,
     cookie: Option<String>,
@@ -35,7 +35,7 @@ impl Console {
         }
     }
 
-    async fn signed_in(app: &TestApp) -> Console {
+    pub(crate) async fn signed_in(app: &TestApp) -> Console {
         let mut console = Console::new(app);
         let page = console.sign_in(ADMIN_TOKEN).await;
         assert_eq!(page.status, 303, "{}", page.body);
@@ -91,7 +91,7 @@ impl Console {
     }
 
     /// A page that must render: 200, HTML.
-    async fn ok(&self, path: &str) -> String {
+    pub(crate) async fn ok(&self, path: &str) -> String {
         let page = self.get(path).await;
         assert_eq!(page.status, 200, "{path}: {}", page.body);
         page.body
@@ -802,40 +802,20 @@ async fn a_notice_comes_only_from_the_form_that_led_there(backend: Backend) {
     assert!(notice(&elsewhere).is_some_and(|n| n.contains("pending again")));
 }
 
-/// Runs `sql` (several statements, no result) on the app's database.
-fn execute(app: &TestApp, sql: &str) {
-    use diesel::connection::SimpleConnection;
-    use diesel::{Connection, PgConnection, SqliteConnection};
-    match app.backend {
-        Backend::Postgres => PgConnection::establish(&app.database_url)
-            .unwrap()
-            .batch_execute(sql),
-        Backend::Sqlite => {
-            SqliteConnection::establish(app.database_url.trim_start_matches("sqlite:"))
-                .unwrap()
-                .batch_execute(sql)
-        }
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
 /// Refuses every change to `orders` with a database error (both backends).
 fn refuse_order_updates(app: &TestApp) {
-    execute(
-        app,
-        match app.backend {
-            Backend::Postgres => {
-                "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS \
+    app.execute(match app.backend {
+        Backend::Postgres => {
+            "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
                  CREATE TRIGGER refuse_update BEFORE UPDATE ON orders \
                  FOR EACH ROW EXECUTE FUNCTION refuse_update();"
-            }
-            Backend::Sqlite => {
-                "CREATE TRIGGER refuse_update BEFORE UPDATE ON orders \
+        }
+        Backend::Sqlite => {
+            "CREATE TRIGGER refuse_update BEFORE UPDATE ON orders \
                  BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
-            }
-        },
-    );
+        }
+    });
 }
 
 /// A form whose action failed is not answered as done
@@ -886,13 +866,10 @@ async fn a_failed_form_is_never_a_silent_success(backend: Backend) {
     let at = app.query::<MaybeAt>("SELECT closed_at AS at FROM orders WHERE orderid = 'F-1'");
     assert_eq!(at[0].at, None);
     // The database recovers; the same form (a reload) acts this time.
-    execute(
-        &app,
-        match backend {
-            Backend::Postgres => "DROP TRIGGER refuse_update ON orders;",
-            Backend::Sqlite => "DROP TRIGGER refuse_update;",
-        },
-    );
+    app.execute(match backend {
+        Backend::Postgres => "DROP TRIGGER refuse_update ON orders;",
+        Backend::Sqlite => "DROP TRIGGER refuse_update;",
+    });
     let retried = console.post(action, &pairs).await;
     let done = format!("/ui/orders/F-1?done={}", field(&fields, "nonce"));
     assert_eq!(retried.status, 303, "{}", retried.body);
@@ -909,13 +886,10 @@ async fn a_failed_form_is_never_a_silent_success(backend: Backend) {
     // the reason, not sent on as if done.
     let session = hex::encode(Sha256::digest(console.cookie.clone().unwrap().as_bytes()));
     let running = "fedcba9876543210".repeat(2);
-    execute(
-        &app,
-        &format!(
-            "INSERT INTO ui_actions (session_hash, nonce, created_at) \
+    app.execute(&format!(
+        "INSERT INTO ui_actions (session_hash, nonce, created_at) \
              VALUES ('{session}', '{running}', 1)"
-        ),
-    );
+    ));
     let pending = console
         .post(
             "/ui/events/1/retry",

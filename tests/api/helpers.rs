@@ -317,6 +317,39 @@ impl TestApp {
         rows.unwrap_or_else(|err| panic!("{sql}: {err}"))
     }
 
+    /// Runs statements directly on the app's database (no results).
+    pub fn execute(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.database_url)
+                .unwrap()
+                .batch_execute(sql),
+            Backend::Sqlite => {
+                let mut c =
+                    SqliteConnection::establish(self.database_url.trim_start_matches("sqlite:"))
+                        .unwrap();
+                // The service writes too: wait for its lock, as it waits for ours.
+                c.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
+                c.batch_execute(sql)
+            }
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// A store of its own on the app's database, as another instance opens it.
+    pub fn store(&self) -> payhook::store::Store {
+        let config = match self.backend {
+            Backend::Postgres => payhook::store::DatabaseConfig::Postgres {
+                url: self.database_url.clone().into(),
+            },
+            Backend::Sqlite => payhook::store::DatabaseConfig::Sqlite {
+                path: self.database_url.trim_start_matches("sqlite:").into(),
+            },
+        };
+        let wait = std::time::Duration::from_secs(10);
+        payhook::store::Store::connect(&config, 2, wait, wait).unwrap()
+    }
+
     /// Runs a `SELECT count(*) AS n …` directly on the app's database.
     pub fn count(&self, sql: &str) -> i64 {
         self.query::<Count>(sql)[0].n

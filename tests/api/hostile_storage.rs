@@ -7,7 +7,6 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use payhook::store::raw::unescape;
-use payhook::store::{DatabaseConfig, Store};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
@@ -228,18 +227,6 @@ async fn rejected_rows_past_retention_are_deleted_and_genuine_ones_kept(backend:
     assert_eq!(app.fulfilments("KEEP-1"), 1);
 }
 
-fn store_on(app: &TestApp) -> Store {
-    let config = match app.backend {
-        Backend::Postgres => DatabaseConfig::Postgres {
-            url: app.database_url.clone().into(),
-        },
-        Backend::Sqlite => DatabaseConfig::Sqlite {
-            path: app.database_url.trim_start_matches("sqlite:").into(),
-        },
-    };
-    Store::connect(&config, 2, Duration::from_secs(10), Duration::from_secs(10)).unwrap()
-}
-
 async fn pruning_stops_at_the_cutoff_and_instances_share_the_work(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.register("KEEP-2", 500, "EUR").await;
@@ -258,7 +245,7 @@ async fn pruning_stops_at_the_cutoff_and_instances_share_the_work(backend: Backe
     }
 
     // Two instances pruning at once, in small batches, delete each old row once.
-    let (a, b) = (store_on(&app), store_on(&app));
+    let (a, b) = (app.store(), app.store());
     let (a, b) = tokio::join!(
         tokio::task::spawn_blocking(move || a.prune_rejected(cutoff, 7)),
         tokio::task::spawn_blocking(move || b.prune_rejected(cutoff, 7)),

@@ -278,6 +278,28 @@ impl Cluster {
         self.url(name)
     }
 
+    /// Creates database `name` whose every statement's plan, with the rows
+    /// each step read and threw away, is written to the server log
+    /// (`auto_explain`, for this database only), and where a sequential scan
+    /// is taken only when no index can serve; returns its URL.
+    pub fn create_explained_database(&self, name: &str) -> String {
+        self.create_database(name);
+        for setting in [
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_timing = off",
+            "auto_explain.log_nested_statements = on",
+            "enable_seqscan = off",
+        ] {
+            let sql = format!("ALTER DATABASE \"{name}\" SET {setting}");
+            if let Err(err) = psql(&self.url("postgres"), &sql) {
+                panic!("cannot explain the plans of {name}: {err}");
+            }
+        }
+        self.url(name)
+    }
+
     /// Creates database `name` (must be a plain identifier) with every
     /// migration applied, a copy of this cluster's migrated template (built
     /// on first use), panicking on failure.
