@@ -84,6 +84,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Erase one order's personal data from the journal now (the buyer's
+    /// e-mail, names, phone, the sender's address), keeping its accounting
+    /// facts, and record the erasure. Exit 0 done (the rows erased are
+    /// printed; 0 when erased before), 1 no such order, 2 usage or
+    /// configuration error, 3 database error.
+    Erase {
+        /// The order's id.
+        #[arg(long, value_name = "ID")]
+        order: String,
+        /// The project the order belongs to (default: the first configured).
+        #[arg(long)]
+        project_id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,11 @@ fn main() -> ExitCode {
             yes,
             json,
         }) => payhook::operator::prune(&older_than, yes, json),
+        Some(Command::Erase {
+            order,
+            project_id,
+            json,
+        }) => payhook::operator::erase(&order, project_id.as_deref(), json),
         Some(Command::NotifySecret) => cli::notify_secret(),
         Some(Command::Openapi { out }) => cli::openapi(out.as_deref()),
         Some(Command::Check { json }) => payhook::check::run(json),

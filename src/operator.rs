@@ -509,6 +509,47 @@ pub fn orders_close(orderid: &str, project_id: Option<&str>) -> ExitCode {
     }
 }
 
+/// `payhook erase --order ID`: the order's personal data erased now.
+pub fn erase(orderid: &str, project_id: Option<&str>, json: bool) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    let project = match project_of(&op.settings, project_id) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let pipeline = match op.pipeline() {
+        Ok(pipeline) => pipeline,
+        Err(code) => return code,
+    };
+    let erased = {
+        let (project, orderid) = (project.clone(), orderid.to_string());
+        op.bounded_pipeline(&pipeline.clone(), move |pipeline| {
+            pipeline.erase_order(&project, &orderid, ACTOR)
+        })
+    };
+    match erased {
+        Ok(Some(rows)) => {
+            if json {
+                print_json(&serde_json::json!({
+                    "project_id": project, "orderid": orderid, "rows_erased": rows,
+                }));
+            } else {
+                println!(
+                    "order {orderid} (project {project}): personal data erased from {rows} stored request(s)"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("error: no order {orderid} in project {project}");
+            ExitCode::from(1)
+        }
+        Err(e) => database_error(e),
+    }
+}
+
 /// An order's story: its registration, state and flags, and every callback
 /// with its outcome, oldest first.
 pub fn orders_show(orderid: &str, project_id: Option<&str>, json: bool) -> ExitCode {

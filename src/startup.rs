@@ -337,6 +337,7 @@ impl Application {
         spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
         spawn_pruner(store.clone(), Pruned::Captured, db.captured_retention);
         spawn_rollup(store.clone());
+        crate::pipeline::erase::spawn_eraser(pipeline.clone(), db.pii_retention);
         metrics.watch_replication(store.clone());
         metrics.gateways(pipeline.gateway_names());
         let http = &settings.http;
@@ -473,6 +474,10 @@ impl Application {
                         .route(
                             "/orders/{orderid}/close",
                             web::post().to(admin::close_order),
+                        )
+                        .route(
+                            "/orders/{orderid}/erase",
+                            web::post().to(admin::erase_order),
                         )
                         .route(
                             "/orders/{orderid}/confirm",

@@ -203,6 +203,9 @@ pub struct DatabaseSettings {
     /// Captured gateway notifications older than this are deleted, unless an
     /// operator confirmed them.
     pub captured_retention: Duration,
+    /// Stored requests' personal data is erased after this
+    /// (`pipeline::erase`); the accounting facts stay.
+    pub pii_retention: Duration,
 }
 
 impl DatabaseSettings {
@@ -232,6 +235,14 @@ impl DatabaseSettings {
             rejected_retention: retention(env, "PAYHOOK_REJECTED_RETENTION")?,
             duplicate_retention: retention(env, "PAYHOOK_DUPLICATE_RETENTION")?,
             captured_retention: retention(env, "PAYHOOK_CAPTURED_RETENTION")?,
+            // Card chargebacks come up to 120 days after a payment: until
+            // then the buyer's details in a callback may answer a dispute.
+            pii_retention: match env.duration("PAYHOOK_PII_RETENTION", "120d")? {
+                d if d.is_zero() => {
+                    return Err(bad("PAYHOOK_PII_RETENTION", "must be longer than 0s"))
+                }
+                d => d,
+            },
         })
     }
 }

@@ -69,6 +69,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/orders", web::post().to(pages::register_order))
             .route("/orders/{orderid}", web::get().to(pages::order))
             .route("/orders/{orderid}/close", web::post().to(pages::close))
+            .route("/orders/{orderid}/erase", web::post().to(pages::erase))
             .route("/notifications", web::get().to(pages::notifications))
             .route("/check", web::get().to(pages::check_page))
             .route("/check", web::post().to(pages::self_check))

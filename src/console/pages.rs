@@ -1076,6 +1076,15 @@ pub async fn order(
                 None,
             )
         }),
+        erase: form(
+            format!(
+                "/ui/orders/{}/erase?project_id={}",
+                encode(&orderid),
+                encode(&project)
+            ),
+            "Erase personal data",
+            None,
+        ),
         orderid: order.orderid,
         project_id: order.project_id,
         expected,
@@ -1125,6 +1134,30 @@ pub async fn close(
             None => Err(ConsoleError::NotFound(format!("order {orderid}"))),
         },
     )
+    .await
+}
+
+/// `POST /ui/orders/{orderid}/erase`: the order's personal data erased from
+/// the journal now (`Pipeline::erase_order`, as `payhook erase` and the API).
+pub async fn erase(
+    session: Session,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ProjectParam>,
+    form: web::Form<ActionForm>,
+) -> Page {
+    let orderid = path.into_inner();
+    let project = project_of(&state, query.project_id.as_deref())?;
+    let here = order_link(&state, Some(&project), &orderid);
+    act(state, session, &form, move |pipeline, actor| match pipeline
+        .erase_order(&project, &orderid, actor)?
+    {
+        Some(rows) => Ok(Done::notice(
+            here,
+            format!("Erased: personal data taken out of {rows} stored request(s)."),
+        )),
+        None => Err(ConsoleError::NotFound(format!("order {orderid}"))),
+    })
     .await
 }
 

@@ -210,6 +210,8 @@ pub struct OrderPage {
     pub closed: Option<String>,
     pub steps: Vec<StoryStep>,
     pub close: Option<Form>,
+    /// Erase the order's personal data now.
+    pub erase: Form,
     pub notice: Option<String>,
     /// The page of the older callbacks, when the order has more than one page.
     pub older: Option<String>,

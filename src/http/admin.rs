@@ -590,6 +590,54 @@ pub async fn close_order(
         .ok_or(AdminError::NotFound)
 }
 
+/// What `POST /api/v1/orders/{orderid}/erase` did.
+#[derive(Serialize, ToSchema)]
+pub struct ErasedOrder {
+    project_id: String,
+    orderid: String,
+    /// Stored requests whose personal data this call erased (0: erased before).
+    rows_erased: usize,
+}
+
+/// `POST /api/v1/orders/{orderid}/erase`: the order's personal data erased
+/// from the journal now (docs/privacy.md), its accounting facts kept, and
+/// the erasure recorded. Idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{orderid}/erase",
+    tag = "orders",
+    params(OrderPath, ProjectQuery),
+    responses(
+        (status = 200, description = "erased (or erased before)", body = ErasedOrder),
+        (status = 404, description = "no such order", body = ErrorBody),
+        (status = 422, description = "not an order id", body = ErrorBody),
+        Refusals,
+    ),
+)]
+pub async fn erase_order(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ProjectQuery>,
+) -> Result<HttpResponse, AdminError> {
+    let project = order_project(&state, query.project_id.as_deref())?;
+    let orderid = order_id(path.into_inner())?;
+    let (p, o) = (project.clone(), orderid.clone());
+    let erased = state
+        .pipeline
+        .bounded(move |pipeline| pipeline.erase_order(&p, &o, API_ACTOR))
+        .await?;
+    erased
+        .map(|rows_erased| {
+            HttpResponse::Ok().json(ErasedOrder {
+                project_id: project,
+                orderid,
+                rows_erased,
+            })
+        })
+        .ok_or(AdminError::NotFound)
+}
+
 /// Which captured notification an operator confirms.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

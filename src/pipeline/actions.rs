@@ -109,6 +109,11 @@ pub fn replay(pipeline: &Pipeline, id: i64, actor: &str) -> Result<Replayed, Rep
     if entry.raw_truncated {
         return Err(ReplayError::Truncated);
     }
+    if entry.erased_at.is_some() {
+        return Err(ReplayError::Unreadable(
+            "its personal data was erased: the request is no longer whole".into(),
+        ));
+    }
     let raw = unescape(&entry.raw_query).map_err(|e| ReplayError::Unreadable(e.to_string()))?;
     let handled = match Api::of_stored(&entry.api) {
         Api::Checkout => replay_webhook(pipeline, &raw)?,
@@ -230,6 +235,10 @@ pub fn decoded_fields(
     entry: &JournalEntry,
     show_pii: bool,
 ) -> Option<serde_json::Value> {
+    if entry.erased_at.is_some() {
+        // What was decoded at erasure; the request itself no longer verifies.
+        return serde_json::from_str(entry.facts.as_deref()?).ok();
+    }
     if entry.raw_truncated {
         return None;
     }
@@ -307,6 +316,13 @@ pub fn shown_raw(entry: &JournalEntry, show_pii: bool) -> ShownRaw {
     };
     if show_pii {
         return as_stored;
+    }
+    if entry.erased_at.is_some() {
+        // Masked when it was erased; masking it again would hash the mask.
+        return ShownRaw {
+            masked: true,
+            ..as_stored
+        };
     }
     let Ok(raw) = unescape(&entry.raw_query) else {
         return as_stored;
@@ -469,6 +485,8 @@ mod tests {
             raw_sha256: None,
             raw_truncated: false,
             api: api.into(),
+            erased_at: None,
+            facts: None,
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod actions;
 mod classic;
+pub mod erase;
 mod gateway;
 mod record;
 pub mod registration;

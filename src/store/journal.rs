@@ -43,6 +43,11 @@ pub struct JournalEntry {
     /// `classic` (a query or form) or `checkout` (`X-Paysera-*` headers, an
     /// empty line, the JSON body).
     pub api: String,
+    /// When its personal data was erased (`raw_query` is then the masked
+    /// request, `facts` what was decoded from it).
+    pub erased_at: Option<i64>,
+    /// The decoded fields at erasure, personal ones masked (JSON).
+    pub facts: Option<String>,
 }
 
 impl JournalEntry {

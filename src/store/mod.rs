@@ -15,6 +15,7 @@ mod callbacks;
 mod connect;
 mod conninfo;
 mod console;
+mod erasure;
 mod incoming;
 mod journal;
 mod models;
@@ -46,6 +47,7 @@ pub use conninfo::several_hosts_without_primary;
 pub use redact::{redact_url, url_secrets};
 
 pub use console::{FlagRow, FormClaim, FormDone, FormResult, Overview};
+pub use erasure::Erased;
 pub use incoming::{CallbackMeta, Decided, Incoming, Processed};
 pub use journal::{JournalEntry, JournalFilter, PruneCount};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
@@ -288,6 +290,6 @@ fn lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
     Ok(file)
 }
 
-pub(crate) fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

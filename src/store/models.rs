@@ -92,6 +92,11 @@ pub struct CallbackRow {
     pub api: String,
     /// A duplicate: the id of the first row of the same delivery.
     pub duplicate_of: Option<i64>,
+    /// When its personal data was erased (`PAYHOOK_PII_RETENTION`, or
+    /// `payhook erase`); `null` while it is kept.
+    #[serde(serialize_with = "opt_as_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub erased_at: Option<i64>,
 }
 
 /// An order as the admin API shows it.

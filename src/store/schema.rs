@@ -45,6 +45,8 @@ diesel::table! {
         api -> Text,
         raw_unsigned -> Nullable<Text>,
         duplicate_of -> Nullable<BigInt>,
+        erased_at -> Nullable<BigInt>,
+        facts -> Nullable<Text>,
     }
 }
 

@@ -15,11 +15,11 @@ pub(crate) struct Console {
     cookie: Option<String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
     set_cookie: Vec<String>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Console {
@@ -97,7 +97,7 @@ impl Console {
         page.body
     }
 
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut request = self
             .client
             .post(format!("{}{path}", self.admin))
@@ -110,7 +110,7 @@ impl Console {
 
     /// Submits the form posting to `action` on the page `path`, as a browser
     /// would: its hidden fields as they are.
-    async fn submit(&self, path: &str, action: &str) -> Page {
+    pub(crate) async fn submit(&self, path: &str, action: &str) -> Page {
         let body = self.ok(path).await;
         let fields = form_fields(&body, action);
         let pairs: Vec<(&str, &str)> = fields
@@ -123,7 +123,7 @@ impl Console {
 
 /// The hidden fields of the form whose action is `action` (as written in the
 /// page, HTML-escaped).
-fn form_fields(body: &str, action: &str) -> Vec<(String, String)> {
+pub(crate) fn form_fields(body: &str, action: &str) -> Vec<(String, String)> {
     let escaped = action.replace('&', "&#38;");
     let start = body
         .find(&format!("method=\"post\" action=\"{action}\""))

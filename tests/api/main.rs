@@ -25,6 +25,7 @@ mod order_edges;
 mod outage;
 mod outcomes;
 mod pay_contract;
+mod privacy;
 mod read_paths;
 mod replays;
 mod replication;

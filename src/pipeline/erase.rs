@@ -1,0 +1,114 @@
+//! Erasing the buyer's personal data from the journal: after
+//! `PAYHOOK_PII_RETENTION` by a pass on every instance, or for one order now
+//! (`payhook erase`, the admin API, the console). A stored request keeps what
+//! accounting and proof need — its order, outcome, time and answer, the
+//! length and SHA-256 of the original request (the signature verdict is its
+//! outcome), and the decoded fields with the personal ones masked — and loses
+//! the rest: the request becomes its masked form (`actions::shown_raw`: a
+//! classic `data` as its length and SHA-256, payer fields as `***`), the
+//! bytes kept beside the signed part and the sender's address go.
+
+use std::time::Duration;
+
+use super::actions::{decoded_fields, shown_raw};
+use super::Pipeline;
+use crate::store::{now_millis, Erased, JournalEntry, StoreError};
+
+/// Rows per batch: each row is its own short statement.
+pub const ERASE_BATCH: i64 = 500;
+
+impl Pipeline {
+    /// `entry` with its personal data taken out.
+    pub fn erased_form(&self, entry: &JournalEntry) -> Erased {
+        Erased {
+            raw_query: shown_raw(entry, false).text,
+            facts: decoded_fields(self.verifier(), entry, false).map(|v| v.to_string()),
+        }
+    }
+
+    /// Erases row `id`; `false` when there is nothing (left) to erase.
+    fn erase_row(&self, id: i64, at: i64) -> Result<bool, StoreError> {
+        let store = self.store();
+        match store.journal_entry(id)? {
+            Some(entry) if entry.erased_at.is_none() => {
+                store.erase(id, &self.erased_form(&entry), at)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Erases every callback received before `cutoff`, `ERASE_BATCH` rows at
+    /// a time; returns how many.
+    pub fn erase_before(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let ids = self.store().unerased_before(cutoff, ERASE_BATCH)?;
+            for id in &ids {
+                total += usize::from(self.erase_row(*id, now_millis())?);
+            }
+            if (ids.len() as i64) < ERASE_BATCH {
+                self.store().mark_erased_until(cutoff)?;
+                return Ok(total);
+            }
+            // A long backlog: let waiting callbacks have the connections first.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Erases one order's personal data now, and records who asked; returns
+    /// how many rows were erased (0: erased before), `None` when payhook
+    /// knows no such order.
+    pub fn erase_order(
+        &self,
+        project: &str,
+        orderid: &str,
+        actor: &str,
+    ) -> Result<Option<usize>, StoreError> {
+        let at = now_millis();
+        let ids = self.store().order_callback_ids(project, orderid)?;
+        if ids.is_empty() && self.store().order(project, orderid)?.is_none() {
+            return Ok(None);
+        }
+        let mut erased = 0;
+        for id in ids {
+            erased += usize::from(self.erase_row(id, at)?);
+        }
+        self.store()
+            .record_erasure(project, orderid, erased as i64, actor, at)?;
+        tracing::info!(
+            actor,
+            project,
+            orderid,
+            rows = erased,
+            "an order's personal data erased on request"
+        );
+        Ok(Some(erased))
+    }
+}
+
+/// Erases what is past `retention` now and then every tenth of it (at least
+/// every second, at most every minute). Every instance may run it: a row is
+/// erased once (`erased_at IS NULL` in the update).
+pub fn spawn_eraser(pipeline: Pipeline, retention: Duration) {
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let cutoff = now_millis().saturating_sub(retention_ms);
+            let pipeline = pipeline.clone();
+            match tokio::task::spawn_blocking(move || pipeline.erase_before(cutoff)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(erased)) => tracing::info!(
+                    erased,
+                    retention_s = retention.as_secs(),
+                    "personal data past retention erased"
+                ),
+                Ok(Err(e)) => tracing::warn!(error = %e, "erasing personal data failed"),
+                Err(e) => tracing::warn!(error = %e, "erasing personal data panicked"),
+            }
+        }
+    });
+}
