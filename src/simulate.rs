@@ -176,17 +176,7 @@ async fn checkout(
 ) -> anyhow::Result<bool> {
     let orderid = format!("DEMO-{stamp}-C");
     let client_id = demo::DEMO_CHECKOUT_CLIENT_ID;
-    let created = client
-        .put(format!("{}/api/v1/orders/{orderid}", target.admin_url))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"amount": 2500, "currency": "EUR", "project_id": client_id}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        created.status().is_success(),
-        "registering {orderid}: {}",
-        created.status()
-    );
+    register(client, target, token, &orderid, 2500, client_id).await?;
     println!("registered {orderid}: 25.00 EUR on the Checkout (Modern) API");
     let signer = CheckoutSigner::new(material.checkout_secret.expose_secret());
     let forger = CheckoutSigner::new("not-the-demo-secret");
@@ -234,21 +224,7 @@ async fn checkout(
         for (header, value) in &webhook.headers {
             request = request.header(*header, value);
         }
-        let reply = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach payhook at {}", target.url))?;
-        let answer = format!(
-            "{} {}",
-            reply.status().as_u16(),
-            reply.text().await.unwrap_or_default()
-        );
-        let ok = answer.starts_with(expect);
-        as_expected &= ok;
-        println!(
-            "{name:<15} -> {answer:<48} {}",
-            if ok { "" } else { "(unexpected)" }
-        );
+        as_expected &= answered(name, request, expect, target).await?;
     }
     show_order(client, target.admin_url, token, &orderid, Some(client_id)).await?;
     Ok(as_expected)
@@ -265,17 +241,7 @@ async fn hashed(
 ) -> anyhow::Result<bool> {
     let orderid = format!("DEMO-{stamp}-F");
     let gateway = demo::DEMO_GATEWAY;
-    let created = client
-        .put(format!("{}/api/v1/orders/{orderid}", target.admin_url))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"amount": 990, "currency": "EUR", "project_id": gateway}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        created.status().is_success(),
-        "registering {orderid}: {}",
-        created.status()
-    );
+    register(client, target, token, &orderid, 990, gateway).await?;
     println!("registered {orderid}: 9.90 EUR on the {gateway} gateway (FreeKassa profile)");
     let recipe = demo::demo_gateway(material)?;
     let secret = material.freekassa_secret.expose_secret();
@@ -302,27 +268,62 @@ async fn hashed(
     ];
     let mut as_expected = true;
     for (name, body, expect) in steps {
-        let reply = client
+        let request = client
             .post(format!("{}/gateways/{gateway}/callback", target.url))
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach payhook at {}", target.url))?;
-        let answer = format!(
-            "{} {}",
-            reply.status().as_u16(),
-            reply.text().await.unwrap_or_default()
-        );
-        let ok = answer.starts_with(expect);
-        as_expected &= ok;
-        println!(
-            "{name:<15} -> {answer:<48} {}",
-            if ok { "" } else { "(unexpected)" }
-        );
+            .body(body);
+        as_expected &= answered(name, request, expect, target).await?;
     }
     show_order(client, target.admin_url, token, &orderid, Some(gateway)).await?;
     Ok(as_expected)
+}
+
+/// Registers `orderid` for `amount` minor units of EUR in `project`.
+async fn register(
+    client: &reqwest::Client,
+    target: &Target<'_>,
+    token: &str,
+    orderid: &str,
+    amount: i64,
+    project: &str,
+) -> anyhow::Result<()> {
+    let created = client
+        .put(format!("{}/api/v1/orders/{orderid}", target.admin_url))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"amount": amount, "currency": "EUR", "project_id": project}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        created.status().is_success(),
+        "registering {orderid}: {}",
+        created.status()
+    );
+    Ok(())
+}
+
+/// Sends `request` and prints its answer on one line; whether it starts
+/// with `expect`.
+async fn answered(
+    name: &str,
+    request: reqwest::RequestBuilder,
+    expect: &str,
+    target: &Target<'_>,
+) -> anyhow::Result<bool> {
+    let reply = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach payhook at {}", target.url))?;
+    let answer = format!(
+        "{} {}",
+        reply.status().as_u16(),
+        reply.text().await.unwrap_or_default()
+    );
+    let ok = answer.starts_with(expect);
+    println!(
+        "{name:<15} -> {answer:<48} {}",
+        if ok { "" } else { "(unexpected)" }
+    );
+    Ok(ok)
 }
 
 /// One line: the order's state after the outcomes stored for it.
