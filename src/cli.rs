@@ -86,13 +86,23 @@ pub enum Command {
     },
     /// Erase one order's personal data from the journal now (the buyer's
     /// e-mail, names, phone, the sender's address), keeping its accounting
-    /// facts, and record the erasure. Exit 0 done (the rows erased are
-    /// printed; 0 when erased before), 1 no such order, 2 usage or
-    /// configuration error, 3 database error.
+    /// facts, and record the erasure; or every order whose stored requests
+    /// carry an e-mail address. Exit 0 done (the rows erased are printed; 0
+    /// when erased before), 1 no such order (no request carries the
+    /// address), 2 usage or configuration error, 3 database error.
     Erase {
         /// The order's id.
-        #[arg(long, value_name = "ID")]
-        order: String,
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "email",
+            conflicts_with = "email"
+        )]
+        order: Option<String>,
+        /// Find the orders by the buyer's e-mail address instead (reads
+        /// every stored request not erased yet).
+        #[arg(long, value_name = "ADDR", conflicts_with = "project_id")]
+        email: Option<String>,
         /// The project the order belongs to (default: the first configured).
         #[arg(long)]
         project_id: Option<String>,

@@ -32,9 +32,17 @@ fn main() -> ExitCode {
         }) => payhook::operator::prune(&older_than, yes, json),
         Some(Command::Erase {
             order,
+            email,
             project_id,
             json,
-        }) => payhook::operator::erase(&order, project_id.as_deref(), json),
+        }) => match (order, email) {
+            (Some(order), _) => payhook::operator::erase(&order, project_id.as_deref(), json),
+            (None, Some(email)) => payhook::operator::erase_email(&email, json),
+            (None, None) => {
+                eprintln!("error: give --order ID or --email ADDR");
+                ExitCode::from(2)
+            }
+        },
         Some(Command::NotifySecret) => cli::notify_secret(),
         Some(Command::Openapi { out }) => cli::openapi(out.as_deref()),
         Some(Command::Check { json }) => payhook::check::run(json),

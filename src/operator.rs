@@ -550,6 +550,51 @@ pub fn erase(orderid: &str, project_id: Option<&str>, json: bool) -> ExitCode {
     }
 }
 
+/// `payhook erase --email ADDR`: the personal data of every order whose
+/// stored requests carry the address, erased now.
+pub fn erase_email(email: &str, json: bool) -> ExitCode {
+    let op = match Operator::open() {
+        Ok(op) => op,
+        Err(code) => return code,
+    };
+    if !email.contains('@') {
+        eprintln!("error: --email wants an e-mail address (name@domain)");
+        return ExitCode::from(2);
+    }
+    let pipeline = match op.pipeline() {
+        Ok(pipeline) => pipeline,
+        Err(code) => return code,
+    };
+    // A pass over the whole unerased journal: each statement is bounded by
+    // the server's statement time-out, the pass as a whole is not.
+    match pipeline.erase_email(email, ACTOR) {
+        Ok(erased) if erased.is_empty() => {
+            eprintln!("error: no stored request (not erased yet) carries that address");
+            ExitCode::from(1)
+        }
+        Ok(erased) => {
+            if json {
+                print_json(&serde_json::json!(erased));
+            } else {
+                for o in &erased.orders {
+                    println!(
+                        "order {} (project {}): personal data erased from {} stored request(s)",
+                        o.orderid, o.project_id, o.rows_erased
+                    );
+                }
+                if erased.rows_without_order > 0 {
+                    println!(
+                        "{} stored request(s) naming no order: personal data erased",
+                        erased.rows_without_order
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => database_error(e),
+    }
+}
+
 /// An order's story: its registration, state and flags, and every callback
 /// with its outcome, oldest first.
 pub fn orders_show(orderid: &str, project_id: Option<&str>, json: bool) -> ExitCode {

@@ -11,7 +11,10 @@
 use std::time::Duration;
 
 use super::actions::{decoded_fields, shown_raw};
-use super::Pipeline;
+use super::{Api, Pipeline};
+use crate::gateways::Request;
+use crate::paysera::{base64url, Verifier};
+use crate::store::raw::unescape;
 use crate::store::{now_millis, Erased, JournalEntry, StoreError};
 
 /// Rows per batch: each row is its own short statement.
@@ -83,6 +86,127 @@ impl Pipeline {
             "an order's personal data erased on request"
         );
         Ok(Some(erased))
+    }
+}
+
+/// What `payhook erase --email` erased: the orders whose stored requests
+/// carried the address, and the rows that carried it without naming an order
+/// (a rejected copy of a genuine callback).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasedByEmail {
+    pub orders: Vec<ErasedOrder>,
+    pub rows_without_order: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErasedOrder {
+    pub project_id: String,
+    pub orderid: String,
+    pub rows_erased: usize,
+}
+
+impl ErasedByEmail {
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty() && self.rows_without_order == 0
+    }
+}
+
+impl Pipeline {
+    /// Finds every stored request that still carries `email` and erases the
+    /// personal data of each order they belong to, recorded as erasures on
+    /// request. Reads every row not erased yet, `ERASE_BATCH` at a time (the
+    /// address is not indexed: an index of it would be personal data kept
+    /// past erasure). The address is never logged.
+    pub fn erase_email(&self, email: &str, actor: &str) -> Result<ErasedByEmail, StoreError> {
+        let mut orders = std::collections::BTreeSet::new();
+        let mut outside = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = self.store().unerased_after(after, ERASE_BATCH)?;
+            for entry in &batch {
+                if carries_email(self.verifier(), entry, email) {
+                    match (&entry.project_id, &entry.orderid) {
+                        (Some(p), Some(o)) => {
+                            orders.insert((p.clone(), o.clone()));
+                        }
+                        _ => outside.push(entry.clone()),
+                    }
+                }
+            }
+            match batch.last() {
+                Some(last) if batch.len() as i64 == ERASE_BATCH => after = last.id,
+                _ => break,
+            }
+        }
+        let mut erased = ErasedByEmail::default();
+        for entry in outside {
+            let at = now_millis();
+            if self
+                .store()
+                .erase(entry.id, &self.erased_form(&entry), at)?
+            {
+                let project = entry.project_id.as_deref().unwrap_or_default();
+                self.store().record_erasure(project, "", 1, actor, at)?;
+                erased.rows_without_order += 1;
+            }
+        }
+        for (project_id, orderid) in orders {
+            let rows = self.erase_order(&project_id, &orderid, actor)?.unwrap_or(0);
+            erased.orders.push(ErasedOrder {
+                project_id,
+                orderid,
+                rows_erased: rows,
+            });
+        }
+        tracing::info!(
+            actor,
+            orders = erased.orders.len(),
+            rows_without_order = erased.rows_without_order,
+            "personal data erased on request for the orders that carried an e-mail address"
+        );
+        Ok(erased)
+    }
+}
+
+/// Whether a stored request carries `email`: a decoded value equal to it,
+/// ignoring ASCII case and surrounding blanks. A classic request that no
+/// longer verifies (a rejected copy of a genuine callback) is read without
+/// its signature: its `data`, unless encrypted, holds the same fields.
+pub fn carries_email(verifier: &Verifier, entry: &JournalEntry, email: &str) -> bool {
+    let email = email.trim();
+    let is = |value: &str| value.trim().eq_ignore_ascii_case(email);
+    if entry.erased_at.is_some() || email.is_empty() {
+        return false;
+    }
+    if let Some(decoded) = decoded_fields(verifier, entry, true) {
+        return any_string(&decoded, &is);
+    }
+    if Api::of_stored(&entry.api) != Api::Classic {
+        return false;
+    }
+    let Ok(raw) = unescape(&entry.raw_query) else {
+        return false;
+    };
+    let form = Request::from_urlencoded(&raw);
+    let carries = |request: &Request| {
+        request
+            .iter()
+            .any(|(_, value)| is(&String::from_utf8_lossy(value)))
+    };
+    let data = form
+        .iter()
+        .find(|(name, _)| *name == "data")
+        .and_then(|(_, value)| base64url::decode(value).ok());
+    carries(&form) || data.is_some_and(|data| carries(&Request::from_urlencoded(&data)))
+}
+
+/// Whether any string in `value`, at any depth, satisfies `is`.
+fn any_string(value: &serde_json::Value, is: &impl Fn(&str) -> bool) -> bool {
+    match value {
+        serde_json::Value::String(s) => is(s),
+        serde_json::Value::Array(items) => items.iter().any(|v| any_string(v, is)),
+        serde_json::Value::Object(map) => map.values().any(|v| any_string(v, is)),
+        _ => false,
     }
 }
 

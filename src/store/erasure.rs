@@ -4,10 +4,11 @@
 //! request. What replaces the request is decided above (`pipeline::erase`):
 //! the store writes what it is handed.
 
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
-use diesel::{OptionalExtension, QueryableByName, RunQueryDsl};
 
-use super::{Conn, Store, StoreError};
+use super::schema::callbacks;
+use super::{dispatch, Conn, JournalEntry, Store, StoreError};
 
 #[derive(QueryableByName)]
 struct Id {
@@ -70,6 +71,20 @@ impl Store {
                     .bind::<BigInt, _>(batch)
                     .load::<Id>(c))?;
             Ok(ids.into_iter().map(|r| r.id).collect())
+        })
+    }
+
+    /// Callbacks with an id above `after` whose personal data is still
+    /// there, by id, at most `batch`: what a search for an e-mail reads.
+    pub fn unerased_after(&self, after: i64, batch: i64) -> Result<Vec<JournalEntry>, StoreError> {
+        self.with_conn(|mut conn| {
+            Ok(dispatch!(&mut conn, c => callbacks::table
+                .filter(callbacks::id.gt(after))
+                .filter(callbacks::erased_at.is_null())
+                .order(callbacks::id.asc())
+                .limit(batch)
+                .select(JournalEntry::as_select())
+                .load(c))?)
         })
     }
 

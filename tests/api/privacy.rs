@@ -12,10 +12,14 @@ use serde_json::json;
 
 use crate::console::{form_fields, Console};
 use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
-use crate::support::cli::payhook;
+use crate::support::cli::{payhook, run};
 use crate::support::gateway::{
     checkout_paid_with_payer, paid_fields, sign, with, CallbackForm, BUYER_DATA, CHECKOUT_PAYER,
 };
+
+/// The e-mail address in [`BUYER_DATA`], and in [`CHECKOUT_PAYER`].
+const BUYER_EMAIL: &str = "pii.buyer@example.com";
+const CHECKOUT_EMAIL: &str = "pii.checkout@example.com";
 
 const CLIENT_ID: &str = "privacy-client";
 const SECRET: &str = "privacy-checkout-secret";
@@ -314,7 +318,102 @@ async fn an_order_is_erased_on_request(backend: Backend) {
     }
 }
 
+/// `payhook erase --email`: the orders whose stored requests carry the
+/// address (any case), classic and Checkout, are erased with every row of
+/// their story, and a rejected copy that names no order too; an order with
+/// another address keeps its data; the address is not logged.
+async fn orders_are_erased_by_email(backend: Backend) {
+    let app = TestApp::spawn_with(backend, CHECKOUT).await;
+    app.register("E-1", 1250, "EUR").await;
+    let (query, data) = classic_with_buyer("E-1");
+    assert_eq!(app.get_callback(&query).await.body, "OK");
+    assert_eq!(app.get_callback(&query).await.body, "OK", "a duplicate");
+    let rejected = format!("{query}&ss3=AAAA");
+    assert_eq!(app.get_callback(&rejected).await.status, 400);
+    app.register("E-2", 1250, "EUR").await;
+    let other = with(
+        paid_fields("E-2", "1250", "EUR"),
+        "p_email",
+        "someone.else@example.com",
+    );
+    assert_eq!(
+        app.get_callback(&sign(&other, CallbackForm::Ss2))
+            .await
+            .body,
+        "OK"
+    );
+    register(
+        &app,
+        "E-3",
+        json!({"amount": 2500, "currency": "EUR", "project_id": CLIENT_ID}),
+    )
+    .await;
+    let webhook = CheckoutSigner::new(SECRET).sign(checkout_paid_with_payer("E-3", 2500));
+    assert_eq!(app.post_webhook(&webhook).await.status, 200);
+    let holding = |needle: &str| {
+        app.count(&format!(
+            "SELECT count(*) AS n FROM callbacks WHERE raw_query LIKE '%{needle}%'"
+        ))
+    };
+    assert_eq!(
+        holding(&data[..40]),
+        3,
+        "two rows of E-1 and the rejected copy"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let erase = |email: &str| {
+        let mut cmd = payhook(dir.path(), &app.database_url);
+        cmd.envs(CHECKOUT.iter().copied())
+            .args(["erase", "--json", "--email", email]);
+        run(&mut cmd)
+    };
+    let (code, out, _) = erase("nobody@example.com");
+    assert_eq!((code, out.as_str()), (1, ""), "no request carries it");
+
+    let (code, out, err) = erase(" PII.Buyer@Example.COM ");
+    assert_eq!(code, 0, "{err}");
+    let erased: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        erased,
+        json!({"orders": [{"project_id": "123", "orderid": "E-1", "rows_erased": 2}],
+               "rows_without_order": 1}),
+    );
+    assert!(!err.to_lowercase().contains(BUYER_EMAIL), "logged: {err}");
+    assert_eq!(holding(&data[..40]), 0);
+    let e2 = app
+        .count("SELECT count(*) AS n FROM callbacks WHERE orderid = 'E-2' AND erased_at IS NULL");
+    assert_eq!(e2, 1, "another address keeps its data");
+    assert_eq!(
+        holding(CHECKOUT_EMAIL),
+        1,
+        "the Checkout payer is not this buyer"
+    );
+    assert_eq!(erase(BUYER_EMAIL).0, 1, "nothing left to find");
+
+    let (code, out, err) = erase(CHECKOUT_EMAIL);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["orders"],
+        json!([{"project_id": CLIENT_ID, "orderid": "E-3", "rows_erased": 1}]),
+    );
+    assert_eq!(holding(CHECKOUT_EMAIL), 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM erasures"), 3);
+    for orderid in ["E-1", "E-2"] {
+        assert_eq!(app.order(orderid).await["state"], "paid");
+        assert_eq!(app.fulfilments(orderid), 1);
+    }
+
+    let mut neither = payhook(dir.path(), &app.database_url);
+    neither.arg("erase");
+    assert_eq!(run(&mut neither).0, 2);
+    let mut both = payhook(dir.path(), &app.database_url);
+    both.args(["erase", "--order", "E-2", "--email", BUYER_EMAIL]);
+    assert_eq!(run(&mut both).0, 2);
+}
+
 both_backends!(
     personal_data_is_erased_after_the_retention,
     an_order_is_erased_on_request,
+    orders_are_erased_by_email,
 );
