@@ -13,6 +13,16 @@
 #      duplicate guard, a fulfilment, a delivered event and its attempt), then
 #      VACUUM ANALYZE; the read paths timed (console and admin API, REPEAT
 #      times each after 2 warm-ups), then NEW paid callbacks on top.
+#   3. the retention pass (RETENTION_PASS=1, with ORDERS > 0): payhook
+#      restarted on that history with PAYHOOK_PII_RETENTION and
+#      PAYHOOK_DUPLICATE_RETENTION at 89d, so the oldest day falls due: the
+#      eraser erases its rows in place and the pruner deletes its duplicates,
+#      in their batches, while paid callbacks are sent one at a time until
+#      both are done; their times and the callbacks' latency are reported.
+#   4. partition against batched delete (same condition): a day of the
+#      journal copied into a table partitioned by day and the partition
+#      dropped, against the next day's rows deleted from the whole journal in
+#      the pruner's batches of 1000 (each batch committed), in SQL.
 # Prints one markdown table (median and p95 per path, per phase) with the row
 # counts, database size and fill time. Every answer must be a 200 (a
 # callback: body OK) or the run stops.
@@ -23,6 +33,8 @@
 #   ORDERS       500000 orders of history (2 callback rows each)
 #   REPEAT       20 timed requests per read path
 #   NEW          500 new paid callbacks per phase
+#   DURING       30000 paid callbacks ready for phase 3 (sent until the pass ends)
+#   RETENTION_PASS  1 (0: skip phases 3 and 4)
 #   PAYHOOK_BIN  target/release/payhook (build it: cargo build --release)
 #   KEY_DIR      ../shared/bench/keys1024 (private.pem signs, public.pem verifies)
 #   GEN          ../shared/bench/gen_callbacks.py
@@ -41,6 +53,8 @@ DB=${SCALE_DB:-payhook_scale}
 ORDERS=${ORDERS:-500000}
 REPEAT=${REPEAT:-20}
 NEW=${NEW:-500}
+DURING=${DURING:-30000}
+RETENTION_PASS=${RETENTION_PASS:-1}
 PAYHOOK_BIN=${PAYHOOK_BIN:-target/release/payhook}
 KEY_DIR=${KEY_DIR:-$ROOT/../shared/bench/keys1024}
 GEN=${GEN:-$ROOT/../shared/bench/gen_callbacks.py}
@@ -60,8 +74,9 @@ say() { printf '[scale-bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 [[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "SCALE_DB must be a plain lower-case identifier"
-[[ $ORDERS =~ ^[0-9]+$ && $REPEAT =~ ^[1-9][0-9]*$ && $NEW =~ ^[1-9][0-9]*$ ]] ||
-    die "ORDERS must be a number, REPEAT and NEW at least 1"
+[[ $ORDERS =~ ^[0-9]+$ && $REPEAT =~ ^[1-9][0-9]*$ && $NEW =~ ^[1-9][0-9]*$ &&
+   $DURING =~ ^[1-9][0-9]*$ && $RETENTION_PASS =~ ^[01]$ ]] ||
+    die "ORDERS must be a number, REPEAT, NEW and DURING at least 1, RETENTION_PASS 0 or 1"
 for tool in psql python3 curl; do
     command -v "$tool" >/dev/null || die "$tool is needed"
 done
@@ -260,15 +275,24 @@ time_reads() {
         --orderid "$oid" --callback-id "$cb_id" --after "$after" --dump "$TMP/answers-${1// /-}"
 }
 
-time_paid() {
-    say "[$1] registering $NEW orders and sending their paid callbacks one at a time"
-    python3 "$HELPER" paid --public "$PUBLIC_URL" --admin "$ADMIN_URL" --out "$RESULTS" \
-        --phase "$1" --project "$PROJECT_ID" --callbacks "$CB_FILE"
+# The first NEW callbacks of CB_FILE are each phase's new paid ones; the
+# DURING after them are phase 3's.
+helper_callbacks() {
+    local what=$1 phase=$2
+    shift 2
+    python3 "$HELPER" "$what" --public "$PUBLIC_URL" --admin "$ADMIN_URL" --out "$RESULTS" \
+        --phase "$phase" --project "$PROJECT_ID" --callbacks "$CB_FILE" "$@"
 }
 
-say "generating $NEW signed callbacks into $CB_FILE"
-KEY_DIR=$KEY_DIR python3 "$GEN" "$NEW" "$CB_FILE" >/dev/null
-[[ $(wc -l <"$CB_FILE") == "$NEW" ]] || die "$GEN wrote $(wc -l <"$CB_FILE") callbacks, not $NEW"
+time_paid() {
+    say "[$1] registering $NEW orders and sending their paid callbacks one at a time"
+    helper_callbacks paid "$1" --first 0 --count "$NEW"
+}
+
+total=$((NEW + DURING))
+say "generating $total signed callbacks into $CB_FILE"
+KEY_DIR=$KEY_DIR python3 "$GEN" "$total" "$CB_FILE" >/dev/null
+[[ $(wc -l <"$CB_FILE") == "$total" ]] || die "$GEN wrote $(wc -l <"$CB_FILE") callbacks, not $total"
 
 # Phase 1: nothing but what the phase itself sends.
 EMPTY=empty
@@ -310,11 +334,115 @@ if ((ORDERS > 0)); then
     start_payhook "$FULL"
     time_reads "$FULL"
     time_paid "$FULL"
+    if ((RETENTION_PASS)); then
+        say "[$FULL] registering phase 3's $DURING orders"
+        helper_callbacks register "$FULL" --first "$NEW" --count "$DURING"
+    fi
     stop_payhook
     meta+=("callbacks rows (history)=$n_cb" "orders rows=$n_orders" "outbox rows=$n_outbox"
            "answered rows=$n_answered" "database size (after fill)=$db_size"
            "callbacks table + indexes=$cb_size" "outbox payload avg bytes=$payload_avg"
            "fill time (INSERTs)=$fill_s s" "VACUUM ANALYZE + CHECKPOINT=$vacuum_s s")
+fi
+
+# Phase 3: the oldest day of the history falls out of retention.
+retention_pass() {
+    local phase="retention pass" day=86400000 now_ms cutoff due_pii due_dup t0 t_pii= t_dup= sender i
+    now_ms=$(date +%s%3N)
+    cutoff=$((now_ms - 89 * day))
+    due_pii=$(pg_val "SELECT count(*) FROM callbacks WHERE received_at < $cutoff AND erased_at IS NULL")
+    due_dup=$(pg_val "SELECT count(*) FROM callbacks WHERE outcome = 'duplicate' AND received_at < $cutoff")
+    say "[$phase] $due_pii rows due for erasure, $due_dup duplicates due for deletion"
+    PAYHOOK_ENV+=(PAYHOOK_PII_RETENTION=89d PAYHOOK_DUPLICATE_RETENTION=89d)
+    rm -f "$TMP/pass-done"
+    t0=$(date +%s.%N)
+    start_payhook "$phase"
+    helper_callbacks paid "$phase" --first "$NEW" --count "$DURING" --registered \
+        --until "$TMP/pass-done" &
+    sender=$!
+    # Both passes start with payhook; each is done when nothing before the
+    # cutoff (a little older than theirs) is left to do.
+    for i in $(seq 7200); do
+        [[ -z $t_pii && $(pg_val "SELECT count(*) FROM callbacks WHERE received_at < $cutoff AND erased_at IS NULL") == 0 ]] &&
+            t_pii=$(date +%s.%N)
+        [[ -z $t_dup && $(pg_val "SELECT count(*) FROM callbacks WHERE outcome = 'duplicate' AND received_at < $cutoff") == 0 ]] &&
+            t_dup=$(date +%s.%N)
+        [[ -n $t_pii && -n $t_dup ]] && break
+        kill -0 "$sender" 2>/dev/null || die "the callback sender stopped before the passes ended"
+        ((i < 7200)) || die "the retention passes did not end within 30 minutes"
+        sleep 0.25
+    done
+    touch "$TMP/pass-done"
+    wait "$sender" || die "the callback sender failed"
+    stop_payhook
+    local pii_s dup_s
+    pii_s=$(awk -v a="$t0" -v b="$t_pii" 'BEGIN { printf "%.1f", b - a }')
+    dup_s=$(awk -v a="$t0" -v b="$t_dup" 'BEGIN { printf "%.1f", b - a }')
+    say "[$phase] erased $due_pii rows in ${pii_s}s, deleted $due_dup duplicates in ${dup_s}s"
+    meta+=("PII erasure of the oldest day=$due_pii rows erased in $pii_s s from payhook's start"
+           "duplicate pruning of the oldest day=$due_dup rows deleted in $dup_s s from payhook's start")
+}
+
+# Phase 4: the same day's rows dropped as a partition, against deleted in
+# the pruner's batches from the whole journal. The partitioned copy holds
+# one day (dropping a partition costs the same however many there are).
+partition_or_delete() {
+    local day=86400000 lo out
+    lo=$(pg_val "SELECT min(received_at) + $day FROM callbacks")
+    say "[partition] a day from $lo: DROP of its partition against batched DELETE"
+    out=$(pg_db -At -v lo="$lo" -v hi="$((lo + day))" <<'SQL'
+SET bench.lo = :'lo';
+SET bench.hi = :'hi';
+CREATE TABLE part_bench (LIKE callbacks INCLUDING DEFAULTS) PARTITION BY RANGE (received_at);
+CREATE TABLE part_bench_day PARTITION OF part_bench FOR VALUES FROM (:lo) TO (:hi);
+CREATE INDEX ON part_bench (received_at, outcome);
+CREATE INDEX ON part_bench (orderid, project_id, id);
+CREATE INDEX ON part_bench (id);
+INSERT INTO part_bench SELECT * FROM callbacks WHERE received_at >= :lo AND received_at < :hi;
+CREATE TEMP TABLE timed (what text, ms float8, n bigint);
+DO $do$
+DECLARE t timestamptz := clock_timestamp(); n bigint;
+BEGIN
+  SELECT count(*) INTO n FROM part_bench_day;
+  DROP TABLE part_bench_day;
+  INSERT INTO timed VALUES ('drop', extract(epoch FROM clock_timestamp() - t) * 1000, n);
+END
+$do$;
+DROP TABLE part_bench;
+DO $do$
+DECLARE t timestamptz; n bigint;
+BEGIN
+  LOOP
+    t := clock_timestamp();
+    DELETE FROM callbacks WHERE id IN (SELECT id FROM callbacks
+       WHERE received_at >= current_setting('bench.lo')::bigint
+         AND received_at < current_setting('bench.hi')::bigint LIMIT 1000);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    COMMIT;
+    INSERT INTO timed VALUES ('batch', extract(epoch FROM clock_timestamp() - t) * 1000, n);
+    COMMIT;
+    EXIT WHEN n < 1000;
+  END LOOP;
+END
+$do$;
+SELECT round(ms::numeric, 1), n FROM timed WHERE what = 'drop';
+SELECT count(*), sum(n), round(sum(ms)::numeric / 1000, 2),
+       round((percentile_disc(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1),
+       round((percentile_disc(0.95) WITHIN GROUP (ORDER BY ms))::numeric, 1),
+       round(max(ms)::numeric, 1)
+  FROM timed WHERE what = 'batch';
+SQL
+)
+    local drop_ms drop_n batches deleted total_s med p95 max
+    { IFS='|' read -r drop_ms drop_n; IFS='|' read -r batches deleted total_s med p95 max; } <<<"$out"
+    say "[partition] DROP of $drop_n rows: $drop_ms ms; DELETE of $deleted rows: $batches batches, ${total_s}s"
+    meta+=("a day's partition dropped=$drop_n rows in $drop_ms ms"
+           "the same day deleted in batches of 1000=$deleted rows, $batches batches, $total_s s; per batch median $med ms, p95 $p95 ms, max $max ms")
+}
+
+if ((ORDERS > 0 && RETENTION_PASS)); then
+    retention_pass
+    partition_or_delete
 fi
 
 python3 "$HELPER" table "$RESULTS" "${meta[@]}" "${TARGETS[@]}"

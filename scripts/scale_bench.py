@@ -9,7 +9,11 @@ psycopg), so that it runs wherever python3 does.
   scale_bench.py reads --public URL --admin URL --phase P --out FILE.jsonl
                        --orderid ID --callback-id ID --after SEQ [--repeat 20] [--project 123]
   scale_bench.py paid  --public URL --admin URL --phase P --out FILE.jsonl
-                       --callbacks FILE [--project 123]
+                       --callbacks FILE [--first N --count M] [--registered]
+                       [--until FILE] [--project 123]
+      registers the slice's orders (unless --registered), then sends their
+      paid callbacks one at a time (until FILE exists, with --until)
+  scale_bench.py register  (the same arguments): the registration alone
   scale_bench.py table FILE.jsonl [KEY=VALUE ...]
 
 Each timing is appended to FILE.jsonl as one JSON object (phase, path, n,
@@ -194,18 +198,23 @@ def cmd_reads(a):
         write(a, summary('GET ' + label, samples))
 
 
-def cmd_paid(a):
-    token = admin_token()
-    admin = Client(a.admin)
-    public = Client(a.public)
-    api = {'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'}
+def callbacks_slice(a):
+    """Callbacks first..first+count of the generated file, with their orders."""
     with open(a.callbacks + '.orders.csv', newline='') as f:
         orders = list(csv.DictReader(f))
     lines = [l.strip() for l in open(a.callbacks) if l.strip()]
     if not orders or len(orders) != len(lines):
         die('%s: %d callbacks but %d orders' % (a.callbacks, len(lines), len(orders)))
-    # The shop registers every order first (as it would before sending the
-    # buyer to pay), then the gateway's callbacks arrive one at a time.
+    end = a.first + a.count if a.count else len(lines)
+    if a.first < 0 or end > len(lines):
+        die('%s holds %d callbacks, not %d..%d' % (a.callbacks, len(lines), a.first, end))
+    return orders[a.first:end], lines[a.first:end]
+
+
+def register(a, admin, orders):
+    """The shop registers every order first, as it would before sending the
+    buyer to pay."""
+    api = {'Authorization': 'Bearer ' + admin_token(), 'Content-Type': 'application/json'}
     put = []
     for o in orders:
         body = json.dumps({'amount': int(o['amount']), 'currency': o['currency'],
@@ -214,9 +223,25 @@ def cmd_paid(a):
         status, _, data, secs = admin.request('PUT', path, headers=api, body=body)
         expect(status, data, 'PUT ' + path, want=201)
         put.append(secs)
-    write(a, summary('PUT /api/v1/orders/{id} (register)', put))
+    return put
+
+
+def cmd_register(a):
+    orders, _ = callbacks_slice(a)
+    register(a, Client(a.admin), orders)
+
+
+def cmd_paid(a):
+    orders, lines = callbacks_slice(a)
+    if not a.registered:
+        put = register(a, Client(a.admin), orders)
+        write(a, summary('PUT /api/v1/orders/{id} (register)', put))
+    public = Client(a.public)
     paid = []
     for line in lines:
+        # Sent until the file named by --until appears (a pass is over).
+        if a.until and os.path.exists(a.until):
+            break
         # The generator writes whole request paths: /paysera/callback?data=...
         path = line if line.startswith('/') else '/paysera/callback?' + line
         # No retry: a second send would be a duplicate delivery, another path.
@@ -225,6 +250,15 @@ def cmd_paid(a):
         if data.strip() != b'OK':
             die('a paid callback answered %r, not OK' % data[:200])
         paid.append(secs)
+    if not paid:
+        if not a.until:
+            die('no paid callback was sent')
+        print('[scale-bench] warning: %s appeared before any callback was sent' % a.until,
+              file=sys.stderr)
+        return
+    if a.until and not os.path.exists(a.until):
+        print('[scale-bench] warning: the %d callbacks ran out before %s appeared'
+              % (len(lines), a.until), file=sys.stderr)
     write(a, summary('GET /paysera/callback (new paid)', paid))
 
 
@@ -265,7 +299,7 @@ def main():
     sub = p.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('constants')
     c.add_argument('gen')
-    for name in ('reads', 'paid'):
+    for name in ('reads', 'paid', 'register'):
         s = sub.add_parser(name)
         s.add_argument('--public', required=True)
         s.add_argument('--admin', required=True)
@@ -279,8 +313,14 @@ def main():
     r.add_argument('--callback-id', type=int, required=True)
     r.add_argument('--after', type=int, required=True)
     r.add_argument('--dump', help='a directory for the last answer of each path')
+    for name in ('paid', 'register'):
+        pd = sub.choices[name]
+        pd.add_argument('--callbacks', required=True)
+        pd.add_argument('--first', type=int, default=0, help='the first callback of the file to use')
+        pd.add_argument('--count', type=int, default=0, help='how many (0: to the end)')
     pd = sub.choices['paid']
-    pd.add_argument('--callbacks', required=True)
+    pd.add_argument('--registered', action='store_true', help='the orders are registered already')
+    pd.add_argument('--until', help='stop sending once this file exists')
     t = sub.add_parser('table')
     t.add_argument('results')
     t.add_argument('meta', nargs='*')
@@ -288,7 +328,7 @@ def main():
     if getattr(a, 'repeat', 1) < 1:
         die('--repeat must be at least 1')
     {'constants': cmd_constants, 'reads': cmd_reads, 'paid': cmd_paid,
-     'table': cmd_table}[a.cmd](a)
+     'register': cmd_register, 'table': cmd_table}[a.cmd](a)
 
 
 if __name__ == '__main__':

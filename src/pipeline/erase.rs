@@ -41,17 +41,21 @@ impl Pipeline {
     }
 
     /// Erases every callback received before `cutoff`, `ERASE_BATCH` rows at
-    /// a time; returns how many.
+    /// a time, from where the last complete pass ended; returns how many.
     pub fn erase_before(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let mut from = self.store().erased_until()?.unwrap_or(i64::MIN);
         let mut total = 0;
         loop {
-            let ids = self.store().unerased_before(cutoff, ERASE_BATCH)?;
-            for id in &ids {
+            let due = self.store().unerased_between(from, cutoff, ERASE_BATCH)?;
+            for (id, _) in &due {
                 total += usize::from(self.erase_row(*id, now_millis())?);
             }
-            if (ids.len() as i64) < ERASE_BATCH {
-                self.store().mark_erased_until(cutoff)?;
-                return Ok(total);
+            match due.last() {
+                Some((_, received_at)) if due.len() as i64 == ERASE_BATCH => from = *received_at,
+                _ => {
+                    self.store().mark_erased_until(cutoff)?;
+                    return Ok(total);
+                }
             }
             // A long backlog: let waiting callbacks have the connections first.
             std::thread::sleep(Duration::from_millis(10));

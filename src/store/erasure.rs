@@ -17,6 +17,14 @@ struct Id {
 }
 
 #[derive(QueryableByName)]
+struct Due {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    received_at: i64,
+}
+
+#[derive(QueryableByName)]
 struct Until {
     #[diesel(sql_type = BigInt)]
     until: i64,
@@ -51,26 +59,40 @@ macro_rules! both {
 }
 
 impl Store {
-    /// Ids of callbacks received before `cutoff` whose personal data is still
-    /// there, oldest first, at most `batch`: from the mark on only.
-    pub fn unerased_before(&self, cutoff: i64, batch: i64) -> Result<Vec<i64>, StoreError> {
+    /// Where the last complete pass ended: every callback received before
+    /// it is erased.
+    pub fn erased_until(&self) -> Result<Option<i64>, StoreError> {
         self.with_conn(|mut conn| {
-            let from = both!(&mut conn,
+            let until = both!(&mut conn,
                 "SELECT until FROM erased_until WHERE one = 1",
                 "SELECT until FROM erased_until WHERE one = 1",
-                c => |q: diesel::query_builder::SqlQuery| q.get_result::<Until>(c).optional())?
-            .map_or(i64::MIN, |u| u.until);
-            let ids = both!(&mut conn,
-                "SELECT id FROM callbacks WHERE received_at >= $1 AND received_at < $2 \
+                c => |q: diesel::query_builder::SqlQuery| q.get_result::<Until>(c).optional())?;
+            Ok(until.map(|u| u.until))
+        })
+    }
+
+    /// Callbacks received from `from` to before `cutoff` whose personal data
+    /// is still there, oldest first, at most `batch`: (id, received_at). A
+    /// pass moves `from` to the last one's time, so no batch reads the rows
+    /// erased by the batches before it again.
+    pub fn unerased_between(
+        &self,
+        from: i64,
+        cutoff: i64,
+        batch: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.with_conn(|mut conn| {
+            let rows = both!(&mut conn,
+                "SELECT id, received_at FROM callbacks WHERE received_at >= $1 AND received_at < $2 \
                  AND erased_at IS NULL ORDER BY received_at LIMIT $3",
-                "SELECT id FROM callbacks WHERE received_at >= ? AND received_at < ? \
+                "SELECT id, received_at FROM callbacks WHERE received_at >= ? AND received_at < ? \
                  AND erased_at IS NULL ORDER BY received_at LIMIT ?",
                 c => |q: diesel::query_builder::SqlQuery| q
                     .bind::<BigInt, _>(from)
                     .bind::<BigInt, _>(cutoff)
                     .bind::<BigInt, _>(batch)
-                    .load::<Id>(c))?;
-            Ok(ids.into_iter().map(|r| r.id).collect())
+                    .load::<Due>(c))?;
+            Ok(rows.into_iter().map(|r| (r.id, r.received_at)).collect())
         })
     }
 
