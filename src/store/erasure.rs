@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::schema::callbacks;
-use super::{dispatch, Conn, JournalEntry, Store, StoreError};
+use super::{dispatch, JournalEntry, Store, StoreError};
 
 #[derive(QueryableByName)]
 struct Id {
@@ -39,34 +39,15 @@ pub struct Erased {
     pub facts: Option<String>,
 }
 
-macro_rules! both {
-    ($conn:expr, $pg:expr, $sqlite:expr, $c:ident => $body:expr) => {
-        match $conn {
-            Conn::Pg($c) => {
-                let sql: &str = $pg;
-                let $c = &mut **$c;
-                let q = diesel::sql_query(sql);
-                $body(q)
-            }
-            Conn::Sqlite($c) => {
-                let sql: &str = $sqlite;
-                let $c = &mut **$c;
-                let q = diesel::sql_query(sql);
-                $body(q)
-            }
-        }
-    };
-}
-
 impl Store {
     /// Where the last complete pass ended: every callback received before
     /// it is erased.
     pub fn erased_until(&self) -> Result<Option<i64>, StoreError> {
         self.with_conn(|mut conn| {
-            let until = both!(&mut conn,
+            let until = dispatch!(&mut conn, sql = (
                 "SELECT until FROM erased_until WHERE one = 1",
                 "SELECT until FROM erased_until WHERE one = 1",
-                c => |q: diesel::query_builder::SqlQuery| q.get_result::<Until>(c).optional())?;
+            ), c => diesel::sql_query(sql).get_result::<Until>(c).optional())?;
             Ok(until.map(|u| u.until))
         })
     }
@@ -82,12 +63,12 @@ impl Store {
         batch: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         self.with_conn(|mut conn| {
-            let rows = both!(&mut conn,
+            let rows = dispatch!(&mut conn, sql = (
                 "SELECT id, received_at FROM callbacks WHERE received_at >= $1 AND received_at < $2 \
                  AND erased_at IS NULL ORDER BY received_at LIMIT $3",
                 "SELECT id, received_at FROM callbacks WHERE received_at >= ? AND received_at < ? \
                  AND erased_at IS NULL ORDER BY received_at LIMIT ?",
-                c => |q: diesel::query_builder::SqlQuery| q
+            ), c => diesel::sql_query(sql)
                     .bind::<BigInt, _>(from)
                     .bind::<BigInt, _>(cutoff)
                     .bind::<BigInt, _>(batch)
@@ -113,12 +94,12 @@ impl Store {
     /// Every callback received before `until` is erased: later passes start there.
     pub fn mark_erased_until(&self, until: i64) -> Result<(), StoreError> {
         self.with_conn(|mut conn| {
-            both!(&mut conn,
+            dispatch!(&mut conn, sql = (
                 "INSERT INTO erased_until (one, until) VALUES (1, $1) ON CONFLICT (one) \
                  DO UPDATE SET until = GREATEST(erased_until.until, excluded.until)",
                 "INSERT INTO erased_until (one, until) VALUES (1, ?) ON CONFLICT (one) \
                  DO UPDATE SET until = max(erased_until.until, excluded.until)",
-                c => |q: diesel::query_builder::SqlQuery| q.bind::<BigInt, _>(until).execute(c))?;
+            ), c => diesel::sql_query(sql).bind::<BigInt, _>(until).execute(c))?;
             Ok(())
         })
     }
@@ -128,12 +109,12 @@ impl Store {
     /// was erased before (or is gone).
     pub fn erase(&self, id: i64, erased: &Erased, at: i64) -> Result<bool, StoreError> {
         self.with_conn(|mut conn| {
-            let n = both!(&mut conn,
+            let n = dispatch!(&mut conn, sql = (
                 "UPDATE callbacks SET raw_query = $1, facts = $2, erased_at = $3, \
                  raw_unsigned = NULL, remote_addr = NULL WHERE id = $4 AND erased_at IS NULL",
                 "UPDATE callbacks SET raw_query = ?, facts = ?, erased_at = ?, \
                  raw_unsigned = NULL, remote_addr = NULL WHERE id = ? AND erased_at IS NULL",
-                c => |q: diesel::query_builder::SqlQuery| q
+            ), c => diesel::sql_query(sql)
                     .bind::<Text, _>(&erased.raw_query)
                     .bind::<Nullable<Text>, _>(erased.facts.as_deref())
                     .bind::<BigInt, _>(at)
@@ -146,10 +127,10 @@ impl Store {
     /// Every callback row of one order, oldest first (`callbacks_order`).
     pub fn order_callback_ids(&self, project: &str, orderid: &str) -> Result<Vec<i64>, StoreError> {
         self.with_conn(|mut conn| {
-            let ids = both!(&mut conn,
+            let ids = dispatch!(&mut conn, sql = (
                 "SELECT id FROM callbacks WHERE orderid = $1 AND project_id = $2 ORDER BY id",
                 "SELECT id FROM callbacks WHERE orderid = ? AND project_id = ? ORDER BY id",
-                c => |q: diesel::query_builder::SqlQuery| q
+            ), c => diesel::sql_query(sql)
                     .bind::<Text, _>(orderid)
                     .bind::<Text, _>(project)
                     .load::<Id>(c))?;
@@ -167,12 +148,12 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         self.with_conn(|mut conn| {
-            both!(&mut conn,
+            dispatch!(&mut conn, sql = (
                 "INSERT INTO erasures (project_id, orderid, rows_erased, actor, erased_at) \
                  VALUES ($1, $2, $3, $4, $5)",
                 "INSERT INTO erasures (project_id, orderid, rows_erased, actor, erased_at) \
                  VALUES (?, ?, ?, ?, ?)",
-                c => |q: diesel::query_builder::SqlQuery| q
+            ), c => diesel::sql_query(sql)
                     .bind::<Text, _>(project)
                     .bind::<Text, _>(orderid)
                     .bind::<BigInt, _>(rows)

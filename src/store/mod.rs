@@ -111,15 +111,23 @@ pub(crate) enum Conn<'a> {
     Sqlite(&'a mut SqliteConnection),
 }
 
-/// Runs the same diesel expression on whichever backend the connection is.
+/// Runs the same diesel expression on whichever backend the connection is;
+/// with `sql = (PG, SQLITE)`, `sql` is the backend's own value of the two
+/// (its text of a hand-written statement: `$1` against `?`, `GREATEST`
+/// against `max`).
 macro_rules! dispatch {
     ($conn:expr, $c:ident => $body:expr) => {
+        $crate::store::dispatch!($conn, _unused = ((), ()), $c => $body)
+    };
+    ($conn:expr, $sql:ident = ($pg:expr, $sqlite:expr $(,)?), $c:ident => $body:expr) => {
         match $conn {
             $crate::store::Conn::Pg($c) => {
+                let $sql = $pg;
                 let $c = &mut **$c;
                 $body
             }
             $crate::store::Conn::Sqlite($c) => {
+                let $sql = $sqlite;
                 let $c = &mut **$c;
                 $body
             }

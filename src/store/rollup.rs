@@ -11,7 +11,7 @@ use std::time::Duration;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{OptionalExtension, QueryableByName, RunQueryDsl};
 
-use super::{now_millis, Conn, Store, StoreError};
+use super::{dispatch, now_millis, Store, StoreError};
 
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -96,23 +96,6 @@ fn ceil_hour(ms: i64) -> i64 {
     floor_hour(ms + HOUR_MS - 1)
 }
 
-macro_rules! on_backend {
-    ($conn:expr, $sql:ident, $c:ident => $body:expr) => {
-        match $conn {
-            Conn::Pg($c) => {
-                let $sql = &PG;
-                let $c = &mut **$c;
-                $body
-            }
-            Conn::Sqlite($c) => {
-                let $sql = &SQLITE;
-                let $c = &mut **$c;
-                $body
-            }
-        }
-    };
-}
-
 impl Store {
     /// Counts the next hour that is over and not yet counted, in one
     /// transaction; `false` when there is none (every hour up to `now` less
@@ -121,7 +104,7 @@ impl Store {
         let target = floor_hour(now - SETTLE_MS);
         let earliest = floor_hour(now - BACKFILL_MS);
         self.transaction(|conn| {
-            on_backend!(conn, sql, c => {
+            dispatch!(conn, sql = (&PG, &SQLITE), c => {
                 diesel::sql_query(sql.start).bind::<BigInt, _>(earliest).execute(c)?;
                 let until = diesel::sql_query(sql.sealed_locked).get_result::<Until>(c)?.until;
                 // Hours older than the longest period are never read: skip them.
@@ -171,7 +154,7 @@ impl Store {
     /// is not counted yet) from the journal's index.
     pub fn callbacks_by_outcome(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
         self.with_conn(|mut conn| {
-            let rows = on_backend!(&mut conn, sql, c => {
+            let rows = dispatch!(&mut conn, sql = (&PG, &SQLITE), c => {
                 // Read first: every hour below it is counted and final, so the
                 // two reads below neither miss nor repeat a row, whatever
                 // counting runs between them.
