@@ -504,6 +504,7 @@ mod tests {
             api: api.into(),
             erased_at: None,
             facts: None,
+            raw_unsigned: None,
         }
     }
 

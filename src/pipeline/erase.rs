@@ -173,35 +173,39 @@ impl Pipeline {
 }
 
 /// Whether a stored request carries `email`: a decoded value equal to it,
-/// ignoring ASCII case and surrounding blanks. A classic request that no
-/// longer verifies (a rejected copy of a genuine callback) is read without
+/// ignoring ASCII case and surrounding blanks, in its signed part or in what
+/// came beside it (a gateway's unsigned `P_EMAIL`). A classic request that
+/// no longer verifies (a rejected copy of a genuine callback) is read without
 /// its signature: its `data`, unless encrypted, holds the same fields.
 pub fn carries_email(verifier: &Verifier, entry: &JournalEntry, email: &str) -> bool {
     let email = email.trim();
-    let is = |value: &str| value.trim().eq_ignore_ascii_case(email);
+    let is = |value: &[u8]| {
+        String::from_utf8_lossy(value)
+            .trim()
+            .eq_ignore_ascii_case(email)
+    };
     if entry.erased_at.is_some() || email.is_empty() {
         return false;
     }
-    if let Some(decoded) = decoded_fields(verifier, entry, true) {
-        return any_string(&decoded, &is);
-    }
-    if Api::of_stored(&entry.api) != Api::Classic {
-        return false;
-    }
-    let Ok(raw) = unescape(&entry.raw_query) else {
-        return false;
-    };
-    let form = Request::from_urlencoded(&raw);
-    let carries = |request: &Request| {
-        request
+    let in_form = |escaped: &str| {
+        let Ok(raw) = unescape(escaped) else {
+            return false;
+        };
+        let form = Request::from_urlencoded(&raw);
+        let carries = |request: &Request| request.iter().any(|(_, value)| is(value));
+        let data = form
             .iter()
-            .any(|(_, value)| is(&String::from_utf8_lossy(value)))
+            .find(|(name, _)| *name == "data")
+            .and_then(|(_, value)| base64url::decode(value).ok());
+        carries(&form) || data.is_some_and(|data| carries(&Request::from_urlencoded(&data)))
     };
-    let data = form
-        .iter()
-        .find(|(name, _)| *name == "data")
-        .and_then(|(_, value)| base64url::decode(value).ok());
-    carries(&form) || data.is_some_and(|data| carries(&Request::from_urlencoded(&data)))
+    if entry.raw_unsigned.as_deref().is_some_and(in_form) {
+        return true;
+    }
+    match decoded_fields(verifier, entry, true) {
+        Some(decoded) => any_string(&decoded, &|s| is(s.as_bytes())),
+        None => Api::of_stored(&entry.api) == Api::Classic && in_form(&entry.raw_query),
+    }
 }
 
 /// Whether any string in `value`, at any depth, satisfies `is`.

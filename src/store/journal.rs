@@ -48,6 +48,10 @@ pub struct JournalEntry {
     pub erased_at: Option<i64>,
     /// The decoded fields at erasure, personal ones masked (JSON).
     pub facts: Option<String>,
+    /// What came beside the signed part, bounded, escaped like `raw_query`;
+    /// never printed (it may hold buyer data the signature does not cover).
+    #[serde(skip)]
+    pub raw_unsigned: Option<String>,
 }
 
 impl JournalEntry {

@@ -588,7 +588,69 @@ async fn captured_notifications_expire_unless_confirmed(backend: Backend) {
     assert_eq!(fulfilments(&app, "wo", "W-R"), 1);
 }
 
+/// A gateway's notification found by its buyer's e-mail (`P_EMAIL`, which
+/// FreeKassa does not sign: it is stored beside the signed part) in another
+/// case, and erased: the address is gone, the signed fields stay decoded,
+/// the order stays paid.
+async fn a_gateway_notification_is_erased_by_email(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn(backend, dir.path(), &[]).await;
+    let p = &profiles()[0];
+    register(&app, "fk", "7101", 1250).await;
+    let reply = post(&app, "fk", &signed(p, &(p.fields)("7101"), p.secret)).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "YES"));
+    let holding = || {
+        app.count(
+            "SELECT count(*) AS n FROM callbacks WHERE raw_query || coalesce(raw_unsigned, '') \
+             LIKE '%buyer%40example.com%'",
+        )
+    };
+    assert_eq!(holding(), 1);
+
+    let cli_dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateways.toml").display().to_string();
+    let out = payhook(cli_dir.path(), &app.database_url)
+        .env("PAYHOOK_GATEWAYS_FILE", &file)
+        .args(["erase", "--json", "--email", "Buyer@Example.com"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let erased: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        erased["orders"],
+        json!([{"project_id": "fk", "orderid": "7101", "rows_erased": 1}])
+    );
+    assert_eq!(holding(), 0);
+    #[derive(diesel::QueryableByName)]
+    struct Facts {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        facts: String,
+    }
+    let facts = app
+        .query::<Facts>("SELECT coalesce(facts, '') AS facts FROM callbacks WHERE orderid = '7101'")
+        .remove(0)
+        .facts;
+    let facts: Value = serde_json::from_str(&facts).unwrap();
+    // The signed fields stay; the e-mail came beside them and is gone.
+    assert_eq!(
+        (&facts["AMOUNT"], &facts["MERCHANT_ORDER_ID"]),
+        (&json!("12.50"), &json!("7101")),
+        "{facts}"
+    );
+    assert!(
+        !facts.to_string().to_lowercase().contains("buyer"),
+        "{facts}"
+    );
+    assert_eq!(order(&app, "fk", "7101").await["state"], "paid");
+    assert_eq!(fulfilments(&app, "fk", "7101"), 1);
+}
+
 both_backends!(
+    a_gateway_notification_is_erased_by_email,
     captured_notifications_expire_unless_confirmed,
     every_gateway_vector_over_http,
     each_profile_fulfils_once_and_refuses_forgeries,
