@@ -35,6 +35,8 @@
 #   NEW          500 new paid callbacks per phase
 #   DURING       30000 paid callbacks ready for phase 3 (sent until the pass ends)
 #   RETENTION_PASS  1 (0: skip phases 3 and 4)
+#   PARTITION_ONLY  0 (1: phase 4 alone, on the SCALE_DB an earlier run
+#                left; it takes the day after the oldest left)
 #   PAYHOOK_BIN  target/release/payhook (build it: cargo build --release)
 #   KEY_DIR      ../shared/bench/keys1024 (private.pem signs, public.pem verifies)
 #   GEN          ../shared/bench/gen_callbacks.py
@@ -55,6 +57,7 @@ REPEAT=${REPEAT:-20}
 NEW=${NEW:-500}
 DURING=${DURING:-30000}
 RETENTION_PASS=${RETENTION_PASS:-1}
+PARTITION_ONLY=${PARTITION_ONLY:-0}
 PAYHOOK_BIN=${PAYHOOK_BIN:-target/release/payhook}
 KEY_DIR=${KEY_DIR:-$ROOT/../shared/bench/keys1024}
 GEN=${GEN:-$ROOT/../shared/bench/gen_callbacks.py}
@@ -275,76 +278,6 @@ time_reads() {
         --orderid "$oid" --callback-id "$cb_id" --after "$after" --dump "$TMP/answers-${1// /-}"
 }
 
-# The first NEW callbacks of CB_FILE are each phase's new paid ones; the
-# DURING after them are phase 3's.
-helper_callbacks() {
-    local what=$1 phase=$2
-    shift 2
-    python3 "$HELPER" "$what" --public "$PUBLIC_URL" --admin "$ADMIN_URL" --out "$RESULTS" \
-        --phase "$phase" --project "$PROJECT_ID" --callbacks "$CB_FILE" "$@"
-}
-
-time_paid() {
-    say "[$1] registering $NEW orders and sending their paid callbacks one at a time"
-    helper_callbacks paid "$1" --first 0 --count "$NEW"
-}
-
-total=$((NEW + DURING))
-say "generating $total signed callbacks into $CB_FILE"
-KEY_DIR=$KEY_DIR python3 "$GEN" "$total" "$CB_FILE" >/dev/null
-[[ $(wc -l <"$CB_FILE") == "$total" ]] || die "$GEN wrote $(wc -l <"$CB_FILE") callbacks, not $total"
-
-# Phase 1: nothing but what the phase itself sends.
-EMPTY=empty
-say "[$EMPTY] fresh database $DB"
-fresh_database
-start_payhook "$EMPTY"
-time_paid "$EMPTY"
-time_reads "$EMPTY"
-stop_payhook
-
-meta=(commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
-      "binary built=$(date -u -r "$PAYHOOK_BIN" +%FT%TZ)" "new paid callbacks per phase=$NEW"
-      "timed requests per read path=$REPEAT (after 2 warm-ups)")
-
-# Phase 2: the history, then the same measurements on top of it.
-if ((ORDERS > 0)); then
-    FULL="$ORDERS orders"
-    say "[$FULL] fresh database $DB, filling $ORDERS orders ($((2 * ORDERS)) callback rows)"
-    fresh_database
-    t0=$(date +%s.%N)
-    fill >"$TMP/fill.log"
-    t1=$(date +%s.%N)
-    # VACUUM as well as ANALYZE: autovacuum would otherwise start on the
-    # fresh tables in the middle of the timings, and until a table is
-    # vacuumed its visibility map is empty, so index-only scans (the
-    # overview's counts) read the heap as no long-running database does.
-    # CHECKPOINT so the fill's dirty pages are not written during the timings.
-    pg_db -c "VACUUM (ANALYZE)" -c "CHECKPOINT"
-    t2=$(date +%s.%N)
-    fill_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-    vacuum_s=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
-    say "[$FULL] filled in ${fill_s}s, VACUUM ANALYZE + CHECKPOINT in ${vacuum_s}s"
-    IFS='|' read -r n_cb n_orders n_outbox n_answered db_size cb_size payload_avg < <(pg_val "
-        SELECT (SELECT count(*) FROM callbacks), (SELECT count(*) FROM orders),
-               (SELECT count(*) FROM outbox), (SELECT count(*) FROM answered),
-               pg_size_pretty(pg_database_size(current_database())),
-               pg_size_pretty(pg_total_relation_size('callbacks')),
-               (SELECT round(avg(length(payload))) FROM outbox)")
-    start_payhook "$FULL"
-    time_reads "$FULL"
-    time_paid "$FULL"
-    if ((RETENTION_PASS)); then
-        say "[$FULL] registering phase 3's $DURING orders"
-        helper_callbacks register "$FULL" --first "$NEW" --count "$DURING"
-    fi
-    stop_payhook
-    meta+=("callbacks rows (history)=$n_cb" "orders rows=$n_orders" "outbox rows=$n_outbox"
-           "answered rows=$n_answered" "database size (after fill)=$db_size"
-           "callbacks table + indexes=$cb_size" "outbox payload avg bytes=$payload_avg"
-           "fill time (INSERTs)=$fill_s s" "VACUUM ANALYZE + CHECKPOINT=$vacuum_s s")
-fi
-
 # Phase 3: the oldest day of the history falls out of retention.
 retention_pass() {
     local phase="retention pass" day=86400000 now_ms cutoff due_pii due_dup t0 t_pii= t_dup= sender i
@@ -368,7 +301,8 @@ retention_pass() {
         [[ -z $t_dup && $(pg_val "SELECT count(*) FROM callbacks WHERE outcome = 'duplicate' AND received_at < $cutoff") == 0 ]] &&
             t_dup=$(date +%s.%N)
         [[ -n $t_pii && -n $t_dup ]] && break
-        kill -0 "$sender" 2>/dev/null || die "the callback sender stopped before the passes ended"
+        # The sender stops early only when its DURING callbacks run out (it
+        # says so); the passes are still timed to their end.
         ((i < 7200)) || die "the retention passes did not end within 30 minutes"
         sleep 0.25
     done
@@ -439,6 +373,83 @@ SQL
     meta+=("a day's partition dropped=$drop_n rows in $drop_ms ms"
            "the same day deleted in batches of 1000=$deleted rows, $batches batches, $total_s s; per batch median $med ms, p95 $p95 ms, max $max ms")
 }
+
+# The first NEW callbacks of CB_FILE are each phase's new paid ones; the
+# DURING after them are phase 3's.
+helper_callbacks() {
+    local what=$1 phase=$2
+    shift 2
+    python3 "$HELPER" "$what" --public "$PUBLIC_URL" --admin "$ADMIN_URL" --out "$RESULTS" \
+        --phase "$phase" --project "$PROJECT_ID" --callbacks "$CB_FILE" "$@"
+}
+
+time_paid() {
+    say "[$1] registering $NEW orders and sending their paid callbacks one at a time"
+    helper_callbacks paid "$1" --first 0 --count "$NEW"
+}
+
+total=$((NEW + DURING))
+if ((PARTITION_ONLY)); then
+    meta=()
+    partition_or_delete
+    printf '| %s |\n' "${meta[@]/=/ | }"
+    exit 0
+fi
+
+say "generating $total signed callbacks into $CB_FILE"
+KEY_DIR=$KEY_DIR python3 "$GEN" "$total" "$CB_FILE" >/dev/null
+[[ $(wc -l <"$CB_FILE") == "$total" ]] || die "$GEN wrote $(wc -l <"$CB_FILE") callbacks, not $total"
+
+# Phase 1: nothing but what the phase itself sends.
+EMPTY=empty
+say "[$EMPTY] fresh database $DB"
+fresh_database
+start_payhook "$EMPTY"
+time_paid "$EMPTY"
+time_reads "$EMPTY"
+stop_payhook
+
+meta=(commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+      "binary built=$(date -u -r "$PAYHOOK_BIN" +%FT%TZ)" "new paid callbacks per phase=$NEW"
+      "timed requests per read path=$REPEAT (after 2 warm-ups)")
+
+# Phase 2: the history, then the same measurements on top of it.
+if ((ORDERS > 0)); then
+    FULL="$ORDERS orders"
+    say "[$FULL] fresh database $DB, filling $ORDERS orders ($((2 * ORDERS)) callback rows)"
+    fresh_database
+    t0=$(date +%s.%N)
+    fill >"$TMP/fill.log"
+    t1=$(date +%s.%N)
+    # VACUUM as well as ANALYZE: autovacuum would otherwise start on the
+    # fresh tables in the middle of the timings, and until a table is
+    # vacuumed its visibility map is empty, so index-only scans (the
+    # overview's counts) read the heap as no long-running database does.
+    # CHECKPOINT so the fill's dirty pages are not written during the timings.
+    pg_db -c "VACUUM (ANALYZE)" -c "CHECKPOINT"
+    t2=$(date +%s.%N)
+    fill_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+    vacuum_s=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
+    say "[$FULL] filled in ${fill_s}s, VACUUM ANALYZE + CHECKPOINT in ${vacuum_s}s"
+    IFS='|' read -r n_cb n_orders n_outbox n_answered db_size cb_size payload_avg < <(pg_val "
+        SELECT (SELECT count(*) FROM callbacks), (SELECT count(*) FROM orders),
+               (SELECT count(*) FROM outbox), (SELECT count(*) FROM answered),
+               pg_size_pretty(pg_database_size(current_database())),
+               pg_size_pretty(pg_total_relation_size('callbacks')),
+               (SELECT round(avg(length(payload))) FROM outbox)")
+    start_payhook "$FULL"
+    time_reads "$FULL"
+    time_paid "$FULL"
+    if ((RETENTION_PASS)); then
+        say "[$FULL] registering phase 3's $DURING orders"
+        helper_callbacks register "$FULL" --first "$NEW" --count "$DURING"
+    fi
+    stop_payhook
+    meta+=("callbacks rows (history)=$n_cb" "orders rows=$n_orders" "outbox rows=$n_outbox"
+           "answered rows=$n_answered" "database size (after fill)=$db_size"
+           "callbacks table + indexes=$cb_size" "outbox payload avg bytes=$payload_avg"
+           "fill time (INSERTs)=$fill_s s" "VACUUM ANALYZE + CHECKPOINT=$vacuum_s s")
+fi
 
 if ((ORDERS > 0 && RETENTION_PASS)); then
     retention_pass
