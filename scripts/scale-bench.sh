@@ -37,6 +37,10 @@
 #   RETENTION_PASS  1 (0: skip phases 3 and 4)
 #   PARTITION_ONLY  0 (1: phase 4 alone, on the SCALE_DB an earlier run
 #                left; it takes the day after the oldest left)
+#   PAID_AB      0 (N: instead of the phases, NEW new paid callbacks N times
+#                alternately on a fresh empty database, SCALE_DB_empty, and
+#                on the history an earlier run left in SCALE_DB: the paired
+#                comparison of the paid path, one column pair per turn)
 #   PAYHOOK_BIN  target/release/payhook (build it: cargo build --release)
 #   KEY_DIR      ../shared/bench/keys1024 (private.pem signs, public.pem verifies)
 #   GEN          ../shared/bench/gen_callbacks.py
@@ -58,6 +62,7 @@ NEW=${NEW:-500}
 DURING=${DURING:-30000}
 RETENTION_PASS=${RETENTION_PASS:-1}
 PARTITION_ONLY=${PARTITION_ONLY:-0}
+PAID_AB=${PAID_AB:-0}
 PAYHOOK_BIN=${PAYHOOK_BIN:-target/release/payhook}
 KEY_DIR=${KEY_DIR:-$ROOT/../shared/bench/keys1024}
 GEN=${GEN:-$ROOT/../shared/bench/gen_callbacks.py}
@@ -393,6 +398,37 @@ if ((PARTITION_ONLY)); then
     meta=()
     partition_or_delete
     printf '| %s |\n' "${meta[@]/=/ | }"
+    exit 0
+fi
+
+if ((PAID_AB)); then
+    # Each turn takes the next NEW callbacks on each side, after every one
+    # whose order the history holds already (gen_callbacks.py numbers them).
+    history_db=$DB
+    base=$(pg_val "SELECT coalesce(max(substr(orderid, 5)::int), 0) FROM orders WHERE orderid ~ '^ORD-[0-9]+$'")
+    total=$((base + 2 * PAID_AB * NEW))
+    say "generating $total signed callbacks into $CB_FILE"
+    KEY_DIR=$KEY_DIR python3 "$GEN" "$total" "$CB_FILE" >/dev/null
+    [[ $(pg_val "SELECT count(*) > 1000 FROM callbacks") == t ]] ||
+        die "$DB holds no history: run ORDERS=N bash scripts/scale-bench.sh first"
+    saved_env=("${PAYHOOK_ENV[@]}")
+    meta=("binary built=$(date -u -r "$PAYHOOK_BIN" +%FT%TZ)" "new paid callbacks per turn=$NEW"
+          "history=$(pg_val "SELECT count(*) FROM callbacks") callback rows")
+    for ((turn = 1; turn <= PAID_AB; turn++)); do
+        first=$((base + (2 * turn - 2) * NEW))
+        DB=${history_db}_empty
+        PAYHOOK_ENV=("${saved_env[@]}" DATABASE_URL="$PGURL/$DB")
+        fresh_database
+        start_payhook "empty $turn"
+        helper_callbacks paid "empty $turn" --first "$first" --count "$NEW"
+        stop_payhook
+        DB=$history_db
+        PAYHOOK_ENV=("${saved_env[@]}")
+        start_payhook "history $turn"
+        helper_callbacks paid "history $turn" --first "$((first + NEW))" --count "$NEW"
+        stop_payhook
+    done
+    python3 "$HELPER" table "$RESULTS" "${meta[@]}"
     exit 0
 fi
 
