@@ -13,7 +13,7 @@ use crate::helpers::{Backend, TestApp};
 use crate::support::gateway::paid;
 use crate::support::postgres::{self, Cluster};
 use crate::support::proxy::ChaosProxy;
-use crate::support::replication::sync_pair;
+use crate::support::replication::{sync_pair, sync_pair_with, STANDBY};
 use crate::support::wait;
 
 /// One URL naming both servers: libpq tries them in turn and keeps the one
@@ -193,6 +193,112 @@ async fn fail_over_under_load(name: &'static str, stall: Option<Duration>) {
         app.count("SELECT count(*) AS n FROM fulfilments"),
         orders.len() as i64
     );
+}
+
+/// After a failover the old primary comes back as a standby of the new one
+/// (`pg_rewind`, as Patroni's `use_pg_rewind` does) and the pair is
+/// synchronous again. payhook, on a URL naming both, writes to the new
+/// primary throughout (the old one takes no writes now): every order answered
+/// `OK` before the kill, between, and after the return is fulfilled once on
+/// the new primary, and the returned standby holds the same fulfilments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_old_primary_returns_as_a_standby_and_no_acknowledged_payment_is_lost() {
+    let name = "payhook_rewind";
+    let (primary, standby) = tokio::task::spawn_blocking(move || {
+        // pg_rewind needs both; the standby's commits wait once it leads.
+        sync_pair_with(
+            name,
+            &[
+                ("full_page_writes", "on"),
+                ("wal_log_hints", "on"),
+                ("synchronous_commit", "on"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let url = multi_host_url(name, &[&primary, &standby]);
+    let app = TestApp::spawn_on(
+        Backend::Postgres,
+        &url,
+        tempfile::tempdir().unwrap(),
+        &[
+            ("PAYHOOK_DB_POOL_SIZE", "8"),
+            ("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s"),
+            ("PAYHOOK_DB_STATEMENT_TIMEOUT", "2s"),
+        ],
+    )
+    .await;
+    let orders: Vec<String> = (0..150).map(|i| format!("R-{i}")).collect();
+    for id in &orders {
+        app.register(id, 100, "EUR").await;
+    }
+    let answers = Mutex::new(Answers::default());
+    let within = Duration::from_secs(60);
+    deliver_all(&app, &orders[..50], 4, &answers, within).await;
+
+    let (primary, standby) = tokio::task::spawn_blocking(move || {
+        primary.kill();
+        standby.promote();
+        (primary, standby)
+    })
+    .await
+    .unwrap();
+    deliver_all(&app, &orders[50..100], 4, &answers, within).await;
+
+    let (primary, standby) = tokio::task::spawn_blocking(move || {
+        primary.rewind_as_standby_of(&standby, STANDBY);
+        let admin = standby.url("postgres");
+        postgres::psql(
+            &admin,
+            &format!("ALTER SYSTEM SET synchronous_standby_names = '{STANDBY}'"),
+        )
+        .unwrap();
+        postgres::psql(&admin, "SELECT pg_reload_conf()").unwrap();
+        wait::blocking_until(
+            "the old primary is a synchronous standby",
+            Duration::from_secs(30),
+            || {
+                postgres::psql(
+                    &admin,
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_replication \
+                     WHERE application_name = '{STANDBY}' AND sync_state = 'sync'"
+                    ),
+                )
+                .is_ok_and(|n| n == "1")
+            },
+        );
+        (primary, standby)
+    })
+    .await
+    .unwrap();
+    deliver_all(&app, &orders[100..], 4, &answers, within).await;
+
+    let answers = answers.into_inner().unwrap();
+    assert_eq!(answers.ok_at.len(), orders.len(), "every order paid");
+    reconcile(&app, &orders, &answers);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM fulfilments"),
+        orders.len() as i64
+    );
+    let returned = primary.url(name);
+    assert_eq!(
+        postgres::psql(&returned, "SELECT pg_is_in_recovery()").unwrap(),
+        "t",
+        "the old primary is a standby now"
+    );
+    let expected = orders.len().to_string();
+    wait::until(
+        "the returned standby has replayed every fulfilment",
+        Duration::from_secs(30),
+        || {
+            postgres::psql(&returned, "SELECT count(*) FROM fulfilments")
+                .is_ok_and(|n| n == expected)
+        },
+    )
+    .await;
+    drop(standby);
 }
 
 /// A server that stops taking writes (a demoted primary, or one set

@@ -403,6 +403,91 @@ impl Cluster {
         build().unwrap_or_else(|msg| panic!("standby {name} unavailable:\n{msg}"))
     }
 
+    /// Brings this former primary, stopped or killed, back as a standby of
+    /// `source` (which was promoted in its place), named `name`: `pg_rewind`
+    /// discards what this one wrote that `source` never received and copies
+    /// what changed since they parted, then the server starts streaming from
+    /// `source`. Both need `full_page_writes` and `wal_log_hints` on.
+    pub fn rewind_as_standby_of(&self, source: &Cluster, name: &str) {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user={SUPERUSER} application_name={name}",
+            source.port
+        );
+        self.forget_killed_postmaster();
+        // Until its first checkpoint a promoted server's control file still
+        // names the old timeline, and pg_rewind would find nothing to rewind.
+        psql(&source.url("postgres"), "CHECKPOINT")
+            .unwrap_or_else(|err| panic!("CHECKPOINT on the new primary: {err}"));
+        // pg_rewind first finishes the killed server's crash recovery in
+        // single-user mode, which reads the files, not our -c options: the
+        // hint bits setting it then records must still be on, and the
+        // checkpoint that ends it must keep the WAL since the two parted,
+        // which pg_rewind reads next.
+        self.append_auto_conf("wal_log_hints = on");
+        self.append_auto_conf("wal_keep_size = '1GB'");
+        let mut rewind = self.as_postgres(&self.bins.dir.join("pg_rewind"));
+        rewind
+            .arg("--target-pgdata")
+            .arg(&self.data_dir)
+            .arg(format!("--source-server={conninfo} dbname=postgres"))
+            // standby.signal and a primary_conninfo pointing at the source.
+            .args(["--write-recovery-conf", "--no-sync"]);
+        if let Err(err) = run(&mut rewind) {
+            panic!("pg_rewind failed: {err}\n{}", self.log_tail());
+        }
+        // The name the source knows this standby by, whatever -R wrote.
+        self.append_auto_conf(&format!("primary_conninfo = '{conninfo}'"));
+        if let Err(err) = self.pg_ctl_start() {
+            panic!(
+                "the rewound server did not start: {err}\n{}",
+                self.log_tail()
+            );
+        }
+    }
+
+    /// Adds `line` to `postgresql.auto.conf` (a later line wins).
+    fn append_auto_conf(&self, line: &str) {
+        let auto = self.data_dir.join("postgresql.auto.conf");
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&auto)
+            .unwrap_or_else(|err| panic!("cannot open {}: {err}", auto.display()));
+        std::io::Write::write_all(&mut file, format!("\n{line}\n").as_bytes())
+            .unwrap_or_else(|err| panic!("cannot write {}: {err}", auto.display()));
+    }
+
+    /// A killed server leaves its `postmaster.pid` and its socket's lock
+    /// behind, naming its pid; while the dead postmaster is a zombie (not
+    /// reaped yet) that pid looks alive and the next server refuses to start.
+    /// Waits for it to be dead, then removes both.
+    fn forget_killed_postmaster(&self) {
+        let lock = self.data_dir.join("postmaster.pid");
+        let Some(pid) = fs::read_to_string(&lock)
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok())
+        else {
+            return;
+        };
+        let gone = || match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the parenthesised command name.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+            Err(_) => true,
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !gone() {
+            assert!(Instant::now() < deadline, "postmaster {pid} still runs");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = fs::remove_file(&lock);
+        // And the lock of its Unix socket, which names the same pid.
+        let socket = self.socket_dir.join(format!(".s.PGSQL.{}", self.port));
+        let _ = fs::remove_file(format!("{}.lock", socket.display()));
+        let _ = fs::remove_file(&socket);
+    }
+
     /// Promotes this standby to a primary, waiting until it takes writes.
     pub fn promote(&self) {
         let mut cmd = self.pg_ctl();

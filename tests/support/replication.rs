@@ -13,11 +13,18 @@ pub const STANDBY: &str = "s1";
 /// A primary whose every commit waits for the standby [`STANDBY`], and that
 /// standby, streaming and in sync, with migrated database `name` on both.
 pub fn sync_pair(name: &str) -> (Cluster, Cluster) {
-    let primary = postgres::private_cluster_with(&[
+    sync_pair_with(name, &[])
+}
+
+/// [`sync_pair`], both servers running with `settings` too.
+pub fn sync_pair_with(name: &str, settings: &[(&str, &str)]) -> (Cluster, Cluster) {
+    let mut primary_settings = vec![
         ("synchronous_standby_names", STANDBY),
         ("synchronous_commit", "on"),
-    ]);
-    let standby = primary.standby(STANDBY, &[]);
+    ];
+    primary_settings.extend_from_slice(settings);
+    let primary = postgres::private_cluster_with(&primary_settings);
+    let standby = primary.standby(STANDBY, settings);
     // Until then, a commit on the primary (CREATE DATABASE's) would wait.
     let admin = primary.url("postgres");
     wait::blocking_until("the standby is in sync", Duration::from_secs(30), || {
