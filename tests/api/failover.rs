@@ -13,7 +13,7 @@ use crate::helpers::{Backend, TestApp};
 use crate::support::gateway::paid;
 use crate::support::postgres::{self, Cluster};
 use crate::support::proxy::ChaosProxy;
-use crate::support::replication::{sync_pair, sync_pair_with, STANDBY};
+use crate::support::replication::{sync_pair, sync_pair_with, wait_in_sync, STANDBY};
 use crate::support::wait;
 
 /// One URL naming both servers: libpq tries them in turn and keeps the one
@@ -27,6 +27,22 @@ fn multi_host_url(name: &str, servers: &[&Cluster]) -> String {
         "postgres://postgres@{}/{name}?target_session_attrs=read-write",
         hosts.join(",")
     )
+}
+
+/// payhook on the pair's multi-host URL, with bounds short enough that a
+/// request outlives a failover's first seconds only by retrying.
+async fn on_the_pair(name: &str, primary: &Cluster, standby: &Cluster) -> TestApp {
+    TestApp::spawn_on(
+        Backend::Postgres,
+        &multi_host_url(name, &[primary, standby]),
+        tempfile::tempdir().unwrap(),
+        &[
+            ("PAYHOOK_DB_POOL_SIZE", "8"),
+            ("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s"),
+            ("PAYHOOK_DB_STATEMENT_TIMEOUT", "2s"),
+        ],
+    )
+    .await
 }
 
 /// What the gateway saw: when each order was first answered `OK`.
@@ -107,18 +123,7 @@ async fn fail_over_under_load(name: &'static str, stall: Option<Duration>) {
     let (primary, standby) = tokio::task::spawn_blocking(move || sync_pair(name))
         .await
         .unwrap();
-    let url = multi_host_url(name, &[&primary, &standby]);
-    let app = TestApp::spawn_on(
-        Backend::Postgres,
-        &url,
-        tempfile::tempdir().unwrap(),
-        &[
-            ("PAYHOOK_DB_POOL_SIZE", "8"),
-            ("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s"),
-            ("PAYHOOK_DB_STATEMENT_TIMEOUT", "2s"),
-        ],
-    )
-    .await;
+    let app = on_the_pair(name, &primary, &standby).await;
     let orders: Vec<String> = (0..200).map(|i| format!("F-{i}")).collect();
     for id in &orders {
         app.register(id, 100, "EUR").await;
@@ -217,18 +222,7 @@ async fn the_old_primary_returns_as_a_standby_and_no_acknowledged_payment_is_los
     })
     .await
     .unwrap();
-    let url = multi_host_url(name, &[&primary, &standby]);
-    let app = TestApp::spawn_on(
-        Backend::Postgres,
-        &url,
-        tempfile::tempdir().unwrap(),
-        &[
-            ("PAYHOOK_DB_POOL_SIZE", "8"),
-            ("PAYHOOK_DB_ACQUIRE_TIMEOUT", "1s"),
-            ("PAYHOOK_DB_STATEMENT_TIMEOUT", "2s"),
-        ],
-    )
-    .await;
+    let app = on_the_pair(name, &primary, &standby).await;
     let orders: Vec<String> = (0..150).map(|i| format!("R-{i}")).collect();
     for id in &orders {
         app.register(id, 100, "EUR").await;
@@ -255,20 +249,7 @@ async fn the_old_primary_returns_as_a_standby_and_no_acknowledged_payment_is_los
         )
         .unwrap();
         postgres::psql(&admin, "SELECT pg_reload_conf()").unwrap();
-        wait::blocking_until(
-            "the old primary is a synchronous standby",
-            Duration::from_secs(30),
-            || {
-                postgres::psql(
-                    &admin,
-                    &format!(
-                        "SELECT count(*) FROM pg_stat_replication \
-                     WHERE application_name = '{STANDBY}' AND sync_state = 'sync'"
-                    ),
-                )
-                .is_ok_and(|n| n == "1")
-            },
-        );
+        wait_in_sync(&standby);
         (primary, standby)
     })
     .await

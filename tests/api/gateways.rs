@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{both_backends, Backend, Reply, TestApp, ADMIN_TOKEN};
 use crate::notify::receiver::{Receiver, Reply as ShopReply};
-use crate::support::cli::payhook;
+use crate::support::cli::{payhook, run};
 use crate::support::gateway_vectors::{expected_minor, gateway_vectors};
 
 /// One gateway of each built-in profile, its secret, and the fields of a
@@ -609,17 +609,16 @@ async fn a_gateway_notification_is_erased_by_email(backend: Backend) {
 
     let cli_dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gateways.toml").display().to_string();
-    let out = payhook(cli_dir.path(), &app.database_url)
-        .env("PAYHOOK_GATEWAYS_FILE", &file)
-        .args(["erase", "--json", "--email", "Buyer@Example.com"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let erased: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut erase = payhook(cli_dir.path(), &app.database_url);
+    erase.env("PAYHOOK_GATEWAYS_FILE", &file).args([
+        "erase",
+        "--json",
+        "--email",
+        "Buyer@Example.com",
+    ]);
+    let (code, out, err) = run(&mut erase);
+    assert_eq!(code, 0, "{err}");
+    let erased: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         erased["orders"],
         json!([{"project_id": "fk", "orderid": "7101", "rows_erased": 1}])

@@ -26,6 +26,20 @@ pub fn sync_pair_with(name: &str, settings: &[(&str, &str)]) -> (Cluster, Cluste
     let primary = postgres::private_cluster_with(&primary_settings);
     let standby = primary.standby(STANDBY, settings);
     // Until then, a commit on the primary (CREATE DATABASE's) would wait.
+    wait_in_sync(&primary);
+    primary.create_database(name);
+    // A synchronous commit is on the standby's disk, not yet replayed there.
+    let copy = standby.url(name);
+    wait::blocking_until(
+        "the standby has replayed the database",
+        Duration::from_secs(30),
+        || postgres::psql(&copy, "SELECT count(*) FROM __diesel_schema_migrations").is_ok(),
+    );
+    (primary, standby)
+}
+
+/// Waits until `primary` lists [`STANDBY`] as its synchronous standby.
+pub fn wait_in_sync(primary: &Cluster) {
     let admin = primary.url("postgres");
     wait::blocking_until("the standby is in sync", Duration::from_secs(30), || {
         postgres::psql(
@@ -37,13 +51,4 @@ pub fn sync_pair_with(name: &str, settings: &[(&str, &str)]) -> (Cluster, Cluste
         )
         .is_ok_and(|n| n == "1")
     });
-    primary.create_database(name);
-    // A synchronous commit is on the standby's disk, not yet replayed there.
-    let copy = standby.url(name);
-    wait::blocking_until(
-        "the standby has replayed the database",
-        Duration::from_secs(30),
-        || postgres::psql(&copy, "SELECT count(*) FROM __diesel_schema_migrations").is_ok(),
-    );
-    (primary, standby)
 }
