@@ -69,6 +69,9 @@ pub struct PruneCount {
     pub kept: i64,
 }
 
+/// Rows one pruning statement deletes at most.
+pub const PRUNE_JOURNAL_BATCH: i64 = 1000;
+
 /// The order states whose whole story is kept, however old.
 const KEPT_STATES: [OrderState; 3] = [
     OrderState::Paid,
@@ -139,34 +142,63 @@ impl Store {
 
     /// Deletes (or, with `dry_run`, counts) journal rows received before
     /// `cutoff`, keeping every row of an order that is paid, in review or
-    /// refunded: those are the evidence of money that moved.
+    /// refunded: those are the evidence of money that moved. Deletes in
+    /// batches of [`PRUNE_JOURNAL_BATCH`], each its own transaction and each
+    /// starting where the last ended, so that years of history are pruned
+    /// without one long transaction and without reading a kept row twice.
     pub fn prune_journal(&self, cutoff: i64, dry_run: bool) -> Result<PruneCount, StoreError> {
         let states: Vec<&str> = KEPT_STATES.iter().map(|s| s.as_str()).collect();
-        self.transaction(|conn| {
-            let kept_orders = orders::table
+        let kept_orders = || {
+            orders::table
                 .filter(orders::state.eq_any(states.clone()))
-                .select(orders::orderid.nullable());
+                .select(orders::orderid.nullable())
+        };
+        let (total, kept): (i64, i64) = self.with_conn(|mut conn| {
             let old = callbacks::table.filter(callbacks::received_at.lt(cutoff));
-            let total: i64 = dispatch!(conn, c => old.count().get_result(c))?;
-            let kept: i64 = dispatch!(conn, c => old
-                .filter(callbacks::orderid.eq_any(kept_orders.clone()))
+            let total = dispatch!(&mut conn, c => old.count().get_result(c))?;
+            let kept = dispatch!(&mut conn, c => old
+                .filter(callbacks::orderid.eq_any(kept_orders()))
                 .count()
                 .get_result(c))?;
-            if !dry_run {
-                // Rows without an order id (rejections, SMS) are never kept.
-                dispatch!(conn, c => diesel::delete(
-                    callbacks::table
-                        .filter(callbacks::received_at.lt(cutoff))
-                        .filter(callbacks::orderid.is_null().or(diesel::dsl::not(
-                            callbacks::orderid.eq_any(kept_orders.clone()),
-                        ))),
-                )
-                .execute(c))?;
+            Ok((total, kept))
+        })?;
+        let mut deleted = 0;
+        let mut from = i64::MIN;
+        let mut more = !dry_run;
+        while more {
+            // Rows without an order id (rejections, SMS) are never kept.
+            let due: Vec<(i64, i64)> = self.with_conn(|mut conn| {
+                Ok(dispatch!(&mut conn, c => callbacks::table
+                    .filter(callbacks::received_at.ge(from))
+                    .filter(callbacks::received_at.lt(cutoff))
+                    .filter(callbacks::orderid.is_null().or(diesel::dsl::not(
+                        callbacks::orderid.eq_any(kept_orders()),
+                    )))
+                    .order(callbacks::received_at.asc())
+                    .limit(PRUNE_JOURNAL_BATCH)
+                    .select((callbacks::id, callbacks::received_at))
+                    .load(c))?)
+            })?;
+            let ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
+            deleted += self.with_conn(|mut conn| {
+                Ok(dispatch!(&mut conn, c => diesel::delete(
+                    callbacks::table.filter(callbacks::id.eq_any(&ids))
+                ).execute(c))?)
+            })?;
+            more = due.len() as i64 == PRUNE_JOURNAL_BATCH;
+            if let (true, Some((_, at))) = (more, due.last()) {
+                from = *at;
+                // A long backlog: let waiting callbacks have the connections first.
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Ok(PruneCount {
-                deletable: total - kept,
-                kept,
-            })
+        }
+        Ok(PruneCount {
+            deletable: if dry_run {
+                total - kept
+            } else {
+                deleted as i64
+            },
+            kept,
         })
     }
 }

@@ -49,7 +49,7 @@ pub use redact::{redact_url, url_secrets};
 pub use console::{FlagRow, FormClaim, FormDone, FormResult, Overview};
 pub use erasure::Erased;
 pub use incoming::{CallbackMeta, Decided, Incoming, Processed};
-pub use journal::{JournalEntry, JournalFilter, PruneCount};
+pub use journal::{JournalEntry, JournalFilter, PruneCount, PRUNE_JOURNAL_BATCH};
 pub use models::{rfc3339, CallbackRow, OrderDetails};
 pub use orders::{Expected, Registration};
 pub use outbox::{

@@ -248,3 +248,77 @@ fn operator_commands_on_sqlite() {
     let url = format!("sqlite:{}", path.display());
     operator_commands(dir.path(), &url, DatabaseConfig::Sqlite { path });
 }
+
+/// `payhook prune` on more history than one batch deletes: every unkept old
+/// row goes, in several transactions, and the rows of a paid order among
+/// them (every tenth) stay.
+fn prune_goes_past_one_batch(dir: &Path, database_url: &str, execute: impl Fn(&str)) {
+    let (code, _, err) = run(payhook(dir, database_url).arg("migrate"));
+    assert_eq!(code, 0, "{err}");
+    let n = 2 * payhook::store::PRUNE_JOURNAL_BATCH + 345;
+    execute(
+        "INSERT INTO orders (project_id, orderid, state, created_at, updated_at) \
+             VALUES ('123', 'K-1', 'paid', 1, 1)",
+    );
+    execute(&format!(
+        "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n}) \
+         INSERT INTO callbacks (received_at, project_id, orderid, outcome, http_status, \
+                                method, raw_query) \
+         SELECT 1000 + i, '123', CASE WHEN i % 10 = 0 THEN 'K-1' ELSE NULL END, \
+                CASE WHEN i % 10 = 0 THEN 'fulfilled' ELSE 'rejected' END, 400, 'GET', 'x' \
+           FROM s"
+    ));
+    let kept = n / 10;
+    let (code, out, err) =
+        run(payhook(dir, database_url).args(["prune", "--older-than", "1d", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let dry: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&dry["would_delete"], &dry["kept"]),
+        (&(n - kept).into(), &kept.into())
+    );
+    let (code, out, err) =
+        run(payhook(dir, database_url).args(["prune", "--older-than", "1d", "--yes", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let done: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (&done["deleted"], &done["kept"]),
+        (&(n - kept).into(), &kept.into())
+    );
+    let (_, out, _) =
+        run(payhook(dir, database_url).args(["callbacks", "list", "--json", "--limit", "1000"]));
+    let left: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let left = left["callbacks"].as_array().unwrap();
+    assert_eq!(left.len() as i64, kept, "only the paid order's rows");
+    assert!(left.iter().all(|c| c["orderid"] == "K-1"));
+}
+
+#[test]
+fn prune_goes_past_one_batch_on_postgres() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, PgConnection};
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres::fresh_database();
+    prune_goes_past_one_batch(dir.path(), &url, |sql| {
+        PgConnection::establish(&url)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap()
+    });
+}
+
+#[test]
+fn prune_goes_past_one_batch_on_sqlite() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payhook.sqlite3");
+    let url = format!("sqlite:{}", path.display());
+    let file = path.display().to_string();
+    prune_goes_past_one_batch(dir.path(), &url, |sql| {
+        SqliteConnection::establish(&file)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap()
+    });
+}
