@@ -777,8 +777,8 @@ pub async fn replay(
 }
 
 /// `POST /ui/callbacks/{id}/confirm`: a captured gateway notification
-/// confirmed as its order's payment (`Pipeline::confirm`, like `payhook
-/// orders confirm` and the admin API), once per form.
+/// confirmed as its order's payment (`Pipeline::confirm_captured`, the
+/// checks of `payhook orders confirm` and the admin API), once per form.
 pub async fn confirm(
     session: Session,
     state: web::Data<AppState>,
@@ -787,16 +787,7 @@ pub async fn confirm(
 ) -> Page {
     let id = path.into_inner();
     act(state, session, &form, move |pipeline, actor| {
-        let entry = pipeline
-            .store()
-            .journal_entry(id)?
-            .ok_or_else(|| ConsoleError::NotFound(format!("callback {id}")))?;
-        let (Some(gateway), Some(orderid)) = (entry.project_id, entry.orderid) else {
-            return Err(ConsoleError::Conflict(format!(
-                "callback {id} names no order to confirm"
-            )));
-        };
-        let processed = pipeline.confirm(&gateway, &orderid, id, actor)?;
+        let (processed, orderid) = pipeline.confirm_captured(id, actor)?;
         Ok(Done::notice(
             format!("/ui/callbacks/{id}"),
             format!(

@@ -281,10 +281,40 @@ impl Pipeline {
         callback: i64,
         actor: &str,
     ) -> Result<crate::store::Processed, ConfirmError> {
-        let store = &self.store;
-        let entry = store
+        let entry = self
+            .store
             .journal_entry(callback)?
             .ok_or(ConfirmError::NotFound(callback))?;
+        self.confirm_entry(&entry, gateway, orderid, actor)
+    }
+
+    /// [`Pipeline::confirm`] for the notification's own gateway and order,
+    /// read from its row once (the console acts on the row itself); returns
+    /// the order id with what was done.
+    pub fn confirm_captured(
+        &self,
+        callback: i64,
+        actor: &str,
+    ) -> Result<(crate::store::Processed, String), ConfirmError> {
+        let entry = self
+            .store
+            .journal_entry(callback)?
+            .ok_or(ConfirmError::NotFound(callback))?;
+        let gateway = entry.project_id.clone().unwrap_or_default();
+        let orderid = entry.orderid.clone().unwrap_or_default();
+        let processed = self.confirm_entry(&entry, &gateway, &orderid, actor)?;
+        Ok((processed, orderid))
+    }
+
+    fn confirm_entry(
+        &self,
+        entry: &crate::store::JournalEntry,
+        gateway: &str,
+        orderid: &str,
+        actor: &str,
+    ) -> Result<crate::store::Processed, ConfirmError> {
+        let store = &self.store;
+        let callback = entry.id;
         let refuse = |why: String| ConfirmError::NotCaptured {
             id: callback,
             gateway: gateway.to_string(),
