@@ -255,19 +255,19 @@ pub fn decoded_fields(
     if Api::of_stored(&entry.api) == Api::Gateway {
         // A recipe's fields as received; its signature was checked then.
         let fields = crate::gateways::Request::from_urlencoded(&raw);
-        let map = fields
-            .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value);
-                let shown = if show_pii || value.is_empty() || !is_personal(name) {
-                    value.into_owned()
-                } else {
-                    MASK.to_string()
-                };
-                (name.to_string(), serde_json::Value::String(shown))
-            })
-            .collect();
-        return Some(serde_json::Value::Object(map));
+        let mut value = serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value).into_owned();
+                    (name.to_string(), serde_json::Value::String(value))
+                })
+                .collect(),
+        );
+        if !show_pii {
+            mask_personal_values(&mut value);
+        }
+        return Some(value);
     }
     let params = RequestParams::parse(&raw, b"");
     let verified = verifier.verify(&params).ok()?;
@@ -297,15 +297,20 @@ pub fn is_personal(name: &str) -> bool {
 pub fn mask_personal_data(fields: &Fields, show: bool) -> serde_json::Value {
     let mut value = serde_json::to_value(fields).unwrap_or_default();
     if !show {
-        if let Some(map) = value.as_object_mut() {
-            for (k, v) in map.iter_mut() {
-                if is_personal(k) && v.as_str().is_some_and(|s| !s.is_empty()) {
-                    *v = serde_json::Value::String(MASK.into());
-                }
+        mask_personal_values(&mut value);
+    }
+    value
+}
+
+/// A field map's [`is_personal`] values that are not empty, masked.
+fn mask_personal_values(value: &mut serde_json::Value) {
+    if let Some(map) = value.as_object_mut() {
+        for (k, v) in map.iter_mut() {
+            if is_personal(k) && v.as_str().is_some_and(|s| !s.is_empty()) {
+                *v = serde_json::Value::String(MASK.into());
             }
         }
     }
-    value
 }
 
 /// What a masked value is shown as.

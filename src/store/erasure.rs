@@ -44,10 +44,11 @@ impl Store {
     /// it is erased.
     pub fn erased_until(&self) -> Result<Option<i64>, StoreError> {
         self.with_conn(|mut conn| {
-            let until = dispatch!(&mut conn, sql = (
-                "SELECT until FROM erased_until WHERE one = 1",
-                "SELECT until FROM erased_until WHERE one = 1",
-            ), c => diesel::sql_query(sql).get_result::<Until>(c).optional())?;
+            let until = dispatch!(&mut conn, c => diesel::sql_query(
+                "SELECT until FROM erased_until WHERE one = 1"
+            )
+            .get_result::<Until>(c)
+            .optional())?;
             Ok(until.map(|u| u.until))
         })
     }
