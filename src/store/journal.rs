@@ -155,7 +155,11 @@ impl Store {
         };
         let (total, kept): (i64, i64) = self.with_conn(|mut conn| {
             let old = callbacks::table.filter(callbacks::received_at.lt(cutoff));
-            let total = dispatch!(&mut conn, c => old.count().get_result(c))?;
+            // A real run counts what it deletes instead.
+            let total = match dry_run {
+                true => dispatch!(&mut conn, c => old.count().get_result(c))?,
+                false => 0,
+            };
             let kept = dispatch!(&mut conn, c => old
                 .filter(callbacks::orderid.eq_any(kept_orders()))
                 .count()
