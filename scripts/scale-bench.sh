@@ -229,9 +229,10 @@ SELECT k, t + d * 2000, :project, oid, ident,
           FROM (SELECT k, (k + 1) / 2 AS i, 1 - k % 2 AS d
                   FROM generate_series(1, 2 * :n) AS k) AS s) AS c;
 
--- The duplicate guard: one row per delivery answered OK.
-INSERT INTO answered (identity, answered_at, attempt)
-SELECT encode(sha256(convert_to('scale-' || i, 'UTF8')), 'hex'), t, md5('attempt' || i) FROM hist;
+-- The duplicate guard: one row per delivery answered OK, naming its row.
+INSERT INTO answered (identity, answered_at, attempt, callback_id)
+SELECT encode(sha256(convert_to('scale-' || i, 'UTF8')), 'hex'), t, md5('attempt' || i), 2 * i - 1
+  FROM hist;
 
 INSERT INTO fulfilments (id, project_id, orderid, callback_id, amount, currency,
                          amount_checked, created_at)

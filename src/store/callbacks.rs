@@ -57,7 +57,7 @@ impl Store {
     /// its identity (the duplicate guard), locks `lock`'s order, asks `decide`
     /// what that means, and writes the row, the order change and the shop's
     /// event. What the signature covers is stored whole; a duplicate, bounded,
-    /// with a link to the first row of its delivery.
+    /// with a link to the row its guard names (the delivery answered `OK`).
     ///
     /// `decide` may run more than once: a transaction lost with its connection
     /// is run again on a fresh one.
@@ -122,7 +122,7 @@ fn record_in(
         }
     };
     if !fresh {
-        if let Some(earlier) = own_earlier_attempt(conn, callback, &identity, &incoming.attempt)? {
+        if let Some(earlier) = own_earlier_attempt(conn, &identity, &incoming.attempt)? {
             return Ok(earlier);
         }
     }
@@ -147,13 +147,15 @@ fn record_in(
         row.raw_query = &bounded.text;
         row.raw_truncated = bounded.truncated;
         row.raw_unsigned = None;
-        row.duplicate_of = first_of_delivery(conn, project, &identity)?;
+        row.duplicate_of = guarded_row(conn, &identity)?;
     }
 
     let paid = orderid.and_then(|orderid| PaidWrite::fitting(&decision, &row, callback, orderid));
-    let callback_id = match paid {
+    // `named`: the guard already names the row (the paid writes' statement
+    // did it, see `payhook_paid_rows`).
+    let (callback_id, named) = match paid {
         // The paid path, PostgreSQL: every write in one statement (one round trip).
-        Some(paid) if matches!(conn, Conn::Pg(_)) => paid.write_in(conn)?,
+        Some(paid) if matches!(conn, Conn::Pg(_)) => (paid.write_in(conn)?, true),
         _ => {
             let callback_id = insert_callback(conn, &row)?;
             if let Some(orderid) = orderid {
@@ -175,17 +177,20 @@ fn record_in(
                     ))
                     .execute(c))?;
             }
-            callback_id
+            (callback_id, false)
         }
     };
     if fresh && !decision.keeps_claim() {
         dispatch!(conn, c => diesel::delete(answered::table.find(&identity)).execute(c))?;
-    } else if let Some(flag) = decision.flag.filter(|_| fresh) {
-        // Kept with the guard for a retry of this request (see
-        // `own_earlier_attempt`), so that its alert is not lost. Only flagged
-        // callbacks pay this round trip; the paid path has no flag.
+    } else if fresh && !named {
+        // The guard names its row, for the duplicates that will point at it,
+        // and keeps the flag for a retry of this request (see
+        // `own_earlier_attempt`), so that its alert is not lost.
         dispatch!(conn, c => diesel::update(answered::table.find(&identity))
-            .set(answered::flag.eq(flag.as_str()))
+            .set((
+                answered::callback_id.eq(callback_id),
+                answered::flag.eq(decision.flag.map(Flag::as_str)),
+            ))
             .execute(c))?;
     }
     let flood = match row.duplicate_of {
@@ -201,17 +206,13 @@ fn record_in(
     })
 }
 
-/// The first row stored of a delivery (its identity), which holds it whole.
-fn first_of_delivery(
-    conn: &mut Conn<'_>,
-    project: &str,
-    identity: &str,
-) -> QueryResult<Option<i64>> {
-    dispatch!(conn, c => callbacks::table
-        .filter(callbacks::identity.eq(identity))
-        .filter(callbacks::duplicate_of.is_null())
-        .filter(callbacks::project_id.eq(project))
-        .order(callbacks::id.asc())
+/// The row a held guard names: its delivery, answered OK and stored whole.
+/// `None` when that row has been pruned since (or the guard predates the
+/// naming and its row was gone then).
+fn guarded_row(conn: &mut Conn<'_>, identity: &str) -> QueryResult<Option<i64>> {
+    dispatch!(conn, c => answered::table
+        .inner_join(callbacks::table.on(answered::callback_id.eq(callbacks::id.nullable())))
+        .filter(answered::identity.eq(identity))
         .select(callbacks::id)
         .first(c)
         .optional())
@@ -230,24 +231,22 @@ fn duplicates_of(conn: &mut Conn<'_>, first: i64) -> QueryResult<i64> {
 
 /// What this request's earlier attempt stored, when its COMMIT landed though
 /// the reply was lost (the guard holds our attempt id): the retry reports that
-/// outcome instead of `duplicate`, and adds no row.
-///
-/// The callback row is the first one answered 200 for this identity at the
-/// guard's time: rows before it were answered otherwise (their guard was
-/// removed), rows after it are duplicates, which wait for this guard.
+/// outcome instead of `duplicate`, and adds no row. The guard names the row
+/// that attempt stored.
 fn own_earlier_attempt(
     conn: &mut Conn<'_>,
-    callback: &dyn Recorded,
     identity: &str,
     attempt: &str,
 ) -> QueryResult<Option<Processed>> {
-    let guard: Option<(i64, Option<String>)> = dispatch!(conn, c => answered::table
-        .find(identity)
-        .filter(answered::attempt.eq(attempt))
-        .select((answered::answered_at, answered::flag))
-        .first(c)
-        .optional())?;
-    let Some((answered_at, flag)) = guard else {
+    let guarded: Option<(i64, String, Option<String>, Option<String>)> = dispatch!(conn, c =>
+        answered::table
+            .inner_join(callbacks::table.on(answered::callback_id.eq(callbacks::id.nullable())))
+            .filter(answered::identity.eq(identity))
+            .filter(answered::attempt.eq(attempt))
+            .select((callbacks::id, callbacks::outcome, callbacks::reason, answered::flag))
+            .first(c)
+            .optional())?;
+    let Some((callback_id, outcome, reason, flag)) = guarded else {
         return Ok(None);
     };
     // The earlier COMMIT may have landed here without reaching a synchronous
@@ -259,21 +258,6 @@ fn own_earlier_attempt(
     dispatch!(conn, c => diesel::update(answered::table.find(identity))
         .set(answered::attempt.eq(attempt))
         .execute(c))?;
-    let (callback_id, outcome, reason): (i64, String, Option<String>) = dispatch!(conn, c => {
-        let rows = callbacks::table
-            .filter(callbacks::project_id.eq(callback.project_id()))
-            .filter(callbacks::identity.eq(identity))
-            .filter(callbacks::received_at.eq(answered_at))
-            .filter(callbacks::http_status.eq(200))
-            .into_boxed();
-        let rows = match callback.orderid() {
-            Some(orderid) => rows.filter(callbacks::orderid.eq(orderid)),
-            None => rows.filter(callbacks::orderid.is_null()),
-        };
-        rows.order(callbacks::id.asc())
-            .select((callbacks::id, callbacks::outcome, callbacks::reason))
-            .first(c)
-    })?;
     let unreadable = |what: &str, text: &str| {
         diesel::result::Error::DeserializationError(format!("stored {what} {text:?}").into())
     };

@@ -56,6 +56,7 @@ diesel::table! {
         answered_at -> BigInt,
         attempt -> Nullable<Text>,
         flag -> Nullable<Text>,
+        callback_id -> Nullable<BigInt>,
     }
 }
 
@@ -125,6 +126,8 @@ diesel::table! {
 
 // The missed-callback scan asks, per order, whether a callback arrived since.
 diesel::allow_tables_to_appear_in_same_query!(orders, callbacks);
+// A duplicate, and a retry whose reply was lost, read the row a guard names.
+diesel::allow_tables_to_appear_in_same_query!(answered, callbacks);
 
 diesel::table! {
     ui_sessions (id_hash) {

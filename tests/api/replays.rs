@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use payhook::sim::{CheckoutSigner, OrderFigures};
 use serde_json::Value;
 
@@ -320,8 +322,78 @@ async fn a_flood_of_duplicates_alerts_once() {
     );
 }
 
+/// Migration `000032_guard_names_row` on a database where guards named no
+/// row yet: each guard comes to name the row of its delivery answered OK, so
+/// a duplicate afterwards still points at it, and nothing is fulfilled twice.
+async fn a_guard_from_before_the_naming_points_its_duplicates_home(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.register("NAMED-1", 1250, "EUR").await;
+    let query = paid("NAMED-1", "1250");
+    assert_eq!(app.get_callback(&query).await.body, "OK");
+    app.stop.stop().await;
+    let first = rows(&app, "NAMED-1");
+    assert_eq!(first.len(), 1);
+
+    // Back to the schema before the naming, as an older payhook left it.
+    let source = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let migrations = FileBasedMigrations::from_path(format!(
+        "{}/migrations/{source}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    macro_rules! revert_the_naming {
+        ($conn:expr) => {{
+            let conn = $conn;
+            loop {
+                conn.revert_last_migration(migrations.clone()).unwrap();
+                let pending = conn.pending_migrations(migrations.clone()).unwrap();
+                if pending[0].name().to_string().ends_with("_guard_names_row") {
+                    break;
+                }
+            }
+        }};
+    }
+    match backend {
+        Backend::Postgres => {
+            revert_the_naming!(&mut PgConnection::establish(&app.database_url).unwrap())
+        }
+        Backend::Sqlite => revert_the_naming!(&mut SqliteConnection::establish(
+            app.database_url.trim_start_matches("sqlite:")
+        )
+        .unwrap()),
+    }
+
+    // A payhook of today migrates it and takes the same delivery again.
+    let again = TestApp::spawn_on(
+        backend,
+        &app.database_url,
+        tempfile::tempdir().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        again.count("SELECT COALESCE(callback_id, -1) AS n FROM answered"),
+        first[0].id,
+        "the guard names its row"
+    );
+    assert_eq!(again.get_callback(&query).await.body, "OK");
+    let stored = rows(&again, "NAMED-1");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1].outcome, "duplicate");
+    assert_eq!(
+        stored[1].duplicate_of,
+        Some(first[0].id),
+        "linked to the first"
+    );
+    assert_eq!(again.fulfilments("NAMED-1"), 1);
+}
+
 both_backends!(
     a_replayed_genuine_callback_is_stored_bounded,
+    a_guard_from_before_the_naming_points_its_duplicates_home,
     a_first_delivery_with_extras_keeps_its_signed_part_whole,
     a_webhook_with_junk_headers_is_stored_bounded,
     duplicates_past_retention_are_deleted_and_the_first_row_kept,
