@@ -41,6 +41,9 @@
 #                alternately on a fresh empty database, SCALE_DB_empty, and
 #                on the history an earlier run left in SCALE_DB: the paired
 #                comparison of the paid path, one column pair per turn)
+#   COLD         0 (1, with PAID_AB, as root: the kernel's page cache dropped
+#                before each turn, so the history's pages come from disk, as
+#                on a server whose history outgrew its memory)
 #   PAYHOOK_BIN  target/release/payhook (build it: cargo build --release)
 #   KEY_DIR      ../shared/bench/keys1024 (private.pem signs, public.pem verifies)
 #   GEN          ../shared/bench/gen_callbacks.py
@@ -63,6 +66,7 @@ DURING=${DURING:-30000}
 RETENTION_PASS=${RETENTION_PASS:-1}
 PARTITION_ONLY=${PARTITION_ONLY:-0}
 PAID_AB=${PAID_AB:-0}
+COLD=${COLD:-0}
 PAYHOOK_BIN=${PAYHOOK_BIN:-target/release/payhook}
 KEY_DIR=${KEY_DIR:-$ROOT/../shared/bench/keys1024}
 GEN=${GEN:-$ROOT/../shared/bench/gen_callbacks.py}
@@ -230,8 +234,9 @@ SELECT k, t + d * 2000, :project, oid, ident,
                   FROM generate_series(1, 2 * :n) AS k) AS s) AS c;
 
 -- The duplicate guard: one row per delivery answered OK, naming its row.
-INSERT INTO answered (identity, answered_at, attempt, callback_id)
-SELECT encode(sha256(convert_to('scale-' || i, 'UTF8')), 'hex'), t, md5('attempt' || i), 2 * i - 1
+INSERT INTO answered (project_id, orderid, identity, answered_at, attempt, callback_id)
+SELECT :project, oid, encode(sha256(convert_to('scale-' || i, 'UTF8')), 'hex'), t,
+       md5('attempt' || i), 2 * i - 1
   FROM hist;
 
 INSERT INTO fulfilments (id, project_id, orderid, callback_id, amount, currency,
@@ -402,6 +407,14 @@ if ((PARTITION_ONLY)); then
     exit 0
 fi
 
+# COLD=1: what the kernel caches of the database goes (PostgreSQL's own
+# shared_buffers stay: 128 MB by default, a small part of a deep history).
+drop_page_cache() {
+    ((COLD)) || return 0
+    sync
+    echo 3 >/proc/sys/vm/drop_caches || die "COLD=1 needs root (/proc/sys/vm/drop_caches)"
+}
+
 if ((PAID_AB)); then
     # Each turn takes the next NEW callbacks on each side, after every one
     # whose order the history holds already (gen_callbacks.py numbers them).
@@ -414,17 +427,20 @@ if ((PAID_AB)); then
         die "$DB holds no history: run ORDERS=N bash scripts/scale-bench.sh first"
     saved_env=("${PAYHOOK_ENV[@]}")
     meta=("binary built=$(date -u -r "$PAYHOOK_BIN" +%FT%TZ)" "new paid callbacks per turn=$NEW"
+          "page cache dropped before each turn=$COLD"
           "history=$(pg_val "SELECT count(*) FROM callbacks") callback rows")
     for ((turn = 1; turn <= PAID_AB; turn++)); do
         first=$((base + (2 * turn - 2) * NEW))
         DB=${history_db}_empty
         PAYHOOK_ENV=("${saved_env[@]}" DATABASE_URL="$PGURL/$DB")
         fresh_database
+        drop_page_cache
         start_payhook "empty $turn"
         helper_callbacks paid "empty $turn" --first "$first" --count "$NEW"
         stop_payhook
         DB=$history_db
         PAYHOOK_ENV=("${saved_env[@]}")
+        drop_page_cache
         start_payhook "history $turn"
         helper_callbacks paid "history $turn" --first "$((first + NEW))" --count "$NEW"
         stop_payhook

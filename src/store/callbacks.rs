@@ -110,19 +110,20 @@ fn record_in(
     let project = callback.project_id();
     let identity = hex::encode(callback.identity());
     let orderid = callback.orderid();
+    let guard = GuardKey {
+        project,
+        orderid: orderid.unwrap_or(""),
+        identity: &identity,
+    };
 
     // The guard: only one transaction at a time can hold an identity; a second
     // one waits here until the first commits, then sees the conflict.
     let (fresh, order) = match conn {
-        Conn::Pg(_) => {
-            claim_in_one_statement(conn, &identity, now, &incoming.attempt, project, lock)?
-        }
-        Conn::Sqlite(_) => {
-            claim_in_statements(conn, &identity, now, &incoming.attempt, project, lock)?
-        }
+        Conn::Pg(_) => claim_in_one_statement(conn, guard, now, &incoming.attempt, lock)?,
+        Conn::Sqlite(_) => claim_in_statements(conn, guard, now, &incoming.attempt, lock)?,
     };
     if !fresh {
-        if let Some(earlier) = own_earlier_attempt(conn, &identity, &incoming.attempt)? {
+        if let Some(earlier) = own_earlier_attempt(conn, guard, &incoming.attempt)? {
             return Ok(earlier);
         }
     }
@@ -147,7 +148,7 @@ fn record_in(
         row.raw_query = &bounded.text;
         row.raw_truncated = bounded.truncated;
         row.raw_unsigned = None;
-        row.duplicate_of = guarded_row(conn, &identity)?;
+        row.duplicate_of = guarded_row(conn, guard)?;
     }
 
     let paid = orderid.and_then(|orderid| PaidWrite::fitting(&decision, &row, callback, orderid));
@@ -181,12 +182,12 @@ fn record_in(
         }
     };
     if fresh && !decision.keeps_claim() {
-        dispatch!(conn, c => diesel::delete(answered::table.find(&identity)).execute(c))?;
+        dispatch!(conn, c => diesel::delete(answered::table.find(guard.key())).execute(c))?;
     } else if fresh && !named {
         // The guard names its row, for the duplicates that will point at it,
         // and keeps the flag for a retry of this request (see
         // `own_earlier_attempt`), so that its alert is not lost.
-        dispatch!(conn, c => diesel::update(answered::table.find(&identity))
+        dispatch!(conn, c => diesel::update(answered::table.find(guard.key()))
             .set((
                 answered::callback_id.eq(callback_id),
                 answered::flag.eq(decision.flag.map(Flag::as_str)),
@@ -206,13 +207,39 @@ fn record_in(
     })
 }
 
+/// The duplicate guard's key (migration `000032_guard_names_row`): the order
+/// first, as `orders` is keyed, so that a new order's guard lands beside the
+/// guards of the orders before it; `""` for a callback that names no order.
+/// The identity alone decides what is a duplicate: it covers the project and
+/// the order id.
+#[derive(Clone, Copy)]
+struct GuardKey<'a> {
+    project: &'a str,
+    orderid: &'a str,
+    identity: &'a str,
+}
+
+impl<'a> GuardKey<'a> {
+    fn key(self) -> (&'a str, &'a str, &'a str) {
+        (self.project, self.orderid, self.identity)
+    }
+}
+
+/// The guard `key`, joined to the row it names, as a query to filter more.
+macro_rules! held_guard {
+    ($key:expr) => {
+        answered::table
+            .inner_join(callbacks::table.on(answered::callback_id.eq(callbacks::id.nullable())))
+            .filter(answered::project_id.eq($key.project))
+            .filter(answered::orderid.eq($key.orderid))
+            .filter(answered::identity.eq($key.identity))
+    };
+}
+
 /// The row a held guard names: its delivery, answered OK and stored whole.
-/// `None` when that row has been pruned since (or the guard predates the
-/// naming and its row was gone then).
-fn guarded_row(conn: &mut Conn<'_>, identity: &str) -> QueryResult<Option<i64>> {
-    dispatch!(conn, c => answered::table
-        .inner_join(callbacks::table.on(answered::callback_id.eq(callbacks::id.nullable())))
-        .filter(answered::identity.eq(identity))
+/// `None` when that row has been pruned since.
+fn guarded_row(conn: &mut Conn<'_>, guard: GuardKey<'_>) -> QueryResult<Option<i64>> {
+    dispatch!(conn, c => held_guard!(guard)
         .select(callbacks::id)
         .first(c)
         .optional())
@@ -235,13 +262,11 @@ fn duplicates_of(conn: &mut Conn<'_>, first: i64) -> QueryResult<i64> {
 /// that attempt stored.
 fn own_earlier_attempt(
     conn: &mut Conn<'_>,
-    identity: &str,
+    guard: GuardKey<'_>,
     attempt: &str,
 ) -> QueryResult<Option<Processed>> {
     let guarded: Option<(i64, String, Option<String>, Option<String>)> = dispatch!(conn, c =>
-        answered::table
-            .inner_join(callbacks::table.on(answered::callback_id.eq(callbacks::id.nullable())))
-            .filter(answered::identity.eq(identity))
+        held_guard!(guard)
             .filter(answered::attempt.eq(attempt))
             .select((callbacks::id, callbacks::outcome, callbacks::reason, answered::flag))
             .first(c)
@@ -255,7 +280,7 @@ fn own_earlier_attempt(
     // writes its guard again: its COMMIT then waits, and commits are
     // confirmed in WAL order, so once it returns the earlier one is
     // replicated too, and only then is it answered (docs/ha.md).
-    dispatch!(conn, c => diesel::update(answered::table.find(identity))
+    dispatch!(conn, c => diesel::update(answered::table.find(guard.key()))
         .set(answered::attempt.eq(attempt))
         .execute(c))?;
     let unreadable = |what: &str, text: &str| {
@@ -438,15 +463,17 @@ fn apply_change(
 /// not locked row by row.
 fn claim_in_statements(
     conn: &mut Conn<'_>,
-    identity: &str,
+    guard: GuardKey<'_>,
     now: i64,
     attempt: &str,
-    project: &str,
     lock: Option<OrderLock<'_>>,
 ) -> QueryResult<(bool, Option<OrderRow>)> {
+    let project = guard.project;
     let fresh = dispatch!(conn, c => diesel::insert_into(answered::table)
         .values((
-            answered::identity.eq(identity),
+            answered::project_id.eq(project),
+            answered::orderid.eq(guard.orderid),
+            answered::identity.eq(guard.identity),
             answered::answered_at.eq(now),
             answered::attempt.eq(attempt),
         ))
@@ -512,23 +539,23 @@ struct Claimed {
 /// `payhook_claim` function: one round trip instead of two.
 fn claim_in_one_statement(
     conn: &mut Conn<'_>,
-    identity: &str,
+    guard: GuardKey<'_>,
     now: i64,
     attempt: &str,
-    project: &str,
     lock: Option<OrderLock<'_>>,
 ) -> QueryResult<(bool, Option<OrderRow>)> {
     use diesel::sql_types::{BigInt, Bool, Nullable, Text};
     let Conn::Pg(c) = conn else {
         unreachable!("only called on PostgreSQL")
     };
-    let claimed = diesel::sql_query("SELECT * FROM payhook_claim($1, $2, $3, $4, $5, $6)")
-        .bind::<Text, _>(identity)
+    let claimed = diesel::sql_query("SELECT * FROM payhook_claim($1, $2, $3, $4, $5, $6, $7)")
+        .bind::<Text, _>(guard.identity)
         .bind::<BigInt, _>(now)
         .bind::<Text, _>(attempt)
-        .bind::<Text, _>(project)
+        .bind::<Text, _>(guard.project)
         .bind::<Nullable<Text>, _>(lock.map(|l| l.orderid))
         .bind::<Bool, _>(lock.is_some_and(|l| l.create_if_missing))
+        .bind::<Text, _>(guard.orderid)
         .get_result::<Claimed>(&mut **c)?;
     let order = match (claimed.o_project_id, claimed.o_orderid, claimed.o_state) {
         (Some(project_id), Some(orderid), Some(state)) => Some(OrderRow {

@@ -51,7 +51,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    answered (identity) {
+    answered (project_id, orderid, identity) {
+        project_id -> Text,
+        orderid -> Text,
         identity -> Text,
         answered_at -> BigInt,
         attempt -> Nullable<Text>,

@@ -1,39 +1,99 @@
--- The duplicate guard names the row it guards: the delivery answered OK,
--- stored whole. A duplicate points there (callbacks.duplicate_of) and a retry
--- whose reply was lost reports it, both read through answered's primary key.
--- That retires callbacks_first_of_delivery, an index on a random key
--- (SHA-256 hex) that every callback wrote and whose pages a deep history no
--- longer keeps cached: the paid path paid for it in misses and full-page
--- images (docs/performance.md, "Years of history").
+-- The duplicate guard, keyed like the order it belongs to and naming the row
+-- it guards.
 --
--- The table is rebuilt rather than updated in place: an UPDATE of every row
--- would leave answered and its primary key twice their size for good (a
--- B-tree does not shrink). The row a guard names is the first one its
--- transaction stored: the guard's own time, answered 200, not a duplicate.
--- A guard whose row was pruned names none (callback_id NULL).
+-- Key: (project_id, orderid, identity), orderid '' for a callback that names
+-- no order. The identity (a SHA-256 of what the signature covers) still
+-- decides what is a duplicate: it covers the project and the order id on
+-- every API (classic data, a Checkout body, a recipe's order_field, which
+-- must be signed), so it has one key. The order first puts a new order's
+-- guard beside the guards of the orders before it, as orders_pkey puts its
+-- row: under shop order ids that grow, each insert lands on a page already
+-- cached. Keyed by the identity alone, each landed on a random page of an
+-- index that grows with the history (600 MB at 5 M orders), and a deep
+-- history made every paid callback slower (docs/performance.md, "Years of
+-- history").
+--
+-- callback_id: the row the guard names, the delivery answered OK, stored
+-- whole. A duplicate points there (callbacks.duplicate_of) and a retry whose
+-- reply was lost reports it, both read through this table's key. That
+-- retires callbacks_first_of_delivery, another random-key index every
+-- callback wrote.
+--
+-- The table is rebuilt, each old guard keyed and named from the first row its
+-- transaction stored: at the guard's own time, answered 200, not a
+-- duplicate. A guard whose row has been pruned since is dropped: the journal
+-- prune keeps every row of a paid, refunded or reviewed order, so such a
+-- guard belonged to a rejected-for-good or unconfirmed request, and without
+-- its row it has no order to be keyed by.
 CREATE TABLE answered_next (
+    project_id  TEXT NOT NULL,
+    orderid     TEXT NOT NULL,
     identity    TEXT NOT NULL,
     answered_at BIGINT NOT NULL,
     attempt     TEXT,
     flag        TEXT,
     callback_id BIGINT
 );
-INSERT INTO answered_next (identity, answered_at, attempt, flag, callback_id)
-SELECT a.identity, a.answered_at, a.attempt, a.flag,
-       (SELECT c.id FROM callbacks c
-         WHERE c.identity = a.identity AND c.duplicate_of IS NULL
-           AND c.received_at = a.answered_at AND c.http_status = 200
-         ORDER BY c.id LIMIT 1)
-  FROM answered a;
+INSERT INTO answered_next (project_id, orderid, identity, answered_at, attempt, flag, callback_id)
+SELECT c.project_id, coalesce(c.orderid, ''), a.identity, a.answered_at, a.attempt, a.flag, c.id
+  FROM answered a
+  JOIN LATERAL (SELECT c.id, c.project_id, c.orderid FROM callbacks c
+                 WHERE c.identity = a.identity AND c.duplicate_of IS NULL
+                   AND c.received_at = a.answered_at AND c.http_status = 200
+                   AND c.project_id IS NOT NULL
+                 ORDER BY c.id LIMIT 1) c ON true;
 DROP TABLE answered;
 ALTER TABLE answered_next RENAME TO answered;
-ALTER TABLE answered ADD CONSTRAINT answered_pkey PRIMARY KEY (identity);
+ALTER TABLE answered ADD CONSTRAINT answered_pkey PRIMARY KEY (project_id, orderid, identity);
 DROP INDEX callbacks_first_of_delivery;
 
--- payhook_paid_rows (migration 000028): the same writes, and the guard its
--- transaction holds names the callback row. Both callers hold it:
--- payhook_pay's first delivery took it in the same call, the general path in
--- payhook_claim.
+-- The functions that write the guard, as in migrations 000027 (payhook_claim)
+-- and 000028 (the paid writes), with its key. payhook_claim takes the guard's
+-- order id apart from the order it locks: a callback may name an order it
+-- does not lock (a captured notification's pointer).
+DROP FUNCTION payhook_claim(TEXT, BIGINT, TEXT, TEXT, TEXT, BOOLEAN);
+CREATE FUNCTION payhook_claim(
+    p_identity TEXT, p_now BIGINT, p_attempt TEXT, p_project TEXT, p_orderid TEXT,
+    p_create BOOLEAN, p_guard_orderid TEXT
+) RETURNS TABLE (
+    fresh BOOLEAN, o_project_id TEXT, o_orderid TEXT, o_amount BIGINT, o_currency TEXT,
+    o_state TEXT, o_refunded_amount BIGINT, o_fulfilled_at BIGINT, o_returned_at BIGINT,
+    o_return_token TEXT, o_closed_at BIGINT, o_test BOOLEAN, o_amount_paid BIGINT,
+    o_snapshot_at BIGINT, o_paysera_order_id TEXT, o_amount_mode TEXT
+) LANGUAGE plpgsql AS $$
+DECLARE
+    claimed INTEGER;
+BEGIN
+    INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
+    VALUES (p_project, p_guard_orderid, p_identity, p_now, p_attempt)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS claimed = ROW_COUNT;
+    IF claimed = 1 AND p_orderid IS NOT NULL THEN
+        IF p_create THEN
+            INSERT INTO orders (project_id, orderid, state, created_at, updated_at)
+            VALUES (p_project, p_orderid, 'awaiting_payment', p_now, p_now)
+            ON CONFLICT (project_id, orderid) DO NOTHING;
+        END IF;
+        RETURN QUERY
+            SELECT true, o.project_id, o.orderid, o.amount, o.currency, o.state,
+                   o.refunded_amount, o.fulfilled_at, o.returned_at, o.return_token, o.closed_at,
+                   o.test, o.amount_paid, o.snapshot_at, o.paysera_order_id, o.amount_mode
+            FROM orders o
+            WHERE o.project_id = p_project AND o.orderid = p_orderid
+            FOR UPDATE;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT claimed = 1, NULL::TEXT, NULL::TEXT, NULL::BIGINT, NULL::TEXT,
+        NULL::TEXT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::TEXT, NULL::BIGINT,
+        NULL::BOOLEAN, NULL::BIGINT, NULL::BIGINT, NULL::TEXT, NULL::TEXT;
+END
+$$;
+
+-- payhook_paid_rows: also names the callback row in the guard its
+-- transaction holds (payhook_pay's first delivery took it in the same call,
+-- the general path in payhook_claim).
 CREATE OR REPLACE FUNCTION payhook_paid_rows(
     p_received_at BIGINT, p_project TEXT, p_orderid TEXT, p_identity TEXT, p_outcome TEXT,
     p_reason TEXT, p_http_status INTEGER, p_method TEXT, p_raw_query TEXT, p_remote_addr TEXT,
@@ -50,12 +110,90 @@ BEGIN
             p_http_status, p_method, p_raw_query, p_remote_addr, p_raw_length, p_raw_sha256,
             p_api)
     RETURNING id INTO cb_id;
-    UPDATE answered SET callback_id = cb_id WHERE identity = p_identity;
+    UPDATE answered SET callback_id = cb_id
+     WHERE project_id = p_project AND orderid = p_orderid AND identity = p_identity;
     INSERT INTO fulfilments (project_id, orderid, callback_id, amount, currency, amount_checked,
                              created_at)
     VALUES (p_project, p_orderid, cb_id, p_amount, p_currency, p_checked, p_received_at);
     INSERT INTO outbox (kind, project_id, orderid, callback_id, payload, next_attempt_at, created_at)
     VALUES (p_outcome, p_project, p_orderid, cb_id, p_payload, p_received_at, p_received_at);
     RETURN cb_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION payhook_pay(
+    p_attempt TEXT, p_commit_by BIGINT,
+    p_received_at BIGINT, p_project TEXT, p_orderid TEXT, p_identity TEXT, p_outcome TEXT,
+    p_reason TEXT, p_http_status INTEGER, p_method TEXT, p_raw_query TEXT, p_remote_addr TEXT,
+    p_api TEXT, p_amount BIGINT, p_currency TEXT, p_checked BOOLEAN, p_payload TEXT,
+    p_raw_length BIGINT, p_raw_sha256 TEXT
+) RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    claimed INTEGER;
+BEGIN
+    IF p_attempt IS NOT NULL THEN
+        INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
+        VALUES (p_project, p_orderid, p_identity, p_received_at, p_attempt)
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS claimed = ROW_COUNT;
+        IF claimed = 0 THEN
+            RETURN NULL;
+        END IF;
+        UPDATE orders SET state = 'paid', fulfilled_at = p_received_at, updated_at = p_received_at
+         WHERE project_id = p_project AND orderid = p_orderid
+           AND payhook_as_assumed(orders, p_amount, p_currency);
+        IF NOT FOUND THEN
+            PERFORM payhook_not_as_assumed();
+        END IF;
+        PERFORM payhook_check_commit_by(p_commit_by);
+    ELSE
+        UPDATE orders SET state = 'paid', fulfilled_at = p_received_at, updated_at = p_received_at
+         WHERE project_id = p_project AND orderid = p_orderid;
+    END IF;
+    RETURN payhook_paid_rows(p_received_at, p_project, p_orderid, p_identity, p_outcome, p_reason,
+                             p_http_status, p_method, p_raw_query, p_remote_addr, p_api, p_amount,
+                             p_currency, p_checked, p_payload, p_raw_length, p_raw_sha256);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION payhook_pay_batch(
+    p_commit_by BIGINT, p_attempt TEXT[],
+    p_received_at BIGINT[], p_project TEXT[], p_orderid TEXT[], p_identity TEXT[], p_outcome TEXT[],
+    p_reason TEXT[], p_http_status INTEGER[], p_method TEXT[], p_raw_query TEXT[], p_remote_addr TEXT[],
+    p_api TEXT[], p_amount BIGINT[], p_currency TEXT[], p_checked BOOLEAN[], p_payload TEXT[],
+    p_raw_length BIGINT[], p_raw_sha256 TEXT[]
+) RETURNS BIGINT[] LANGUAGE plpgsql SET lock_timeout = '100ms' AS $$
+DECLARE
+    claimed INTEGER;
+    ids BIGINT[] := '{}';
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_identity, 1), 0) LOOP
+        INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
+        VALUES (p_project[i], p_orderid[i], p_identity[i], p_received_at[i], p_attempt[i])
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS claimed = ROW_COUNT;
+        IF claimed = 0 THEN
+            ids := ids || NULL::BIGINT;
+            CONTINUE;
+        END IF;
+        UPDATE orders SET state = 'paid', fulfilled_at = p_received_at[i], updated_at = p_received_at[i]
+         WHERE project_id = p_project[i] AND orderid = p_orderid[i]
+           AND payhook_as_assumed(orders, p_amount[i], p_currency[i]);
+        IF NOT FOUND THEN
+            DELETE FROM answered
+             WHERE project_id = p_project[i] AND orderid = p_orderid[i]
+               AND identity = p_identity[i];
+            ids := ids || (-1)::BIGINT;
+            CONTINUE;
+        END IF;
+        ids := ids || payhook_paid_rows(p_received_at[i], p_project[i], p_orderid[i],
+                                        p_identity[i], p_outcome[i], p_reason[i],
+                                        p_http_status[i], p_method[i], p_raw_query[i],
+                                        p_remote_addr[i], p_api[i], p_amount[i], p_currency[i],
+                                        p_checked[i], p_payload[i], p_raw_length[i],
+                                        p_raw_sha256[i]);
+    END LOOP;
+    PERFORM payhook_check_commit_by(p_commit_by);
+    RETURN ids;
 END
 $$;
