@@ -227,7 +227,7 @@ cat >"$TMP/pgbench-paid-cte.sql" <<'EOF'
 \set oid :rep * 100000000 + :client_id * 1000000 + :n
 \set now random(1700000000000, 1800000000000)
 \set amount random(1000, 9999)
-WITH g AS (INSERT INTO answered (identity, answered_at) VALUES (md5('a' || :oid::text) || md5('b' || :oid::text), :now) ON CONFLICT DO NOTHING RETURNING identity),
+WITH g AS (INSERT INTO answered (project_id, orderid, identity, answered_at) VALUES ('123', :oid::text, md5('a' || :oid::text) || md5('b' || :oid::text), :now) ON CONFLICT DO NOTHING RETURNING identity),
  o AS (SELECT id FROM orders WHERE project_id = '123' AND orderid = :oid::text FOR UPDATE),
  c AS (INSERT INTO callbacks (received_at, project_id, orderid, identity, outcome, reason, http_status, method, raw_query, remote_addr) SELECT :now, '123', :oid::text, g.identity, 'fulfilled', NULL, 200, 'GET', 'data=' || repeat(md5(:oid::text), 9) || '&ss2=' || repeat(md5(:oid::text), 11), '127.0.0.1' FROM g RETURNING id),
  f AS (INSERT INTO fulfilments (project_id, orderid, callback_id, amount, currency, amount_checked, created_at) SELECT '123', :oid::text, c.id, :amount, 'EUR', true, :now FROM c),

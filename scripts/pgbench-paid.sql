@@ -18,7 +18,7 @@
 \set amount random(1000, 9999)
 BEGIN;
 -- The duplicate guard (identity: 64 hex characters, as hex(sha256)).
-INSERT INTO answered (identity, answered_at) VALUES (md5('a' || :oid::text) || md5('b' || :oid::text), :now) ON CONFLICT DO NOTHING;
+INSERT INTO answered (project_id, orderid, identity, answered_at) VALUES ('123', :oid::text, md5('a' || :oid::text) || md5('b' || :oid::text), :now) ON CONFLICT DO NOTHING;
 -- The order, under lock.
 SELECT project_id, orderid, amount, currency, state, flag, refunded_amount, fulfilled_at, returned_at, return_token FROM orders WHERE project_id = '123' AND orderid = :oid::text LIMIT 1 FOR UPDATE;
 -- The stored callback (raw_query about as long as a real data+ss2 query).

@@ -37,10 +37,13 @@
 #   RETENTION_PASS  1 (0: skip phases 3 and 4)
 #   PARTITION_ONLY  0 (1: phase 4 alone, on the SCALE_DB an earlier run
 #                left; it takes the day after the oldest left)
-#   PAID_AB      0 (N: instead of the phases, NEW new paid callbacks N times
-#                alternately on a fresh empty database, SCALE_DB_empty, and
-#                on the history an earlier run left in SCALE_DB: the paired
-#                comparison of the paid path, one column pair per turn)
+#   PAID_AB      0 (N: instead of the phases, N turns of the paired
+#                comparison of the paid path: two payhooks at once, one on a
+#                fresh empty database (SCALE_DB_empty), one on the history an
+#                earlier run left in SCALE_DB (on PORT+2 and PORT+3), and
+#                NEW new paid callbacks for each, sent alternately one to
+#                each, so that the machine's noise falls on both alike; one
+#                column pair per turn)
 #   COLD         0 (1, with PAID_AB, as root: the kernel's page cache dropped
 #                before each turn, so the history's pages come from disk, as
 #                on a server whose history outgrew its memory)
@@ -106,6 +109,7 @@ grep -qaF "$newest" "$PAYHOOK_BIN" ||
 TMP=$(mktemp -d /tmp/scale-bench-XXXXXX)
 RESULTS=$TMP/results.jsonl
 PH_PID=
+PH_PIDS=()
 cleanup() {
     local rc=$?
     stop_payhook
@@ -153,6 +157,7 @@ fresh_database() {
 start_payhook() {
     env -i "${PAYHOOK_ENV[@]}" "$PAYHOOK_BIN" serve >>"$TMP/payhook-${1// /-}.log" 2>&1 &
     PH_PID=$!
+    PH_PIDS+=("$PH_PID")
     local i
     for i in $(seq 600); do
         [[ $(curl -s -o /dev/null -w '%{http_code}' "$PUBLIC_URL/readyz" || true) == 200 ]] && break
@@ -176,11 +181,16 @@ start_payhook() {
     fi
 }
 
+# Stops every payhook started (PAID_AB runs two at once).
 stop_payhook() {
-    if [[ -n $PH_PID ]] && kill -0 "$PH_PID" 2>/dev/null; then
-        kill -TERM "$PH_PID"
-        wait "$PH_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${PH_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    PH_PIDS=()
     PH_PID=
 }
 
@@ -429,6 +439,8 @@ if ((PAID_AB)); then
     meta=("binary built=$(date -u -r "$PAYHOOK_BIN" +%FT%TZ)" "new paid callbacks per turn=$NEW"
           "page cache dropped before each turn=$COLD"
           "history=$(pg_val "SELECT count(*) FROM callbacks") callback rows")
+    history_public=http://127.0.0.1:$((PORT + 2))
+    history_admin=http://127.0.0.1:$((PORT + 3))
     for ((turn = 1; turn <= PAID_AB; turn++)); do
         first=$((base + (2 * turn - 2) * NEW))
         DB=${history_db}_empty
@@ -436,15 +448,18 @@ if ((PAID_AB)); then
         fresh_database
         drop_page_cache
         start_payhook "empty $turn"
-        helper_callbacks paid "empty $turn" --first "$first" --count "$NEW"
-        stop_payhook
         DB=$history_db
-        PAYHOOK_ENV=("${saved_env[@]}")
-        drop_page_cache
-        start_payhook "history $turn"
-        helper_callbacks paid "history $turn" --first "$((first + NEW))" --count "$NEW"
+        mkdir -p "$TMP/data-b"
+        PAYHOOK_ENV=("${saved_env[@]}" PAYHOOK_BIND="127.0.0.1:$((PORT + 2))"
+                     PAYHOOK_ADMIN_BIND="127.0.0.1:$((PORT + 3))" PAYHOOK_DATA_DIR="$TMP/data-b")
+        PUBLIC_URL=$history_public start_payhook "history $turn"
+        python3 "$HELPER" paid-pair --public "$PUBLIC_URL" --admin "$ADMIN_URL" \
+            --public-b "$history_public" --admin-b "$history_admin" --out "$RESULTS" \
+            --phase "empty $turn" --phase-b "history $turn" --project "$PROJECT_ID" \
+            --callbacks "$CB_FILE" --first "$first" --first-b "$((first + NEW))" --count "$NEW"
         stop_payhook
     done
+    PAYHOOK_ENV=("${saved_env[@]}")
     python3 "$HELPER" table "$RESULTS" "${meta[@]}"
     exit 0
 fi

@@ -231,6 +231,18 @@ def cmd_register(a):
     register(a, Client(a.admin), orders)
 
 
+def send_paid(public, line):
+    """One paid callback of the generated file; its answer time in seconds."""
+    # The generator writes whole request paths: /paysera/callback?data=...
+    path = line if line.startswith('/') else '/paysera/callback?' + line
+    # No retry: a second send would be a duplicate delivery, another path.
+    status, _, data, secs = public.request('GET', path, retry=False)
+    expect(status, data, 'GET /paysera/callback (order %s)' % path[:60])
+    if data.strip() != b'OK':
+        die('a paid callback answered %r, not OK' % data[:200])
+    return secs
+
+
 def cmd_paid(a):
     orders, lines = callbacks_slice(a)
     if not a.registered:
@@ -242,14 +254,7 @@ def cmd_paid(a):
         # Sent until the file named by --until appears (a pass is over).
         if a.until and os.path.exists(a.until):
             break
-        # The generator writes whole request paths: /paysera/callback?data=...
-        path = line if line.startswith('/') else '/paysera/callback?' + line
-        # No retry: a second send would be a duplicate delivery, another path.
-        status, _, data, secs = public.request('GET', path, retry=False)
-        expect(status, data, 'GET /paysera/callback (order %s)' % path[:60])
-        if data.strip() != b'OK':
-            die('a paid callback answered %r, not OK' % data[:200])
-        paid.append(secs)
+        paid.append(send_paid(public, line))
     if not paid:
         if not a.until:
             die('no paid callback was sent')
@@ -260,6 +265,28 @@ def cmd_paid(a):
         print('[scale-bench] warning: the %d callbacks ran out before %s appeared'
               % (len(lines), a.until), file=sys.stderr)
     write(a, summary('GET /paysera/callback (new paid)', paid))
+
+
+def cmd_paid_pair(a):
+    """Two services at once (--public/--admin, --public-b/--admin-b), each
+    with its own callbacks (from --first, from --first-b, --count each): the
+    orders registered on each, then the paid callbacks sent alternately, one
+    to each in turn, so that whatever else slows the machine meanwhile slows
+    both alike. One summary per service, as phases --phase and --phase-b."""
+    b = argparse.Namespace(**vars(a))
+    b.first = a.first_b
+    orders_a, lines_a = callbacks_slice(a)
+    orders_b, lines_b = callbacks_slice(b)
+    register(a, Client(a.admin), orders_a)
+    register(b, Client(a.admin_b), orders_b)
+    public_a, public_b = Client(a.public), Client(a.public_b)
+    paid_a, paid_b = [], []
+    for line_a, line_b in zip(lines_a, lines_b):
+        paid_a.append(send_paid(public_a, line_a))
+        paid_b.append(send_paid(public_b, line_b))
+    write(a, summary('GET /paysera/callback (new paid)', paid_a))
+    b.phase = a.phase_b
+    write(b, summary('GET /paysera/callback (new paid)', paid_b))
 
 
 def cmd_table(a):
@@ -299,7 +326,7 @@ def main():
     sub = p.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('constants')
     c.add_argument('gen')
-    for name in ('reads', 'paid', 'register'):
+    for name in ('reads', 'paid', 'register', 'paid-pair'):
         s = sub.add_parser(name)
         s.add_argument('--public', required=True)
         s.add_argument('--admin', required=True)
@@ -313,7 +340,7 @@ def main():
     r.add_argument('--callback-id', type=int, required=True)
     r.add_argument('--after', type=int, required=True)
     r.add_argument('--dump', help='a directory for the last answer of each path')
-    for name in ('paid', 'register'):
+    for name in ('paid', 'register', 'paid-pair'):
         pd = sub.choices[name]
         pd.add_argument('--callbacks', required=True)
         pd.add_argument('--first', type=int, default=0, help='the first callback of the file to use')
@@ -321,6 +348,11 @@ def main():
     pd = sub.choices['paid']
     pd.add_argument('--registered', action='store_true', help='the orders are registered already')
     pd.add_argument('--until', help='stop sending once this file exists')
+    pp = sub.choices['paid-pair']
+    pp.add_argument('--public-b', required=True)
+    pp.add_argument('--admin-b', required=True)
+    pp.add_argument('--phase-b', required=True)
+    pp.add_argument('--first-b', type=int, required=True)
     t = sub.add_parser('table')
     t.add_argument('results')
     t.add_argument('meta', nargs='*')
@@ -328,7 +360,7 @@ def main():
     if getattr(a, 'repeat', 1) < 1:
         die('--repeat must be at least 1')
     {'constants': cmd_constants, 'reads': cmd_reads, 'paid': cmd_paid,
-     'register': cmd_register, 'table': cmd_table}[a.cmd](a)
+     'register': cmd_register, 'paid-pair': cmd_paid_pair, 'table': cmd_table}[a.cmd](a)
 
 
 if __name__ == '__main__':
