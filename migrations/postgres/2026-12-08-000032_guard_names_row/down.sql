@@ -152,3 +152,5 @@ BEGIN
     RETURN ids;
 END
 $$;
+
+DROP FUNCTION payhook_take_guard(TEXT, TEXT, TEXT, BIGINT, TEXT);

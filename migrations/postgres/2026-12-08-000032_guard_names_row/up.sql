@@ -48,10 +48,29 @@ ALTER TABLE answered ADD CONSTRAINT answered_pkey PRIMARY KEY (project_id, order
 DROP INDEX callbacks_first_of_delivery;
 
 -- The functions that write the guard, as in migrations 000027 (payhook_claim)
--- and 000028 (the paid writes), with its key. payhook_claim takes the guard's
+-- and 000028 (the paid writes), with its key, taken in one function. payhook_claim takes the guard's
 -- order id apart from the order it locks: a callback may name an order it
 -- does not lock (a captured notification's pointer).
 DROP FUNCTION payhook_claim(TEXT, BIGINT, TEXT, TEXT, TEXT, BOOLEAN);
+
+-- payhook_take_guard: the one place the guard is taken on PostgreSQL (on
+-- SQLite, `claim_in_statements`): true when this transaction took it, false
+-- when it was held already (a second transaction waits here until the first
+-- commits, then sees the conflict).
+CREATE FUNCTION payhook_take_guard(
+    p_project TEXT, p_orderid TEXT, p_identity TEXT, p_at BIGINT, p_attempt TEXT
+) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    taken INTEGER;
+BEGIN
+    INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
+    VALUES (p_project, p_orderid, p_identity, p_at, p_attempt)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS taken = ROW_COUNT;
+    RETURN taken = 1;
+END
+$$;
+
 CREATE FUNCTION payhook_claim(
     p_identity TEXT, p_now BIGINT, p_attempt TEXT, p_project TEXT, p_orderid TEXT,
     p_create BOOLEAN, p_guard_orderid TEXT
@@ -62,13 +81,10 @@ CREATE FUNCTION payhook_claim(
     o_snapshot_at BIGINT, o_paysera_order_id TEXT, o_amount_mode TEXT
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    claimed INTEGER;
+    claimed BOOLEAN;
 BEGIN
-    INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
-    VALUES (p_project, p_guard_orderid, p_identity, p_now, p_attempt)
-    ON CONFLICT DO NOTHING;
-    GET DIAGNOSTICS claimed = ROW_COUNT;
-    IF claimed = 1 AND p_orderid IS NOT NULL THEN
+    claimed := payhook_take_guard(p_project, p_guard_orderid, p_identity, p_now, p_attempt);
+    IF claimed AND p_orderid IS NOT NULL THEN
         IF p_create THEN
             INSERT INTO orders (project_id, orderid, state, created_at, updated_at)
             VALUES (p_project, p_orderid, 'awaiting_payment', p_now, p_now)
@@ -85,7 +101,7 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    RETURN QUERY SELECT claimed = 1, NULL::TEXT, NULL::TEXT, NULL::BIGINT, NULL::TEXT,
+    RETURN QUERY SELECT claimed, NULL::TEXT, NULL::TEXT, NULL::BIGINT, NULL::TEXT,
         NULL::TEXT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::TEXT, NULL::BIGINT,
         NULL::BOOLEAN, NULL::BIGINT, NULL::BIGINT, NULL::TEXT, NULL::TEXT;
 END
@@ -129,14 +145,9 @@ CREATE OR REPLACE FUNCTION payhook_pay(
     p_raw_length BIGINT, p_raw_sha256 TEXT
 ) RETURNS BIGINT LANGUAGE plpgsql AS $$
 DECLARE
-    claimed INTEGER;
 BEGIN
     IF p_attempt IS NOT NULL THEN
-        INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
-        VALUES (p_project, p_orderid, p_identity, p_received_at, p_attempt)
-        ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS claimed = ROW_COUNT;
-        IF claimed = 0 THEN
+        IF NOT payhook_take_guard(p_project, p_orderid, p_identity, p_received_at, p_attempt) THEN
             RETURN NULL;
         END IF;
         UPDATE orders SET state = 'paid', fulfilled_at = p_received_at, updated_at = p_received_at
@@ -164,15 +175,11 @@ CREATE OR REPLACE FUNCTION payhook_pay_batch(
     p_raw_length BIGINT[], p_raw_sha256 TEXT[]
 ) RETURNS BIGINT[] LANGUAGE plpgsql SET lock_timeout = '100ms' AS $$
 DECLARE
-    claimed INTEGER;
     ids BIGINT[] := '{}';
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_identity, 1), 0) LOOP
-        INSERT INTO answered (project_id, orderid, identity, answered_at, attempt)
-        VALUES (p_project[i], p_orderid[i], p_identity[i], p_received_at[i], p_attempt[i])
-        ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS claimed = ROW_COUNT;
-        IF claimed = 0 THEN
+        IF NOT payhook_take_guard(p_project[i], p_orderid[i], p_identity[i], p_received_at[i],
+                                  p_attempt[i]) THEN
             ids := ids || NULL::BIGINT;
             CONTINUE;
         END IF;
