@@ -49,7 +49,7 @@ impl Store {
                 raw_unsigned: None,
                 duplicate_of: None,
             };
-            insert_callback(conn, &row)
+            insert_callback(conn, &row, None)
         })
     }
 
@@ -74,29 +74,45 @@ impl Store {
 /// Inserts are written as `.eq()` tuples rather than from `Insertable` structs:
 /// diesel never caches a statement that may hold `DEFAULT` (an `Option` field of
 /// a struct), and a prepared, cached statement is half the database's work here.
-fn insert_callback(conn: &mut Conn<'_>, row: &NewCallback<'_>) -> QueryResult<i64> {
+///
+/// `id`: the one the duplicate guard names for this row (PostgreSQL,
+/// `payhook_take_guard`); `None` takes the next of the sequence.
+fn insert_callback(
+    conn: &mut Conn<'_>,
+    row: &NewCallback<'_>,
+    id: Option<i64>,
+) -> QueryResult<i64> {
     let reason = row.reason.map(no_nul);
-    dispatch!(conn, c => diesel::insert_into(callbacks::table)
-        .values((
-            callbacks::received_at.eq(row.received_at),
-            callbacks::project_id.eq(row.project_id),
-            callbacks::orderid.eq(row.orderid),
-            callbacks::identity.eq(row.identity),
-            callbacks::outcome.eq(row.outcome),
-            callbacks::reason.eq(reason.as_deref()),
-            callbacks::http_status.eq(row.http_status),
-            callbacks::method.eq(row.method),
-            callbacks::raw_query.eq(row.raw_query),
-            callbacks::remote_addr.eq(row.remote_addr),
-            callbacks::raw_length.eq(row.raw_length),
-            callbacks::raw_sha256.eq(row.raw_sha256),
-            callbacks::raw_truncated.eq(row.raw_truncated),
-            callbacks::api.eq(row.api),
-            callbacks::raw_unsigned.eq(row.raw_unsigned),
-            callbacks::duplicate_of.eq(row.duplicate_of),
-        ))
-        .returning(callbacks::id)
-        .get_result(c))
+    let columns = (
+        callbacks::received_at.eq(row.received_at),
+        callbacks::project_id.eq(row.project_id),
+        callbacks::orderid.eq(row.orderid),
+        callbacks::identity.eq(row.identity),
+        callbacks::outcome.eq(row.outcome),
+        callbacks::reason.eq(reason.as_deref()),
+        callbacks::http_status.eq(row.http_status),
+        callbacks::method.eq(row.method),
+        callbacks::raw_query.eq(row.raw_query),
+        callbacks::remote_addr.eq(row.remote_addr),
+        callbacks::raw_length.eq(row.raw_length),
+        callbacks::raw_sha256.eq(row.raw_sha256),
+        callbacks::raw_truncated.eq(row.raw_truncated),
+        callbacks::api.eq(row.api),
+        callbacks::raw_unsigned.eq(row.raw_unsigned),
+        callbacks::duplicate_of.eq(row.duplicate_of),
+    );
+    // Two statements rather than an `Option` column, which diesel would not
+    // cache (see above).
+    match id {
+        Some(id) => dispatch!(conn, c => diesel::insert_into(callbacks::table)
+            .values((callbacks::id.eq(id), columns))
+            .returning(callbacks::id)
+            .get_result(c)),
+        None => dispatch!(conn, c => diesel::insert_into(callbacks::table)
+            .values(columns)
+            .returning(callbacks::id)
+            .get_result(c)),
+    }
 }
 
 fn record_in(
@@ -118,7 +134,11 @@ fn record_in(
 
     // The guard: only one transaction at a time can hold an identity; a second
     // one waits here until the first commits, then sees the conflict.
-    let (fresh, order) = match conn {
+    let Claim {
+        fresh,
+        order,
+        callback_id: named_id,
+    } = match conn {
         Conn::Pg(_) => claim_in_one_statement(conn, guard, now, &incoming.attempt, lock)?,
         Conn::Sqlite(_) => claim_in_statements(conn, guard, now, &incoming.attempt, lock)?,
     };
@@ -152,13 +172,11 @@ fn record_in(
     }
 
     let paid = orderid.and_then(|orderid| PaidWrite::fitting(&decision, &row, callback, orderid));
-    // `named`: the guard already names the row (the paid writes' statement
-    // did it, see `payhook_paid_rows`).
-    let (callback_id, named) = match paid {
+    let callback_id = match (paid, named_id) {
         // The paid path, PostgreSQL: every write in one statement (one round trip).
-        Some(paid) if matches!(conn, Conn::Pg(_)) => (paid.write_in(conn)?, true),
+        (Some(paid), Some(id)) => paid.write_in(conn, id)?,
         _ => {
-            let callback_id = insert_callback(conn, &row)?;
+            let callback_id = insert_callback(conn, &row, named_id)?;
             if let Some(orderid) = orderid {
                 apply_change(conn, callback, &decision, orderid, callback_id, now)?;
                 if let Some(progress) = &decision.progress {
@@ -178,20 +196,24 @@ fn record_in(
                     ))
                     .execute(c))?;
             }
-            (callback_id, false)
+            callback_id
         }
     };
     if fresh && !decision.keeps_claim() {
         dispatch!(conn, c => diesel::delete(answered::table.find(guard.key())).execute(c))?;
-    } else if fresh && !named {
-        // The guard names its row, for the duplicates that will point at it,
-        // and keeps the flag for a retry of this request (see
-        // `own_earlier_attempt`), so that its alert is not lost.
+    } else if fresh && named_id.is_none() {
+        // SQLite: the guard names its row once it is written, for the
+        // duplicates that will point at it.
         dispatch!(conn, c => diesel::update(answered::table.find(guard.key()))
-            .set((
-                answered::callback_id.eq(callback_id),
-                answered::flag.eq(decision.flag.map(Flag::as_str)),
-            ))
+            .set(answered::callback_id.eq(callback_id))
+            .execute(c))?;
+    }
+    if let Some(flag) = decision.flag.filter(|_| fresh && decision.keeps_claim()) {
+        // Kept with the guard for a retry of this request (see
+        // `own_earlier_attempt`), so that its alert is not lost. Only flagged
+        // callbacks pay this round trip; the paid path has no flag.
+        dispatch!(conn, c => diesel::update(answered::table.find(guard.key()))
+            .set(answered::flag.eq(flag.as_str()))
             .execute(c))?;
     }
     let flood = match row.duplicate_of {
@@ -458,6 +480,15 @@ fn apply_change(
     Ok(())
 }
 
+/// What taking the guard gave: whether this transaction holds it now, the
+/// order (locked), and on PostgreSQL the id the guard names for the callback
+/// row this transaction writes (on SQLite the row is named once written).
+struct Claim {
+    fresh: bool,
+    order: Option<OrderRow>,
+    callback_id: Option<i64>,
+}
+
 /// `claim_in_one_statement`, statement by statement, on SQLite: its immediate
 /// transaction already holds the database's write lock, so the order is read,
 /// not locked row by row.
@@ -467,7 +498,7 @@ fn claim_in_statements(
     now: i64,
     attempt: &str,
     lock: Option<OrderLock<'_>>,
-) -> QueryResult<(bool, Option<OrderRow>)> {
+) -> QueryResult<Claim> {
     let project = guard.project;
     let fresh = dispatch!(conn, c => diesel::insert_into(answered::table)
         .values((
@@ -480,8 +511,13 @@ fn claim_in_statements(
         .on_conflict_do_nothing()
         .execute(c))?
         == 1;
+    let claim = |order| Claim {
+        fresh,
+        order,
+        callback_id: None,
+    };
     let Some(lock) = lock.filter(|_| fresh) else {
-        return Ok((fresh, None));
+        return Ok(claim(None));
     };
     if lock.create_if_missing {
         ensure_order_row(conn, project, lock.orderid, now)?;
@@ -492,15 +528,17 @@ fn claim_in_statements(
         .select(OrderRow::as_select())
         .first(c)
         .optional())?;
-    Ok((true, order))
+    Ok(claim(order))
 }
 
-/// What `payhook_claim` (migration `000009_claim_function`) answers: whether the guard was taken,
-/// and the order locked, when there is one.
+/// What `payhook_claim` (migrations `000009_claim_function` to `000032_guard_names_row`)
+/// answers: the id the guard names when this call took it, and the order locked, when there is
+/// one.
 #[derive(QueryableByName)]
 struct Claimed {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    fresh: bool,
+    /// The id the guard names, when this call took it.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    callback_id: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     o_project_id: Option<String>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -543,7 +581,7 @@ fn claim_in_one_statement(
     now: i64,
     attempt: &str,
     lock: Option<OrderLock<'_>>,
-) -> QueryResult<(bool, Option<OrderRow>)> {
+) -> QueryResult<Claim> {
     use diesel::sql_types::{BigInt, Bool, Nullable, Text};
     let Conn::Pg(c) = conn else {
         unreachable!("only called on PostgreSQL")
@@ -577,7 +615,11 @@ fn claim_in_one_statement(
         }),
         _ => None,
     };
-    Ok((claimed.fresh, order))
+    Ok(Claim {
+        fresh: claimed.callback_id.is_some(),
+        order,
+        callback_id: claimed.callback_id,
+    })
 }
 
 #[cfg(test)]

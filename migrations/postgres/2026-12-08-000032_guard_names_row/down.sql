@@ -15,6 +15,12 @@ CREATE INDEX callbacks_first_of_delivery ON callbacks (identity, id)
     WHERE identity IS NOT NULL AND duplicate_of IS NULL;
 
 DROP FUNCTION payhook_claim(TEXT, BIGINT, TEXT, TEXT, TEXT, BOOLEAN, TEXT);
+DROP FUNCTION payhook_pay(TEXT, BIGINT, BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, INTEGER, TEXT,
+                          TEXT, TEXT, TEXT, BIGINT, TEXT, BOOLEAN, TEXT, BIGINT, TEXT);
+DROP FUNCTION payhook_paid_rows(BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, INTEGER, TEXT, TEXT,
+                                TEXT, TEXT, BIGINT, TEXT, BOOLEAN, TEXT, BIGINT, TEXT);
+DROP FUNCTION payhook_take_guard(TEXT, TEXT, TEXT, BIGINT, TEXT);
+DROP FUNCTION payhook_name_guard(tid);
 CREATE FUNCTION payhook_claim(
     p_identity TEXT, p_now BIGINT, p_attempt TEXT, p_project TEXT, p_orderid TEXT,
     p_create BOOLEAN
@@ -53,7 +59,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION payhook_paid_rows(
+CREATE FUNCTION payhook_paid_rows(
     p_received_at BIGINT, p_project TEXT, p_orderid TEXT, p_identity TEXT, p_outcome TEXT,
     p_reason TEXT, p_http_status INTEGER, p_method TEXT, p_raw_query TEXT, p_remote_addr TEXT,
     p_api TEXT, p_amount BIGINT, p_currency TEXT, p_checked BOOLEAN, p_payload TEXT,
@@ -78,7 +84,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION payhook_pay(
+CREATE FUNCTION payhook_pay(
     p_attempt TEXT, p_commit_by BIGINT,
     p_received_at BIGINT, p_project TEXT, p_orderid TEXT, p_identity TEXT, p_outcome TEXT,
     p_reason TEXT, p_http_status INTEGER, p_method TEXT, p_raw_query TEXT, p_remote_addr TEXT,
@@ -152,5 +158,3 @@ BEGIN
     RETURN ids;
 END
 $$;
-
-DROP FUNCTION payhook_take_guard(TEXT, TEXT, TEXT, BIGINT, TEXT);

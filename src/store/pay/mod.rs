@@ -87,7 +87,7 @@ impl Store {
                 let Conn::Pg(c) = conn else {
                     unreachable!("only called on PostgreSQL")
                 };
-                Ok(write.run(c, Some(&guard))?)
+                Ok(write.run(c, &guard)?)
             }),
         };
         match written {
@@ -124,12 +124,13 @@ fn violated(e: &DieselError, constraint: &str) -> bool {
 }
 
 diesel::define_sql_function! {
-    /// Migration `000028_one_paid_contract`: a cached prepared statement, not
-    /// one parsed per call.
+    /// Migrations `000028_one_paid_contract` and `000032_guard_names_row`: a
+    /// cached prepared statement, not one parsed per call.
     #[allow(clippy::too_many_arguments)] // the function's own parameters
     fn payhook_pay(
         attempt: Nullable<Text>,
         commit_by: Nullable<BigInt>,
+        callback_id: Nullable<BigInt>,
         received_at: BigInt,
         project: Text,
         orderid: Text,
@@ -225,26 +226,40 @@ impl PaidWrite {
     }
 
     /// Inside the general path's transaction, which holds the guard and the
-    /// order already (PostgreSQL only): the callback's id.
-    pub(super) fn write_in(&self, conn: &mut Conn<'_>) -> diesel::QueryResult<i64> {
+    /// order already (PostgreSQL only), as the callback `callback_id` the
+    /// guard names: that id.
+    pub(super) fn write_in(
+        &self,
+        conn: &mut Conn<'_>,
+        callback_id: i64,
+    ) -> diesel::QueryResult<i64> {
         let Conn::Pg(c) = conn else {
             unreachable!("only called on PostgreSQL")
         };
-        self.run(c, None)?
+        self.call(c, None, Some(callback_id))?
             .ok_or_else(|| DieselError::DeserializationError("payhook_pay wrote nothing".into()))
     }
 
-    /// `payhook_pay`. With `guard`, a first delivery on its own: the guard and
-    /// the order check first (`None`: the guard was held, nothing written).
-    /// Without, inside a transaction that already holds both.
+    /// `payhook_pay` for a first delivery on its own: the guard and the order
+    /// check first (`None`: the guard was held, nothing written).
     pub(super) fn run(
         &self,
         c: &mut PgConnection,
+        guard: &Guard,
+    ) -> diesel::QueryResult<Option<i64>> {
+        self.call(c, Some(guard), None)
+    }
+
+    fn call(
+        &self,
+        c: &mut PgConnection,
         guard: Option<&Guard>,
+        callback_id: Option<i64>,
     ) -> diesel::QueryResult<Option<i64>> {
         diesel::select(payhook_pay(
             guard.map(|g| g.attempt.as_str()),
             guard.and_then(|g| g.commit_by),
+            callback_id,
             self.received_at,
             &self.project,
             &self.orderid,
