@@ -75,8 +75,8 @@ impl Store {
 /// diesel never caches a statement that may hold `DEFAULT` (an `Option` field of
 /// a struct), and a prepared, cached statement is half the database's work here.
 ///
-/// `id`: the one the duplicate guard names for this row (PostgreSQL,
-/// `payhook_take_guard`); `None` takes the next of the sequence.
+/// `id`: the one the duplicate guard names for this row (PostgreSQL: drawn
+/// by `payhook_claim`); `None` takes the next of the sequence.
 fn insert_callback(
     conn: &mut Conn<'_>,
     row: &NewCallback<'_>,
