@@ -81,10 +81,14 @@ answer=$(curl -sS "http://127.0.0.1:$public_port/paysera/callback?data=${data//=
 # The checks the contract is about; the others judge API design (e.g. that
 # every schema-valid body is accepted), not conformance.
 # From the temp dir: schemathesis keeps its cache in the working directory.
+# One worker: with two threads, Debian's Python 3.11.7 sometimes fails inside
+# hypothesis's ast.parse with "AST constructor recursion depth mismatch"
+# (CPython gh-106905, a race fixed in 3.11.8), a Runtime Error that fails
+# this check whatever payhook answers.
 (cd "$work" && "$venv/bin/schemathesis" run "$admin/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples 40 --workers 2 --seed 1 --no-color) >"$work/schemathesis.log" 2>&1 || status=$?
+  --max-examples 40 --workers 1 --seed 1 --no-color) >"$work/schemathesis.log" 2>&1 || status=$?
 tail -n 25 "$work/schemathesis.log"
 if ((${status:-0} != 0)); then
   echo "FAIL: schemathesis found answers outside the contract (exit $status)" >&2
