@@ -6,6 +6,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
+use tokio::task::JoinHandle;
 
 use crate::alerts::{AlertCounters, AlertKind};
 use crate::domain::Outcome;
@@ -261,18 +262,18 @@ impl Metrics {
     /// On PostgreSQL, exports the replication gauges and keeps them fresh
     /// from `store` in a task of their own; on SQLite, nothing. Once per
     /// registry: a second call leaves the first one's gauges alone.
-    pub fn watch_replication(&self, store: Store) {
+    pub fn watch_replication(&self, store: Store) -> Option<JoinHandle<()>> {
         if !store.has_replication() {
-            return;
+            return None;
         }
         let gauges = ReplicationGauges::new();
         for collector in gauges.collectors() {
             if let Err(e) = self.registry.register(collector) {
                 tracing::warn!(error = %e, "replication gauges not registered");
-                return;
+                return None;
             }
         }
-        replication::spawn(store, gauges);
+        Some(replication::spawn(store, gauges))
     }
 
     /// The text exposition format.

@@ -13,6 +13,7 @@ use actix_web::dev::{
 use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 use anyhow::Context;
+use tokio::task::JoinHandle;
 
 use crate::alerts::{AlertCounters, Alerter, Mailer};
 use crate::config::Settings;
@@ -36,6 +37,31 @@ pub struct Application {
     limits: ConnectionLimits,
     drain_delay: std::time::Duration,
     outbox: Option<crate::notify::Outbox>,
+    background: Background,
+}
+
+/// The service's periodic tasks (pruners, rollup, eraser, scanners), ended
+/// when it stops or fails to start. Each holds a handle on the store, and so
+/// keeps its pool's connections open: an instance that stopped must give them
+/// back to the server, whose `max_connections` instances that come and go
+/// (rolling deploys, embedding) share. A task ended between two passes loses
+/// nothing: each pass is one transaction, and a blocking pass under way runs
+/// to its end.
+#[derive(Default)]
+struct Background(Vec<JoinHandle<()>>);
+
+impl Background {
+    fn add(&mut self, task: impl Into<Option<JoinHandle<()>>>) {
+        self.0.extend(task.into());
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Stops a running application the way a SIGTERM does.
@@ -323,22 +349,30 @@ impl Application {
                 Alerter::disabled(counters.clone())
             }
         };
+        let mut background = Background::default();
         if settings.http.public_url.is_some() {
-            crate::alerts::spawn_scanner(
+            background.add(crate::alerts::spawn_scanner(
                 store.clone(),
                 settings.alerts.missed_callback_after,
                 settings.alerts.missed_callback_window,
                 counters,
                 alerter.clone(),
-            );
+            ));
         }
         let db = &settings.database;
-        spawn_pruner(store.clone(), Pruned::Rejected, db.rejected_retention);
-        spawn_pruner(store.clone(), Pruned::Duplicates, db.duplicate_retention);
-        spawn_pruner(store.clone(), Pruned::Captured, db.captured_retention);
-        spawn_rollup(store.clone());
-        crate::pipeline::erase::spawn_eraser(pipeline.clone(), db.pii_retention);
-        metrics.watch_replication(store.clone());
+        for (what, retention) in [
+            (Pruned::Rejected, db.rejected_retention),
+            (Pruned::Duplicates, db.duplicate_retention),
+            (Pruned::Captured, db.captured_retention),
+        ] {
+            background.add(spawn_pruner(store.clone(), what, retention));
+        }
+        background.add(spawn_rollup(store.clone()));
+        background.add(crate::pipeline::erase::spawn_eraser(
+            pipeline.clone(),
+            db.pii_retention,
+        ));
+        background.add(metrics.watch_replication(store.clone()));
         metrics.gateways(pipeline.gateway_names());
         let http = &settings.http;
         let mut state = AppState {
@@ -508,6 +542,7 @@ impl Application {
             limits,
             drain_delay: settings.http.drain_delay,
             outbox,
+            background,
         })
     }
 
@@ -547,6 +582,7 @@ impl Application {
             stop.stop().await;
         });
         let (a, b) = tokio::join!(self.public, self.admin);
+        drop(self.background);
         a.and(b)
     }
 }

@@ -8,6 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
 use super::{Alert, AlertCounters, AlertKind, Alerter};
 use crate::store::Store;
 
@@ -17,7 +19,7 @@ pub fn spawn_scanner(
     window: Duration,
     counters: Arc<dyn AlertCounters>,
     alerter: Alerter,
-) {
+) -> JoinHandle<()> {
     let every = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -49,5 +51,5 @@ pub fn spawn_scanner(
                 Err(e) => tracing::warn!(error = %e, "missed-callback scan panicked"),
             }
         }
-    });
+    })
 }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use prometheus::{Gauge, IntGauge};
+use tokio::task::JoinHandle;
 
 use crate::store::{Replication, Store};
 
@@ -56,7 +57,7 @@ impl ReplicationGauges {
 /// store's `bounded` so that a stalled server holds no thread past the
 /// statement bound. A failed read keeps the last values: the database's own
 /// errors have their metric and alert.
-pub(super) fn spawn(store: Store, gauges: ReplicationGauges) {
+pub(super) fn spawn(store: Store, gauges: ReplicationGauges) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(REFRESH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,7 +69,7 @@ pub(super) fn spawn(store: Store, gauges: ReplicationGauges) {
                 Err(e) => tracing::debug!(error = %e, "replication gauges not refreshed"),
             }
         }
-    });
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
+
 use super::actions::{decoded_fields, shown_raw};
 use super::{Api, Pipeline};
 use crate::gateways::Request;
@@ -221,7 +223,7 @@ fn any_string(value: &serde_json::Value, is: &impl Fn(&str) -> bool) -> bool {
 /// Erases what is past `retention` now and then every tenth of it (at least
 /// every second, at most every minute). Every instance may run it: a row is
 /// erased once (`erased_at IS NULL` in the update).
-pub fn spawn_eraser(pipeline: Pipeline, retention: Duration) {
+pub fn spawn_eraser(pipeline: Pipeline, retention: Duration) -> JoinHandle<()> {
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
     tokio::spawn(async move {
@@ -242,5 +244,5 @@ pub fn spawn_eraser(pipeline: Pipeline, retention: Duration) {
                 Err(e) => tracing::warn!(error = %e, "erasing personal data panicked"),
             }
         }
-    });
+    })
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use diesel::sql_types::BigInt;
 use diesel::RunQueryDsl;
+use tokio::task::JoinHandle;
 
 use super::{now_millis, Conn, Store, StoreError};
 
@@ -113,7 +114,7 @@ impl Store {
 /// Prunes `what` now and then every tenth of its retention (at least every
 /// second, at most every hour). Every instance may run it: the batches do not
 /// collide.
-pub fn spawn_pruner(store: Store, what: Pruned, retention: Duration) {
+pub fn spawn_pruner(store: Store, what: Pruned, retention: Duration) -> JoinHandle<()> {
     let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
     tokio::spawn(async move {
@@ -136,5 +137,5 @@ pub fn spawn_pruner(store: Store, what: Pruned, retention: Duration) {
                 Err(e) => tracing::warn!(error = %e, "pruning {} panicked", what.what()),
             }
         }
-    });
+    })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::{OptionalExtension, QueryableByName, RunQueryDsl};
+use tokio::task::JoinHandle;
 
 use super::{dispatch, now_millis, Store, StoreError};
 
@@ -202,7 +203,7 @@ impl Store {
 /// Counts the hours that are over, now and then every minute. Every instance
 /// may run it: the sealed row's lock (PostgreSQL) or the one writer (SQLite)
 /// makes each hour counted once.
-pub fn spawn_rollup(store: Store) {
+pub fn spawn_rollup(store: Store) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -215,7 +216,7 @@ pub fn spawn_rollup(store: Store) {
                 Err(e) => tracing::warn!(error = %e, "counting the journal's hours panicked"),
             }
         }
-    });
+    })
 }
 
 #[cfg(test)]

@@ -321,7 +321,34 @@ async fn instances_starting_together_migrate_a_fresh_database_once(backend: Back
         for app in &apps {
             app.stop.stop().await;
         }
+        drop(apps);
+        if backend == Backend::Postgres {
+            assert_eq!(connections_left(&url).await, 0, "round {round}");
+        }
     }
 }
 
 both_backends!(instances_starting_together_migrate_a_fresh_database_once);
+
+/// The connections other sessions still hold on `url`'s database, once they
+/// stop falling (or after 10 s): stopped instances must give theirs back, or
+/// instances that come and go (rolling deploys, these tests) exhaust the
+/// server's `max_connections`.
+async fn connections_left(url: &str) -> i64 {
+    let sql = "SELECT count(*) FROM pg_stat_activity \
+               WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = url.to_string();
+        let left: i64 = tokio::task::spawn_blocking(move || postgres::psql(&url, sql))
+            .await
+            .unwrap()
+            .expect("pg_stat_activity is readable")
+            .parse()
+            .expect("a count");
+        if left == 0 || Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::paid;
-use crate::support::wait;
+use crate::support::{sqlite, wait};
 
 /// Lock waits and a burst of writers on a shared machine: generous bounds, so
 /// that what is tested is the feed's order, not the machine's speed.
@@ -138,12 +138,7 @@ fn hold_order(app: &TestApp, orderid: &str, held: Duration) -> std::thread::Join
             .unwrap();
         }
         Backend::Sqlite => {
-            let mut c = SqliteConnection::establish(url.trim_start_matches("sqlite:")).unwrap();
-            // The service's own background writers (pruners, the outbox) may
-            // hold the write lock for a moment: wait for it, as they do.
-            diesel::sql_query("PRAGMA busy_timeout = 5000")
-                .execute(&mut c)
-                .unwrap();
+            let mut c = sqlite::connect(&url);
             c.immediate_transaction::<_, diesel::result::Error, _>(|_| {
                 taken_tx.send(()).unwrap();
                 std::thread::sleep(held);

@@ -309,10 +309,7 @@ impl TestApp {
             Backend::Postgres => {
                 query.load(&mut PgConnection::establish(&self.database_url).unwrap())
             }
-            Backend::Sqlite => {
-                let path = self.database_url.trim_start_matches("sqlite:");
-                query.load(&mut SqliteConnection::establish(path).unwrap())
-            }
+            Backend::Sqlite => query.load(&mut sqlite::connect(&self.database_url)),
         };
         rows.unwrap_or_else(|err| panic!("{sql}: {err}"))
     }
@@ -324,14 +321,7 @@ impl TestApp {
             Backend::Postgres => PgConnection::establish(&self.database_url)
                 .unwrap()
                 .batch_execute(sql),
-            Backend::Sqlite => {
-                let mut c =
-                    SqliteConnection::establish(self.database_url.trim_start_matches("sqlite:"))
-                        .unwrap();
-                // The service writes too: wait for its lock, as it waits for ours.
-                c.batch_execute("PRAGMA busy_timeout = 10000;").unwrap();
-                c.batch_execute(sql)
-            }
+            Backend::Sqlite => sqlite::connect(&self.database_url).batch_execute(sql),
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }

@@ -13,6 +13,7 @@ use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::{paid, paid_fields, sign, with, CallbackForm};
 use crate::support::postgres;
 use crate::support::smtp::{subject, SmtpSink};
+use crate::support::sqlite;
 
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
     app.metrics().await
@@ -27,11 +28,9 @@ fn execute(app: &TestApp, sql: &str) {
             let mut c = PgConnection::establish(&app.database_url).unwrap();
             sql.execute(&mut c).unwrap()
         }
-        Backend::Sqlite => {
-            let path = app.database_url.trim_start_matches("sqlite:");
-            let mut c = SqliteConnection::establish(path).unwrap();
-            sql.execute(&mut c).unwrap()
-        }
+        Backend::Sqlite => sql
+            .execute(&mut sqlite::connect(&app.database_url))
+            .unwrap(),
     };
     assert!(changed > 0, "nothing changed");
 }
@@ -408,10 +407,7 @@ async fn the_old_flag_column_is_migrated(backend: Backend) {
     }
     match backend {
         Backend::Postgres => before_order_flags!(&mut PgConnection::establish(&url).unwrap()),
-        Backend::Sqlite => before_order_flags!(&mut SqliteConnection::establish(
-            url.trim_start_matches("sqlite:")
-        )
-        .unwrap()),
+        Backend::Sqlite => before_order_flags!(&mut sqlite::connect(&url)),
     }
     let app = TestApp::spawn_on(backend, &url, dir, &[]).await;
     assert_eq!(app.order("OLD-1").await["flags"], json!(["paid_again"]));

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::helpers::{both_backends, Backend, TestApp, ADMIN_TOKEN};
 use crate::support::gateway::paid;
 use crate::support::smtp::{subject, SmtpSink};
+use crate::support::sqlite;
 
 /// `PAYHOOK_REJECTED_MAX_BYTES`' default: what a duplicate keeps of a request.
 const KEEP: i64 = 2048;
@@ -360,10 +361,7 @@ async fn a_guard_from_before_the_naming_points_its_duplicates_home(backend: Back
         Backend::Postgres => {
             revert_the_naming!(&mut PgConnection::establish(&app.database_url).unwrap())
         }
-        Backend::Sqlite => revert_the_naming!(&mut SqliteConnection::establish(
-            app.database_url.trim_start_matches("sqlite:")
-        )
-        .unwrap()),
+        Backend::Sqlite => revert_the_naming!(&mut sqlite::connect(&app.database_url)),
     }
 
     // A payhook of today migrates it and takes the same delivery again.

@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -25,6 +26,19 @@ pub fn migrated_database(path: &Path) -> String {
     std::fs::write(path, template)
         .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
     format!("sqlite:{}", path.display())
+}
+
+/// A connection of the test's own to the database at `url` (`sqlite:` and a
+/// path) that waits for the write lock as the service's connections do: a
+/// running service's background writers hold it for a moment, and so does
+/// one that stops (the last connection to close checkpoints the WAL).
+pub fn connect(url: &str) -> SqliteConnection {
+    let path = url.trim_start_matches("sqlite:");
+    let mut conn =
+        SqliteConnection::establish(path).unwrap_or_else(|err| panic!("cannot open {path}: {err}"));
+    conn.batch_execute("PRAGMA busy_timeout = 10000")
+        .unwrap_or_else(|err| panic!("{path}: busy_timeout: {err}"));
+    conn
 }
 
 /// Migrates a new file and returns its bytes; the connection is closed first,
