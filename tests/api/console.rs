@@ -237,6 +237,29 @@ fn last_callback_id(app: &TestApp) -> i64 {
     app.count("SELECT max(id) AS n FROM callbacks")
 }
 
+/// The stored callbacks' ids, oldest first. Not 1..=n: ids order the journal,
+/// and a first delivery tried on the fast path against an order not as
+/// assumed leaves a gap (`payhook_take_guard`).
+fn callback_ids(app: &TestApp) -> Vec<i64> {
+    app.query::<Id>("SELECT id FROM callbacks ORDER BY id")
+        .into_iter()
+        .map(|row| row.id)
+        .collect()
+}
+
+/// The first callback stored with `outcome`.
+fn id_of(app: &TestApp, outcome: &str) -> i64 {
+    app.count(&format!(
+        "SELECT min(id) AS n FROM callbacks WHERE outcome = '{outcome}'"
+    ))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
 const PAGES: [&str; 8] = [
     "/ui/",
     "/ui/check",
@@ -410,8 +433,10 @@ async fn every_page_renders_every_outcome(backend: Backend) {
         "the overview links to the self-check, and shows no results of its own"
     );
 
+    let ids = callback_ids(&app);
+    assert_eq!(ids.len(), 15);
     let list = console.ok("/ui/callbacks").await;
-    for id in 1..=15 {
+    for &id in &ids {
         assert!(
             list.contains(&format!("href=\"/ui/callbacks/{id}\"")),
             "{id}"
@@ -425,7 +450,7 @@ async fn every_page_renders_every_outcome(backend: Backend) {
     assert_eq!(console.get("/ui/callbacks?outcome=nope").await.status, 400);
     assert_eq!(console.get("/ui/callbacks?since=1y").await.status, 400);
 
-    for id in 1..=15 {
+    for &id in &ids {
         let page = console.ok(&format!("/ui/callbacks/{id}")).await;
         assert!(page.contains(&format!("<h1>Callback {id}</h1>")));
     }
@@ -434,7 +459,9 @@ async fn every_page_renders_every_outcome(backend: Backend) {
         decoded.contains("<th scope=\"row\">orderid</th><td>A-1</td>"),
         "{decoded}"
     );
-    let tampered = console.ok("/ui/callbacks/14").await;
+    let tampered = console
+        .ok(&format!("/ui/callbacks/{}", id_of(&app, "rejected")))
+        .await;
     assert!(tampered.contains("ss2 signature does not verify"));
     assert!(tampered.contains("does not verify, so it is not decoded"));
     assert_eq!(console.get("/ui/callbacks/999").await.status, 404);
@@ -523,10 +550,14 @@ async fn actions_work_once_and_land_in_the_database(backend: Backend) {
     assert_eq!(last_callback_id(&app), new + 1);
 
     // Replay from the order's story comes back to the story, the new row marked.
-    let replay_3 = console
-        .submit("/ui/orders/A-1", "/ui/callbacks/3/replay")
+    let paid_again = id_of(&app, "paid_again");
+    let replay_paid_again = console
+        .submit(
+            "/ui/orders/A-1",
+            &format!("/ui/callbacks/{paid_again}/replay"),
+        )
         .await;
-    let location = replay_3.location.unwrap();
+    let location = replay_paid_again.location.unwrap();
     assert!(
         location.starts_with("/ui/orders/A-1?done=")
             && location.ends_with(&format!("#callback-{}", new + 2)),

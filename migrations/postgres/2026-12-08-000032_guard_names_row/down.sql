@@ -20,7 +20,6 @@ DROP FUNCTION payhook_pay(TEXT, BIGINT, BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, 
 DROP FUNCTION payhook_paid_rows(BIGINT, BIGINT, TEXT, TEXT, TEXT, TEXT, TEXT, INTEGER, TEXT, TEXT,
                                 TEXT, TEXT, BIGINT, TEXT, BOOLEAN, TEXT, BIGINT, TEXT);
 DROP FUNCTION payhook_take_guard(TEXT, TEXT, TEXT, BIGINT, TEXT);
-DROP FUNCTION payhook_name_guard(tid);
 CREATE FUNCTION payhook_claim(
     p_identity TEXT, p_now BIGINT, p_attempt TEXT, p_project TEXT, p_orderid TEXT,
     p_create BOOLEAN
