@@ -1,6 +1,8 @@
--- The SQL of one paid callback, statement for statement as payhook issues it
--- (src/store/callbacks.rs, order check "registered", a fresh identity for a
--- registered, unpaid order whose amount matches), for pgbench:
+-- The SQL of one paid callback as plain statements, as payhook issued them
+-- before its paid path became one function call (migration 000028; today's
+-- paid writes are payhook_pay and payhook_pay_batch, migration 000032): the
+-- ceiling `scripts/load.sh` reports beside payhook, a registered, unpaid
+-- order whose amount matches and a fresh identity, for pgbench:
 --
 --   pgbench -n -M prepared -c 16 -j 2 -t 2500 -D rep=1 -D n=0 -f scripts/pgbench-paid.sql DB
 --
