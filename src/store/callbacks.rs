@@ -199,18 +199,21 @@ fn record_in(
             callback_id
         }
     };
+    // A guard kept keeps the decision's flag for a retry of this request (see
+    // `own_earlier_attempt`), so that its alert is not lost.
     if fresh && !decision.keeps_claim() {
         dispatch!(conn, c => diesel::delete(answered::table.find(guard.key())).execute(c))?;
     } else if fresh && named_id.is_none() {
         // SQLite: the guard names its row once it is written, for the
         // duplicates that will point at it.
         dispatch!(conn, c => diesel::update(answered::table.find(guard.key()))
-            .set(answered::callback_id.eq(callback_id))
+            .set((
+                answered::callback_id.eq(callback_id),
+                answered::flag.eq(decision.flag.map(Flag::as_str)),
+            ))
             .execute(c))?;
-    }
-    if let Some(flag) = decision.flag.filter(|_| fresh && decision.keeps_claim()) {
-        // Kept with the guard for a retry of this request (see
-        // `own_earlier_attempt`), so that its alert is not lost. Only flagged
+    } else if let Some(flag) = decision.flag.filter(|_| fresh) {
+        // PostgreSQL, whose guard named its row when taken: only flagged
         // callbacks pay this round trip; the paid path has no flag.
         dispatch!(conn, c => diesel::update(answered::table.find(guard.key()))
             .set(answered::flag.eq(flag.as_str()))
