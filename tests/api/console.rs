@@ -237,27 +237,11 @@ fn last_callback_id(app: &TestApp) -> i64 {
     app.count("SELECT max(id) AS n FROM callbacks")
 }
 
-/// The stored callbacks' ids, oldest first. Not 1..=n: ids order the journal,
-/// and a first delivery tried on the fast path against an order not as
-/// assumed leaves a gap (`payhook_take_guard`).
-fn callback_ids(app: &TestApp) -> Vec<i64> {
-    app.query::<Id>("SELECT id FROM callbacks ORDER BY id")
-        .into_iter()
-        .map(|row| row.id)
-        .collect()
-}
-
 /// The first callback stored with `outcome`.
 fn id_of(app: &TestApp, outcome: &str) -> i64 {
     app.count(&format!(
         "SELECT min(id) AS n FROM callbacks WHERE outcome = '{outcome}'"
     ))
-}
-
-#[derive(diesel::QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
 }
 
 const PAGES: [&str; 8] = [
@@ -433,7 +417,7 @@ async fn every_page_renders_every_outcome(backend: Backend) {
         "the overview links to the self-check, and shows no results of its own"
     );
 
-    let ids = callback_ids(&app);
+    let ids = app.ids("callbacks");
     assert_eq!(ids.len(), 15);
     let list = console.ok("/ui/callbacks").await;
     for &id in &ids {

@@ -340,6 +340,16 @@ impl TestApp {
         payhook::store::Store::connect(&config, 2, wait, wait).unwrap()
     }
 
+    /// The ids of `table`'s rows, oldest first, read from the app's database.
+    /// Not 1..=n: on PostgreSQL a callback tried on the fast path against an
+    /// order not as assumed leaves a gap (`payhook_take_guard`).
+    pub fn ids(&self, table: &str) -> Vec<i64> {
+        self.query::<Count>(&format!("SELECT id AS n FROM {table} ORDER BY id"))
+            .into_iter()
+            .map(|row| row.n)
+            .collect()
+    }
+
     /// Runs a `SELECT count(*) AS n …` directly on the app's database.
     pub fn count(&self, sql: &str) -> i64 {
         self.query::<Count>(sql)[0].n

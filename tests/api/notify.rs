@@ -79,18 +79,6 @@ async fn retry(app: &TestApp, id: i64) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// The ids of the outbox, oldest first, read from the database.
-fn event_ids(app: &TestApp) -> Vec<i64> {
-    let n = app.count("SELECT count(*) AS n FROM outbox");
-    (0..n)
-        .map(|i| {
-            app.count(&format!(
-                "SELECT id AS n FROM outbox ORDER BY id LIMIT 1 OFFSET {i}"
-            ))
-        })
-        .collect()
-}
-
 async fn wait_for_state(app: &TestApp, id: i64, state: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -134,7 +122,7 @@ async fn a_failing_shop_gets_the_event_until_it_acknowledges(backend: Backend) {
     app.register("A-1", 1250, "EUR").await;
     let paid_at = Instant::now();
     pay(&app, &paid_fields("A-1", "1250", "EUR")).await;
-    let id = event_ids(&app)[0];
+    let id = app.ids("outbox")[0];
 
     let received = shop
         .wait_until(Duration::from_secs(30), "four attempts", |r| r.len() >= 4)
@@ -267,7 +255,7 @@ async fn a_silent_shop_times_out_and_the_event_ends_dead(backend: Backend) {
     .await;
     app.register("A-1", 1250, "EUR").await;
     pay(&app, &paid_fields("A-1", "1250", "EUR")).await;
-    let id = event_ids(&app)[0];
+    let id = app.ids("outbox")[0];
 
     let dead = wait_for_state(&app, id, "dead", Duration::from_secs(30)).await;
     let log = dead["attempt_log"].as_array().unwrap();
@@ -340,7 +328,7 @@ async fn pending_events_are_delivered_after_a_restart(backend: Backend) {
         first.register(id, 1250, "EUR").await;
         pay(&first, &paid_fields(id, "1250", "EUR")).await;
     }
-    let ids = event_ids(&first);
+    let ids = first.ids("outbox");
     assert_eq!(ids.len(), 3);
     down.wait_until(Duration::from_secs(10), "each event tried", |r| {
         let seen: HashSet<String> = r.iter().map(Received::id).collect();
@@ -417,7 +405,7 @@ async fn two_instances_deliver_two_hundred_events_once_each(backend: Backend) {
         }
     }
     writer.stop.stop().await;
-    let ids = event_ids(&writer);
+    let ids = writer.ids("outbox");
     assert_eq!(ids.len(), 200);
     let lost = ids[99].to_string();
 
@@ -526,7 +514,7 @@ async fn the_feed_pages_through_events_in_id_order(backend: Backend) {
         &with(paid_fields("C-1", "500", "EUR"), "requestid", "555"),
     )
     .await;
-    let ids = event_ids(&app);
+    let ids = app.ids("outbox");
     assert_eq!(ids.len(), 5);
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -681,7 +669,7 @@ async fn a_dead_or_delivered_event_is_sent_again_with_the_same_id(backend: Backe
     .await;
     app.register("A-1", 1250, "EUR").await;
     pay(&app, &paid_fields("A-1", "1250", "EUR")).await;
-    let id = event_ids(&app)[0];
+    let id = app.ids("outbox")[0];
     let dead = wait_for_state(&app, id, "dead", Duration::from_secs(20)).await;
     let tries = dead["attempts"].as_i64().unwrap();
 
@@ -741,7 +729,7 @@ async fn events_of_one_order_arrive_in_creation_order(backend: Backend) {
     )
     .await; // paid
     pay(&app, &paid_fields("B-1", "1250", "EUR")).await;
-    let ids = event_ids(&app);
+    let ids = app.ids("outbox");
     for id in &ids {
         wait_for_state(&app, *id, "delivered", Duration::from_secs(20)).await;
     }
@@ -771,7 +759,7 @@ async fn an_expired_claim_lets_another_worker_take_the_event(backend: Backend) {
         &with(paid_fields("A-1", "1250", "EUR"), "requestid", "2"),
     )
     .await;
-    let ids = event_ids(&app);
+    let ids = app.ids("outbox");
     assert_eq!(ids.len(), 2);
     let config = match backend {
         Backend::Postgres => DatabaseConfig::Postgres {
@@ -894,7 +882,7 @@ async fn each_delivery_pass_sends_what_is_due_once(backend: Backend) {
     let app = TestApp::spawn_stepped(backend, &notify_env(&url, &[])).await;
     app.register("S-1", 1250, "EUR").await;
     pay(&app, &paid_fields("S-1", "1250", "EUR")).await;
-    let id = event_ids(&app)[0];
+    let id = app.ids("outbox")[0];
     assert_eq!(event(&app, id).await["state"], "pending");
     assert!(shop.received().is_empty(), "sent without a pass");
 
@@ -949,7 +937,7 @@ async fn a_redirect_is_a_failure_and_is_not_followed() {
     let app = TestApp::spawn_with(Backend::Sqlite, &notify_env(&url, &[])).await;
     app.register("A-1", 1250, "EUR").await;
     pay(&app, &paid_fields("A-1", "1250", "EUR")).await;
-    let id = event_ids(&app)[0];
+    let id = app.ids("outbox")[0];
     shop.wait_until(Duration::from_secs(10), "retried", |r| r.len() >= 2)
         .await;
     let e = event(&app, id).await;
